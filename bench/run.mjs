@@ -1,0 +1,13 @@
+// npm run bench — runs every benchmark part and prints its figures. Parts can be picked by name:
+//   npm run bench -- startup
+const parts = { startup: () => import('./startup.mjs') };
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const name of wanted.length ? wanted : Object.keys(parts)) {
+  const part = parts[name];
+  if (!part) {
+    console.error(`unknown benchmark part "${name}" (known: ${Object.keys(parts).join(', ')})`);
+    process.exit(2);
+  }
+  const { run } = await part();
+  await run();
+}

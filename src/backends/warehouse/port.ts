@@ -1,0 +1,84 @@
+/**
+ * Warehouse port: the only way services and the engine touch tabular storage. Datasets map to
+ * BigQuery datasets (gcp) or DuckDB schemas (local). Structured operations take identifiers that
+ * the adapter validates and quotes, and values that are always bound as parameters — callers
+ * never splice values into SQL. `query` is the escape hatch for SQL the engine owns; it takes
+ * named parameters written as `@name` in both dialects.
+ */
+export type FieldType = 'STRING' | 'INT64' | 'FLOAT64' | 'NUMERIC' | 'BOOL' | 'TIMESTAMP' | 'DATE' | 'JSON' | 'BYTES';
+
+export interface FieldSpec {
+  name: string;
+  type: FieldType;
+  mode?: 'NULLABLE' | 'REQUIRED';
+  description?: string;
+}
+
+export interface TableSpec {
+  name: string;
+  fields: FieldSpec[];
+  description?: string;
+  /** DATE or TIMESTAMP column the table is partitioned on (BigQuery); ignored locally. */
+  partitionBy?: string;
+  clusterBy?: string[];
+}
+
+/** Values bound as parameters. DATE columns take 'YYYY-MM-DD' strings; TIMESTAMP takes Date. */
+export type Scalar = string | number | bigint | boolean | Date | null;
+export type Row = Record<string, Scalar>;
+
+export type Comparison =
+  | { op: '=' | '!=' | '<' | '<=' | '>' | '>='; value: Scalar }
+  | { op: 'in'; values: Scalar[] }
+  | { op: 'is null' | 'is not null' };
+/** Conjunction of column conditions; a bare scalar means equality (null means IS NULL). */
+export type Where = Record<string, Scalar | Comparison>;
+
+export interface SelectOptions {
+  where?: Where;
+  columns?: string[];
+  orderBy?: Array<[column: string, direction: 'asc' | 'desc']>;
+  limit?: number;
+  offset?: number;
+}
+
+export type WriteOp =
+  | { kind: 'insert'; dataset: string; table: string; rows: Row[] }
+  | { kind: 'update'; dataset: string; table: string; set: Row; where: Where }
+  | { kind: 'delete'; dataset: string; table: string; where: Where };
+
+export interface Warehouse {
+  /** 'duckdb' or 'bigquery': tells the engine which SQL dialect `query` speaks. */
+  readonly dialect: 'duckdb' | 'bigquery';
+  /** Human-readable location for messages, e.g. the DuckDB file or project id. */
+  readonly describe: string;
+
+  datasetExists(dataset: string): Promise<boolean>;
+  /** Creates the dataset when missing; returns whether it was created. */
+  createDataset(dataset: string): Promise<boolean>;
+  /** Drops the dataset and everything in it; a missing dataset is not an error. */
+  dropDataset(dataset: string): Promise<void>;
+  listTables(dataset: string): Promise<string[]>;
+  tableExists(dataset: string, table: string): Promise<boolean>;
+  /** Creates the table when missing; returns whether it was created. */
+  createTable(dataset: string, spec: TableSpec): Promise<boolean>;
+  dropTable(dataset: string, table: string): Promise<void>;
+  /** Current columns, or undefined when the table does not exist. */
+  getTableFields(dataset: string, table: string): Promise<FieldSpec[] | undefined>;
+
+  insert(dataset: string, table: string, rows: Row[]): Promise<void>;
+  select(dataset: string, table: string, options?: SelectOptions): Promise<Row[]>;
+  count(dataset: string, table: string, where?: Where): Promise<number>;
+  /** Returns the number of rows changed. */
+  update(dataset: string, table: string, set: Row, where: Where): Promise<number>;
+  delete(dataset: string, table: string, where: Where): Promise<number>;
+  /** Applies every operation or none of them. */
+  atomic(ops: WriteOp[]): Promise<void>;
+
+  /** Fully qualified, quoted table reference in this warehouse's dialect. */
+  qualify(dataset: string, table: string): string;
+  /** Runs SQL the caller owns. Values go in `params` and appear as `@name` in the text. */
+  query(sql: string, params?: Record<string, Scalar>): Promise<Row[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,25 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../lib/base-command.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { rotateKeys } from '../../services/keys.ts';
+
+export default class KeysRotate extends BaseCommand<typeof KeysRotate> {
+  static override summary = 'Issue a new key for a tenant; its current keys keep working for a grace period, then expire.';
+  static override examples = ['<%= config.bin %> keys rotate --tenant acme_corp', '<%= config.bin %> keys rotate --tenant acme_corp --grace 0s --json'];
+  static override flags = {
+    tenant: Flags.string({ description: 'Tenant id', required: true }),
+    grace: Flags.string({ description: 'How long the old keys stay valid (0s revokes them at once)', default: '24h' }),
+  };
+
+  public async run() {
+    const graceMs = parseDuration(this.flags.grace, '--grace');
+    const ctx = await this.context();
+    const result = await rotateKeys(ctx, { tenantId: this.flags.tenant, graceMs });
+    this.log(result.created.apiKey);
+    const retired = result.retired.length
+      ? result.retired.map((r) => `  ${r.apiKeyId}: ${r.revoked ? 'revoked' : `valid until ${r.expiresAt?.toISOString()}`}`).join('\n')
+      : '  (no previous active keys)';
+    process.stderr.write(`\nNew key ${result.created.apiKeyId}; shown only once. Previous keys:\n${retired}\n`);
+    return result;
+  }
+}

@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { usageError } from '../lib/errors.ts';
+import { parseYamlWith } from '../lib/yaml-errors.ts';
+import { workspaceConfigSchema, type GcpEnvironment, type WorkspaceConfig } from './schema.ts';
+
+export const CONFIG_FILE = 'convergence.yaml';
+export const STATE_DIR = '.convergence';
+
+export interface Workspace {
+  root: string;
+  configFile: string;
+  config: WorkspaceConfig;
+}
+
+export type ResolvedEnv =
+  | { name: string; backend: 'local'; stateDir: string }
+  | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment };
+
+/** Nearest directory at or above `start` that holds a convergence.yaml. */
+export function findWorkspaceRoot(start: string): string | undefined {
+  let dir = path.resolve(start);
+  for (;;) {
+    if (existsSync(path.join(dir, CONFIG_FILE))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+export async function loadWorkspace(start: string): Promise<Workspace> {
+  const root = findWorkspaceRoot(start);
+  if (!root) {
+    throw usageError(`no ${CONFIG_FILE} in ${path.resolve(start)} or any parent directory`, {
+      suggestion: 'run `convergence init` to create a workspace, or cd into one',
+    });
+  }
+  const configFile = path.join(root, CONFIG_FILE);
+  const text = await readFile(configFile, 'utf8');
+  const config = await parseYamlWith(path.relative(process.cwd(), configFile) || CONFIG_FILE, text, workspaceConfigSchema);
+  return { root, configFile, config };
+}
+
+/** --env flag > CONVERGENCE_ENV > default_env in convergence.yaml > local. */
+export function resolveEnv(workspace: Workspace, flag: string | undefined): ResolvedEnv {
+  const name = flag ?? process.env.CONVERGENCE_ENV ?? workspace.config.default_env ?? 'local';
+  const entry = workspace.config.environments[name];
+  const defaultState = path.join(workspace.root, STATE_DIR);
+  if (entry === undefined) {
+    if (name === 'local') return { name, backend: 'local', stateDir: defaultState };
+    const known = ['local', ...Object.keys(workspace.config.environments).filter((n) => n !== 'local')];
+    throw usageError(`unknown environment "${name}" (known: ${known.join(', ')})`, {
+      suggestion: `add environments.${name} to ${CONFIG_FILE} or pass one of: --env ${known.join(' | --env ')}`,
+    });
+  }
+  if (entry === null || entry.backend === 'local') {
+    const stateDir = entry?.state_dir ? path.resolve(workspace.root, entry.state_dir) : defaultState;
+    return { name, backend: 'local', stateDir };
+  }
+  return { name, backend: 'gcp', stateDir: defaultState, settings: entry };
+}

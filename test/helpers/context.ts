@@ -1,0 +1,128 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createBackends } from '../../src/backends/factory.ts';
+import type { Warehouse } from '../../src/backends/warehouse/port.ts';
+import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
+import { bootstrap } from '../../src/services/bootstrap.ts';
+import type { ServiceContext } from '../../src/services/context.ts';
+import { initWorkspace } from '../../src/services/init.ts';
+import { METADATA_DATASET, METADATA_TABLES } from '../../src/services/metadata/tables.ts';
+import { makeTempDir } from './tmp.ts';
+
+/** A clock tests move by hand. */
+export interface Clock {
+  now(): Date;
+  set(date: Date | string): void;
+  advance(ms: number): void;
+}
+
+export function manualClock(start: Date | string = '2030-01-15T12:00:00.000Z'): Clock {
+  let current = new Date(start).getTime();
+  return {
+    now: () => new Date(current),
+    set: (date) => {
+      current = new Date(date).getTime();
+    },
+    advance: (ms) => {
+      current += ms;
+    },
+  };
+}
+
+export interface TestContext extends ServiceContext {
+  warnings: string[];
+  close(): Promise<void>;
+}
+
+/** Builds a ServiceContext the way BaseCommand.context() does, for a workspace at `root`. */
+export async function openContext(root: string, options: { env?: string; clock?: Clock; actor?: string } = {}): Promise<TestContext> {
+  const workspace = await loadWorkspace(root);
+  const env = resolveEnv(workspace, options.env);
+  const backends = createBackends(workspace, env);
+  const warnings: string[] = [];
+  return {
+    workspace,
+    env,
+    backends,
+    now: options.clock ? () => options.clock!.now() : () => new Date(),
+    actor: options.actor ?? 'test:runner',
+    warn: (message: string) => warnings.push(message),
+    warnings,
+    close: () => backends.close(),
+  };
+}
+
+/** `convergence init` into a fresh temp dir, in process. Returns the workspace root. */
+export async function newWorkspace(label = 'ws'): Promise<string> {
+  const root = await makeTempDir(label);
+  await initWorkspace(root);
+  return root;
+}
+
+/** A workspace whose metadata is bootstrapped (in process; faster than spawning the CLI). */
+export async function newBootstrappedWorkspace(label = 'ws'): Promise<string> {
+  const root = await newWorkspace(label);
+  const ctx = await openContext(root);
+  try {
+    await bootstrap(ctx);
+  } finally {
+    await ctx.close();
+  }
+  return root;
+}
+
+/** Runs `work` with a fresh context on `root` and closes it again (so the CLI can use the file). */
+export async function withContext<T>(root: string, work: (ctx: TestContext) => Promise<T>, options: Parameters<typeof openContext>[1] = {}): Promise<T> {
+  const ctx = await openContext(root, options);
+  try {
+    return await work(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function withWarehouse<T>(root: string, work: (warehouse: Warehouse) => Promise<T>): Promise<T> {
+  return withContext(root, async (ctx) => work(await ctx.backends.warehouse()));
+}
+
+/** Schemas (datasets) in the local DuckDB file, system schemas excluded. */
+export async function listDatasets(warehouse: Warehouse): Promise<string[]> {
+  const rows = await warehouse.query(
+    `SELECT schema_name FROM information_schema.schemata
+     WHERE catalog_name = current_database() AND schema_name NOT IN ('main', 'information_schema', 'pg_catalog')
+     ORDER BY schema_name`,
+  );
+  return rows.map((r) => String(r.schema_name));
+}
+
+export interface StateSnapshot {
+  datasets: string[];
+  /** Row count of every metadata table (missing tables are absent). */
+  rows: Record<string, number>;
+  /** Folders under configs/ (tenant config dirs). */
+  configDirs: string[];
+  /** Files under .convergence/secrets. */
+  systemSecrets: string[];
+}
+
+/**
+ * Everything a failed command could have left behind: datasets, metadata rows, config folders
+ * and system secrets. Compare a snapshot before and after with deepEqual.
+ */
+export async function snapshotState(root: string): Promise<StateSnapshot> {
+  return withWarehouse(root, async (warehouse) => {
+    const datasets = await listDatasets(warehouse);
+    const rows: Record<string, number> = {};
+    if (datasets.includes(METADATA_DATASET)) {
+      for (const spec of METADATA_TABLES) {
+        if (await warehouse.tableExists(METADATA_DATASET, spec.name)) rows[spec.name] = await warehouse.count(METADATA_DATASET, spec.name);
+      }
+    }
+    const configDirs = (await readdir(path.join(root, 'configs'), { withFileTypes: true }).catch(() => []))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
+    const systemSecrets = (await readdir(path.join(root, '.convergence', 'secrets')).catch(() => [])).sort();
+    return { datasets, rows, configDirs, systemSecrets };
+  });
+}
