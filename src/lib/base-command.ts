@@ -123,7 +123,7 @@ function describeError(err: unknown): NonNullable<Envelope<never>['error']> {
   if (typeof oclifExit === 'number' && err instanceof Error) {
     // Parse errors from oclif (unknown flag, missing argument): usage.
     const code = oclifExit === 0 ? ExitCode.ok : ExitCode.usage;
-    return { name: err.name, code: 'USAGE', message: err.message.split('\n')[0] ?? err.message, exitCode: code, suggestion: 'see --help for usage and examples' };
+    return { name: err.name, code: 'USAGE', message: oclifMessage(err.message), exitCode: code, suggestion: 'see --help for usage and examples' };
   }
   const message = err instanceof Error ? err.message : String(err);
   return {
@@ -133,6 +133,18 @@ function describeError(err: unknown): NonNullable<Envelope<never>['error']> {
     exitCode: ExitCode.unexpected,
     suggestion: 'this is a bug or an environment problem; rerun with DEBUG=* for details',
   };
+}
+
+/**
+ * oclif parse errors span lines ("The following error occurred:\n  Missing required flag name\n
+ * See more help with --help"); keep what names the problem, on one line.
+ */
+function oclifMessage(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim().replace(/\s{2,}/g, ' '))
+    .filter((l) => l && !/^See more help with /.test(l) && !/^The following errors? occurred:$/.test(l));
+  return lines.reduce((out, line) => (out ? `${out}${out.endsWith(':') ? ' ' : '; '}${line}` : line), '') || message;
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {

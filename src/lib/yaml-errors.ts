@@ -60,7 +60,7 @@ function locate(doc: YamlDoc, counter: import('yaml').LineCounter, path: Array<s
 }
 
 /** Unknown keys are located at the first unknown key itself, not at the mapping that holds it. */
-function locateIssue(doc: YamlDoc, counter: import('yaml').LineCounter, issue: z.core.$ZodIssue) {
+function locateIssue(doc: YamlDoc, counter: Parameters<typeof locate>[1], issue: z.core.$ZodIssue) {
   const path = issue.path as Array<string | number>;
   if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
     const map = (path.length ? doc.getIn(path, true) : doc.contents) as { items?: Array<{ key?: { value?: unknown; range?: number[] } }> } | null | undefined;

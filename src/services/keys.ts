@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Row } from '../backends/warehouse/port.ts';
 import { assertTenantId } from '../domain/ids.ts';
 import { ADMIN_KEY_PATTERN, digestsEqual, hashKey, newAdminKey, newTenantKey, tenantOfKey } from '../domain/api-keys.ts';
-import { authError, conflictError, notFoundError, quotaExceededError, validationError } from '../lib/errors.ts';
+import { authError, conflictError, lockHeldError, notFoundError, quotaExceededError, validationError } from '../lib/errors.ts';
 import type { ServiceContext } from './context.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
 import { findProfile, requireTenant } from './tenants.ts';
@@ -61,26 +62,51 @@ async function requireActiveTenant(ctx: ServiceContext, tenantId: string): Promi
   return profile;
 }
 
+/**
+ * Serialises changes to one tenant's keys across processes, so two concurrent creates cannot both
+ * pass the plan limit check. Waits a little for the holder instead of failing at once.
+ */
+async function withKeysLock<R>(ctx: ServiceContext, tenantId: string, work: () => Promise<R>): Promise<R> {
+  const lock = await ctx.backends.lock();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const taken = await lock.acquire(`keys/${tenantId}`, { owner: ctx.actor, ttlMs: 60_000 });
+    if (taken.acquired) {
+      try {
+        return await work();
+      } finally {
+        await lock.release(taken.lease);
+      }
+    }
+    if (Date.now() >= deadline) {
+      throw lockHeldError(`the keys of tenant "${tenantId}" are being changed by ${taken.holder.owner}`, { suggestion: 'retry in a moment' });
+    }
+    await sleep(25 + Math.random() * 75);
+  }
+}
+
 /** Mints a tenant key: stored as SHA-256 (lookup) plus a KeyRing-encrypted copy; returned once. */
 export async function createKey(ctx: ServiceContext, input: { tenantId: string; description?: string; expiresInMs?: number }): Promise<CreatedKey> {
   const tenantId = assertTenantId(input.tenantId);
   await requireActiveTenant(ctx, tenantId);
   if (input.expiresInMs !== undefined && input.expiresInMs <= 0) throw validationError('--expires-in must be positive');
   const warehouse = await ctx.backends.warehouse();
-  const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, { where: { tenant_id: tenantId, status: 'ACTIVE' }, limit: 1 });
-  const now = ctx.now();
-  const limit = subscription ? Number(subscription.max_api_keys) : Infinity;
-  const activeRows = await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } });
-  const active = activeRows.filter((r) => keyState(r, now) === 'ACTIVE').length;
-  if (active >= limit) {
-    throw quotaExceededError(`tenant "${tenantId}" already has ${active} active keys (plan limit ${limit})`, {
-      suggestion: 'revoke an unused key (convergence keys revoke <id>) or rotate instead',
-    });
-  }
-  const apiKey = newTenantKey(tenantId);
-  const row = await keyRow(ctx, tenantId, apiKey, input.description ?? null, input.expiresInMs === undefined ? null : new Date(now.getTime() + input.expiresInMs));
-  await warehouse.insert(METADATA_DATASET, T.apiKeys, [row]);
-  return { ...toInfo(row, now), apiKey };
+  return withKeysLock(ctx, tenantId, async () => {
+    const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, { where: { tenant_id: tenantId, status: 'ACTIVE' }, limit: 1 });
+    const now = ctx.now();
+    const limit = subscription ? Number(subscription.max_api_keys) : Infinity;
+    const activeRows = await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } });
+    const active = activeRows.filter((r) => keyState(r, now) === 'ACTIVE').length;
+    if (active >= limit) {
+      throw quotaExceededError(`tenant "${tenantId}" already has ${active} active keys (plan limit ${limit})`, {
+        suggestion: 'revoke an unused key (convergence keys revoke <id>) or rotate instead',
+      });
+    }
+    const apiKey = newTenantKey(tenantId);
+    const row = await keyRow(ctx, tenantId, apiKey, input.description ?? null, input.expiresInMs === undefined ? null : new Date(now.getTime() + input.expiresInMs));
+    await warehouse.insert(METADATA_DATASET, T.apiKeys, [row]);
+    return { ...toInfo(row, now), apiKey };
+  });
 }
 
 async function keyRow(ctx: ServiceContext, tenantId: string, apiKey: string, description: string | null, expiresAt: Date | null): Promise<Row> {
@@ -148,29 +174,31 @@ export async function rotateKeys(ctx: ServiceContext, input: { tenantId: string;
   const tenantId = assertTenantId(input.tenantId);
   await requireActiveTenant(ctx, tenantId);
   const warehouse = await ctx.backends.warehouse();
-  const now = ctx.now();
-  const old = (await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } })).filter((r) => keyState(r, now) === 'ACTIVE');
-  const apiKey = newTenantKey(tenantId);
-  const row = await keyRow(ctx, tenantId, apiKey, input.description ?? 'rotated', null);
-  const graceEnd = new Date(now.getTime() + input.graceMs);
-  const retired = old.map((r) => {
-    const current = r.expires_at as Date | null;
-    const expiresAt = current && current < graceEnd ? current : graceEnd;
-    return { apiKeyId: String(r.api_key_id), expiresAt: input.graceMs === 0 ? null : expiresAt, revoked: input.graceMs === 0 };
+  return withKeysLock(ctx, tenantId, async () => {
+    const now = ctx.now();
+    const old = (await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } })).filter((r) => keyState(r, now) === 'ACTIVE');
+    const apiKey = newTenantKey(tenantId);
+    const row = await keyRow(ctx, tenantId, apiKey, input.description ?? 'rotated', null);
+    const graceEnd = new Date(now.getTime() + input.graceMs);
+    const retired = old.map((r) => {
+      const current = r.expires_at as Date | null;
+      const expiresAt = current && current < graceEnd ? current : graceEnd;
+      return { apiKeyId: String(r.api_key_id), expiresAt: input.graceMs === 0 ? null : expiresAt, revoked: input.graceMs === 0 };
+    });
+    await warehouse.atomic([
+      { kind: 'insert', dataset: METADATA_DATASET, table: T.apiKeys, rows: [row] },
+      ...retired.map((r) => ({
+        kind: 'update' as const,
+        dataset: METADATA_DATASET,
+        table: T.apiKeys,
+        set: (r.revoked
+          ? { status: 'REVOKED', revoked_at: now, revoked_reason: 'rotated', rotated_to: String(row.api_key_id), updated_at: now }
+          : { expires_at: r.expiresAt, rotated_to: String(row.api_key_id), updated_at: now }) as Row,
+        where: { api_key_id: r.apiKeyId },
+      })),
+    ]);
+    return { created: { ...toInfo(row, now), apiKey }, retired };
   });
-  await warehouse.atomic([
-    { kind: 'insert', dataset: METADATA_DATASET, table: T.apiKeys, rows: [row] },
-    ...retired.map((r) => ({
-      kind: 'update' as const,
-      dataset: METADATA_DATASET,
-      table: T.apiKeys,
-      set: (r.revoked
-        ? { status: 'REVOKED', revoked_at: now, revoked_reason: 'rotated', rotated_to: String(row.api_key_id), updated_at: now }
-        : { expires_at: r.expiresAt, rotated_to: String(row.api_key_id), updated_at: now }) as Row,
-      where: { api_key_id: r.apiKeyId },
-    })),
-  ]);
-  return { created: { ...toInfo(row, now), apiKey }, retired };
 }
 
 /** Creates the admin key of this environment in the SecretStore as admin-api-key-<env>. */

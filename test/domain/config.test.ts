@@ -86,8 +86,18 @@ describe('convergence.yaml validation messages', () => {
     const interval = positionOf(text, 'ten minutes');
     const lines = err.message.split('\n');
     assert.equal(lines.length, 2, err.message);
-    assert.ok(lines.includes(`convergence.yaml:${project.line}:${project.column}: environments.staging.project: expected a Google Cloud project id`), err.message);
-    assert.ok(lines.includes(`convergence.yaml:${interval.line}:${interval.column}: environments.staging.canary.interval: expected a duration like 30s, 10m, 24h or 90d`), err.message);
+    assert.ok(
+      lines.includes(
+        `convergence.yaml:${project.line}:${project.column}: environments.staging.project: expected a Google Cloud project id`,
+      ),
+      err.message,
+    );
+    assert.ok(
+      lines.includes(
+        `convergence.yaml:${interval.line}:${interval.column}: environments.staging.canary.interval: expected a duration like 30s, 10m, 24h or 90d`,
+      ),
+      err.message,
+    );
     assert.deepEqual(err.data.issues?.map((i) => i.key).sort(), ['environments.staging.canary.interval', 'environments.staging.project']);
   });
 
@@ -109,6 +119,18 @@ describe('convergence.yaml validation messages', () => {
     const text = 'version: 1\nenvironments:\n  staging:\n    region: us-central1\n';
     const err = await failure(text);
     assert.match(err.message, /^convergence\.yaml:4:5: environments\.staging\.project: /);
+  });
+
+  it('a cloud key in a local environment is an unknown key there, not a vague union error', async () => {
+    const text = 'environments:\n  dev:\n    backend: local\n    project: my-project-stage\n';
+    const err = await failure(text);
+    assert.equal(err.message, 'convergence.yaml:4:5: environments.dev: unknown key(s) "project"');
+  });
+
+  it('an unknown backend names environments.<env>.backend', async () => {
+    const err = await failure('environments:\n  dev:\n    backend: azure\n');
+    assert.equal(err.data.key, 'environments.dev.backend');
+    assert.match(err.message, /^convergence\.yaml:3:14: environments\.dev\.backend: /);
   });
 
   it('YAML syntax errors carry file:line:column', async () => {
@@ -172,7 +194,9 @@ describe('workspace and environment resolution', () => {
   });
 
   it('--env beats CONVERGENCE_ENV beats default_env beats local', async () => {
-    const root = await workspaceWith('default_env: dev\nenvironments:\n  dev:\n    backend: local\n    state_dir: .state-dev\n  qa:\n    backend: local\n');
+    const root = await workspaceWith(
+      'default_env: dev\nenvironments:\n  dev:\n    backend: local\n    state_dir: .state-dev\n  qa:\n    backend: local\n',
+    );
     const ws = await loadWorkspace(root);
     const saved = process.env.CONVERGENCE_ENV;
     try {
@@ -197,7 +221,10 @@ describe('workspace and environment resolution', () => {
     assert.equal(staging.backend, 'gcp');
     assert.throws(
       () => resolveEnv(ws, 'prod'),
-      (err: unknown) => err instanceof ConvergenceError && err.exitCode === ExitCode.usage && err.message === 'unknown environment "prod" (known: local, staging)',
+      (err: unknown) =>
+        err instanceof ConvergenceError &&
+        err.exitCode === ExitCode.usage &&
+        err.message === 'unknown environment "prod" (known: local, staging)',
     );
   });
 });

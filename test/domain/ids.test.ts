@@ -63,7 +63,10 @@ describe('tenant id rule ^[a-z][a-z0-9_]{2,49}$', () => {
 
   for (const id of reserved) {
     it(`refuses the reserved dataset name ${id}`, () => {
-      assert.throws(() => assertTenantId(id), (err: unknown) => err instanceof ConvergenceError && err.exitCode === ExitCode.usage && /reserved/.test(err.message));
+      assert.throws(
+        () => assertTenantId(id),
+        (err: unknown) => err instanceof ConvergenceError && err.exitCode === ExitCode.usage && /reserved/.test(err.message),
+      );
     });
   }
 
@@ -78,7 +81,8 @@ describe('tenant id rule ^[a-z][a-z0-9_]{2,49}$', () => {
 
 describe('names and identifiers', () => {
   it('accepts credential and pipeline names with letters, digits, _ and -', () => {
-    for (const name of ['usage_api_token', 'p_usage_daily', 'sheets-sa', '_x', 'A1']) assert.equal(assertName('credential name', name), name);
+    for (const name of ['usage_api_token', 'p_usage_daily', 'sheets-sa', '_x', 'A1'])
+      assert.equal(assertName('credential name', name), name);
   });
 
   it('refuses names that could escape a folder or a file name', () => {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { BIN, REPO_ROOT } from './paths.ts';
+import { BIN, MANIFEST, REPO_ROOT } from './paths.ts';
 
 /** The JSON envelope of --json (see src/lib/base-command.ts). */
 export interface Envelope<R = unknown> {
@@ -79,6 +80,7 @@ export function parseEnvelope<R = unknown>(r: CliResult, args: string[] = []): E
   } catch (err) {
     throw new Error(
       `stdout of \`convergence ${args.join(' ')}\` is not one JSON envelope (${(err as Error).message})\n--- exit ${r.exitCode}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`,
+      { cause: err },
     );
   }
 }
@@ -96,3 +98,24 @@ export async function runJson<R = unknown>(args: string[], options: RunOptions):
 
 /** Describes a run for assertion messages. */
 export const show = (r: CliResult) => `exit ${r.exitCode}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+
+/** Runs `fn` over `items` with at most `limit` in flight (CI has 2 cores), results in order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Command ids of the built CLI as oclif lists them ("keys:admin:create"), read from oclif.manifest.json. */
+export async function manifestCommandIds(): Promise<string[]> {
+  assertBuilt();
+  const manifest = JSON.parse(await readFile(MANIFEST, 'utf8')) as { commands: Record<string, unknown> };
+  return Object.keys(manifest.commands).sort();
+}

@@ -6,7 +6,7 @@ import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { initWorkspace } from '../../src/services/init.ts';
-import { METADATA_DATASET, METADATA_TABLES } from '../../src/services/metadata/tables.ts';
+import { METADATA_DATASET, METADATA_TABLES, T } from '../../src/services/metadata/tables.ts';
 import { makeTempDir } from './tmp.ts';
 
 /** A clock tests move by hand. */
@@ -72,7 +72,11 @@ export async function newBootstrappedWorkspace(label = 'ws'): Promise<string> {
 }
 
 /** Runs `work` with a fresh context on `root` and closes it again (so the CLI can use the file). */
-export async function withContext<T>(root: string, work: (ctx: TestContext) => Promise<T>, options: Parameters<typeof openContext>[1] = {}): Promise<T> {
+export async function withContext<R>(
+  root: string,
+  work: (ctx: TestContext) => Promise<R>,
+  options: Parameters<typeof openContext>[1] = {},
+): Promise<R> {
   const ctx = await openContext(root, options);
   try {
     return await work(ctx);
@@ -81,7 +85,7 @@ export async function withContext<T>(root: string, work: (ctx: TestContext) => P
   }
 }
 
-export async function withWarehouse<T>(root: string, work: (warehouse: Warehouse) => Promise<T>): Promise<T> {
+export async function withWarehouse<R>(root: string, work: (warehouse: Warehouse) => Promise<R>): Promise<R> {
   return withContext(root, async (ctx) => work(await ctx.backends.warehouse()));
 }
 
@@ -103,6 +107,9 @@ export interface StateSnapshot {
   configDirs: string[];
   /** Files under .convergence/secrets. */
   systemSecrets: string[];
+  /** `tenant_id status` of every profile, and `api_key_id status expires_at` of every key. */
+  profiles: string[];
+  keys: string[];
 }
 
 /**
@@ -111,11 +118,33 @@ export interface StateSnapshot {
  */
 export async function snapshotState(root: string): Promise<StateSnapshot> {
   return withWarehouse(root, async (warehouse) => {
+    // A handful of queries rather than one call per table: every warehouse call opens the file.
     const datasets = await listDatasets(warehouse);
     const rows: Record<string, number> = {};
+    let profiles: string[] = [];
+    let keys: string[] = [];
     if (datasets.includes(METADATA_DATASET)) {
-      for (const spec of METADATA_TABLES) {
-        if (await warehouse.tableExists(METADATA_DATASET, spec.name)) rows[spec.name] = await warehouse.count(METADATA_DATASET, spec.name);
+      const present = new Set(await warehouse.listTables(METADATA_DATASET));
+      const tables = METADATA_TABLES.map((spec) => spec.name).filter((name) => present.has(name));
+      if (tables.length) {
+        const counts = await warehouse.query(
+          tables
+            .map((name) => `SELECT '${name}' AS name, count(*) AS n FROM ${warehouse.qualify(METADATA_DATASET, name)}`)
+            .join(' UNION ALL '),
+        );
+        for (const r of counts) rows[String(r.name)] = Number(r.n);
+      }
+      if (present.has(T.profiles)) {
+        profiles = (
+          await warehouse.query(`SELECT tenant_id, status FROM ${warehouse.qualify(METADATA_DATASET, T.profiles)} ORDER BY tenant_id`)
+        ).map((r) => `${r.tenant_id} ${r.status}`);
+      }
+      if (present.has(T.apiKeys)) {
+        keys = (
+          await warehouse.query(
+            `SELECT api_key_id, status, expires_at FROM ${warehouse.qualify(METADATA_DATASET, T.apiKeys)} ORDER BY api_key_id`,
+          )
+        ).map((r) => `${r.api_key_id} ${r.status} ${r.expires_at instanceof Date ? r.expires_at.toISOString() : 'never'}`);
       }
     }
     const configDirs = (await readdir(path.join(root, 'configs'), { withFileTypes: true }).catch(() => []))
@@ -123,6 +152,6 @@ export async function snapshotState(root: string): Promise<StateSnapshot> {
       .map((e) => e.name)
       .sort();
     const systemSecrets = (await readdir(path.join(root, '.convergence', 'secrets')).catch(() => [])).sort();
-    return { datasets, rows, configDirs, systemSecrets };
+    return { datasets, rows, configDirs, systemSecrets, profiles, keys };
   });
 }

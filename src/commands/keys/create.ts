@@ -21,7 +21,7 @@ export default class KeysCreate extends BaseCommand<typeof KeysCreate> {
     const key = await createKey(ctx, {
       tenantId: this.flags.tenant,
       ...(this.flags.description ? { description: this.flags.description } : {}),
-      ...(expiresInMs ? { expiresInMs } : {}),
+      ...(expiresInMs !== undefined ? { expiresInMs } : {}),
     });
     this.log(key.apiKey);
     process.stderr.write(`\nKey ${key.apiKeyId} for ${key.tenantId}${key.expiresAt ? `, expires ${key.expiresAt.toISOString()}` : ''}.\nStore it now: it is shown only once. Send it as the X-API-Key header.\n`);
