@@ -14,7 +14,7 @@ try {
 if (!insideGit) process.exit(0);
 const stale = run('git', ['status', '--porcelain', '--', 'oclif.manifest.json', 'commands-docs', 'README.md']).trim();
 if (stale) {
-  const message = `generated files are stale or uncommitted:\n${stale}\nRun `npm run build && npm run docs` and commit oclif.manifest.json, commands-docs/ and README.md.`;
+  const message = `generated files are stale or uncommitted:\n${stale}\nRun \`npm run build && npm run docs\` and commit oclif.manifest.json, commands-docs/ and README.md.`;
   if (process.env.CI) {
     console.error(`check-generated: ${message}`);
     process.exit(1);

@@ -15,7 +15,7 @@ cd "$DEMO"
 cv bootstrap
 cv bootstrap
 cv tenant create acme_corp --name "ACME Corp" --plan starter
-cv keys create --tenant acme_corp --description quickstart > /dev/null
+cv keys create --tenant acme_corp --description quickstart
 cv keys list --tenant acme_corp
 cv tenant show acme_corp
 cv doctor

@@ -31,9 +31,14 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
   const local = env.backend === 'local';
   const unavailable = (port: string) =>
     Promise.reject(
-      new ConvergenceError('BACKEND_UNAVAILABLE', ExitCode.usage, `the ${port} backend of environment "${env.name}" (gcp) is not available in this build`, {
-        suggestion: 'use the embedded default (--env local) for now',
-      }),
+      new ConvergenceError(
+        'BACKEND_UNAVAILABLE',
+        ExitCode.usage,
+        `the ${port} backend of environment "${env.name}" (gcp) is not available in this build`,
+        {
+          suggestion: 'use the embedded default (--env local) for now',
+        },
+      ),
     );
 
   return {

@@ -49,11 +49,13 @@ export default class Bootstrap extends BaseCommand<typeof Bootstrap> {
       { json: this.jsonEnabled() },
     );
     const result = state.result!;
-    this.log(formatTable(result.tables, [
-      { header: 'table', get: (t) => `${result.dataset}.${t.name}` },
-      { header: 'state', get: (t) => t.state },
-      { header: 'columns', get: (t) => t.columns },
-    ]));
+    this.log(
+      formatTable(result.tables, [
+        { header: 'table', get: (t) => `${result.dataset}.${t.name}` },
+        { header: 'state', get: (t) => t.state },
+        { header: 'columns', get: (t) => t.columns },
+      ]),
+    );
     this.log(
       `\n${result.tablesCreated.length} created, ${result.tablesPresent.length} present${result.tablesRecreated.length ? `, ${result.tablesRecreated.length} recreated` : ''}; schema version ${result.schemaVersion} (${result.warehouse})`,
     );

@@ -4,7 +4,8 @@ import { initWorkspace, type InitResult } from '../services/init.ts';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = 'Create a convergence workspace (convergence.yaml, configs/, .gitignore entries).';
-  static override description = 'Never overwrites an existing file: files already there are kept and reported. Safe to run again in an existing workspace to add missing .gitignore entries.';
+  static override description =
+    'Never overwrites an existing file: files already there are kept and reported. Safe to run again in an existing workspace to add missing .gitignore entries.';
   static override examples = ['<%= config.bin %> init demo', '<%= config.bin %> init . --json'];
   static override args = { dir: Args.string({ description: 'Directory of the workspace (created if missing)', default: '.' }) };
 

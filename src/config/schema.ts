@@ -29,8 +29,14 @@ const gcpEnvironment = z
       )
       .optional(),
     state_bucket: z.string().min(3).optional(),
-    service: z.string().regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run service name').optional(),
-    job: z.string().regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run job name').optional(),
+    service: z
+      .string()
+      .regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run service name')
+      .optional(),
+    job: z
+      .string()
+      .regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run job name')
+      .optional(),
     image: z.string().min(1).optional(),
     service_account: z.string().email('expected a service account email').optional(),
     production: z.boolean().default(false),
@@ -56,9 +62,7 @@ export const workspaceConfigSchema = z
   .object({
     version: z.literal(1).default(1),
     default_env: z.string().regex(ENV_NAME_PATTERN, 'expected an environment name').optional(),
-    environments: z
-      .record(z.string().regex(ENV_NAME_PATTERN, 'expected an environment name'), environmentSchema.nullable())
-      .default({}),
+    environments: z.record(z.string().regex(ENV_NAME_PATTERN, 'expected an environment name'), environmentSchema.nullable()).default({}),
   })
   .strict();
 

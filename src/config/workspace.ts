@@ -15,8 +15,7 @@ export interface Workspace {
 }
 
 export type ResolvedEnv =
-  | { name: string; backend: 'local'; stateDir: string }
-  | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment };
+  { name: string; backend: 'local'; stateDir: string } | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment };
 
 /** Nearest directory at or above `start` that holds a convergence.yaml. */
 export function findWorkspaceRoot(start: string): string | undefined {

@@ -14,8 +14,7 @@ const show = (value: string) => JSON.stringify(value.length > 60 ? `${value.slic
 export function assertTenantId(value: string): string {
   if (!TENANT_ID_PATTERN.test(value)) {
     throw validationError(`invalid tenant id ${show(value)}`, {
-      suggestion:
-        'a tenant id is 3-50 characters: a lowercase letter first, then lowercase letters, digits or "_" (e.g. acme_corp)',
+      suggestion: 'a tenant id is 3-50 characters: a lowercase letter first, then lowercase letters, digits or "_" (e.g. acme_corp)',
       data: { pattern: TENANT_ID_PATTERN.source },
     });
   }

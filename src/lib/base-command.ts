@@ -123,7 +123,13 @@ function describeError(err: unknown): NonNullable<Envelope<never>['error']> {
   if (typeof oclifExit === 'number' && err instanceof Error) {
     // Parse errors from oclif (unknown flag, missing argument): usage.
     const code = oclifExit === 0 ? ExitCode.ok : ExitCode.usage;
-    return { name: err.name, code: 'USAGE', message: oclifMessage(err.message), exitCode: code, suggestion: 'see --help for usage and examples' };
+    return {
+      name: err.name,
+      code: 'USAGE',
+      message: oclifMessage(err.message),
+      exitCode: code,
+      suggestion: 'see --help for usage and examples',
+    };
   }
   const message = err instanceof Error ? err.message : String(err);
   return {

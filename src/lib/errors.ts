@@ -40,21 +40,18 @@ export class ConvergenceError extends Error {
   }
 }
 
-export const usageError = (message: string, details?: ErrorDetails) =>
-  new ConvergenceError('USAGE', ExitCode.usage, message, details);
+export const usageError = (message: string, details?: ErrorDetails) => new ConvergenceError('USAGE', ExitCode.usage, message, details);
 export const validationError = (message: string, details?: ErrorDetails) =>
   new ConvergenceError('VALIDATION', ExitCode.usage, message, details);
 export const conflictError = (message: string, details?: ErrorDetails) =>
   new ConvergenceError('CONFLICT', ExitCode.usage, message, details);
 export const notFoundError = (message: string, details?: ErrorDetails) =>
   new ConvergenceError('NOT_FOUND', ExitCode.notFound, message, details);
-export const authError = (message: string, details?: ErrorDetails) =>
-  new ConvergenceError('AUTH', ExitCode.auth, message, details);
+export const authError = (message: string, details?: ErrorDetails) => new ConvergenceError('AUTH', ExitCode.auth, message, details);
 export const lockHeldError = (message: string, details?: ErrorDetails) =>
   new ConvergenceError('LOCK_HELD', ExitCode.alreadyRunning, message, details);
 export const quotaExceededError = (message: string, details?: ErrorDetails) =>
   new ConvergenceError('QUOTA_EXCEEDED', ExitCode.quotaExceeded, message, details);
-export const keyringError = (message: string, details?: ErrorDetails) =>
-  new ConvergenceError('KEYRING', ExitCode.usage, message, details);
+export const keyringError = (message: string, details?: ErrorDetails) => new ConvergenceError('KEYRING', ExitCode.usage, message, details);
 
 export const isConvergenceError = (err: unknown): err is ConvergenceError => err instanceof ConvergenceError;

@@ -1,3 +1,4 @@
+import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { validationError, type ConvergenceError } from './errors.ts';
 
@@ -45,10 +46,10 @@ function yamlError(file: string, line: number, col: number, key: string | undefi
   });
 }
 
-type YamlDoc = import('yaml').Document.Parsed;
+type YamlDoc = Document.Parsed;
 
 /** Position of the deepest node of `path` that exists (the key itself when the value is missing). */
-function locate(doc: YamlDoc, counter: import('yaml').LineCounter, path: Array<string | number>) {
+function locate(doc: YamlDoc, counter: LineCounter, path: Array<string | number>) {
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
     if (node && node.range) return counter.linePos(node.range[0]);
@@ -63,7 +64,8 @@ function locate(doc: YamlDoc, counter: import('yaml').LineCounter, path: Array<s
 function locateIssue(doc: YamlDoc, counter: Parameters<typeof locate>[1], issue: z.core.$ZodIssue) {
   const path = issue.path as Array<string | number>;
   if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
-    const map = (path.length ? doc.getIn(path, true) : doc.contents) as { items?: Array<{ key?: { value?: unknown; range?: number[] } }> } | null | undefined;
+    const map = (path.length ? doc.getIn(path, true) : doc.contents) as
+      { items?: Array<{ key?: { value?: unknown; range?: number[] } }> } | null | undefined;
     const key = map?.items?.find((pair) => String(pair.key?.value) === issue.keys[0])?.key;
     if (key?.range) return counter.linePos(key.range[0]!);
   }

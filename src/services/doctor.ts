@@ -32,7 +32,12 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
 
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   const nodeOk = major > 22 || (major === 22 && minor >= 13);
-  add({ name: 'node', status: nodeOk ? 'pass' : 'fail', detail: `Node ${process.versions.node}`, ...(nodeOk ? {} : { fix: 'install Node >= 22.13 (the setup script fetches one into .tools/)' }) });
+  add({
+    name: 'node',
+    status: nodeOk ? 'pass' : 'fail',
+    detail: `Node ${process.versions.node}`,
+    ...(nodeOk ? {} : { fix: 'install Node >= 22.13 (the setup script fetches one into .tools/)' }),
+  });
 
   let workspace: Workspace | undefined;
   try {
@@ -41,7 +46,12 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
     add({ name: 'config', status: 'pass', detail: `${path.relative(cwd, workspace.configFile) || 'convergence.yaml'} is valid` });
   } catch (err) {
     const noWorkspace = isConvergenceError(err) && err.code === 'USAGE';
-    add({ name: 'workspace', status: noWorkspace ? 'fail' : 'pass', detail: noWorkspace ? message(err) : 'found', ...(noWorkspace ? { fix: 'run `convergence init` or cd into a workspace' } : {}) });
+    add({
+      name: 'workspace',
+      status: noWorkspace ? 'fail' : 'pass',
+      detail: noWorkspace ? message(err) : 'found',
+      ...(noWorkspace ? { fix: 'run `convergence init` or cd into a workspace' } : {}),
+    });
     if (!noWorkspace) add({ name: 'config', status: 'fail', detail: message(err), fix: 'correct convergence.yaml at the position shown' });
   }
 
@@ -56,7 +66,8 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
   }
 
   if (!workspace || !env) {
-    for (const name of ['warehouse', 'schema', 'keyring', 'secrets', 'gitignore']) add({ name, status: 'skip', detail: 'needs a valid workspace' });
+    for (const name of ['warehouse', 'schema', 'keyring', 'secrets', 'gitignore'])
+      add({ name, status: 'skip', detail: 'needs a valid workspace' });
     return { env: env?.name ?? null, ok: false, checks };
   }
 
@@ -83,11 +94,29 @@ async function warehouseChecks(backends: Backends, env: ResolvedEnv, add: (c: Ch
     const version = await appliedSchemaVersion(warehouse);
     const bootstrapCmd = `convergence bootstrap${env.name === 'local' ? '' : ` --env ${env.name}`}`;
     if (version === LATEST_SCHEMA_VERSION) add({ name: 'schema', status: 'pass', detail: `metadata schema version ${version} (current)` });
-    else if (version === 0) add({ name: 'schema', status: 'fail', detail: 'metadata dataset not bootstrapped', fix: `run \`${bootstrapCmd}\`` });
-    else if (version < LATEST_SCHEMA_VERSION) add({ name: 'schema', status: 'fail', detail: `metadata schema version ${version}, this CLI expects ${LATEST_SCHEMA_VERSION}`, fix: `run \`${bootstrapCmd}\` to apply the migrations` });
-    else add({ name: 'schema', status: 'fail', detail: `metadata schema version ${version} is newer than this CLI (${LATEST_SCHEMA_VERSION})`, fix: 'upgrade convergence' });
+    else if (version === 0)
+      add({ name: 'schema', status: 'fail', detail: 'metadata dataset not bootstrapped', fix: `run \`${bootstrapCmd}\`` });
+    else if (version < LATEST_SCHEMA_VERSION)
+      add({
+        name: 'schema',
+        status: 'fail',
+        detail: `metadata schema version ${version}, this CLI expects ${LATEST_SCHEMA_VERSION}`,
+        fix: `run \`${bootstrapCmd}\` to apply the migrations`,
+      });
+    else
+      add({
+        name: 'schema',
+        status: 'fail',
+        detail: `metadata schema version ${version} is newer than this CLI (${LATEST_SCHEMA_VERSION})`,
+        fix: 'upgrade convergence',
+      });
   } catch (err) {
-    add({ name: 'warehouse', status: 'fail', detail: message(err), fix: isConvergenceError(err) && err.suggestion ? err.suggestion : 'check the warehouse settings of this environment' });
+    add({
+      name: 'warehouse',
+      status: 'fail',
+      detail: message(err),
+      fix: isConvergenceError(err) && err.suggestion ? err.suggestion : 'check the warehouse settings of this environment',
+    });
     add({ name: 'schema', status: 'skip', detail: 'needs the warehouse' });
   }
 }
@@ -103,7 +132,12 @@ async function keyringCheck(backends: Backends, add: (c: Check) => void) {
       add({ name: 'keyring', status: 'pass', detail: 'not created yet; it is created on first use (nothing is encrypted yet)' });
       return;
     }
-    add({ name: 'keyring', status: 'fail', detail: message(err), fix: isConvergenceError(err) && err.suggestion ? err.suggestion : 'restore the keyring from backup' });
+    add({
+      name: 'keyring',
+      status: 'fail',
+      detail: message(err),
+      fix: isConvergenceError(err) && err.suggestion ? err.suggestion : 'restore the keyring from backup',
+    });
   }
 }
 
@@ -136,7 +170,13 @@ async function secretPermissionsCheck(root: string, stateDir: string, add: (c: C
       if ((info.mode & 0o077) !== 0) loose.push(`${path.relative(root, full)} (${(info.mode & 0o777).toString(8)})`);
     }
   }
-  if (loose.length) add({ name: 'secrets', status: 'fail', detail: `readable by others: ${loose.join(', ')}`, fix: `chmod 600 ${loose.map((l) => l.split(' ')[0]).join(' ')}` });
+  if (loose.length)
+    add({
+      name: 'secrets',
+      status: 'fail',
+      detail: `readable by others: ${loose.join(', ')}`,
+      fix: `chmod 600 ${loose.map((l) => l.split(' ')[0]).join(' ')}`,
+    });
   else add({ name: 'secrets', status: 'pass', detail: `${count} secret file(s), all 0600` });
 }
 
@@ -144,6 +184,12 @@ async function gitignoreCheck(root: string, add: (c: Check) => void) {
   const text = await readFile(path.join(root, '.gitignore'), 'utf8').catch(() => '');
   const lines = new Set(text.split(/\r?\n/).map((l) => l.trim()));
   const missing = GITIGNORE_ENTRIES.filter((e) => !lines.has(e));
-  if (missing.length) add({ name: 'gitignore', status: 'warn', detail: `.gitignore lacks ${missing.join(', ')}`, fix: 'run `convergence init` again (it only adds what is missing)' });
+  if (missing.length)
+    add({
+      name: 'gitignore',
+      status: 'warn',
+      detail: `.gitignore lacks ${missing.join(', ')}`,
+      fix: 'run `convergence init` again (it only adds what is missing)',
+    });
   else add({ name: 'gitignore', status: 'pass', detail: 'secrets and local state are git-ignored' });
 }

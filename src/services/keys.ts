@@ -79,20 +79,28 @@ async function withKeysLock<R>(ctx: ServiceContext, tenantId: string, work: () =
       }
     }
     if (Date.now() >= deadline) {
-      throw lockHeldError(`the keys of tenant "${tenantId}" are being changed by ${taken.holder.owner}`, { suggestion: 'retry in a moment' });
+      throw lockHeldError(`the keys of tenant "${tenantId}" are being changed by ${taken.holder.owner}`, {
+        suggestion: 'retry in a moment',
+      });
     }
     await sleep(25 + Math.random() * 75);
   }
 }
 
 /** Mints a tenant key: stored as SHA-256 (lookup) plus a KeyRing-encrypted copy; returned once. */
-export async function createKey(ctx: ServiceContext, input: { tenantId: string; description?: string; expiresInMs?: number }): Promise<CreatedKey> {
+export async function createKey(
+  ctx: ServiceContext,
+  input: { tenantId: string; description?: string; expiresInMs?: number },
+): Promise<CreatedKey> {
   const tenantId = assertTenantId(input.tenantId);
   await requireActiveTenant(ctx, tenantId);
   if (input.expiresInMs !== undefined && input.expiresInMs <= 0) throw validationError('--expires-in must be positive');
   const warehouse = await ctx.backends.warehouse();
   return withKeysLock(ctx, tenantId, async () => {
-    const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, { where: { tenant_id: tenantId, status: 'ACTIVE' }, limit: 1 });
+    const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, {
+      where: { tenant_id: tenantId, status: 'ACTIVE' },
+      limit: 1,
+    });
     const now = ctx.now();
     const limit = subscription ? Number(subscription.max_api_keys) : Infinity;
     const activeRows = await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } });
@@ -103,13 +111,25 @@ export async function createKey(ctx: ServiceContext, input: { tenantId: string; 
       });
     }
     const apiKey = newTenantKey(tenantId);
-    const row = await keyRow(ctx, tenantId, apiKey, input.description ?? null, input.expiresInMs === undefined ? null : new Date(now.getTime() + input.expiresInMs));
+    const row = await keyRow(
+      ctx,
+      tenantId,
+      apiKey,
+      input.description ?? null,
+      input.expiresInMs === undefined ? null : new Date(now.getTime() + input.expiresInMs),
+    );
     await warehouse.insert(METADATA_DATASET, T.apiKeys, [row]);
     return { ...toInfo(row, now), apiKey };
   });
 }
 
-async function keyRow(ctx: ServiceContext, tenantId: string, apiKey: string, description: string | null, expiresAt: Date | null): Promise<Row> {
+async function keyRow(
+  ctx: ServiceContext,
+  tenantId: string,
+  apiKey: string,
+  description: string | null,
+  expiresAt: Date | null,
+): Promise<Row> {
   const keyring = await ctx.backends.keyring();
   const now = ctx.now();
   return {
@@ -150,19 +170,34 @@ async function findKey(ctx: ServiceContext, idOrHash: string): Promise<Row> {
     });
     rows = rows.filter((r) => String(r.api_key_hash).startsWith(idOrHash));
   } else {
-    throw validationError(`"${idOrHash}" is neither a key id nor a hash prefix`, { suggestion: 'pass the ID or HASH column of `convergence keys list --tenant <id>`' });
+    throw validationError(`"${idOrHash}" is neither a key id nor a hash prefix`, {
+      suggestion: 'pass the ID or HASH column of `convergence keys list --tenant <id>`',
+    });
   }
-  if (rows.length === 0) throw notFoundError(`no API key with id or hash prefix "${idOrHash}"`, { suggestion: 'list keys with `convergence keys list --tenant <id> --all`' });
-  if (rows.length > 1) throw validationError(`hash prefix "${idOrHash}" matches ${rows.length} keys`, { suggestion: 'give more digits or the key id' });
+  if (rows.length === 0)
+    throw notFoundError(`no API key with id or hash prefix "${idOrHash}"`, {
+      suggestion: 'list keys with `convergence keys list --tenant <id> --all`',
+    });
+  if (rows.length > 1)
+    throw validationError(`hash prefix "${idOrHash}" matches ${rows.length} keys`, { suggestion: 'give more digits or the key id' });
   return rows[0]!;
 }
 
-export async function revokeKey(ctx: ServiceContext, idOrHash: string, reason = 'revoked by operator'): Promise<KeyInfo & { changed: boolean }> {
+export async function revokeKey(
+  ctx: ServiceContext,
+  idOrHash: string,
+  reason = 'revoked by operator',
+): Promise<KeyInfo & { changed: boolean }> {
   const row = await findKey(ctx, idOrHash);
   const now = ctx.now();
   if (row.status === 'REVOKED') return { ...toInfo(row, now), changed: false };
   const warehouse = await ctx.backends.warehouse();
-  await warehouse.update(METADATA_DATASET, T.apiKeys, { status: 'REVOKED', revoked_at: now, revoked_reason: reason, updated_at: now }, { api_key_id: String(row.api_key_id) });
+  await warehouse.update(
+    METADATA_DATASET,
+    T.apiKeys,
+    { status: 'REVOKED', revoked_at: now, revoked_reason: reason, updated_at: now },
+    { api_key_id: String(row.api_key_id) },
+  );
   return { ...toInfo({ ...row, status: 'REVOKED', revoked_at: now }, now), changed: true };
 }
 
@@ -170,13 +205,18 @@ export async function revokeKey(ctx: ServiceContext, idOrHash: string, reason = 
  * Issues a new key and lets the tenant's other active keys live on for a grace period (0 revokes
  * them at once), so clients can switch over without an outage.
  */
-export async function rotateKeys(ctx: ServiceContext, input: { tenantId: string; graceMs: number; description?: string }): Promise<{ created: CreatedKey; retired: Array<{ apiKeyId: string; expiresAt: Date | null; revoked: boolean }> }> {
+export async function rotateKeys(
+  ctx: ServiceContext,
+  input: { tenantId: string; graceMs: number; description?: string },
+): Promise<{ created: CreatedKey; retired: Array<{ apiKeyId: string; expiresAt: Date | null; revoked: boolean }> }> {
   const tenantId = assertTenantId(input.tenantId);
   await requireActiveTenant(ctx, tenantId);
   const warehouse = await ctx.backends.warehouse();
   return withKeysLock(ctx, tenantId, async () => {
     const now = ctx.now();
-    const old = (await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } })).filter((r) => keyState(r, now) === 'ACTIVE');
+    const old = (await warehouse.select(METADATA_DATASET, T.apiKeys, { where: { tenant_id: tenantId, status: 'ACTIVE' } })).filter(
+      (r) => keyState(r, now) === 'ACTIVE',
+    );
     const apiKey = newTenantKey(tenantId);
     const row = await keyRow(ctx, tenantId, apiKey, input.description ?? 'rotated', null);
     const graceEnd = new Date(now.getTime() + input.graceMs);
@@ -202,12 +242,17 @@ export async function rotateKeys(ctx: ServiceContext, input: { tenantId: string;
 }
 
 /** Creates the admin key of this environment in the SecretStore as admin-api-key-<env>. */
-export async function createAdminKey(ctx: ServiceContext, options: { replace?: boolean } = {}): Promise<{ adminKey: string; secretName: string; replaced: boolean; store: string }> {
+export async function createAdminKey(
+  ctx: ServiceContext,
+  options: { replace?: boolean } = {},
+): Promise<{ adminKey: string; secretName: string; replaced: boolean; store: string }> {
   const secrets = await ctx.backends.secrets();
   const secretName = adminSecretName(ctx.env.name);
   const existing = await secrets.get(null, secretName);
   if (existing && !options.replace) {
-    throw conflictError(`an admin key already exists in ${secrets.describe} as ${secretName}`, { suggestion: 'pass --replace to issue a new one (the old one stops working)' });
+    throw conflictError(`an admin key already exists in ${secrets.describe} as ${secretName}`, {
+      suggestion: 'pass --replace to issue a new one (the old one stops working)',
+    });
   }
   const adminKey = newAdminKey();
   await secrets.put(null, secretName, adminKey);
@@ -224,7 +269,10 @@ export interface VerifiedKey {
  * nothing about which part was wrong; digests are compared in constant time.
  */
 export async function verifyApiKey(ctx: ServiceContext, presented: string): Promise<VerifiedKey> {
-  const denied = () => authError('invalid or inactive API key', { suggestion: 'check the X-API-Key header; keys are shown once by `convergence keys create`' });
+  const denied = () =>
+    authError('invalid or inactive API key', {
+      suggestion: 'check the X-API-Key header; keys are shown once by `convergence keys create`',
+    });
   const tenantId = tenantOfKey(presented);
   if (!tenantId) throw denied();
   const digest = hashKey(presented);

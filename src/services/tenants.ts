@@ -83,7 +83,8 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
   const warehouse = await metadataWarehouse(ctx);
   const lock = await ctx.backends.lock();
   const taken = await lock.acquire(`tenant/${tenantId}`, { owner: ctx.actor, ttlMs: 60_000 });
-  if (!taken.acquired) throw lockHeldError(`tenant "${tenantId}" is being changed by ${taken.holder.owner}`, { suggestion: 'retry in a moment' });
+  if (!taken.acquired)
+    throw lockHeldError(`tenant "${tenantId}" is being changed by ${taken.holder.owner}`, { suggestion: 'retry in a moment' });
   try {
     const existing = await findProfile(warehouse, tenantId);
     if (existing?.status === 'DELETED') {
@@ -91,7 +92,8 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
         suggestion: 'choose another tenant id',
       });
     }
-    if (existing) throw conflictError(`tenant "${tenantId}" already exists`, { suggestion: `inspect it with \`convergence tenant show ${tenantId}\`` });
+    if (existing)
+      throw conflictError(`tenant "${tenantId}" already exists`, { suggestion: `inspect it with \`convergence tenant show ${tenantId}\`` });
 
     if ((await warehouse.datasetExists(tenantId)) && (await warehouse.listTables(tenantId)).length > 0) {
       throw conflictError(`dataset "${tenantId}" already exists with tables but has no tenant profile`, {
@@ -125,7 +127,18 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
           kind: 'insert',
           dataset: METADATA_DATASET,
           table: T.subscriptions,
-          rows: [{ subscription_id: randomUUID(), tenant_id: tenantId, plan_name: plan, status: 'ACTIVE', ...limits, starts_at: now, created_at: now, updated_at: now }],
+          rows: [
+            {
+              subscription_id: randomUUID(),
+              tenant_id: tenantId,
+              plan_name: plan,
+              status: 'ACTIVE',
+              ...limits,
+              starts_at: now,
+              created_at: now,
+              updated_at: now,
+            },
+          ],
         },
         {
           kind: 'insert',
@@ -159,15 +172,32 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
       const made = await mkdir(full, { recursive: true, mode: dir === 'secrets' ? 0o700 : 0o755 });
       if (made) createdDirs.push(path.relative(ctx.workspace.root, full));
     }
-    return { tenantId, name, status: 'ACTIVE', plan, datasetId: tenantId, createdAt: now, limits, configDir: path.relative(ctx.workspace.root, configDir), createdDirs };
+    return {
+      tenantId,
+      name,
+      status: 'ACTIVE',
+      plan,
+      datasetId: tenantId,
+      createdAt: now,
+      limits,
+      configDir: path.relative(ctx.workspace.root, configDir),
+      createdDirs,
+    };
   } finally {
     await lock.release(taken.lease);
   }
 }
 
-export async function listTenants(ctx: ServiceContext, options: { includeDeleted?: boolean; status?: TenantStatus } = {}): Promise<TenantSummary[]> {
+export async function listTenants(
+  ctx: ServiceContext,
+  options: { includeDeleted?: boolean; status?: TenantStatus } = {},
+): Promise<TenantSummary[]> {
   const warehouse = await metadataWarehouse(ctx);
-  const where: Where = options.status ? { status: options.status } : options.includeDeleted ? {} : { status: { op: '!=', value: 'DELETED' } };
+  const where: Where = options.status
+    ? { status: options.status }
+    : options.includeDeleted
+      ? {}
+      : { status: { op: '!=', value: 'DELETED' } };
   const rows = await warehouse.select(METADATA_DATASET, T.profiles, { where, orderBy: [['tenant_id', 'asc']] });
   return rows.map(toSummary);
 }
@@ -175,7 +205,13 @@ export async function listTenants(ctx: ServiceContext, options: { includeDeleted
 export interface TenantDetails extends TenantSummary {
   contactEmail: string | null;
   statusReason: string | null;
-  subscription: { plan: string; maxPipelinesPerDay: number; maxConcurrentPipelines: number; maxApiKeys: number; requestsPerMinute: number } | null;
+  subscription: {
+    plan: string;
+    maxPipelinesPerDay: number;
+    maxConcurrentPipelines: number;
+    maxApiKeys: number;
+    requestsPerMinute: number;
+  } | null;
   quota: { usageDate: string; runsToday: number; dailyLimit: number; running: number; concurrentLimit: number } | null;
   activeKeys: number;
   datasetExists: boolean;
@@ -186,7 +222,10 @@ export interface TenantDetails extends TenantSummary {
 export async function showTenant(ctx: ServiceContext, tenantId: string): Promise<TenantDetails> {
   const profile = await requireTenant(ctx, tenantId, { allowDeleted: true });
   const warehouse = await ctx.backends.warehouse();
-  const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, { where: { tenant_id: tenantId, status: 'ACTIVE' }, limit: 1 });
+  const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, {
+    where: { tenant_id: tenantId, status: 'ACTIVE' },
+    limit: 1,
+  });
   const [quota] = await warehouse.select(METADATA_DATASET, T.quotas, { where: { tenant_id: tenantId }, limit: 1 });
   const activeKeys = await warehouse.count(METADATA_DATASET, T.apiKeys, {
     tenant_id: tenantId,
@@ -229,13 +268,21 @@ export async function showTenant(ctx: ServiceContext, tenantId: string): Promise
 async function pipelineFiles(root: string, tenantId: string): Promise<string[]> {
   try {
     const entries = await readdir(path.join(root, 'configs', tenantId, 'pipelines'));
-    return entries.filter((e) => /\.ya?ml$/.test(e)).map((e) => e.replace(/\.ya?ml$/, '')).sort();
+    return entries
+      .filter((e) => /\.ya?ml$/.test(e))
+      .map((e) => e.replace(/\.ya?ml$/, ''))
+      .sort();
   } catch {
     return [];
   }
 }
 
-export async function setTenantStatus(ctx: ServiceContext, tenantId: string, to: 'ACTIVE' | 'SUSPENDED', reason?: string): Promise<{ tenantId: string; previous: TenantStatus; status: TenantStatus; changed: boolean }> {
+export async function setTenantStatus(
+  ctx: ServiceContext,
+  tenantId: string,
+  to: 'ACTIVE' | 'SUSPENDED',
+  reason?: string,
+): Promise<{ tenantId: string; previous: TenantStatus; status: TenantStatus; changed: boolean }> {
   const profile = await requireTenant(ctx, tenantId);
   const previous = profile.status as TenantStatus;
   if (previous === to) return { tenantId, previous, status: to, changed: false };
@@ -270,11 +317,41 @@ export async function deleteTenant(ctx: ServiceContext, tenantId: string): Promi
     const now = ctx.now();
     keysRevoked = await warehouse.count(METADATA_DATASET, T.apiKeys, { tenant_id: tenantId, status: 'ACTIVE' });
     await warehouse.atomic([
-      { kind: 'update', dataset: METADATA_DATASET, table: T.apiKeys, set: { status: 'REVOKED', revoked_at: now, revoked_reason: 'tenant deleted', updated_at: now }, where: { tenant_id: tenantId, status: 'ACTIVE' } },
-      { kind: 'update', dataset: METADATA_DATASET, table: T.subscriptions, set: { status: 'CANCELLED', ends_at: now, updated_at: now }, where: { tenant_id: tenantId, status: 'ACTIVE' } },
-      { kind: 'update', dataset: METADATA_DATASET, table: T.credentials, set: { status: 'DELETED', updated_at: now }, where: { tenant_id: tenantId, status: 'ACTIVE' } },
-      { kind: 'update', dataset: METADATA_DATASET, table: T.schedules, set: { is_active: false, updated_at: now }, where: { tenant_id: tenantId } },
-      { kind: 'update', dataset: METADATA_DATASET, table: T.profiles, set: { status: 'DELETED', deleted_at: now, status_reason: `deleted by ${ctx.actor}`, updated_at: now }, where: { tenant_id: tenantId } },
+      {
+        kind: 'update',
+        dataset: METADATA_DATASET,
+        table: T.apiKeys,
+        set: { status: 'REVOKED', revoked_at: now, revoked_reason: 'tenant deleted', updated_at: now },
+        where: { tenant_id: tenantId, status: 'ACTIVE' },
+      },
+      {
+        kind: 'update',
+        dataset: METADATA_DATASET,
+        table: T.subscriptions,
+        set: { status: 'CANCELLED', ends_at: now, updated_at: now },
+        where: { tenant_id: tenantId, status: 'ACTIVE' },
+      },
+      {
+        kind: 'update',
+        dataset: METADATA_DATASET,
+        table: T.credentials,
+        set: { status: 'DELETED', updated_at: now },
+        where: { tenant_id: tenantId, status: 'ACTIVE' },
+      },
+      {
+        kind: 'update',
+        dataset: METADATA_DATASET,
+        table: T.schedules,
+        set: { is_active: false, updated_at: now },
+        where: { tenant_id: tenantId },
+      },
+      {
+        kind: 'update',
+        dataset: METADATA_DATASET,
+        table: T.profiles,
+        set: { status: 'DELETED', deleted_at: now, status_reason: `deleted by ${ctx.actor}`, updated_at: now },
+        where: { tenant_id: tenantId },
+      },
     ]);
   } else if (!(await warehouse.datasetExists(tenantId))) {
     throw notFoundError(`tenant "${tenantId}" is already deleted`, { suggestion: 'nothing left to do' });
@@ -285,19 +362,49 @@ export async function deleteTenant(ctx: ServiceContext, tenantId: string): Promi
 }
 
 /** Stores a tenant credential KeyRing-encrypted; the previous value of the same name is marked REPLACED. */
-export async function setTenantCredential(ctx: ServiceContext, tenantId: string, name: string, value: string): Promise<{ tenantId: string; name: string; credentialId: string; replaced: boolean }> {
+export async function setTenantCredential(
+  ctx: ServiceContext,
+  tenantId: string,
+  name: string,
+  value: string,
+): Promise<{ tenantId: string; name: string; credentialId: string; replaced: boolean }> {
   assertName('credential name', name);
-  if (value.length === 0) throw validationError('the credential value read from stdin is empty', { suggestion: `printf '%s' "$VALUE" | convergence tenant credentials set ${tenantId} ${name}` });
+  if (value.length === 0)
+    throw validationError('the credential value read from stdin is empty', {
+      suggestion: `printf '%s' "$VALUE" | convergence tenant credentials set ${tenantId} ${name}`,
+    });
   await requireTenant(ctx, tenantId);
   const keyring = await ctx.backends.keyring();
   const warehouse = await ctx.backends.warehouse();
   const encrypted = (await keyring.encrypt(Buffer.from(value, 'utf8'))).toString('base64');
   const now = ctx.now();
-  const replaced = (await warehouse.count(METADATA_DATASET, T.credentials, { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' })) > 0;
+  const replaced =
+    (await warehouse.count(METADATA_DATASET, T.credentials, { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' })) > 0;
   const credentialId = randomUUID();
   await warehouse.atomic([
-    { kind: 'update', dataset: METADATA_DATASET, table: T.credentials, set: { status: 'REPLACED', updated_at: now }, where: { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' } },
-    { kind: 'insert', dataset: METADATA_DATASET, table: T.credentials, rows: [{ credential_id: credentialId, tenant_id: tenantId, credential_name: name, encrypted_value: encrypted, status: 'ACTIVE', created_at: now, updated_at: now }] },
+    {
+      kind: 'update',
+      dataset: METADATA_DATASET,
+      table: T.credentials,
+      set: { status: 'REPLACED', updated_at: now },
+      where: { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' },
+    },
+    {
+      kind: 'insert',
+      dataset: METADATA_DATASET,
+      table: T.credentials,
+      rows: [
+        {
+          credential_id: credentialId,
+          tenant_id: tenantId,
+          credential_name: name,
+          encrypted_value: encrypted,
+          status: 'ACTIVE',
+          created_at: now,
+          updated_at: now,
+        },
+      ],
+    },
   ]);
   return { tenantId, name, credentialId, replaced };
 }

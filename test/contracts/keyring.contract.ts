@@ -25,7 +25,8 @@ export function keyringContract(name: string, make: () => Promise<KeyRingFixture
         const plaintext = randomBytes(size);
         const ciphertext = await ring.encrypt(plaintext);
         assert.ok(Buffer.isBuffer(ciphertext));
-        assert.ok(!ciphertext.includes(plaintext) || size === 0, 'ciphertext must not contain the plaintext');
+        // Short plaintexts can occur in random bytes by chance; 16+ bytes cannot.
+        if (size >= 16) assert.ok(!ciphertext.includes(plaintext), 'ciphertext must not contain the plaintext');
         assert.deepEqual(await ring.decrypt(ciphertext), plaintext, `size ${size}`);
       }
     });

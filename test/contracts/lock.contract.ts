@@ -54,9 +54,7 @@ export function lockContract(name: string, make: () => Promise<LockFixture>): vo
     });
 
     it('lets exactly one of 8 concurrent acquirers win', async () => {
-      const results = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => lock.acquire(KEY, { owner: `racer-${i}`, ttlMs: 60_000 })),
-      );
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => lock.acquire(KEY, { owner: `racer-${i}`, ttlMs: 60_000 })));
       const winners = results.filter((r) => r.acquired);
       assert.equal(winners.length, 1);
       const winner = leaseOf(winners[0]!);
@@ -73,13 +71,13 @@ export function lockContract(name: string, make: () => Promise<LockFixture>): vo
     });
 
     it('renews a held lease, extending its expiry and keeping its token', async () => {
-      const lease = leaseOf(await lock.acquire(KEY, { owner: 'runner-a', ttlMs: 300 }));
+      const lease = leaseOf(await lock.acquire(KEY, { owner: 'runner-a', ttlMs: 1000 }));
       await sleep(50);
       const renewed = await lock.renew(lease, 60_000);
       assert.equal(renewed.token, lease.token);
       assert.equal(renewed.owner, 'runner-a');
       assert.ok(renewed.expiresAt.getTime() > lease.expiresAt.getTime() + 30_000);
-      await sleep(400);
+      await sleep(1100);
       assert.equal((await lock.inspect(KEY))?.token, lease.token, 'renewed lease must outlive the first ttl');
       const again = await lock.renew(renewed, 60_000);
       assert.equal(again.token, lease.token);
@@ -110,12 +108,12 @@ export function lockContract(name: string, make: () => Promise<LockFixture>): vo
 
     it('inspects the holder, and nothing once the lease expired', async () => {
       assert.equal(await lock.inspect(KEY), undefined);
-      const lease = leaseOf(await lock.acquire(KEY, { owner: 'runner-a', ttlMs: 150, info: { run_id: 'r9' } }));
+      const lease = leaseOf(await lock.acquire(KEY, { owner: 'runner-a', ttlMs: 600, info: { run_id: 'r9' } }));
       const holder = await lock.inspect(KEY);
       assert.equal(holder?.owner, 'runner-a');
       assert.equal(holder?.token, lease.token);
       assert.deepEqual(holder?.info, { run_id: 'r9' });
-      await sleep(250);
+      await sleep(700);
       assert.equal(await lock.inspect(KEY), undefined);
     });
 

@@ -38,7 +38,13 @@ export function secretsContract(name: string, make: () => Promise<SecretStoreFix
     });
 
     it('keeps values verbatim', async () => {
-      const values = ['{"type":"service_account","private_key":"-----BEGIN\\nKEY\\n-----"}', 'multi\nline', "quote's \"and\" $HOME `x`", 'ünïcödé 🦆', ' spaced '];
+      const values = [
+        '{"type":"service_account","private_key":"-----BEGIN\\nKEY\\n-----"}',
+        'multi\nline',
+        'quote\'s "and" $HOME `x`',
+        'ünïcödé 🦆',
+        ' spaced ',
+      ];
       for (const [i, value] of values.entries()) {
         await store.put(null, `v${i}`, value);
         assert.equal(await store.get(null, `v${i}`), value);

@@ -113,8 +113,7 @@ export function warehouseContract(name: string, make: () => Promise<WarehouseFix
 
     it('selects with =, !=, <, <=, >, >=, in, is null, is not null and bare values', async () => {
       await withPeople();
-      const where = async (w: Parameters<Warehouse['select']>[2]) =>
-        ids(await wh.select(ds, 'people', { ...w, orderBy: [['id', 'asc']] }));
+      const where = async (w: Parameters<Warehouse['select']>[2]) => ids(await wh.select(ds, 'people', { ...w, orderBy: [['id', 'asc']] }));
       assert.deepEqual(await where({ where: { team: 'core' } }), [1, 2]);
       assert.deepEqual(await where({ where: { team: { op: '=', value: 'web' } } }), [3, 5]);
       assert.deepEqual(await where({ where: { team: { op: '!=', value: 'core' } } }), [3, 5]);
@@ -133,9 +132,23 @@ export function warehouseContract(name: string, make: () => Promise<WarehouseFix
 
     it('orders, limits, offsets and projects', async () => {
       await withPeople();
-      const page = await wh.select(ds, 'people', { orderBy: [['score', 'desc'], ['id', 'asc']], where: { score: { op: 'is not null' } }, limit: 2, offset: 1 });
+      const page = await wh.select(ds, 'people', {
+        orderBy: [
+          ['score', 'desc'],
+          ['id', 'asc'],
+        ],
+        where: { score: { op: 'is not null' } },
+        limit: 2,
+        offset: 1,
+      });
       assert.deepEqual(ids(page), [3, 2]);
-      const byTeam = await wh.select(ds, 'people', { orderBy: [['team', 'asc'], ['id', 'desc']], where: { team: { op: 'is not null' } } });
+      const byTeam = await wh.select(ds, 'people', {
+        orderBy: [
+          ['team', 'asc'],
+          ['id', 'desc'],
+        ],
+        where: { team: { op: 'is not null' } },
+      });
       assert.deepEqual(ids(byTeam), [2, 1, 5, 3]);
       const projected = await wh.select(ds, 'people', { columns: ['name'], where: { id: 1 } });
       assert.deepEqual(projected, [{ name: 'ada' }]);
@@ -242,13 +255,12 @@ export function warehouseContract(name: string, make: () => Promise<WarehouseFix
 
     it('stores values with quotes, semicolons and SQL verbatim', async () => {
       await withPeople();
-      const nasty = [
-        "Robert'); DROP TABLE people;--",
-        '"; DELETE FROM people; --',
-        "it's a \\'test\\' @name $1 ?",
-        'line1\nline2\ttab 🦆',
-      ];
-      await wh.insert(ds, 'people', nasty.map((name, i) => ({ id: 100 + i, name })));
+      const nasty = ["Robert'); DROP TABLE people;--", '"; DELETE FROM people; --', "it's a \\'test\\' @name $1 ?", 'line1\nline2\ttab 🦆'];
+      await wh.insert(
+        ds,
+        'people',
+        nasty.map((name, i) => ({ id: 100 + i, name })),
+      );
       for (const name of nasty) {
         const rows = await wh.select(ds, 'people', { where: { name } });
         assert.equal(rows.length, 1);
@@ -300,7 +312,9 @@ export function warehouseContract(name: string, make: () => Promise<WarehouseFix
         { team: 'core', min: 5 },
       );
       assert.deepEqual(rows, [{ name: 'ada', email: 'contact@example.com' }]);
-      const reused = await wh.query(`SELECT count(*) AS n FROM ${table} WHERE name = @who OR team = @who`, { who: "o'; DROP TABLE people; --" });
+      const reused = await wh.query(`SELECT count(*) AS n FROM ${table} WHERE name = @who OR team = @who`, {
+        who: "o'; DROP TABLE people; --",
+      });
       assert.equal(Number(reused[0]?.['n']), 0);
       await assert.rejects(wh.query(`SELECT name FROM ${table} WHERE name = @missing`, {}));
       assert.equal(await wh.count(ds, 'people'), 5);

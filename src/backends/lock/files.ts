@@ -1,13 +1,22 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConvergenceError, ExitCode, validationError } from '../../lib/errors.ts';
 import type { AcquireOptions, AcquireResult, Lease, Lock, LockHolder } from './port.ts';
 
 /**
- * Leases as files in one folder: `<key>.lock` holds the current lease, `<key>.fence` the last
- * fencing token issued. A lease file is always written whole to a temp file first and then
- * linked (create) or renamed (renew) into place, so a reader never sees half of one.
+ * Leases as files in one folder, per key:
+ *   `<key>.lock`  the current lease, JSON, always written whole (temp file, then link or rename)
+ *   `<key>.fence` the last fencing token issued
+ *   `<key>.guard` a short-lived mutex around every change to an existing `.lock`
+ *
+ * A free key is taken with link(), which fails when the file exists, so exactly one of any
+ * number of racers creates it. Everything that changes or removes an existing lease (stale
+ * takeover, renew, release, force) first takes the guard, re-reads the lease and only then
+ * acts. Without the guard, two processes that both judged a lease stale can each act on what
+ * the other just created, and two holders result; renaming the stale file aside and putting it
+ * back when it turns out to be fresh still loses that race to a third process.
  */
 interface LockRecord {
   key: string;
@@ -16,11 +25,14 @@ interface LockRecord {
   acquiredAt: string;
   expiresAt: string;
   info?: Record<string, string>;
-  /** Makes every acquisition's file unique, so a stale file is recognised byte for byte. */
+  /** Tells two acquisitions apart even when a crash made a token repeat. */
   nonce: string;
 }
 
 const MAX_ATTEMPTS = 20;
+/** Guards are held for a read and a rename; one this old belongs to a crashed process. */
+const GUARD_ABANDONED_MS = 5_000;
+const GUARD_WAIT_MS = 15_000;
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException).code;
 const unique = () => randomBytes(8).toString('hex');
@@ -28,7 +40,7 @@ const unique = () => randomBytes(8).toString('hex');
 function parse(raw: string): LockRecord | undefined {
   try {
     const record = JSON.parse(raw) as LockRecord;
-    if (typeof record.owner !== 'string' || !Number.isSafeInteger(record.token)) return undefined;
+    if (typeof record.owner !== 'string' || !Number.isSafeInteger(record.token) || typeof record.nonce !== 'string') return undefined;
     if (Number.isNaN(Date.parse(record.expiresAt)) || Number.isNaN(Date.parse(record.acquiredAt))) return undefined;
     return record;
   } catch {
@@ -47,10 +59,28 @@ function holderOf(record: LockRecord): LockHolder {
   return holder;
 }
 
-const expired = (record: LockRecord, now = Date.now()) => Date.parse(record.expiresAt) <= now;
+const leaseOf = (record: LockRecord): Lease => ({ ...holderOf(record), key: record.key });
+const expired = (record: LockRecord) => Date.parse(record.expiresAt) <= Date.now();
 
 function assertTtl(ttlMs: number): void {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw validationError(`lock ttl must be a positive number of ms, got ${ttlMs}`);
+}
+
+function lockLost(lease: Lease, record: LockRecord | undefined): ConvergenceError {
+  return new ConvergenceError(
+    'LOCK_LOST',
+    ExitCode.alreadyRunning,
+    `lease on ${lease.key} (token ${lease.token}) expired or was taken over`,
+    {
+      data: { key: lease.key, token: lease.token, holder: record ? holderOf(record) : null },
+    },
+  );
+}
+
+interface Paths {
+  lockFile: string;
+  fenceFile: string;
+  guardFile: string;
 }
 
 export class FileLock implements Lock {
@@ -64,95 +94,100 @@ export class FileLock implements Lock {
   }
 
   async acquire(key: string, options: AcquireOptions): Promise<AcquireResult> {
-    const { lockFile } = await this.#paths(key);
+    const paths = await this.#paths(key);
     assertTtl(options.ttlMs);
     if (!options.owner) throw validationError('lock owner must not be empty');
-    let lastStaleToken = 0;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const fresh = (token: number): LockRecord => {
       const now = Date.now();
       const record: LockRecord = {
         key,
         owner: options.owner,
-        token: Math.max(await this.#fence(key), lastStaleToken) + 1,
+        token,
         acquiredAt: new Date(now).toISOString(),
         expiresAt: new Date(now + options.ttlMs).toISOString(),
         nonce: unique(),
       };
       if (options.info) record.info = { ...options.info };
-      if (await this.#create(lockFile, record)) return { acquired: true, lease: await this.#settle(key, record, lastStaleToken) };
+      return record;
+    };
 
-      const current = await this.#read(lockFile);
-      if (!current) continue; // released between our attempt and the read
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const created = fresh((await this.#fence(paths)) + 1);
+      if (await this.#create(paths.lockFile, created)) {
+        const lease = await this.#settle(paths, created);
+        if (lease) return { acquired: true, lease };
+        continue;
+      }
+      const current = await this.#read(paths.lockFile);
+      if (!current) continue; // released between our link and our read
       if (current.record && !expired(current.record)) return { acquired: false, holder: holderOf(current.record) };
-      const outcome = await this.#removeStale(lockFile, current.raw);
-      if (outcome.kind === 'held') return { acquired: false, holder: holderOf(outcome.record) };
-      if (outcome.kind === 'removed') lastStaleToken = Math.max(lastStaleToken, outcome.token);
+
+      const outcome = await this.#guarded(paths, async (): Promise<AcquireResult | undefined> => {
+        const now = await this.#read(paths.lockFile);
+        if (!now) return undefined;
+        if (now.record && !expired(now.record)) return { acquired: false, holder: holderOf(now.record) };
+        // A holder may have crashed before recording its token in the fence; never reuse it.
+        const record = fresh(Math.max(await this.#fence(paths), now.record?.token ?? 0) + 1);
+        await this.#writeAtomic(paths.lockFile, JSON.stringify(record));
+        await this.#writeAtomic(paths.fenceFile, String(record.token));
+        return { acquired: true, lease: leaseOf(record) };
+      });
+      if (outcome) return outcome;
     }
-    const current = await this.#read(lockFile);
+    const current = await this.#read(paths.lockFile);
     if (current?.record) return { acquired: false, holder: holderOf(current.record) };
-    throw new ConvergenceError('LOCK_CONTENDED', ExitCode.alreadyRunning, `lock ${key} kept changing hands; gave up after ${MAX_ATTEMPTS} attempts`, {
-      suggestion: 'retry in a moment',
-    });
+    throw new ConvergenceError(
+      'LOCK_CONTENDED',
+      ExitCode.alreadyRunning,
+      `lock ${key} kept changing hands; gave up after ${MAX_ATTEMPTS} attempts`,
+      {
+        suggestion: 'retry in a moment',
+      },
+    );
   }
 
   async renew(lease: Lease, ttlMs: number): Promise<Lease> {
     assertTtl(ttlMs);
-    const { lockFile } = await this.#paths(lease.key);
-    const current = await this.#read(lockFile);
-    const record = current?.record;
-    if (!record || !this.#same(record, lease) || expired(record)) {
-      throw new ConvergenceError('LOCK_LOST', ExitCode.alreadyRunning, `lease on ${lease.key} (token ${lease.token}) expired or was taken over`, {
-        data: { key: lease.key, token: lease.token, holder: record ? holderOf(record) : null },
-      });
-    }
-    const renewed: LockRecord = { ...record, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
-    await this.#writeAtomic(lockFile, JSON.stringify(renewed));
-    return { ...holderOf(renewed), key: lease.key };
+    const paths = await this.#paths(lease.key);
+    return this.#guarded(paths, async () => {
+      const record = (await this.#read(paths.lockFile))?.record;
+      if (!record || !this.#same(record, lease) || expired(record)) throw lockLost(lease, record);
+      const renewed: LockRecord = { ...record, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
+      await this.#writeAtomic(paths.lockFile, JSON.stringify(renewed));
+      return leaseOf(renewed);
+    });
   }
 
   async release(lease: Lease): Promise<boolean> {
-    const { lockFile } = await this.#paths(lease.key);
-    const current = await this.#read(lockFile);
-    if (!current?.record || !this.#same(current.record, lease)) return false;
-    // Moving the file aside first means a takeover racing us is detected, never deleted.
-    const aside = `${lockFile}.${unique()}.releasing`;
-    try {
-      await rename(lockFile, aside);
-    } catch (err) {
-      if (errno(err) === 'ENOENT') return false;
-      throw err;
-    }
-    const moved = await readFile(aside, 'utf8').catch(() => '');
-    if (moved === current.raw) {
-      await unlink(aside).catch(() => undefined);
-      return true;
-    }
-    await this.#putBack(aside, lockFile);
-    return false;
+    const paths = await this.#paths(lease.key);
+    return this.#guarded(paths, async () => {
+      const record = (await this.#read(paths.lockFile))?.record;
+      if (!record || !this.#same(record, lease)) return false;
+      return this.#remove(paths.lockFile);
+    });
   }
 
   async inspect(key: string): Promise<LockHolder | undefined> {
-    const { lockFile } = await this.#paths(key);
-    const record = (await this.#read(lockFile))?.record;
+    const paths = await this.#paths(key);
+    const record = (await this.#read(paths.lockFile))?.record;
     return record && !expired(record) ? holderOf(record) : undefined;
   }
 
   async forceRelease(key: string): Promise<boolean> {
-    const { lockFile } = await this.#paths(key);
-    try {
-      await unlink(lockFile);
-      return true;
-    } catch (err) {
-      if (errno(err) === 'ENOENT') return false;
-      throw err;
-    }
+    const paths = await this.#paths(key);
+    return this.#guarded(paths, async () => {
+      const record = (await this.#read(paths.lockFile))?.record;
+      // The holder may not have recorded its token yet; keep the next one above it.
+      if (record && record.token > (await this.#fence(paths))) await this.#writeAtomic(paths.fenceFile, String(record.token));
+      return this.#remove(paths.lockFile);
+    });
   }
 
   #same(record: LockRecord, lease: Lease): boolean {
     return record.token === lease.token && record.owner === lease.owner && Date.parse(record.acquiredAt) === lease.acquiredAt.getTime();
   }
 
-  async #paths(key: string) {
+  async #paths(key: string): Promise<Paths> {
     if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
       throw validationError(`lock key must be 1-200 characters, got ${JSON.stringify(key)}`);
     }
@@ -161,13 +196,12 @@ export class FileLock implements Lock {
       this.#dirReady = true;
     }
     const base = path.join(this.#dir, encodeURIComponent(key));
-    return { lockFile: `${base}.lock`, fenceFile: `${base}.fence` };
+    return { lockFile: `${base}.lock`, fenceFile: `${base}.fence`, guardFile: `${base}.guard` };
   }
 
-  async #fence(key: string): Promise<number> {
-    const { fenceFile } = await this.#paths(key);
+  async #fence(paths: Paths): Promise<number> {
     try {
-      const value = Number.parseInt(await readFile(fenceFile, 'utf8'), 10);
+      const value = Number.parseInt(await readFile(paths.fenceFile, 'utf8'), 10);
       return Number.isSafeInteger(value) && value > 0 ? value : 0;
     } catch (err) {
       if (errno(err) === 'ENOENT') return 0;
@@ -176,25 +210,70 @@ export class FileLock implements Lock {
   }
 
   /**
-   * The token in a freshly linked lease came from a fence read before the link, which a slower
-   * racer may have read before an earlier holder bumped it. Now that we hold the lease nobody
-   * else writes the fence, so re-read it and, if our token is not above it, re-issue ours.
+   * Records the token of a lease we just created. Its token came from a fence read before the
+   * link, which a slow racer may have read before an earlier holder raised it; so re-read the
+   * fence under the guard and re-issue our token above it when needed. Returns undefined if the
+   * lease was already lost (it expired and was taken over before we got here).
    */
-  async #settle(key: string, record: LockRecord, lastStaleToken: number): Promise<Lease> {
-    const { lockFile, fenceFile } = await this.#paths(key);
-    const floor = Math.max(await this.#fence(key), lastStaleToken);
-    let settled = record;
-    if (record.token <= floor) {
-      settled = { ...record, token: floor + 1 };
-      await this.#writeAtomic(lockFile, JSON.stringify(settled));
+  async #settle(paths: Paths, record: LockRecord): Promise<Lease | undefined> {
+    return this.#guarded(paths, async () => {
+      const current = (await this.#read(paths.lockFile))?.record;
+      if (current?.nonce !== record.nonce) return undefined;
+      const fence = await this.#fence(paths);
+      const settled = record.token > fence ? record : { ...record, token: fence + 1 };
+      if (settled !== record) await this.#writeAtomic(paths.lockFile, JSON.stringify(settled));
+      await this.#writeAtomic(paths.fenceFile, String(settled.token));
+      return leaseOf(settled);
+    });
+  }
+
+  async #guarded<T>(paths: Paths, work: () => Promise<T>): Promise<T> {
+    const mine = unique();
+    const deadline = Date.now() + GUARD_WAIT_MS;
+    for (;;) {
+      try {
+        await writeFile(paths.guardFile, mine, { flag: 'wx' });
+        break;
+      } catch (err) {
+        if (errno(err) !== 'EEXIST') throw err;
+      }
+      await this.#breakAbandonedGuard(paths.guardFile);
+      if (Date.now() > deadline) {
+        throw new ConvergenceError('LOCK_CONTENDED', ExitCode.alreadyRunning, `lock guard ${paths.guardFile} stayed taken`, {
+          suggestion: `retry; if no convergence process is running, delete ${paths.guardFile}`,
+        });
+      }
+      await sleep(1 + Math.random() * 4);
     }
-    await this.#writeAtomic(fenceFile, String(settled.token));
-    return { ...holderOf(settled), key };
+    try {
+      return await work();
+    } finally {
+      if ((await readFile(paths.guardFile, 'utf8').catch(() => '')) === mine) await unlink(paths.guardFile).catch(() => undefined);
+    }
+  }
+
+  /** Removes a guard left by a crashed process; a live one is put back if we moved it by mistake. */
+  async #breakAbandonedGuard(guardFile: string): Promise<void> {
+    let judged: string;
+    try {
+      if (Date.now() - (await stat(guardFile)).mtimeMs < GUARD_ABANDONED_MS) return;
+      judged = await readFile(guardFile, 'utf8');
+    } catch {
+      return;
+    }
+    const aside = `${guardFile}.${unique()}.abandoned`;
+    try {
+      await rename(guardFile, aside);
+    } catch {
+      return;
+    }
+    if ((await readFile(aside, 'utf8').catch(() => '')) !== judged) await link(aside, guardFile).catch(() => undefined);
+    await unlink(aside).catch(() => undefined);
   }
 
   async #create(lockFile: string, record: LockRecord): Promise<boolean> {
     const temp = `${lockFile}.${unique()}.tmp`;
-    await writeFile(temp, JSON.stringify(record), { flag: 'wx', mode: 0o644 });
+    await writeFile(temp, JSON.stringify(record), { flag: 'wx' });
     try {
       await link(temp, lockFile);
       return true;
@@ -206,59 +285,30 @@ export class FileLock implements Lock {
     }
   }
 
-  async #read(lockFile: string): Promise<{ raw: string; record: LockRecord | undefined } | undefined> {
+  async #remove(file: string): Promise<boolean> {
     try {
-      const raw = await readFile(lockFile, 'utf8');
-      return { raw, record: parse(raw) };
+      await unlink(file);
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** undefined when there is no lease file; `record` undefined when there is one we cannot parse. */
+  async #read(lockFile: string): Promise<{ record: LockRecord | undefined } | undefined> {
+    try {
+      return { record: parse(await readFile(lockFile, 'utf8')) };
     } catch (err) {
       if (errno(err) === 'ENOENT') return undefined;
       throw err;
     }
   }
 
-  /**
-   * Takes a stale lease out of the way without ever deleting a live one: the file is renamed to
-   * a private name and deleted only if it is byte for byte the one judged stale. If another
-   * acquirer replaced it in between, it is linked back and reported as the holder. An unreadable
-   * file counts as stale, since nothing would ever renew or release it.
-   */
-  async #removeStale(
-    lockFile: string,
-    staleRaw: string,
-  ): Promise<{ kind: 'removed'; token: number } | { kind: 'held'; record: LockRecord } | { kind: 'gone' }> {
-    const aside = `${lockFile}.${unique()}.stale`;
-    try {
-      await rename(lockFile, aside);
-    } catch (err) {
-      if (errno(err) === 'ENOENT') return { kind: 'gone' };
-      throw err;
-    }
-    const moved = await readFile(aside, 'utf8');
-    const record = parse(moved);
-    if (moved === staleRaw || !record || expired(record)) {
-      await unlink(aside).catch(() => undefined);
-      return { kind: 'removed', token: record?.token ?? 0 };
-    }
-    return (await this.#putBack(aside, lockFile)) ? { kind: 'held', record } : { kind: 'gone' };
-  }
-
-  /** Restores a live lease moved aside by mistake; false if yet another lease took the slot. */
-  async #putBack(aside: string, lockFile: string): Promise<boolean> {
-    try {
-      await link(aside, lockFile);
-      return true;
-    } catch (err) {
-      if (errno(err) === 'EEXIST') return false;
-      throw err;
-    } finally {
-      await unlink(aside).catch(() => undefined);
-    }
-  }
-
   async #writeAtomic(file: string, content: string): Promise<void> {
     const temp = `${file}.${unique()}.tmp`;
     try {
-      await writeFile(temp, content, { flag: 'wx', mode: 0o644 });
+      await writeFile(temp, content, { flag: 'wx' });
       await rename(temp, file);
     } catch (err) {
       await unlink(temp).catch(() => undefined);

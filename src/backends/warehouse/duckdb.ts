@@ -17,17 +17,7 @@ import {
 } from '@duckdb/node-api';
 import { assertIdentifier } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../lib/errors.ts';
-import type {
-  FieldSpec,
-  FieldType,
-  Row,
-  Scalar,
-  SelectOptions,
-  TableSpec,
-  Warehouse,
-  Where,
-  WriteOp,
-} from './port.ts';
+import type { FieldSpec, FieldType, Row, Scalar, SelectOptions, TableSpec, Warehouse, Where, WriteOp } from './port.ts';
 
 /**
  * Local Warehouse on one DuckDB file, one schema per dataset.
@@ -212,10 +202,9 @@ class Session {
   }
 
   async datasetExists(dataset: string): Promise<boolean> {
-    const rows = await this.rows(
-      'SELECT 1 FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = $d',
-      { d: dataset },
-    );
+    const rows = await this.rows('SELECT 1 FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = $d', {
+      d: dataset,
+    });
     return rows.length > 0;
   }
 
@@ -301,15 +290,13 @@ async function insertRows(s: Session, dataset: string, table: string, rows: Row[
     const chunk = rows.slice(start, start + INSERT_CHUNK);
     const names = [...new Set(chunk.flatMap((row) => Object.keys(row)))];
     const columns = names.map((name) => t.column(name));
+    if (columns.length === 0) {
+      for (let i = 0; i < chunk.length; i++) await s.exec(`INSERT INTO ${t.ref} DEFAULT VALUES`);
+      continue;
+    }
     const params = new Params();
     const tuples = chunk.map((row) => `(${columns.map((c, i) => params.add(row[names[i]!] ?? null, c)).join(', ')})`);
-    const target = columns.length ? ` (${columns.map((c) => q(c.name)).join(', ')})` : '';
-    const body = columns.length ? ` VALUES ${tuples.join(', ')}` : ' DEFAULT VALUES';
-    if (columns.length === 0) {
-      for (let i = 0; i < chunk.length; i++) await s.exec(`INSERT INTO ${t.ref}${body}`);
-    } else {
-      await s.exec(`INSERT INTO ${t.ref}${target}${body}`, params.values);
-    }
+    await s.exec(`INSERT INTO ${t.ref} (${columns.map((c) => q(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`, params.values);
   }
 }
 
@@ -364,7 +351,7 @@ export class DuckDbWarehouse implements Warehouse {
   constructor(options: DuckDbWarehouseOptions) {
     this.#file = path.resolve(options.file);
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 30_000;
-    this.describe = `duckdb:${this.#file}`;
+    this.describe = this.#file;
   }
 
   /** Opens the file (waiting out other processes), runs `work`, and always closes again. */
@@ -409,12 +396,19 @@ export class DuckDbWarehouse implements Warehouse {
           });
         }
         if (Date.now() >= deadline) {
-          throw new ConvergenceError('WAREHOUSE_BUSY', ExitCode.unexpected, `warehouse ${this.#file} stayed locked for ${Math.round(this.#busyTimeoutMs / 1000)} s`, {
-            suggestion: 'another convergence process holds the warehouse; retry',
-            cause: err,
-          });
+          const pid = /PID (\d+)/.exec(message)?.[1];
+          throw new ConvergenceError(
+            'WAREHOUSE_BUSY',
+            ExitCode.unexpected,
+            `warehouse ${this.#file} stayed locked for ${this.#busyTimeoutMs / 1000} s${pid ? ` (held by PID ${pid})` : ''}`,
+            {
+              suggestion: 'another convergence process holds the warehouse; retry',
+              data: { file: this.#file, pid: pid ? Number(pid) : null },
+              cause: err,
+            },
+          );
         }
-        // Full jitter keeps a crowd of waiting processes from retrying in lockstep.
+        // Randomised waits keep a crowd of waiting processes from retrying in lockstep.
         await sleep(Math.min(delay * (0.5 + Math.random() / 2), deadline - Date.now()));
         delay = Math.min(delay * 2, 200);
       }
@@ -520,7 +514,8 @@ export class DuckDbWarehouse implements Warehouse {
       assertIdentifier('column', name);
     }
     for (const [, direction] of options.orderBy ?? []) {
-      if (direction !== 'asc' && direction !== 'desc') throw validationError(`order direction must be asc or desc, got ${JSON.stringify(direction)}`);
+      if (direction !== 'asc' && direction !== 'desc')
+        throw validationError(`order direction must be asc or desc, got ${JSON.stringify(direction)}`);
     }
     assertCount('limit', options.limit);
     assertCount('offset', options.offset);

@@ -28,9 +28,7 @@ export type Scalar = string | number | bigint | boolean | Date | null;
 export type Row = Record<string, Scalar>;
 
 export type Comparison =
-  | { op: '=' | '!=' | '<' | '<=' | '>' | '>='; value: Scalar }
-  | { op: 'in'; values: Scalar[] }
-  | { op: 'is null' | 'is not null' };
+  { op: '=' | '!=' | '<' | '<=' | '>' | '>='; value: Scalar } | { op: 'in'; values: Scalar[] } | { op: 'is null' | 'is not null' };
 /** Conjunction of column conditions; a bare scalar means equality (null means IS NULL). */
 export type Where = Record<string, Scalar | Comparison>;
 

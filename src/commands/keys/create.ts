@@ -24,7 +24,9 @@ export default class KeysCreate extends BaseCommand<typeof KeysCreate> {
       ...(expiresInMs !== undefined ? { expiresInMs } : {}),
     });
     this.log(key.apiKey);
-    process.stderr.write(`\nKey ${key.apiKeyId} for ${key.tenantId}${key.expiresAt ? `, expires ${key.expiresAt.toISOString()}` : ''}.\nStore it now: it is shown only once. Send it as the X-API-Key header.\n`);
+    process.stderr.write(
+      `\nKey ${key.apiKeyId} for ${key.tenantId}${key.expiresAt ? `, expires ${key.expiresAt.toISOString()}` : ''}.\nStore it now: it is shown only once. Send it as the X-API-Key header.\n`,
+    );
     return key;
   }
 }

@@ -4,8 +4,11 @@ import { formatTable } from '../../lib/render.ts';
 import { listKeys, type KeyInfo } from '../../services/keys.ts';
 
 export default class KeysList extends BaseCommand<typeof KeysList> {
-  static override summary = 'List a tenant\'s API keys (id, hash prefix, dates, status) — never the keys themselves.';
-  static override examples = ['<%= config.bin %> keys list --tenant acme_corp', '<%= config.bin %> keys list --tenant acme_corp --all --json'];
+  static override summary = "List a tenant's API keys (id, hash prefix, dates, status) — never the keys themselves.";
+  static override examples = [
+    '<%= config.bin %> keys list --tenant acme_corp',
+    '<%= config.bin %> keys list --tenant acme_corp --all --json',
+  ];
   static override flags = {
     tenant: Flags.string({ description: 'Tenant id', required: true }),
     all: Flags.boolean({ description: 'Include revoked and expired keys' }),

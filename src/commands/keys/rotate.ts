@@ -5,7 +5,10 @@ import { rotateKeys } from '../../services/keys.ts';
 
 export default class KeysRotate extends BaseCommand<typeof KeysRotate> {
   static override summary = 'Issue a new key for a tenant; its current keys keep working for a grace period, then expire.';
-  static override examples = ['<%= config.bin %> keys rotate --tenant acme_corp', '<%= config.bin %> keys rotate --tenant acme_corp --grace 0s --json'];
+  static override examples = [
+    '<%= config.bin %> keys rotate --tenant acme_corp',
+    '<%= config.bin %> keys rotate --tenant acme_corp --grace 0s --json',
+  ];
   static override flags = {
     tenant: Flags.string({ description: 'Tenant id', required: true }),
     grace: Flags.string({ description: 'How long the old keys stay valid (0s revokes them at once)', default: '24h' }),

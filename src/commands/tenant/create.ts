@@ -10,7 +10,9 @@ export default class TenantCreate extends BaseCommand<typeof TenantCreate> {
     '<%= config.bin %> tenant create acme_corp --name "ACME Corp" --plan starter',
     '<%= config.bin %> tenant create globex --name Globex --plan scale --contact-email ops@globex.example --json',
   ];
-  static override args = { tenant: Args.string({ description: 'Tenant id: ^[a-z][a-z0-9_]{2,49}$ (also the dataset name)', required: true }) };
+  static override args = {
+    tenant: Args.string({ description: 'Tenant id: ^[a-z][a-z0-9_]{2,49}$ (also the dataset name)', required: true }),
+  };
   static override flags = {
     name: Flags.string({ description: 'Company name', required: true }),
     plan: Flags.string({ description: `Subscription plan: ${PLAN_NAMES.join(' | ')}`, default: 'starter' }),

@@ -11,12 +11,17 @@ export default class TenantDelete extends BaseCommand<typeof TenantDelete> {
 
   public async run(): Promise<DeleteTenantResult> {
     const ctx = await this.context();
-    await confirm(`Delete tenant "${this.args.tenant}" in ${ctx.env.name}? Its keys are revoked and dataset "${this.args.tenant}" is dropped with all its tables.`, {
-      yes: this.flags.yes,
-      action: `delete tenant ${this.args.tenant}`,
-    });
+    await confirm(
+      `Delete tenant "${this.args.tenant}" in ${ctx.env.name}? Its keys are revoked and dataset "${this.args.tenant}" is dropped with all its tables.`,
+      {
+        yes: this.flags.yes,
+        action: `delete tenant ${this.args.tenant}`,
+      },
+    );
     const result = await deleteTenant(ctx, this.args.tenant);
-    this.log(`Tenant ${result.tenantId} deleted: ${result.keysRevoked} key(s) revoked, dataset ${result.datasetDropped ? 'dropped' : 'already gone'}.`);
+    this.log(
+      `Tenant ${result.tenantId} deleted: ${result.keysRevoked} key(s) revoked, dataset ${result.datasetDropped ? 'dropped' : 'already gone'}.`,
+    );
     this.log(`The profile is kept (status DELETED) as an audit trail; ${result.configDirKept}/ was left in place.`);
     return result;
   }

@@ -12,7 +12,9 @@ export default class KeysAdminCreate extends BaseCommand<typeof KeysAdminCreate>
     const ctx = await this.context();
     const result = await createAdminKey(ctx, { replace: this.flags.replace });
     this.log(result.adminKey);
-    process.stderr.write(`\nStored as ${result.secretName} in ${result.store}${result.replaced ? ' (replaced the previous key)' : ''}. Shown only once.\n`);
+    process.stderr.write(
+      `\nStored as ${result.secretName} in ${result.store}${result.replaced ? ' (replaced the previous key)' : ''}. Shown only once.\n`,
+    );
     return result;
   }
 }
