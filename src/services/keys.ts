@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Row } from '../backends/warehouse/port.ts';
 import { assertTenantId } from '../domain/ids.ts';
 import { ADMIN_KEY_PATTERN, digestsEqual, hashKey, newAdminKey, newTenantKey, tenantOfKey } from '../domain/api-keys.ts';
-import { authError, conflictError, lockHeldError, notFoundError, quotaExceededError, validationError } from '../lib/errors.ts';
+import { authError, conflictError, notFoundError, quotaExceededError, validationError } from '../lib/errors.ts';
 import type { ServiceContext } from './context.ts';
+import { withLease } from './leases.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
 import { findProfile, requireTenant } from './tenants.ts';
 
@@ -63,29 +63,11 @@ async function requireActiveTenant(ctx: ServiceContext, tenantId: string): Promi
 }
 
 /**
- * Serialises changes to one tenant's keys across processes, so two concurrent creates cannot both
- * pass the plan limit check. Waits a little for the holder instead of failing at once.
+ * Changes to one tenant's keys are serialised across processes, so two concurrent creates cannot
+ * both pass the plan limit check; a caller waits a little for the holder instead of failing.
  */
-async function withKeysLock<R>(ctx: ServiceContext, tenantId: string, work: () => Promise<R>): Promise<R> {
-  const lock = await ctx.backends.lock();
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const taken = await lock.acquire(`keys/${tenantId}`, { owner: ctx.actor, ttlMs: 60_000 });
-    if (taken.acquired) {
-      try {
-        return await work();
-      } finally {
-        await lock.release(taken.lease);
-      }
-    }
-    if (Date.now() >= deadline) {
-      throw lockHeldError(`the keys of tenant "${tenantId}" are being changed by ${taken.holder.owner}`, {
-        suggestion: 'retry in a moment',
-      });
-    }
-    await sleep(25 + Math.random() * 75);
-  }
-}
+const withKeysLock = <R>(ctx: ServiceContext, tenantId: string, work: () => Promise<R>) =>
+  withLease(ctx, `keys/${tenantId}`, { waitMs: 15_000, what: `the keys of tenant "${tenantId}"` }, work);
 
 /** Mints a tenant key: stored as SHA-256 (lookup) plus a KeyRing-encrypted copy; returned once. */
 export async function createKey(

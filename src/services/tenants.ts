@@ -5,8 +5,9 @@ import type { Row, Warehouse, Where } from '../backends/warehouse/port.ts';
 import { assertName, assertTenantId } from '../domain/ids.ts';
 import { assertPlan, PLANS, type PlanName } from '../domain/plans.ts';
 import type { TenantStatus } from '../domain/states.ts';
-import { conflictError, lockHeldError, notFoundError, validationError } from '../lib/errors.ts';
+import { conflictError, notFoundError, validationError } from '../lib/errors.ts';
 import type { ServiceContext } from './context.ts';
+import { withLease } from './leases.ts';
 import { requireBootstrapped } from './metadata/guard.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
 
@@ -81,11 +82,7 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
     throw validationError(`invalid contact email ${JSON.stringify(input.contactEmail)}`);
   }
   const warehouse = await metadataWarehouse(ctx);
-  const lock = await ctx.backends.lock();
-  const taken = await lock.acquire(`tenant/${tenantId}`, { owner: ctx.actor, ttlMs: 60_000 });
-  if (!taken.acquired)
-    throw lockHeldError(`tenant "${tenantId}" is being changed by ${taken.holder.owner}`, { suggestion: 'retry in a moment' });
-  try {
+  return withLease(ctx, `tenant/${tenantId}`, { waitMs: 0, what: `tenant "${tenantId}"` }, async () => {
     const existing = await findProfile(warehouse, tenantId);
     if (existing?.status === 'DELETED') {
       throw conflictError(`tenant "${tenantId}" was deleted on ${(existing.deleted_at as Date).toISOString()}; tenant ids are not reused`, {
@@ -183,9 +180,7 @@ export async function createTenant(ctx: ServiceContext, input: CreateTenantInput
       configDir: path.relative(ctx.workspace.root, configDir),
       createdDirs,
     };
-  } finally {
-    await lock.release(taken.lease);
-  }
+  });
 }
 
 export async function listTenants(
