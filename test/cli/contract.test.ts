@@ -10,6 +10,7 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { manifestCommandIds, mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 after(cleanupAll);
@@ -67,6 +68,8 @@ describe('help', () => {
       'keys:revoke',
       'keys:rotate',
       'keys:admin:create',
+      'pipeline:validate',
+      'pipeline:list',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
     }
@@ -171,6 +174,29 @@ describe('--json on every command', () => {
     assert.deepEqual([revoked.apiKeyId, revoked.changed, revoked.status], [rotated.created.apiKeyId, true, 'REVOKED']);
     const admin = await ok<{ adminKey: string }>('keys:admin:create');
     assert.match(admin.adminKey, /^admin_/);
+    const tenantDir = path.join(ws, 'configs', 'json_co');
+    await writeFile(
+      path.join(tenantDir, 'sources', 'usage_files.yml'),
+      'source_id: usage_files\ntype: file\npath: data/usage_*.csv\nformat: csv\n',
+    );
+    await writeFile(path.join(tenantDir, 'sql', 'fct.sql'), "SELECT * FROM {{ ref('raw_usage') }}\n");
+    await writeFile(
+      path.join(tenantDir, 'pipelines', 'p_usage.yml'),
+      [
+        'pipeline_id: p_usage',
+        'steps:',
+        '  - { name: ingest, type: ingest, source_config: sources/usage_files.yml, destination: { table: raw_usage } }',
+        '  - { name: fct, type: transform, sql: sql/fct.sql, destination: { table: fct_usage, write_mode: replace } }',
+        '',
+      ].join('\n'),
+    );
+    const validated = await ok<{ ok: boolean; pipelines: string[]; files: unknown[] }>('pipeline:validate', ['--tenant', 'json_co']);
+    assert.deepEqual([validated.ok, validated.pipelines, validated.files.length], [true, ['p_usage'], 3]);
+    const pipelines = await ok<Array<{ pipelineId: string; steps: string[] }>>('pipeline:list', ['--tenant', 'json_co']);
+    assert.deepEqual(
+      pipelines.map((p) => [p.pipelineId, p.steps]),
+      [['p_usage', ['ingest:ingest', 'fct:transform']]],
+    );
     const deleted = await ok<{ tenantId: string; keysRevoked: number }>('tenant:delete', ['json_co', '--yes']);
     assert.deepEqual([deleted.tenantId, deleted.keysRevoked], ['json_co', 1]);
   });

@@ -1,0 +1,31 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../lib/base-command.ts';
+import { formatTable } from '../../lib/render.ts';
+import { listPipelines, type PipelineEntry } from '../../services/pipelines/catalog.ts';
+
+export default class PipelineList extends BaseCommand<typeof PipelineList> {
+  static override summary = 'List the pipelines of a tenant found in configs/<tenant>/pipelines/.';
+  static override examples = [
+    '<%= config.bin %> pipeline list --tenant acme_corp',
+    '<%= config.bin %> pipeline list --tenant acme_corp --json',
+  ];
+  static override flags = { tenant: Flags.string({ description: 'Tenant id', required: true }) };
+
+  public async run(): Promise<PipelineEntry[]> {
+    const ctx = await this.context();
+    const pipelines = await listPipelines(ctx, this.flags.tenant);
+    if (pipelines.length === 0) this.log(`No pipelines in configs/${this.flags.tenant}/pipelines/.`);
+    else
+      this.log(
+        formatTable(pipelines, [
+          { header: 'pipeline', get: (p) => p.pipelineId },
+          { header: 'valid', get: (p) => p.valid },
+          { header: 'steps', get: (p) => (p.valid ? p.steps.length : null) },
+          { header: 'schedule', get: (p) => p.schedule },
+          { header: 'description', get: (p) => p.description ?? p.error?.split('\n')[0] },
+        ]),
+      );
+    for (const p of pipelines.filter((x) => !x.valid)) this.warn(`${p.file} is invalid: run \`convergence pipeline validate ${p.file}\``);
+    return pipelines;
+  }
+}

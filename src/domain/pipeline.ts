@@ -1,0 +1,219 @@
+import { z } from 'zod';
+import { DURATION_PATTERN } from '../config/schema.ts';
+import { IDENTIFIER_PATTERN, NAME_PATTERN } from './ids.ts';
+
+/**
+ * Schemas of the tenant YAML files (DESIGN "Pipelines"). Unknown keys are errors, so a typo such
+ * as `merge_key:` is reported at its line instead of silently ignored.
+ */
+const name = z.string().regex(NAME_PATTERN, 'expected a name of letters, digits, "_" or "-" starting with a letter');
+const identifier = z.string().regex(IDENTIFIER_PATTERN, 'expected letters, digits and "_" (not starting with a digit)');
+const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30s, 10m, 1h or 2d');
+/** Paths inside the tenant folder: relative, no `..`, so a config cannot read outside it. */
+const relativePath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'expected a path relative to the tenant folder, without ".."');
+const severity = z.enum(['error', 'warn']).default('error');
+const onFailure = z.enum(['stop', 'continue']).default('stop');
+
+export const destinationSchema = z
+  .object({
+    table: identifier,
+    write_mode: z.enum(['append', 'replace', 'merge']).default('append'),
+    merge_keys: z.array(identifier).nonempty().optional(),
+    partition_by: identifier.optional(),
+    cluster_by: z.array(identifier).max(4, 'BigQuery clusters on at most 4 columns').optional(),
+    schema: relativePath.optional(),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.write_mode === 'merge' && !d.merge_keys) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['merge_keys'],
+        message: 'write_mode merge needs merge_keys (the columns that identify a row)',
+      });
+    }
+    if (d.write_mode !== 'merge' && d.merge_keys) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['merge_keys'],
+        message: `merge_keys only applies to write_mode merge (this is ${d.write_mode})`,
+      });
+    }
+  });
+
+const ruleBase = { name: name.optional(), severity };
+const validRegex = z.string().refine((p) => {
+  try {
+    new RegExp(p);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a valid regular expression');
+
+export const ruleSchema = z.discriminatedUnion('check', [
+  z.object({ ...ruleBase, check: z.literal('not_null'), columns: z.array(identifier).nonempty() }).strict(),
+  z.object({ ...ruleBase, check: z.literal('unique'), columns: z.array(identifier).nonempty() }).strict(),
+  z
+    .object({ ...ruleBase, check: z.literal('range'), column: identifier, min: z.number().optional(), max: z.number().optional() })
+    .strict()
+    .refine((r) => r.min !== undefined || r.max !== undefined, 'range needs min, max or both'),
+  z
+    .object({
+      ...ruleBase,
+      check: z.literal('accepted_values'),
+      column: identifier,
+      values: z.array(z.union([z.string(), z.number(), z.boolean()])).nonempty(),
+    })
+    .strict(),
+  z.object({ ...ruleBase, check: z.literal('regex'), column: identifier, pattern: validRegex }).strict(),
+  z
+    .object({
+      ...ruleBase,
+      check: z.literal('row_count'),
+      min: z.number().int().min(0).optional(),
+      max: z.number().int().min(0).optional(),
+    })
+    .strict()
+    .refine((r) => r.min !== undefined || r.max !== undefined, 'row_count needs min, max or both'),
+  z.object({ ...ruleBase, check: z.literal('freshness'), column: identifier, max_age: duration }).strict(),
+  z.object({ ...ruleBase, check: z.literal('expression'), expr: z.string().min(1) }).strict(),
+]);
+
+const stepBase = { name, on_failure: onFailure };
+export const stepSchema = z.discriminatedUnion('type', [
+  z.object({ ...stepBase, type: z.literal('ingest'), source_config: relativePath, destination: destinationSchema }).strict(),
+  z.object({ ...stepBase, type: z.literal('dq'), table: identifier, rules: z.array(ruleSchema).nonempty() }).strict(),
+  z.object({ ...stepBase, type: z.literal('transform'), sql: relativePath, destination: destinationSchema }).strict(),
+]);
+
+export const pipelineSchema = z
+  .object({
+    pipeline_id: name,
+    description: z.string().optional(),
+    schedule: z
+      .object({ cron: z.string().min(9), timezone: z.string().default('UTC') })
+      .strict()
+      .optional(),
+    timeout: duration.default('1h'),
+    params: z.record(identifier, z.string()).optional(),
+    steps: z.array(stepSchema).nonempty(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const seen = new Map<string, number>();
+    p.steps.forEach((step, index) => {
+      const first = seen.get(step.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', index, 'name'],
+          message: `duplicate step name "${step.name}" (also step ${first + 1})`,
+        });
+      }
+      seen.set(step.name, index);
+    });
+  });
+
+const secretRef = z.string().regex(NAME_PATTERN, 'expected a secret name');
+const authSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('bearer'), secret: secretRef }).strict(),
+  z.object({ type: z.literal('header'), name: z.string().min(1), secret: secretRef }).strict(),
+  z.object({ type: z.literal('basic'), username: z.string().min(1), secret: secretRef }).strict(),
+]);
+
+const paginationSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('cursor'), cursor_path: z.string().min(1), param: z.string().min(1) }).strict(),
+  z
+    .object({
+      type: z.literal('page_number'),
+      param: z.string().min(1),
+      start: z.number().int().default(1),
+      page_size_param: z.string().optional(),
+      page_size: z.number().int().positive().optional(),
+    })
+    .strict(),
+  z
+    .object({ type: z.literal('offset'), param: z.string().min(1), limit_param: z.string().min(1), limit: z.number().int().positive() })
+    .strict(),
+  z.object({ type: z.literal('link_header') }).strict(),
+  z.object({ type: z.literal('next_url'), next_url_path: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('none') }).strict(),
+]);
+
+const incrementalSchema = z.object({ cursor_field: identifier, initial: z.string().optional() }).strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      source_id: name,
+      type: z.literal('rest_api'),
+      url: z.string().url('expected an http(s) URL'),
+      method: z.enum(['GET', 'POST']).default('GET'),
+      params: z.record(z.string(), z.string()).optional(),
+      headers: z.record(z.string(), z.string()).optional(),
+      auth: authSchema.optional(),
+      pagination: paginationSchema.default({ type: 'none' }),
+      records_path: z.string().optional(),
+      rate_limit: z.object({ requests_per_second: z.number().positive() }).strict().optional(),
+      retry: z
+        .object({ max_attempts: z.number().int().min(1).max(20).default(5) })
+        .strict()
+        .optional(),
+      timeout: duration.optional(),
+      incremental: incrementalSchema.optional(),
+      schema: relativePath.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      source_id: name,
+      type: z.literal('file'),
+      path: z.string().min(1),
+      format: z.enum(['csv', 'ndjson', 'parquet']),
+      csv: z
+        .object({ delimiter: z.string().length(1).default(','), has_header: z.boolean().default(true) })
+        .strict()
+        .optional(),
+      incremental: incrementalSchema.optional(),
+      schema: relativePath.optional(),
+    })
+    .strict(),
+]);
+
+/** A BigQuery JSON schema file: an array of fields. */
+export const tableSchemaFileSchema = z
+  .array(
+    z
+      .object({
+        name: identifier,
+        type: z.enum([
+          'STRING',
+          'INT64',
+          'INTEGER',
+          'FLOAT64',
+          'FLOAT',
+          'NUMERIC',
+          'BOOL',
+          'BOOLEAN',
+          'TIMESTAMP',
+          'DATE',
+          'JSON',
+          'BYTES',
+        ]),
+        mode: z.enum(['NULLABLE', 'REQUIRED']).default('NULLABLE'),
+        description: z.string().optional(),
+      })
+      .strict(),
+  )
+  .nonempty();
+
+export type PipelineConfig = z.infer<typeof pipelineSchema>;
+export type PipelineStep = z.infer<typeof stepSchema>;
+export type DqRule = z.infer<typeof ruleSchema>;
+export type Destination = z.infer<typeof destinationSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type TableSchemaFile = z.infer<typeof tableSchemaFileSchema>;
