@@ -1,0 +1,85 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  /** Path with query, as received. */
+  path: string;
+  url: URL;
+  headers: http.IncomingHttpHeaders;
+}
+
+export interface FakeReply {
+  status?: number;
+  headers?: Record<string, string>;
+  /** JSON-serialised unless a string. */
+  body?: unknown;
+  /** Never answer (the socket stays open until the server closes). */
+  hang?: boolean;
+}
+
+export type Handler = (req: RecordedRequest, index: number) => FakeReply | Promise<FakeReply>;
+
+export interface FakeApi {
+  /** Base URL, e.g. http://127.0.0.1:12345 */
+  base: string;
+  requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+/** A scripted HTTP API on 127.0.0.1 (random port) that records every request. */
+export async function startFakeApi(handler: Handler): Promise<FakeApi> {
+  const requests: RecordedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', url, headers: req.headers };
+    const index = requests.length;
+    requests.push(recorded);
+    req.resume();
+    Promise.resolve(handler(recorded, index)).then(
+      (reply) => {
+        if (reply.hang) return;
+        const body = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...(reply.headers ?? {}) });
+        res.end(body);
+      },
+      (error: unknown) => {
+        res.writeHead(500);
+        res.end(String(error));
+      },
+    );
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    base: `http://127.0.0.1:${port}`,
+    requests,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Collect every page of an async iterable. */
+export async function collect<T>(pages: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const page of pages) out.push(page);
+  return out;
+}
+
+/** Fake sleep that records requested delays and advances an optional fake clock. */
+export function fakeTime(start = 1_700_000_000_000): { now: () => number; sleep: (ms: number) => Promise<void>; sleeps: number[] } {
+  let t = start;
+  const sleeps: number[] = [];
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      t += ms;
+    },
+    sleeps,
+  };
+}

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
+import { RateLimiter } from '../../../src/engine/sources/rest/rate-limiter.ts';
+import { collect, fakeTime, startFakeApi } from './fake-api.ts';
+
+describe('rate limiter', () => {
+  it('spaces acquisitions by 1000 / requests_per_second (injected clock)', async () => {
+    const time = fakeTime(0);
+    const limiter = new RateLimiter({ requestsPerSecond: 5, now: time.now, sleep: time.sleep });
+    const at: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await limiter.acquire();
+      at.push(time.now());
+    }
+    assert.deepEqual(at, [0, 200, 400, 600]);
+  });
+
+  it('does not wait when the caller is slower than the rate', async () => {
+    const time = fakeTime(0);
+    const limiter = new RateLimiter({ requestsPerSecond: 2, now: time.now, sleep: time.sleep });
+    await limiter.acquire();
+    await time.sleep(800);
+    time.sleeps.length = 0;
+    await limiter.acquire();
+    assert.deepEqual(time.sleeps, []);
+    await limiter.acquire();
+    assert.deepEqual(time.sleeps, [500]);
+  });
+
+  it('rejects a non-positive rate', () => {
+    assert.throws(() => new RateLimiter({ requestsPerSecond: 0, sleep: async () => {} }), RangeError);
+  });
+
+  it('spaces requests of fetchPages end to end', async () => {
+    const api = await startFakeApi((req) => ({ body: Number(req.url.searchParams.get('p')) <= 3 ? [req.url.searchParams.get('p')] : [] }));
+    try {
+      const time = fakeTime(10_000);
+      const at: number[] = [];
+      await collect(
+        fetchPages(
+          { url: `${api.base}/r`, pagination: { type: 'page_number', param: 'p' }, rate_limit: { requests_per_second: 4 } },
+          { ...time, onRequest: () => at.push(time.now()) },
+        ),
+      );
+      assert.equal(api.requests.length, 4);
+      assert.deepEqual(at, [10_000, 10_250, 10_500, 10_750]);
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('abort', () => {
+  it('rethrows promptly without retrying when the signal aborts a hanging request', async () => {
+    const api = await startFakeApi(() => ({ hang: true }));
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('run cancelled')), 50);
+      const started = Date.now();
+      const error = await collect(
+        fetchPages({ url: `${api.base}/h`, pagination: { type: 'none' }, timeout_ms: 10_000 }, { signal: controller.signal }),
+      ).catch((e: unknown) => e);
+      assert.ok(error instanceof Error);
+      assert.equal(error.message, 'run cancelled');
+      assert.ok(Date.now() - started < 2000);
+      assert.equal(api.requests.length, 1);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('interrupts a backoff wait', async () => {
+    const api = await startFakeApi(() => ({ status: 503, headers: { 'retry-after': '60' } }));
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const started = Date.now();
+      const error = await collect(fetchPages({ url: `${api.base}/h`, pagination: { type: 'none' } }, { signal: controller.signal })).catch(
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof Error);
+      assert.equal(error.name, 'AbortError');
+      assert.ok(Date.now() - started < 2000);
+      assert.equal(api.requests.length, 1);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('does not start when the signal is already aborted', async () => {
+    const api = await startFakeApi(() => ({ body: [] }));
+    try {
+      const error = await collect(
+        fetchPages({ url: `${api.base}/h`, pagination: { type: 'none' } }, { signal: AbortSignal.abort() }),
+      ).catch((e: unknown) => e);
+      assert.ok(error instanceof Error);
+      assert.equal(api.requests.length, 0);
+    } finally {
+      await api.close();
+    }
+  });
+});
