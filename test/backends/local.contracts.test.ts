@@ -9,6 +9,7 @@ import { DuckDbWarehouse } from '../../src/backends/warehouse/duckdb.ts';
 import { keyringContract } from '../contracts/keyring.contract.ts';
 import { lockContract } from '../contracts/lock.contract.ts';
 import { secretsContract } from '../contracts/secrets.contract.ts';
+import { loadContract } from '../contracts/load.contract.ts';
 import { warehouseContract } from '../contracts/warehouse.contract.ts';
 
 async function tempDir() {
@@ -34,4 +35,9 @@ secretsContract('files', async () => {
 lockContract('lock files', async () => {
   const { dir, cleanup } = await tempDir();
   return { subject: new FileLock({ dir: path.join(dir, '.convergence', 'locks') }), cleanup };
+});
+
+loadContract('DuckDB file', async () => {
+  const { dir, cleanup } = await tempDir();
+  return { subject: new DuckDbWarehouse({ file: path.join(dir, 'state', 'warehouse.duckdb') }), cleanup };
 });

@@ -45,6 +45,43 @@ export type WriteOp =
   | { kind: 'update'; dataset: string; table: string; set: Row; where: Where }
   | { kind: 'delete'; dataset: string; table: string; where: Where };
 
+/** Where the rows of a load come from. */
+export type LoadSource =
+  /** Staged Parquet files (src/engine/staging.ts): rows with a `__reason` go to quarantine. */
+  | { kind: 'parquet'; files: string[]; fields: FieldSpec[] }
+  /** A transform's SELECT, run in the warehouse. */
+  | { kind: 'query'; sql: string; params?: Record<string, Scalar> };
+
+export interface LoadRequest {
+  dataset: string;
+  table: string;
+  source: LoadSource;
+  writeMode: 'append' | 'replace' | 'merge';
+  /** Required for merge: a staged row replaces the destination row with the same keys. */
+  mergeKeys?: string[];
+  partitionBy?: string;
+  clusterBy?: string[];
+  /** Tags quarantined rows and, in BigQuery, the job labels and ids. */
+  runId: string;
+  /** Committed in the same transaction as the data, e.g. the incremental cursor. */
+  alsoWrite?: WriteOp[];
+}
+
+export interface LoadResult {
+  /** Rows now in the destination that came from this load (inserted + updated). */
+  rowsLoaded: number;
+  rowsInserted: number;
+  rowsUpdated: number;
+  rowsQuarantined: number;
+  /** Columns added to an existing destination (schema evolution). */
+  columnsAdded: string[];
+  /** True when the destination did not exist before. */
+  created: boolean;
+}
+
+/** Name of the table that keeps rows a load could not type. */
+export const quarantineTable = (table: string) => `${table}__quarantine`;
+
 export interface Warehouse {
   /** 'duckdb' or 'bigquery': tells the engine which SQL dialect `query` speaks. */
   readonly dialect: 'duckdb' | 'bigquery';
@@ -72,6 +109,13 @@ export interface Warehouse {
   delete(dataset: string, table: string, where: Where): Promise<number>;
   /** Applies every operation or none of them. */
   atomic(ops: WriteOp[]): Promise<void>;
+
+  /**
+   * Lands rows in a destination atomically: creates the table when missing, adds new columns,
+   * refuses incompatible type changes (SCHEMA_INCOMPATIBLE, exit 3), applies the write mode,
+   * sends rejected staged rows to quarantine and applies `alsoWrite` — all or nothing.
+   */
+  load(request: LoadRequest): Promise<LoadResult>;
 
   /** Fully qualified, quoted table reference in this warehouse's dialect. */
   qualify(dataset: string, table: string): string;
