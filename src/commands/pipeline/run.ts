@@ -1,0 +1,135 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../lib/base-command.ts';
+import { ConvergenceError, usageError, type ExitCodeValue } from '../../lib/errors.ts';
+import { formatTable } from '../../lib/render.ts';
+import type { RunPlan } from '../../services/pipelines/plan.ts';
+import type { RunSummary, StepSummary } from '../../services/pipelines/run.ts';
+
+const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+
+export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
+  static override summary = "Run a tenant's pipeline on the local engine and land the data in the environment's warehouse.";
+  static override description = `Steps run in order (ingest, dq, transform) with live row counts on stderr. The run is recorded in tenant_pipeline_runs with one row per step in tenant_step_logs; \`pipeline status|logs <run_id>\` show it later.
+
+One run per tenant and pipeline at a time (exit 5 names the run holding it); the plan's daily run quota applies (exit 6). Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and releases the lock; loads are atomic, so a stopped or killed run can simply be run again.
+
+Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error failed, 5 already running, 6 quota exceeded.`;
+  static override examples = [
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp',
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --dry-run',
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --run-date 2025-01-31 --param region=eu',
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --full-refresh --json',
+  ];
+  static override args = { pipeline_id: Args.string({ description: 'Pipeline id (configs/<tenant>/pipelines/<id>.yml)', required: true }) };
+  static override flags = {
+    tenant: Flags.string({ description: 'Tenant that owns the pipeline', required: true }),
+    'dry-run': Flags.boolean({ description: 'Validate and print the plan; write nothing' }),
+    'full-refresh': Flags.boolean({ description: 'Ignore incremental cursors (append destinations are replaced)' }),
+    param: Flags.string({ description: 'Template variable for {{ name }} as name=value (repeatable)', multiple: true }),
+    'run-date': Flags.string({ description: 'Value of {{ run_date }} as YYYY-MM-DD (default: today, UTC)' }),
+  };
+
+  public async run(): Promise<RunPlan | RunSummary> {
+    const params: Record<string, string> = {};
+    for (const pair of this.flags.param ?? []) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair.slice(0, eq))) {
+        throw usageError(`--param ${JSON.stringify(pair)} is not name=value`, { suggestion: '--param region=eu' });
+      }
+      params[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    const input = {
+      tenantId: this.flags.tenant,
+      pipelineId: this.args.pipeline_id,
+      params,
+      fullRefresh: this.flags['full-refresh'],
+      ...(this.flags['run-date'] ? { runDate: this.flags['run-date'] } : {}),
+    };
+    const ctx = await this.context();
+    const { planPipelineRun, runPipeline } = await import('../../services/pipelines/run.ts');
+
+    if (this.flags['dry-run']) {
+      const plan = await planPipelineRun(ctx, input);
+      this.log(
+        `Plan for ${plan.pipelineId} of ${plan.tenantId} (run date ${plan.runDate}, config ${plan.configVersion}); nothing was written.`,
+      );
+      this.log(
+        formatTable(plan.steps, [
+          { header: '#', get: (s) => s.index + 1 },
+          { header: 'STEP', get: (s) => s.name },
+          { header: 'TYPE', get: (s) => s.type },
+          { header: 'WHAT', get: (s) => s.summary },
+        ]),
+      );
+      return plan;
+    }
+
+    const { followStages } = await import('../../lib/progress.ts');
+    const { loadBundle } = await import('../../services/pipelines/bundle.ts');
+    const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
+    const interrupt = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (interrupt.signal.aborted) process.exit(130);
+      process.stderr.write(`\n${signal}: stopping at the next checkpoint (again to quit at once)\n`);
+      interrupt.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let summary: RunSummary;
+    try {
+      summary = await followStages(
+        bundle.pipeline.steps.map((s) => `${s.name} (${s.type})`),
+        { json: this.jsonEnabled() },
+        (stages) =>
+          runPipeline(
+            ctx,
+            { ...input, signal: interrupt.signal },
+            {
+              stepStarted: (i) => stages.start(i),
+              stepProgress: (i, text) => stages.update(i, text),
+              stepFinished: (i, step) => stages.finish(i, stageOutcome(step)),
+            },
+          ),
+      );
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+
+    this.log(
+      `Run ${summary.runId} ${summary.status} in ${seconds(summary.durationMs)}: ${summary.rowsProcessed.toLocaleString('en-US')} rows.`,
+    );
+    this.log(
+      formatTable(summary.steps, [
+        { header: 'STEP', get: (s) => s.name },
+        { header: 'STATUS', get: (s) => s.status },
+        { header: 'ROWS IN', get: (s) => s.rowsIn },
+        { header: 'ROWS OUT', get: (s) => s.rowsOut },
+        { header: 'READ', get: (s) => (s.bytes ? bytes(s.bytes) : '') },
+        { header: 'TIME', get: (s) => seconds(s.durationMs) },
+      ]),
+    );
+    if (summary.status !== 'COMPLETE') {
+      const error = summary.error ?? { code: 'RUN_FAILED', message: `run ${summary.runId} ended ${summary.status}` };
+      throw new ConvergenceError(
+        error.code,
+        summary.exitCode as ExitCodeValue,
+        `run ${summary.runId} ${summary.status}: ${error.message}`,
+        {
+          suggestion: error.suggestion ?? `see \`convergence pipeline logs ${summary.runId}\``,
+          data: { run: summary },
+        },
+      );
+    }
+    return summary;
+  }
+}
+
+function stageOutcome(step: StepSummary) {
+  const rows = `${step.rowsOut.toLocaleString('en-US')} rows`;
+  const title = `${step.name} (${step.type}) — ${rows}, ${seconds(step.durationMs)}`;
+  if (step.status === 'COMPLETE') return { status: 'ok' as const, title };
+  if (step.status === 'SKIPPED') return { status: 'skipped' as const, message: `${step.name} skipped` };
+  return { status: 'failed' as const, title, message: `${step.name} ${step.status}: ${step.error ?? ''}` };
+}

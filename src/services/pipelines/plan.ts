@@ -1,0 +1,76 @@
+import type { PipelineStep } from '../../domain/pipeline.ts';
+import { startingCursor } from '../../engine/steps/ingest.ts';
+import { renderTransform } from '../../engine/steps/transform.ts';
+import type { StepEnv } from '../../engine/steps/types.ts';
+import type { PipelineBundle } from './bundle.ts';
+
+export interface PlannedStep {
+  index: number;
+  name: string;
+  type: PipelineStep['type'];
+  onFailure: 'stop' | 'continue';
+  /** One line for humans: what the step reads and where it writes. */
+  summary: string;
+  detail: Record<string, unknown>;
+}
+
+export interface RunPlan {
+  tenantId: string;
+  pipelineId: string;
+  runDate: string;
+  configVersion: string;
+  fullRefresh: boolean;
+  timeout: string;
+  steps: PlannedStep[];
+}
+
+/** What a run would do, resolved against the current state (cursors, tables), without writing. */
+export async function describePlan(
+  env: StepEnv,
+  bundle: PipelineBundle,
+  options: { runDate: string; fullRefresh: boolean },
+): Promise<RunPlan> {
+  const steps: PlannedStep[] = [];
+  for (const [index, step] of bundle.pipeline.steps.entries()) {
+    const base = { index, name: step.name, type: step.type, onFailure: step.on_failure };
+    if (step.type === 'ingest') {
+      const source = env.source(step.source_config);
+      const cursor = await startingCursor(env, step);
+      const from = source.type === 'file' ? `${source.format} ${source.path}` : `${source.url}`;
+      const mode = options.fullRefresh && step.destination.write_mode === 'append' ? 'replace' : step.destination.write_mode;
+      steps.push({
+        ...base,
+        summary: `${from} → ${step.destination.table} (${mode}${cursor ? `, from ${source.incremental!.cursor_field} > ${cursor}` : ''})`,
+        detail: {
+          source: source.source_id,
+          sourceType: source.type,
+          table: step.destination.table,
+          writeMode: mode,
+          cursor: cursor ?? null,
+        },
+      });
+    } else if (step.type === 'dq') {
+      steps.push({
+        ...base,
+        summary: `${step.rules.length} rules on ${step.table}`,
+        detail: { table: step.table, rules: step.rules.map((r) => `${r.check} (${r.severity})`) },
+      });
+    } else {
+      const rendered = renderTransform(env, step);
+      steps.push({
+        ...base,
+        summary: `${step.sql} → ${step.destination.table} (${step.destination.write_mode})`,
+        detail: { sql: rendered.sql, params: rendered.params, refs: rendered.refs, table: step.destination.table },
+      });
+    }
+  }
+  return {
+    tenantId: bundle.tenantId,
+    pipelineId: bundle.pipeline.pipeline_id,
+    runDate: options.runDate,
+    configVersion: bundle.version,
+    fullRefresh: options.fullRefresh,
+    timeout: bundle.pipeline.timeout,
+    steps,
+  };
+}
