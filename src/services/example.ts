@@ -1,0 +1,62 @@
+import { chmod, cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dayAfter, toCsv, usageRecords } from './example-data.ts';
+
+/** The demo tenant of `init --example`: an AI usage analytics pipeline in the spirit of the seeds. */
+export const EXAMPLE_TENANT = 'acme_corp';
+export const EXAMPLE_DAYS = 7;
+export const EXAMPLE_ROWS_PER_DAY = 300;
+/** The bearer token the demo usage API (scripts/demo-usage-api.mjs) accepts; not a real secret. */
+export const EXAMPLE_API_TOKEN = 'demo-usage-token';
+
+const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/ai-usage/', import.meta.url));
+
+/**
+ * Copies the example configs into configs/acme_corp/ and writes a week of usage exports to
+ * data/acme_corp/, with two rows that cannot be typed (they land in raw_usage__quarantine) and
+ * one implausible cost (a data-quality warning). Never overwrites a file that exists.
+ */
+export async function installExample(root: string): Promise<{ created: string[]; kept: string[] }> {
+  const created: string[] = [];
+  const kept: string[] = [];
+  const writeNew = async (relative: string, content: string, mode = 0o644) => {
+    const full = path.join(root, relative);
+    await mkdir(path.dirname(full), { recursive: true, mode: mode === 0o600 ? 0o700 : 0o755 });
+    try {
+      await writeFile(full, content, { flag: 'wx', mode });
+      await chmod(full, mode);
+      created.push(relative);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      kept.push(relative);
+    }
+  };
+
+  const tenantDir = path.join('configs', EXAMPLE_TENANT);
+  for (const folder of await readdir(EXAMPLE_DIR)) {
+    for (const file of await readdir(path.join(EXAMPLE_DIR, folder))) {
+      const relative = path.join(tenantDir, folder, file);
+      const full = path.join(root, relative);
+      await mkdir(path.dirname(full), { recursive: true });
+      try {
+        await cp(path.join(EXAMPLE_DIR, folder, file), full, { errorOnExist: true, force: false });
+        created.push(relative);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ERR_FS_CP_EEXIST') throw err;
+        kept.push(relative);
+      }
+    }
+  }
+  await writeNew(path.join(tenantDir, 'secrets', 'usage_api_token.txt'), EXAMPLE_API_TOKEN, 0o600);
+
+  for (let d = 0; d < EXAMPLE_DAYS; d++) {
+    const day = dayAfter('2025-01-01', d);
+    let csv = toCsv(usageRecords(day, EXAMPLE_ROWS_PER_DAY));
+    if (d === 2) csv += `bad_${day}_1,${day},openai,gpt-4.1,user03@acme.example,n/a,120,0.01\n`;
+    if (d === 4) csv += `bad_${day}_2,2025-13-01,anthropic,claude-haiku-4,user07@acme.example,900,80,0.002\n`;
+    if (d === 5) csv += `odd_${day}_3,${day},cursor,cursor-small,user01@acme.example,1000,100,250\n`;
+    await writeNew(path.join('data', EXAMPLE_TENANT, `usage_${day}.csv`), csv);
+  }
+  return { created, kept };
+}
