@@ -1,0 +1,249 @@
+import os from 'node:os';
+import { clearInterval, setInterval } from 'node:timers';
+import type { Lease, Lock, LockHolder } from '../../backends/lock/port.ts';
+import { assertName, assertTenantId } from '../../domain/ids.ts';
+import { ConvergenceError, ExitCode, isConvergenceError, lockHeldError, validationError } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
+import { reserveRun, settleRun } from '../quotas.ts';
+import { requireTenant } from '../tenants.ts';
+import { assertRunId, finishRun } from './store.ts';
+
+/**
+ * Admission of a run: the tenant may run pipelines, no other run of the same pipeline holds its
+ * lock, and the tenant's quota has a slot. The admitted run keeps its lock alive on a timer and
+ * gives lock and slot back on release.
+ */
+export interface AdmitRunInput {
+  tenantId: string;
+  pipelineId: string;
+  runId: string;
+  /** The run's own timeout: the lock stops being renewed after it, so a hung run cannot block forever. */
+  timeoutMs: number;
+  /** Lease length of the run lock (default 60 s); renewed every third of it. */
+  lockTtlMs?: number;
+}
+
+export type RunResult = 'succeeded' | 'failed';
+
+export interface Admission {
+  readonly key: string;
+  /** The current lease (replaced on every renewal). */
+  readonly lease: Lease;
+  /** Throws LOCK_LOST (exit 5) when the lock expired or another run took it over. */
+  checkpoint(): Promise<void>;
+  /** Gives the quota slot and the lock back; never throws (problems become warnings). */
+  release(outcome: RunResult): Promise<void>;
+}
+
+export const RUN_LOCK_TTL_MS = 60_000;
+export const runLockKey = (tenantId: string, pipelineId: string) => `run/${tenantId}/${pipelineId}`;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export async function admitRun(ctx: ServiceContext, input: AdmitRunInput): Promise<Admission> {
+  const tenantId = assertTenantId(input.tenantId);
+  const pipelineId = assertName('pipeline id', input.pipelineId);
+  const runId = assertRunId(input.runId);
+  const ttlMs = input.lockTtlMs ?? RUN_LOCK_TTL_MS;
+  if (!Number.isFinite(input.timeoutMs) || input.timeoutMs <= 0)
+    throw validationError(`run timeout must be positive, got ${input.timeoutMs}`);
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw validationError(`lock ttl must be positive, got ${ttlMs}`);
+
+  await requireRunnableTenant(ctx, tenantId);
+  const lock = await ctx.backends.lock();
+  const key = runLockKey(tenantId, pipelineId);
+  const lease = await takeRunLock(ctx, lock, key, { tenantId, pipelineId, runId, ttlMs });
+  try {
+    await reserveRun(ctx, tenantId, runId);
+  } catch (err) {
+    await lock.release(lease).catch((releaseErr: unknown) => ctx.warn(`could not release ${key}: ${message(releaseErr)}`));
+    throw err;
+  }
+  return new RunAdmission(ctx, lock, lease, { tenantId, runId, ttlMs, deadline: Date.now() + input.timeoutMs });
+}
+
+async function requireRunnableTenant(ctx: ServiceContext, tenantId: string): Promise<void> {
+  const profile = await requireTenant(ctx, tenantId);
+  if (profile.status === 'SUSPENDED') {
+    const reason = profile.status_reason ? ` (${String(profile.status_reason)})` : '';
+    throw new ConvergenceError('TENANT_SUSPENDED', ExitCode.auth, `tenant "${tenantId}" is suspended${reason}; its pipelines cannot run`, {
+      suggestion: `resume it with \`convergence tenant resume ${tenantId}\``,
+    });
+  }
+}
+
+interface LockRequest {
+  tenantId: string;
+  pipelineId: string;
+  runId: string;
+  ttlMs: number;
+}
+
+async function takeRunLock(ctx: ServiceContext, lock: Lock, key: string, req: LockRequest): Promise<Lease> {
+  const host = os.hostname();
+  const options = {
+    owner: `${ctx.actor} pid ${process.pid} on ${host}`,
+    ttlMs: req.ttlMs,
+    info: { run_id: req.runId, pid: String(process.pid), host },
+  };
+  let taken = await lock.acquire(key, options);
+  if (!taken.acquired && holderIsDeadHere(ctx, taken.holder)) {
+    const dead = taken.holder;
+    // Release exactly that lease: if a racer already took over, its lease stays untouched.
+    await lock.release({ ...dead, key });
+    await failDeadRun(ctx, req, dead);
+    taken = await lock.acquire(key, options);
+  }
+  if (!taken.acquired) throw lockHeld(key, req, taken.holder);
+  return taken.lease;
+}
+
+/**
+ * A holder on this machine whose process is gone (kill -9, OOM) would block reruns until its lease
+ * expires; pids mean something only on the same host, so only local locks are judged this way.
+ */
+function holderIsDeadHere(ctx: ServiceContext, holder: LockHolder): boolean {
+  if (ctx.env.backend !== 'local' || holder.info?.host !== os.hostname()) return false;
+  const pid = Number(holder.info.pid);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+async function failDeadRun(ctx: ServiceContext, req: LockRequest, dead: LockHolder): Promise<void> {
+  const deadRunId = dead.info?.run_id;
+  // A retry reusing the run id continues that record rather than failing it.
+  if (!deadRunId || deadRunId === req.runId) return;
+  try {
+    const ended = await finishRun(ctx, deadRunId, {
+      status: 'FAILED',
+      exitCode: ExitCode.unexpected,
+      errorMessage: `process ${dead.info?.pid} died`,
+    });
+    if (ended) await settleRun(ctx, req.tenantId, 'failed');
+    ctx.warn(`took over the lock of run ${deadRunId}: its process ${dead.info?.pid} is no longer running`);
+  } catch (err) {
+    ctx.warn(`could not mark the dead run ${deadRunId} as failed: ${message(err)}`);
+  }
+}
+
+function lockHeld(key: string, req: LockRequest, holder: LockHolder) {
+  const holderRunId = holder.info?.run_id ?? null;
+  const where = holder.info?.pid ? ` (pid ${holder.info.pid} on ${holder.info.host ?? 'unknown host'})` : '';
+  return lockHeldError(
+    `pipeline ${req.pipelineId} of tenant "${req.tenantId}" is already running: ${holderRunId ? `run ${holderRunId}` : holder.owner}${where} holds its lock until ${holder.expiresAt.toISOString()}`,
+    {
+      suggestion: holderRunId
+        ? `follow it with \`convergence pipeline status ${holderRunId}\`, or stop it with \`convergence pipeline cancel ${holderRunId}\``
+        : 'retry when it has finished',
+      data: { key, holderRunId, holder: holder.owner, expiresAt: holder.expiresAt.toISOString() },
+    },
+  );
+}
+
+interface AdmissionSettings {
+  tenantId: string;
+  runId: string;
+  ttlMs: number;
+  /** Date.now() after which the lock is no longer renewed. */
+  deadline: number;
+}
+
+class RunAdmission implements Admission {
+  readonly key: string;
+  readonly #ctx: ServiceContext;
+  readonly #lock: Lock;
+  readonly #settings: AdmissionSettings;
+  #lease: Lease;
+  #lost: ConvergenceError | undefined;
+  #released = false;
+  #confirmedAt = Date.now();
+  #renewing: Promise<void> = Promise.resolve();
+  #warnedTransient = false;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(ctx: ServiceContext, lock: Lock, lease: Lease, settings: AdmissionSettings) {
+    this.#ctx = ctx;
+    this.#lock = lock;
+    this.#lease = lease;
+    this.#settings = settings;
+    this.key = lease.key;
+    this.#timer = setInterval(() => void this.#renew(), Math.max(1, Math.floor(settings.ttlMs / 3)));
+    // The timer must not keep a finished CLI process alive.
+    this.#timer.unref();
+  }
+
+  get lease(): Lease {
+    return this.#lease;
+  }
+
+  async checkpoint(): Promise<void> {
+    if (!this.#lost && Date.now() - this.#confirmedAt >= this.#settings.ttlMs / 3) await this.#renew();
+    if (this.#lost) throw this.#lost;
+  }
+
+  async release(outcome: RunResult): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    clearInterval(this.#timer);
+    await this.#renewing;
+    const { tenantId, runId } = this.#settings;
+    // The slot goes back before the lock, so the next run of this pipeline finds it free.
+    try {
+      await settleRun(this.#ctx, tenantId, outcome);
+    } catch (err) {
+      this.#ctx.warn(`run ${runId}: could not update the quota of tenant "${tenantId}": ${message(err)}`);
+    }
+    try {
+      if (!(await this.#lock.release(this.#lease))) {
+        this.#ctx.warn(`run ${runId}: its lock ${this.key} had already expired or been taken over; left it to its current holder`);
+      }
+    } catch (err) {
+      this.#ctx.warn(`run ${runId}: could not release its lock ${this.key}: ${message(err)}`);
+    }
+  }
+
+  /** One renewal at a time, whether from the timer or a checkpoint. */
+  #renew(): Promise<void> {
+    this.#renewing = this.#renewing.then(() => this.#renewOnce()).catch(() => undefined);
+    return this.#renewing;
+  }
+
+  async #renewOnce(): Promise<void> {
+    if (this.#lost || this.#released) return;
+    const now = Date.now();
+    if (now >= this.#settings.deadline) {
+      if (now >= this.#lease.expiresAt.getTime()) this.#markLost('it outlived its timeout and the lease expired');
+      return;
+    }
+    try {
+      this.#lease = await this.#lock.renew(this.#lease, this.#settings.ttlMs);
+      this.#confirmedAt = Date.now();
+    } catch (err) {
+      if ((isConvergenceError(err) && err.code === 'LOCK_LOST') || Date.now() >= this.#lease.expiresAt.getTime()) {
+        this.#markLost(message(err));
+      } else if (!this.#warnedTransient) {
+        // A busy lock store is retried on the next tick; the lease is still ours until it expires.
+        this.#warnedTransient = true;
+        this.#ctx.warn(`run ${this.#settings.runId}: renewing its lock failed, will retry: ${message(err)}`);
+      }
+    }
+  }
+
+  #markLost(why: string): void {
+    clearInterval(this.#timer);
+    this.#lost = new ConvergenceError(
+      'LOCK_LOST',
+      ExitCode.alreadyRunning,
+      `run ${this.#settings.runId} lost its lock ${this.key}: ${why}`,
+      {
+        suggestion: 'another process may be running this pipeline now; check `convergence pipeline runs`',
+        data: { key: this.key, runId: this.#settings.runId },
+      },
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import type { RunRecord, StepRecord } from './store.ts';
+
+/** Text shapes shared by the run commands (terminal output only; --json gets the records). */
+export function formatDuration(ms: number | null): string | null {
+  if (ms === null) return null;
+  if (ms < 1000) return `${ms}ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export function formatBytes(bytes: number | null): string | null {
+  if (bytes === null) return null;
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes}B` : `${value.toFixed(1)}${units[unit]}`;
+}
+
+/** A run's status, with the pending cancel that has not taken effect yet. */
+export const runStatus = (run: RunRecord) =>
+  run.cancelRequested && (run.status === 'RUNNING' || run.status === 'PENDING') ? `${run.status} (cancel requested)` : run.status;
+
+export const firstLine = (text: string | null) => (text === null ? null : (text.split('\n')[0] ?? null));
+
+/** Why a step failed, or why it was skipped. */
+export function stepNote(step: StepRecord): string | null {
+  if (step.errorMessage) return firstLine(step.errorMessage);
+  const reason = step.details?.reason;
+  return typeof reason === 'string' ? reason : null;
+}
