@@ -10,7 +10,9 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { manifestCommandIds, mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { createRun } from '../../src/services/runs/store.ts';
 import path from 'node:path';
 
 after(cleanupAll);
@@ -70,6 +72,14 @@ describe('help', () => {
       'keys:admin:create',
       'pipeline:validate',
       'pipeline:list',
+      'pipeline:run',
+      'pipeline:runs',
+      'pipeline:status',
+      'pipeline:logs',
+      'pipeline:cancel',
+      'quota:show',
+      'quota:reset',
+      'maintenance:cleanup-orphans',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
     }
@@ -197,6 +207,36 @@ describe('--json on every command', () => {
       pipelines.map((p) => [p.pipelineId, p.steps]),
       [['p_usage', ['ingest:ingest', 'fct:transform']]],
     );
+    await mkdir(path.join(ws, 'data'), { recursive: true });
+    await writeFile(path.join(ws, 'data', 'usage_1.csv'), 'day,model,tokens\n2025-01-01,a,1\n2025-01-01,b,2\n');
+    const run = await ok<{ runId: string; status: string; rowsProcessed: number }>('pipeline:run', ['p_usage', '--tenant', 'json_co']);
+    assert.deepEqual([run.status, run.rowsProcessed], ['COMPLETE', 4]);
+    const runs = await ok<Array<{ runId: string }>>('pipeline:runs', ['--tenant', 'json_co']);
+    assert.deepEqual(
+      runs.map((r) => r.runId),
+      [run.runId],
+    );
+    const status = await ok<{ run: { status: string }; steps: unknown[] }>('pipeline:status', [run.runId]);
+    assert.deepEqual([status.run.status, status.steps.length], ['COMPLETE', 2]);
+    const logs = await ok<unknown>('pipeline:logs', [run.runId]);
+    assert.ok(logs);
+    const live = randomUUID();
+    await withContext(ws, (ctx) =>
+      createRun(ctx, {
+        runId: live,
+        tenantId: 'json_co',
+        pipelineId: 'p_usage',
+        trigger: 'manual',
+        runDate: '2030-01-01',
+        parameters: {},
+        timeoutAt: new Date(Date.now() + 3_600_000),
+      }),
+    );
+    await ok('pipeline:cancel', [live]);
+    const quota = await ok<{ tenantId: string }>('quota:show', ['--tenant', 'json_co']);
+    assert.equal(quota.tenantId, 'json_co');
+    await ok('quota:reset', ['--tenant', 'json_co', '--yes']);
+    await ok('maintenance:cleanup-orphans', ['--dry-run']);
     const deleted = await ok<{ tenantId: string; keysRevoked: number }>('tenant:delete', ['json_co', '--yes']);
     assert.deepEqual([deleted.tenantId, deleted.keysRevoked], ['json_co', 1]);
   });

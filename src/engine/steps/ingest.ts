@@ -10,12 +10,17 @@ import type { StepEnv, StepOutcome } from './types.ts';
 type IngestStep = Extract<PipelineStep, { type: 'ingest' }>;
 type RestSource = Extract<SourceConfig, { type: 'rest_api' }>;
 
-/** The cursor a run starts from: the committed one, else the source's `initial`; none on --full-refresh. */
-export async function startingCursor(env: StepEnv, step: IngestStep): Promise<string | undefined> {
+/**
+ * The cursor a run starts from: the committed one, else the source's `initial`; neither on
+ * --full-refresh. Only a committed cursor filters file rows (strictly after it); `initial` is the
+ * value `{{ cursor }}` takes before the first run, so a first run of a file source reads everything.
+ */
+export async function startingCursor(env: StepEnv, step: IngestStep): Promise<{ value: string; committed: boolean } | undefined> {
   const source = env.source(step.source_config);
   if (!source.incremental) return undefined;
   const committed = env.fullRefresh ? undefined : await readCursor(env.warehouse, stateKey(env, step));
-  return committed ?? source.incremental.initial;
+  if (committed !== undefined) return { value: committed, committed: true };
+  return source.incremental.initial === undefined ? undefined : { value: source.incremental.initial, committed: false };
 }
 
 const stateKey = (env: StepEnv, step: IngestStep) => ({ dataset: env.dataset, pipelineId: env.pipelineId, stepName: step.name });
@@ -52,7 +57,7 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
   };
 }
 
-async function stage(env: StepEnv, step: IngestStep, cursor: string | undefined): Promise<StagedData> {
+async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; committed: boolean } | undefined): Promise<StagedData> {
   const source = env.source(step.source_config);
   const tableSchema = env.schema(source.schema ?? step.destination.schema);
   const onProgress = env.progress;
@@ -63,13 +68,13 @@ async function stage(env: StepEnv, step: IngestStep, cursor: string | undefined)
       stagingDir: env.stagingDir,
       ...(tableSchema ? { tableSchema } : {}),
       ...(source.incremental
-        ? { incremental: { cursorField: source.incremental.cursor_field, ...(cursor ? { after: cursor } : {}) } }
+        ? { incremental: { cursorField: source.incremental.cursor_field, ...(cursor?.committed ? { after: cursor.value } : {}) } }
         : {}),
       signal: env.signal,
       onProgress,
     });
   }
-  const config = await restConfig(env, step, source, cursor);
+  const config = await restConfig(env, step, source, cursor?.value);
   const [{ fetchPages }, { stageRecords }] = await Promise.all([import('../sources/rest/client.ts'), import('../stage/records.ts')]);
   let pages = 0;
   async function* batches() {
@@ -135,8 +140,8 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       table: dest.table,
       writeMode,
       source: source.type,
-      cursorFrom: cursor ?? null,
-      cursorTo: moveCursor ? staged.cursorMax : (cursor ?? null),
+      cursorFrom: cursor?.value ?? null,
+      cursorTo: moveCursor ? staged.cursorMax : (cursor?.value ?? null),
       quarantined: result.rowsQuarantined,
       inserted: result.rowsInserted,
       updated: result.rowsUpdated,

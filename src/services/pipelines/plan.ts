@@ -40,7 +40,7 @@ export async function describePlan(
       const mode = options.fullRefresh && step.destination.write_mode === 'append' ? 'replace' : step.destination.write_mode;
       steps.push({
         ...base,
-        summary: `${from} → ${step.destination.table} (${mode}${cursor ? `, from ${source.incremental!.cursor_field} > ${cursor}` : ''})`,
+        summary: `${from} → ${step.destination.table} (${mode}${cursor?.committed ? `, ${source.incremental!.cursor_field} > ${cursor.value}` : cursor ? `, cursor ${cursor.value}` : ''})`,
         detail: {
           source: source.source_id,
           sourceType: source.type,
