@@ -119,3 +119,16 @@ export async function manifestCommandIds(): Promise<string[]> {
   const manifest = JSON.parse(await readFile(MANIFEST, 'utf8')) as { commands: Record<string, unknown> };
   return Object.keys(manifest.commands).sort();
 }
+
+/** Starts the built CLI without waiting, for tests that signal or kill it mid-run. */
+export function spawnCli(args: string[], options: Omit<RunOptions, 'input'>) {
+  assertBuilt();
+  return execa(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: childEnv(options.env),
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: options.timeoutMs ?? 120_000,
+  });
+}

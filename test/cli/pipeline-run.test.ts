@@ -1,0 +1,226 @@
+/**
+ * `pipeline run` as a user runs it: separate processes, killed with SIGKILL mid-load, stopped
+ * with Ctrl-C, racing each other, and given bad input. The test watches the file system (staging
+ * files, the DuckDB WAL) rather than the warehouse while a run is in flight, so it never competes
+ * with the run for the database file.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
+import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
+import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
+import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+
+after(cleanupAll);
+
+const TENANT = 'big_co';
+const ROWS = 1_000_000;
+
+async function bigWorkspace(): Promise<string> {
+  const root = await newBootstrappedWorkspace('kill');
+  await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'Big', plan: 'scale' }));
+  const dir = path.join(root, 'configs', TENANT);
+  await mkdir(path.join(root, 'data'), { recursive: true });
+  // Two files so an interrupted run has a partly staged input to throw away.
+  for (const part of [0, 1]) {
+    const lines = ['id,day,amount'];
+    for (let i = part * (ROWS / 2); i < (part + 1) * (ROWS / 2); i++)
+      lines.push(`${i + 1},2025-01-${String((i % 28) + 1).padStart(2, '0')},${i % 997}`);
+    await writeFile(path.join(root, 'data', `events_${part}.csv`), `${lines.join('\n')}\n`);
+  }
+  await writeFile(
+    path.join(dir, 'sources', 'events.yml'),
+    'source_id: events\ntype: file\npath: data/events_*.csv\nformat: csv\nincremental: { cursor_field: id }\n',
+  );
+  await writeFile(
+    path.join(dir, 'pipelines', 'p_events.yml'),
+    [
+      'pipeline_id: p_events',
+      'steps:',
+      '  - { name: ingest, type: ingest, source_config: sources/events.yml, destination: { table: events, write_mode: append } }',
+      '',
+    ].join('\n'),
+  );
+  return root;
+}
+
+const stateDir = (root: string) => path.join(root, '.convergence');
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+const stagingRuns = async (root: string) => readdir(path.join(stateDir(root), 'staging')).catch(() => [] as string[]);
+
+/** A predicate for "a run started after this call has staged Parquet": older runs' leftovers do not count. */
+async function stagedByNewRun(root: string): Promise<() => Promise<boolean>> {
+  const before = new Set(await stagingRuns(root));
+  return async () => {
+    for (const run of await stagingRuns(root)) {
+      if (before.has(run)) continue;
+      const files = await readdir(path.join(stateDir(root), 'staging', run), { recursive: true }).catch(() => [] as string[]);
+      if (files.some((f) => String(f).endsWith('.parquet'))) return true;
+    }
+    return false;
+  };
+}
+
+/**
+ * True once the load writes into the database file: DuckDB writes a big insert's blocks into the
+ * file before the commit record reaches the WAL, so growth after staging began is the transaction.
+ */
+async function loading(root: string): Promise<() => Promise<boolean>> {
+  const staged = await stagedByNewRun(root);
+  let base: number | undefined;
+  return async () => {
+    if (!(await staged())) return false;
+    const size = statSync(path.join(stateDir(root), 'warehouse.duckdb')).size;
+    base ??= size;
+    return size > base;
+  };
+}
+
+async function eventsState(root: string) {
+  return withWarehouse(root, async (w) => {
+    const [row] = await w.query(`SELECT count(*) AS n, count(DISTINCT id) AS d, max(id) AS m FROM ${w.qualify(TENANT, 'events')}`);
+    return { rows: Number(row!['n']), distinct: Number(row!['d']), max: Number(row!['m']) };
+  });
+}
+
+describe('pipeline run in separate processes', () => {
+  let root: string;
+  before(async () => {
+    root = await bigWorkspace();
+  });
+
+  for (const [label, killWhen] of [
+    ['while staging', stagedByNewRun],
+    ['inside the load transaction', loading],
+  ] as const) {
+    it(`kill -9 ${label}, then a rerun neither loses nor duplicates rows`, async () => {
+      const ready = await killWhen(root);
+      const child = spawnCli(['pipeline', 'run', 'p_events', '--tenant', TENANT, '--full-refresh'], { cwd: root });
+      await waitFor(ready, label);
+      child.kill('SIGKILL');
+      const killed = await child;
+      assert.equal(killed.signal, 'SIGKILL', 'the run was killed before it finished');
+
+      const rerun = await runJson<{ status: string; runId: string }>(['pipeline', 'run', 'p_events', '--tenant', TENANT], { cwd: root });
+      assert.equal(rerun.exitCode, 0, show(rerun));
+      assert.deepEqual(await eventsState(root), { rows: ROWS, distinct: ROWS, max: ROWS });
+
+      // The killed run is not left RUNNING: the rerun took over its lock and recorded why.
+      const runs = await withWarehouse(root, (w) => w.select(METADATA_DATASET, T.runs, { where: { status: 'RUNNING' } }));
+      assert.deepEqual(runs, []);
+    });
+  }
+
+  it('a second run of the same pipeline exits 5 naming the run that holds it', async () => {
+    const staged = await stagedByNewRun(root);
+    const first = spawnCli(['pipeline', 'run', 'p_events', '--tenant', TENANT, '--full-refresh', '--json'], { cwd: root });
+    await waitFor(staged, 'the first run to start staging');
+    const second = await runJson(['pipeline', 'run', 'p_events', '--tenant', TENANT], { cwd: root });
+    const done = await first;
+    assert.equal(done.exitCode, 0, String(done.stderr));
+    const firstRunId = parseEnvelope<{ runId: string }>({
+      ...done,
+      stdout: String(done.stdout),
+      stderr: '',
+      all: '',
+      exitCode: done.exitCode ?? -1,
+    }).result!.runId;
+    assert.equal(second.exitCode, 5, show(second));
+    assert.equal(second.envelope.error?.code, 'LOCK_HELD');
+    assert.ok(second.envelope.error?.message.includes(firstRunId), second.envelope.error?.message);
+  });
+
+  it('Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and frees the lock', async () => {
+    const staged = await stagedByNewRun(root);
+    const child = spawnCli(['pipeline', 'run', 'p_events', '--tenant', TENANT, '--full-refresh', '--json'], { cwd: root });
+    await waitFor(staged, 'staging to start');
+    child.kill('SIGINT');
+    const r = await child;
+    assert.equal(r.signal, undefined, `exited by itself, not by the signal: ${String(r.stderr)}`);
+    const envelope = parseEnvelope<never>({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: '' });
+    assert.equal(r.exitCode, 3, String(r.stderr));
+    assert.equal(envelope.error?.code, 'RUN_CANCELLED');
+    const runId = (envelope.error?.data as { run: { runId: string } }).run.runId;
+    const [run] = await withWarehouse(root, (w) => w.select(METADATA_DATASET, T.runs, { where: { pipeline_logging_id: runId } }));
+    assert.equal(run?.['status'], 'CANCELLED');
+    const again = await runCli(['pipeline', 'run', 'p_events', '--tenant', TENANT], { cwd: root });
+    assert.equal(again.exitCode, 0, show(again));
+    assert.equal((await eventsState(root)).rows, ROWS);
+  });
+});
+
+describe('pipeline run refuses bad input with the right exit code and writes nothing', () => {
+  let root: string;
+  before(async () => {
+    root = await newBootstrappedWorkspace('run-bad');
+    await withContext(root, (ctx) => createTenant(ctx, { tenantId: 'bad_co', name: 'Bad', plan: 'starter' }));
+    const dir = path.join(root, 'configs', 'bad_co');
+    await writeFile(path.join(dir, 'sources', 's.yml'), 'source_id: s\ntype: file\npath: data/none_*.csv\nformat: csv\n');
+    await writeFile(
+      path.join(dir, 'pipelines', 'p_ok.yml'),
+      'pipeline_id: p_ok\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/s.yml, destination: { table: t } }\n',
+    );
+    await writeFile(
+      path.join(dir, 'pipelines', 'p_typo.yml'),
+      'pipeline_id: p_typo\nsteps:\n  - { name: a, type: ingest, source_config: sources/s.yml, destination: { table: t, write_mode: merge } }\n',
+    );
+    await writeFile(
+      path.join(dir, 'pipelines', 'p_missing.yml'),
+      'pipeline_id: p_missing\nsteps:\n  - { name: a, type: transform, sql: sql/nope.sql, destination: { table: t } }\n',
+    );
+  });
+
+  const cases: Array<[string, string[], number, RegExp]> = [
+    ['unknown pipeline', ['pipeline', 'run', 'p_nope', '--tenant', 'bad_co'], 8, /pipeline "p_nope" not found/],
+    ['unknown tenant', ['pipeline', 'run', 'p_ok', '--tenant', 'nobody_co'], 8, /nobody_co/],
+    ['invalid tenant id', ['pipeline', 'run', 'p_ok', '--tenant', 'Bad-Id'], 2, /tenant id/i],
+    ['bad --param', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--param', 'novalue'], 2, /is not name=value/],
+    ['bad --run-date', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--run-date', '2025-02-30x'], 2, /is not a date/],
+    ['merge without merge_keys', ['pipeline', 'run', 'p_typo', '--tenant', 'bad_co'], 2, /p_typo\.yml:\d+:\d+: .*merge_keys/],
+    ['missing sql file', ['pipeline', 'run', 'p_missing', '--tenant', 'bad_co'], 8, /sql\/nope\.sql does not exist/],
+  ];
+  for (const [label, args, exitCode, message] of cases) {
+    it(label, async () => {
+      const r = await runJson(args, { cwd: root });
+      assert.equal(r.exitCode, exitCode, show(r));
+      assert.match(r.envelope.error?.message ?? '', message);
+      assert.equal(await withWarehouse(root, (w) => w.count(METADATA_DATASET, T.runs)), 0);
+    });
+  }
+
+  it('a source whose glob matches nothing fails the run with exit 3 and records it', async () => {
+    const r = await runJson<never>(['pipeline', 'run', 'p_ok', '--tenant', 'bad_co'], { cwd: root });
+    assert.equal(r.exitCode, 3, show(r));
+    assert.match(r.envelope.error?.message ?? '', /data\/none_\*\.csv/);
+    const runs = await withWarehouse(root, (w) => w.select(METADATA_DATASET, T.runs));
+    assert.deepEqual(
+      runs.map((x) => x['status']),
+      ['FAILED'],
+    );
+    await withWarehouse(root, (w) => w.delete(METADATA_DATASET, T.runs, {}));
+  });
+
+  it('a suspended tenant cannot run (exit 7)', async () => {
+    await withContext(root, (ctx) => setTenantStatus(ctx, 'bad_co', 'SUSPENDED', 'unpaid'));
+    try {
+      const r = await runJson(['pipeline', 'run', 'p_ok', '--tenant', 'bad_co'], { cwd: root });
+      assert.equal(r.exitCode, 7, show(r));
+      assert.equal(r.envelope.error?.code, 'TENANT_SUSPENDED');
+    } finally {
+      await withContext(root, (ctx) => setTenantStatus(ctx, 'bad_co', 'ACTIVE'));
+    }
+  });
+});
