@@ -24,6 +24,8 @@ export interface StagedData {
   bytesRead: number;
   /** Greatest value of the incremental cursor field among the good rows, as text; undefined when none. */
   cursorMax?: string;
+  /** Things the operator should know that did not stop the run, e.g. source columns left out of the schema. */
+  warnings?: string[];
 }
 
 /** Live counters a step reports while it works (shown by listr2 and kept in step logs). */
