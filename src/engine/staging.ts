@@ -5,6 +5,10 @@ import type { FieldSpec } from '../backends/warehouse/port.ts';
  * (`.convergence/staging/<run_id>/<step>/`). Every file has the destination columns (typed as
  * `fields` says) plus three bookkeeping columns. A row whose `__reason` is not null could not be
  * parsed or typed: the load sends it to `<table>__quarantine` instead of the destination.
+ *
+ * Parquet types: INT64 Int64, FLOAT64 Float64, BOOL Boolean, DATE Date, TIMESTAMP Datetime(us, UTC),
+ * STRING and JSON Utf8; NUMERIC as exact decimal text and BYTES as base64 text (nodejs-polars
+ * cannot hand binary columns over), which the load decodes.
  */
 export const REASON_COLUMN = '__reason';
 export const SOURCE_FILE_COLUMN = '__source_file';

@@ -170,6 +170,18 @@ export function loadContract(name: string, make: () => Promise<WarehouseFixture>
       assert.deepEqual(await wh.select(ds, 'state'), [{ cursor: '2025-01-01' }]);
     });
 
+    it('decodes staged BYTES (base64 text) into binary values', async () => {
+      const fields: FieldSpec[] = [
+        { name: 'name', type: 'STRING' },
+        { name: 'blob', type: 'BYTES' },
+      ];
+      await load({
+        table: 'blobs',
+        source: await staged([{ values: { name: 'hi', blob: Buffer.from('hi').toString('base64') } }], fields),
+      });
+      assert.deepEqual(await wh.select(ds, 'blobs'), [{ name: 'hi', blob: Buffer.from('hi').toString('base64') }]);
+    });
+
     it('refuses merge keys that are not columns, before writing', async () => {
       await rejectsWith(
         load({ writeMode: 'merge', mergeKeys: ['nope'], source: await staged([row('2025-01-01', 'a', 1)]) }),

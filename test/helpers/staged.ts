@@ -10,6 +10,8 @@ const POLARS_TYPE: Partial<Record<FieldType, pl.DataType>> = {
   FLOAT64: pl.Float64,
   BOOL: pl.Bool,
   DATE: pl.Date,
+  // Staged as base64 text, as the sources stage it.
+  BYTES: pl.Utf8,
 };
 
 export interface StagedRow {

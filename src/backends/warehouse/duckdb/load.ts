@@ -87,7 +87,14 @@ export async function loadInto(s: Session, request: LoadRequest): Promise<LoadRe
     await applySchema(s, target, plan);
 
     const into = plan.columns.map((c) => q(c.to)).join(', ');
-    const select = plan.columns.map((c) => `CAST(${q(c.from)} AS ${SQL_TYPE[c.type]}) AS ${q(c.to)}`).join(', ');
+    // Staged BYTES arrive as base64 text (src/engine/staging.ts); everything else casts directly.
+    const stagedBytes = new Set(relation.staged ? relation.fields.filter((f) => f.type === 'BYTES').map((f) => f.name.toLowerCase()) : []);
+    const select = plan.columns
+      .map((c) => {
+        const value = stagedBytes.has(c.from.toLowerCase()) ? `from_base64(${q(c.from)})` : q(c.from);
+        return `CAST(${value} AS ${SQL_TYPE[c.type]}) AS ${q(c.to)}`;
+      })
+      .join(', ');
     const good = relation.staged ? ` WHERE ${q(REASON_COLUMN)} IS NULL` : '';
     let rowsInserted: number;
     let rowsUpdated = 0;
