@@ -15,6 +15,7 @@ import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
 import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { startFakeApi } from '../engine/rest/fake-api.ts';
 
 after(cleanupAll);
 
@@ -125,22 +126,38 @@ describe('pipeline run in separate processes', () => {
   }
 
   it('a second run of the same pipeline exits 5 naming the run that holds it', async () => {
-    const staged = await stagedByNewRun(root);
-    const first = spawnCli(['pipeline', 'run', 'p_events', '--tenant', TENANT, '--full-refresh', '--json'], { cwd: root });
-    await waitFor(staged, 'the first run to start staging');
-    const second = await runJson(['pipeline', 'run', 'p_events', '--tenant', TENANT], { cwd: root });
-    const done = await first;
-    assert.equal(done.exitCode, 0, String(done.stderr));
-    const firstRunId = parseEnvelope<{ runId: string }>({
-      ...done,
-      stdout: String(done.stdout),
-      stderr: '',
-      all: '',
-      exitCode: done.exitCode ?? -1,
-    }).result!.runId;
-    assert.equal(second.exitCode, 5, show(second));
-    assert.equal(second.envelope.error?.code, 'LOCK_HELD');
-    assert.ok(second.envelope.error?.message.includes(firstRunId), second.envelope.error?.message);
+    // The first run waits inside its ingest step on an API that answers only when told to, so
+    // it holds the lock for as long as the test needs, however slow the machine.
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const api = await startFakeApi(async () => {
+      await answered;
+      return { body: { data: [{ id: 1 }] } };
+    });
+    try {
+      const dir = path.join(root, 'configs', TENANT);
+      await writeFile(
+        path.join(dir, 'sources', 'slow.yml'),
+        `source_id: slow\ntype: rest_api\nurl: ${api.base}/rows\nrecords_path: data\n`,
+      );
+      await writeFile(
+        path.join(dir, 'pipelines', 'p_slow.yml'),
+        'pipeline_id: p_slow\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/slow.yml, destination: { table: slow } }\n',
+      );
+      const first = spawnCli(['pipeline', 'run', 'p_slow', '--tenant', TENANT, '--json'], { cwd: root });
+      await waitFor(() => api.requests.length > 0, 'the first run to call the API');
+      const second = await runJson(['pipeline', 'run', 'p_slow', '--tenant', TENANT], { cwd: root });
+      answer();
+      const done = await first;
+      assert.equal(done.exitCode, 0, String(done.stderr));
+      const firstRunId = JSON.parse(String(done.stdout)).result.runId as string;
+      assert.equal(second.exitCode, 5, show(second));
+      assert.equal(second.envelope.error?.code, 'LOCK_HELD');
+      assert.ok(second.envelope.error?.message.includes(firstRunId), second.envelope.error?.message);
+    } finally {
+      answer();
+      await api.close();
+    }
   });
 
   it('Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and frees the lock', async () => {
