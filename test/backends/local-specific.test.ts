@@ -119,19 +119,6 @@ describe('DuckDbWarehouse (local)', () => {
     await exited;
   });
 
-  it('opens and closes the file quickly enough to do it per call', async (t) => {
-    const file = path.join(await fresh('wh-timing'), 'warehouse.duckdb');
-    const wh = new DuckDbWarehouse({ file });
-    await wh.createDataset('load');
-    await wh.createTable('load', EVENTS);
-    const rounds = 30;
-    const started = performance.now();
-    for (let i = 0; i < rounds; i++) await wh.count('load', 'events');
-    const perCall = (performance.now() - started) / rounds;
-    t.diagnostic(`open + query + close: ${perCall.toFixed(1)} ms per call`);
-    assert.ok(perCall < 500, `per-call overhead ${perCall} ms`);
-  });
-
   it('inserts a large batch whole, or not at all', async () => {
     const wh = new DuckDbWarehouse({ file: path.join(await fresh('wh-batch'), 'w.duckdb') });
     await wh.createDataset('load');

