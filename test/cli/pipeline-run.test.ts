@@ -160,6 +160,42 @@ describe('pipeline run in separate processes', () => {
     }
   });
 
+  it('pipeline cancel from another process stops the run at its next checkpoint as CANCELLED', async () => {
+    const api = await startFakeApi(() => ({ hang: true }));
+    try {
+      const dir = path.join(root, 'configs', TENANT);
+      await writeFile(
+        path.join(dir, 'sources', 'stuck.yml'),
+        `source_id: stuck\ntype: rest_api\nurl: ${api.base}/rows\ntimeout: 10m\nrecords_path: data\n`,
+      );
+      await writeFile(
+        path.join(dir, 'pipelines', 'p_stuck.yml'),
+        'pipeline_id: p_stuck\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/stuck.yml, destination: { table: stuck } }\n  - { name: again, type: ingest, source_config: sources/stuck.yml, destination: { table: stuck } }\n',
+      );
+      const run = spawnCli(['pipeline', 'run', 'p_stuck', '--tenant', TENANT, '--json'], { cwd: root });
+      await waitFor(() => api.requests.length > 0, 'the run to call the API');
+      const listed = await runJson<Array<{ runId: string; pipelineId: string; status: string }>>(
+        ['pipeline', 'runs', '--tenant', TENANT, '--pipeline', 'p_stuck', '--status', 'RUNNING'],
+        { cwd: root },
+      );
+      const runId = listed.envelope.result![0]!.runId;
+      const cancel = await runJson(['pipeline', 'cancel', runId], { cwd: root });
+      assert.equal(cancel.exitCode, 0, show(cancel));
+      const done = await run;
+      assert.equal(done.exitCode, 3, String(done.stderr));
+      const status = await runJson<{ run: { status: string }; steps: Array<{ status: string }> }>(['pipeline', 'status', runId], {
+        cwd: root,
+      });
+      assert.equal(status.envelope.result!.run.status, 'CANCELLED');
+      assert.deepEqual(
+        status.envelope.result!.steps.map((st) => st.status),
+        ['CANCELLED', 'SKIPPED'],
+      );
+    } finally {
+      await api.close();
+    }
+  });
+
   it('Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and frees the lock', async () => {
     const staged = await stagedByNewRun(root);
     const child = spawnCli(['pipeline', 'run', 'p_events', '--tenant', TENANT, '--full-refresh', '--json'], { cwd: root });
