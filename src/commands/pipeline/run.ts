@@ -5,8 +5,7 @@ import { formatTable } from '../../lib/render.ts';
 import type { RunPlan } from '../../services/pipelines/plan.ts';
 import type { RunSummary, StepSummary } from '../../services/pipelines/run.ts';
 
-const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`);
-const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+import { formatBytes, formatDuration } from '../../services/runs/display.ts';
 
 export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
   static override summary = "Run a tenant's pipeline on the local engine and land the data in the environment's warehouse.";
@@ -98,7 +97,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     }
 
     this.log(
-      `Run ${summary.runId} ${summary.status} in ${seconds(summary.durationMs)}: ${summary.rowsProcessed.toLocaleString('en-US')} rows.`,
+      `Run ${summary.runId} ${summary.status} in ${formatDuration(summary.durationMs)}: ${summary.rowsProcessed.toLocaleString('en-US')} rows.`,
     );
     this.log(
       formatTable(summary.steps, [
@@ -106,8 +105,8 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
         { header: 'STATUS', get: (s) => s.status },
         { header: 'ROWS IN', get: (s) => s.rowsIn },
         { header: 'ROWS OUT', get: (s) => s.rowsOut },
-        { header: 'READ', get: (s) => (s.bytes ? bytes(s.bytes) : '') },
-        { header: 'TIME', get: (s) => seconds(s.durationMs) },
+        { header: 'READ', get: (s) => (s.bytes ? formatBytes(s.bytes) : '') },
+        { header: 'TIME', get: (s) => formatDuration(s.durationMs) },
       ]),
     );
     if (summary.status !== 'COMPLETE') {
@@ -128,7 +127,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
 
 function stageOutcome(step: StepSummary) {
   const rows = `${step.rowsOut.toLocaleString('en-US')} rows`;
-  const title = `${step.name} (${step.type}) — ${rows}, ${seconds(step.durationMs)}`;
+  const title = `${step.name} (${step.type}) — ${rows}, ${formatDuration(step.durationMs)}`;
   if (step.status === 'COMPLETE') return { status: 'ok' as const, title };
   if (step.status === 'SKIPPED') return { status: 'skipped' as const, message: `${step.name} skipped` };
   return { status: 'failed' as const, title, message: `${step.name} ${step.status}: ${step.error ?? ''}` };
