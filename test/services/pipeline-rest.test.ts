@@ -114,6 +114,27 @@ describe('rest_api ingest', () => {
     }
   });
 
+  it('times out a run that exceeds the pipeline timeout and records TIMEOUT', async () => {
+    const pipeline = path.join(root, 'configs', TENANT, 'pipelines', 'p_api.yml');
+    const { readFile } = await import('node:fs/promises');
+    const original = await readFile(pipeline, 'utf8');
+    await writeFile(pipeline, original.replace('steps:', 'timeout: 1s\nsteps:'));
+    handler = () => ({ hang: true });
+    try {
+      const summary = await run();
+      assert.equal(summary.status, 'TIMEOUT');
+      assert.equal(summary.exitCode, 3);
+      assert.equal(summary.error?.code, 'RUN_TIMEOUT');
+      assert.deepEqual(
+        summary.steps.map((s) => s.status),
+        ['TIMEOUT'],
+      );
+    } finally {
+      handler = usageApi;
+      await writeFile(pipeline, original);
+    }
+  });
+
   it('stops on a next link that does not advance and on exhausted 5xx retries, loading nothing', async () => {
     await withWarehouse(root, (w) => w.dropTable(TENANT, 'raw_api'));
     for (const [label, reply, message] of [

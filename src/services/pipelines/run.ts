@@ -59,7 +59,6 @@ export interface RunSummary {
 
 /** Live events for a renderer; the run never depends on them. */
 export interface RunObserver {
-  started?(plan: RunPlan): void;
   stepStarted?(index: number): void;
   stepProgress?(index: number, text: string): void;
   stepFinished?(index: number, step: StepSummary): void;
@@ -220,7 +219,6 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
       const text = update.message ?? (update.rows !== undefined ? `${update.rows.toLocaleString('en-US')} rows` : undefined);
       if (text) observer.stepProgress?.(current, text);
     });
-    observer.started?.(await describePlan(env, bundle, { runDate, fullRefresh: Boolean(input.fullRefresh) }));
 
     let failed = false;
     for (const [index, step] of bundle.pipeline.steps.entries()) {
