@@ -1,6 +1,8 @@
-// npm run bench — runs every benchmark part and prints its figures. Parts can be picked by name:
+// npm run bench — runs every benchmark part and prints its figures. Parts can be picked by name,
+// and options go to the parts:
 //   npm run bench -- startup
-const parts = { startup: () => import('./startup.mjs') };
+//   npm run bench -- engine --rows=1000000
+const parts = { startup: () => import('./startup.mjs'), engine: () => import('./engine.mjs') };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length ? wanted : Object.keys(parts)) {
   const part = parts[name];

@@ -1,0 +1,91 @@
+// One contender of the engine benchmark, run in a child process by bench/engine.mjs so its wall
+// time and peak RSS are its own:  node bench/engine-contenders.mjs <name> <spec.json>
+// Each loads every CSV file of the spec into a fresh DuckDB file and prints one JSON line on stdout:
+// seconds per phase, in order.
+import { readFileSync } from 'node:fs';
+import { DuckDBInstance } from '@duckdb/node-api';
+import pl from 'nodejs-polars';
+
+const [name, specFile] = process.argv.slice(2);
+const spec = JSON.parse(readFileSync(specFile, 'utf8'));
+const started = performance.now();
+const since = () => (performance.now() - started) / 1000;
+const sqlList = (files) => `[${files.map((f) => `'${f}'`).join(', ')}]`;
+
+async function withDuckDb(file, work) {
+  const instance = await DuckDBInstance.create(file);
+  const conn = await instance.connect();
+  try {
+    return await work(conn);
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+const contenders = {
+  // DuckDB's own multi-threaded CSV reader, told the column types up front.
+  async duckdb() {
+    const columns = Object.entries(spec.columns.duckdb)
+      .map(([c, t]) => `'${c}': '${t}'`)
+      .join(', ');
+    await withDuckDb(spec.database, (conn) =>
+      conn.run(`CREATE TABLE t AS SELECT * FROM read_csv(${sqlList(spec.csvFiles)}, header = true, columns = {${columns}})`),
+    );
+    return { 'read_csv into a table': since() };
+  },
+
+  // The same two engines the product uses, glued by hand: typed polars scan -> Parquet -> DuckDB.
+  async polarsDuckdb() {
+    const schema = Object.fromEntries(Object.entries(spec.columns.polars).map(([c, t]) => [c, pl[t]]));
+    await pl.scanCSV(spec.csvGlob, { hasHeader: true, schema }).sinkParquet(spec.parquet).collect();
+    const staged = since();
+    await withDuckDb(spec.database, async (conn) => {
+      await conn.run(
+        `CREATE TABLE t (${Object.entries(spec.columns.duckdb)
+          .map(([c, t]) => `${c} ${t}`)
+          .join(', ')})`,
+      );
+      await conn.run(`INSERT INTO t SELECT * FROM read_parquet('${spec.parquet}')`);
+    });
+    return { 'polars CSV -> Parquet': staged, 'DuckDB insert': since() - staged };
+  },
+
+  // The product's engine without the CLI: stageFileSource (layout pre-pass, typing, Parquet parts)
+  // then DuckDbWarehouse.load (one transaction, quarantine split). Imported from the TS sources.
+  async engine() {
+    const { stageFileSource } = await import('../src/engine/sources/file/index.ts');
+    const { DuckDbWarehouse } = await import('../src/backends/warehouse/duckdb.ts');
+    const imported = since();
+    const source = { source_id: 'events', type: 'file', path: spec.csvGlob, format: 'csv' };
+    let prepass = imported;
+    const staged = await stageFileSource(source, {
+      workspaceRoot: spec.dir,
+      stagingDir: spec.stagingDir,
+      tableSchema: spec.tableSchema,
+      // The ragged-line pre-pass reports bytes as it reads; its last report is (about) its end.
+      onProgress: ({ message }) => message?.startsWith('checking') && (prepass = since()),
+    });
+    const stage = since();
+    const warehouse = new DuckDbWarehouse({ file: spec.database });
+    await warehouse.createDataset('bench');
+    const result = await warehouse.load({
+      dataset: 'bench',
+      table: 'events',
+      source: { kind: 'parquet', files: staged.files, fields: staged.fields },
+      writeMode: 'append',
+      runId: 'bench',
+    });
+    await warehouse.close();
+    if (result.rowsQuarantined > 0) throw new Error(`${result.rowsQuarantined} rows were quarantined`);
+    return {
+      'import product modules': imported,
+      'ragged-line pre-pass': prepass - imported,
+      'rest of staging (typing, Parquet parts, counts)': stage - prepass,
+      'DuckDB load transaction': since() - stage,
+    };
+  },
+};
+
+const phases = await contenders[name]();
+console.log(JSON.stringify(phases));
