@@ -73,6 +73,7 @@ describe('help', () => {
       'pipeline:validate',
       'pipeline:list',
       'pipeline:run',
+      'pipeline:push',
       'pipeline:runs',
       'pipeline:status',
       'pipeline:logs',
@@ -209,6 +210,11 @@ describe('--json on every command', () => {
     );
     await mkdir(path.join(ws, 'data'), { recursive: true });
     await writeFile(path.join(ws, 'data', 'usage_1.csv'), 'day,model,tokens\n2025-01-01,a,1\n2025-01-01,b,2\n');
+    const pushed = await ok<Array<{ pipelineId: string; changed: boolean }>>('pipeline:push', ['--tenant', 'json_co']);
+    assert.deepEqual(
+      pushed.map((p) => [p.pipelineId, p.changed]),
+      [['p_usage', true]],
+    );
     const run = await ok<{ runId: string; status: string; rowsProcessed: number }>('pipeline:run', ['p_usage', '--tenant', 'json_co']);
     assert.deepEqual([run.status, run.rowsProcessed], ['COMPLETE', 4]);
     const runs = await ok<Array<{ runId: string }>>('pipeline:runs', ['--tenant', 'json_co']);

@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { z } from 'zod';
+import { pipelineSchema, sourceSchema, tableSchemaFileSchema } from '../../domain/pipeline.ts';
 import type { PipelineConfig, SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
-import { findPipelineFile, readPipeline, readSource, readSql, readTableSchema, tenantDir } from './files.ts';
-import { validationError } from '../../lib/errors.ts';
+import { notFoundError, validationError } from '../../lib/errors.ts';
+import { parseYamlWith } from '../../lib/yaml-errors.ts';
+import { findPipelineFile, tenantDir } from './files.ts';
 
 /**
  * Everything one pipeline run reads, parsed and checked up front: the pipeline, the sources,
  * schema files and SQL it references. `version` is the content hash of those files, recorded on
- * the run so a result can be traced to the exact configuration that produced it.
+ * the run; `files` holds their text, which is what `pipeline push` stores, so a remote run
+ * executes exactly the configuration that was pushed.
  */
 export interface PipelineBundle {
   tenantId: string;
@@ -18,40 +22,90 @@ export interface PipelineBundle {
   sources: Map<string, SourceConfig>;
   schemas: Map<string, TableSchemaFile>;
   sql: Map<string, string>;
+  /** Text of every file above, by path relative to the tenant folder. */
+  files: Record<string, string>;
   version: string;
 }
 
-export async function loadBundle(root: string, tenantId: string, pipelineId: string): Promise<PipelineBundle> {
-  const file = await findPipelineFile(root, tenantId, pipelineId);
-  const pipeline = await readPipeline(root, tenantId, file);
-  if (pipeline.pipeline_id !== pipelineId) {
-    throw validationError(`configs/${tenantId}/${file}: pipeline_id "${pipeline.pipeline_id}" differs from the file name "${pipelineId}"`);
-  }
+/** Where bundle files come from: the workspace, or a pushed config. */
+type ReadText = (relative: string) => Promise<string>;
+
+function workspaceReader(root: string, tenantId: string): ReadText {
+  return async (relative) => {
+    const full = path.join(tenantDir(root, tenantId), relative);
+    try {
+      return await readFile(full, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFoundError(`${path.relative(root, full)} does not exist`);
+      throw err;
+    }
+  };
+}
+
+function pushedReader(tenantId: string, files: Record<string, string>, version: string): ReadText {
+  return async (relative) => {
+    const text = files[relative];
+    if (text === undefined) throw notFoundError(`configs/${tenantId}/${relative} is not in pushed version ${version}`);
+    return text;
+  };
+}
+
+export function bundleVersion(files: Record<string, string>): string {
+  const hash = createHash('sha256');
+  for (const relative of Object.keys(files).sort()) hash.update(`${relative}\0${files[relative]}\0`);
+  return hash.digest('hex').slice(0, 16);
+}
+
+async function assemble(tenantId: string, file: string, read: ReadText): Promise<PipelineBundle> {
+  const files: Record<string, string> = {};
+  const parse = async <T>(relative: string, schema: z.ZodType<T>): Promise<T> => {
+    files[relative] = await read(relative);
+    return parseYamlWith(`configs/${tenantId}/${relative}`, files[relative], schema);
+  };
+  const pipeline = await parse(file, pipelineSchema);
   const sources = new Map<string, SourceConfig>();
   const schemas = new Map<string, TableSchemaFile>();
   const sql = new Map<string, string>();
   const schema = async (relative: string | undefined) => {
-    if (relative && !schemas.has(relative)) schemas.set(relative, await readTableSchema(root, tenantId, relative));
+    if (relative && !schemas.has(relative)) schemas.set(relative, await parse(relative, tableSchemaFileSchema));
   };
   for (const step of pipeline.steps) {
     if (step.type === 'ingest' && !sources.has(step.source_config)) {
-      const source = await readSource(root, tenantId, step.source_config);
+      const source = await parse(step.source_config, sourceSchema);
       sources.set(step.source_config, source);
       await schema(source.schema);
     }
     if (step.type === 'transform' && !sql.has(step.sql)) {
-      const text = await readSql(root, tenantId, step.sql);
+      const text = (files[step.sql] = await read(step.sql));
       if (text.trim() === '') throw validationError(`configs/${tenantId}/${step.sql}: the SQL file is empty`);
       sql.set(step.sql, text);
     }
     if (step.type !== 'dq') await schema(step.destination.schema);
   }
-  const files = [file, ...sources.keys(), ...schemas.keys(), ...sql.keys()].sort();
-  const hash = createHash('sha256');
-  for (const relative of files) {
-    hash.update(`${relative}\0`);
-    hash.update(await readFile(path.join(tenantDir(root, tenantId), relative)));
-    hash.update('\0');
+  return { tenantId, pipeline, file, sources, schemas, sql, files, version: bundleVersion(files) };
+}
+
+/** The bundle of `pipelineId` as it is in the workspace's configs/<tenant>/ folder. */
+export async function loadBundle(root: string, tenantId: string, pipelineId: string): Promise<PipelineBundle> {
+  const file = await findPipelineFile(root, tenantId, pipelineId);
+  const bundle = await assemble(tenantId, file, workspaceReader(root, tenantId));
+  if (bundle.pipeline.pipeline_id !== pipelineId) {
+    throw validationError(
+      `configs/${tenantId}/${file}: pipeline_id "${bundle.pipeline.pipeline_id}" differs from the file name "${pipelineId}"`,
+    );
   }
-  return { tenantId, pipeline, file, sources, schemas, sql, version: hash.digest('hex').slice(0, 16) };
+  return bundle;
+}
+
+/** A bundle from pushed files (tenant_pipeline_configs.files); the hash must still match. */
+export async function loadPushedBundle(
+  tenantId: string,
+  pipelineFile: string,
+  files: Record<string, string>,
+  version: string,
+): Promise<PipelineBundle> {
+  const bundle = await assemble(tenantId, pipelineFile, pushedReader(tenantId, files, version));
+  if (bundle.version !== version)
+    throw validationError(`pushed config ${version} of ${tenantId} does not match its content hash ${bundle.version}`);
+  return bundle;
 }

@@ -28,6 +28,8 @@ export interface RunInput {
   /** Aborting it (Ctrl-C, SIGTERM) stops the run at its next checkpoint as CANCELLED. */
   signal?: AbortSignal;
   runId?: string;
+  /** A pushed config to run (remote runs); by default the workspace files are read. */
+  bundle?: PipelineBundle;
 }
 
 export interface StepSummary {
@@ -163,7 +165,7 @@ function stopError(reason: StopReason): ConvergenceError {
  * not exceptions: the caller decides how to render and which exit code to use.
  */
 export async function runPipeline(ctx: ServiceContext, input: RunInput, observer: RunObserver = {}): Promise<RunSummary> {
-  const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
+  const bundle = input.bundle ?? (await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId));
   const runDate = resolveRunDate(ctx, input.runDate);
   const runId = input.runId ?? randomUUID();
   const timeoutMs = parseDuration(bundle.pipeline.timeout, 'timeout');

@@ -1,0 +1,104 @@
+import type { GcpEnvironment } from '../../config/schema.ts';
+import { usageError } from '../../lib/errors.ts';
+
+/**
+ * The one place Google clients are made. Real use: Application Default Credentials and the
+ * env's project. Tests and emulators: endpoint overrides from the project's own variables, with
+ * a pass-through auth client so no credential lookup ever leaves the machine:
+ *
+ *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
+ *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
+ *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Run, Scheduler)
+ *
+ * Every client module is imported on first use, so `--help` never loads gRPC.
+ */
+export const ENDPOINT_VARS = {
+  bigquery: 'CONVERGENCE_BIGQUERY_ENDPOINT',
+  storage: 'CONVERGENCE_STORAGE_ENDPOINT',
+  grpc: 'CONVERGENCE_GRPC_ENDPOINT',
+} as const;
+
+type Vars = Record<string, string | undefined>;
+
+export interface GcpTarget {
+  project: string;
+  location: string;
+  region: string;
+}
+
+export function gcpTarget(settings: GcpEnvironment, vars: Vars = process.env): GcpTarget {
+  const project = settings.project || vars.GOOGLE_CLOUD_PROJECT;
+  if (!project) throw usageError('no Google Cloud project', { suggestion: 'set `project:` for the environment in convergence.yaml' });
+  return { project, location: settings.location, region: settings.region };
+}
+
+async function passThroughAuth() {
+  const { PassThroughClient } = await import('google-auth-library');
+  return new PassThroughClient();
+}
+
+/** gax options for a gRPC client: the real endpoint with ADC, or the override without TLS or auth. */
+async function grpcOptions(target: GcpTarget, vars: Vars) {
+  const override = vars[ENDPOINT_VARS.grpc];
+  if (!override) return { projectId: target.project };
+  const match = /^([^:]+):(\d+)$/.exec(override);
+  if (!match) throw usageError(`${ENDPOINT_VARS.grpc}=${override} is not host:port`);
+  const grpc = await import('@grpc/grpc-js');
+  return {
+    projectId: target.project,
+    apiEndpoint: match[1]!,
+    port: Number(match[2]),
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: await passThroughAuth(),
+  };
+}
+
+export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
+  const cache = new Map<string, Promise<unknown>>();
+  const once = <T>(name: string, make: () => Promise<T>): Promise<T> => {
+    if (!cache.has(name)) cache.set(name, make());
+    return cache.get(name) as Promise<T>;
+  };
+  return {
+    target,
+    /** True when clients talk to local fakes or emulators rather than Google. */
+    overridden: Object.values(ENDPOINT_VARS).some((name) => Boolean(vars[name])),
+    bigquery: () =>
+      once('bigquery', async () => {
+        const { BigQuery } = await import('@google-cloud/bigquery');
+        const endpoint = vars[ENDPOINT_VARS.bigquery];
+        return new BigQuery({
+          projectId: target.project,
+          location: target.location,
+          ...(endpoint ? { apiEndpoint: endpoint, authClient: await passThroughAuth() } : {}),
+        });
+      }),
+    storage: () =>
+      once('storage', async () => {
+        const { Storage } = await import('@google-cloud/storage');
+        const endpoint = vars[ENDPOINT_VARS.storage];
+        return new Storage({
+          projectId: target.project,
+          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true, authClient: await passThroughAuth() } : {}),
+        });
+      }),
+    kms: () =>
+      once('kms', async () => {
+        const { KeyManagementServiceClient } = await import('@google-cloud/kms');
+        return new KeyManagementServiceClient(await grpcOptions(target, vars));
+      }),
+    secretManager: () =>
+      once('secretManager', async () => {
+        const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
+        return new SecretManagerServiceClient(await grpcOptions(target, vars));
+      }),
+    close: async () => {
+      for (const client of await Promise.all(cache.values())) {
+        const closable = client as { close?: () => Promise<void> };
+        if (typeof closable.close === 'function') await closable.close().catch(() => undefined);
+      }
+    },
+  };
+}
+
+export type GcpClients = ReturnType<typeof createGcpClients>;
