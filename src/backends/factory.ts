@@ -28,48 +28,86 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     }
     return value;
   };
-  const local = env.backend === 'local';
-  const unavailable = (port: string) =>
-    Promise.reject(
-      new ConvergenceError(
-        'BACKEND_UNAVAILABLE',
-        ExitCode.usage,
-        `the ${port} backend of environment "${env.name}" (gcp) is not available in this build`,
-        {
-          suggestion: 'use the embedded default (--env local) for now',
-        },
-      ),
-    );
+  const files = () =>
+    once('files', async () => {
+      const { FileSecretStore } = await import('./secrets/files.ts');
+      return new FileSecretStore({ workspaceRoot: workspace.root, systemDir: `${env.stateDir}/secrets` });
+    });
+  if (env.backend === 'local') {
+    return {
+      env,
+      warehouse: () =>
+        once('warehouse', async () => {
+          const { DuckDbWarehouse } = await import('./warehouse/duckdb.ts');
+          return new DuckDbWarehouse({ file: `${env.stateDir}/warehouse.duckdb` });
+        }),
+      keyring: () =>
+        once('keyring', async () => {
+          const { LocalKeyRing } = await import('./keyring/local-aes.ts');
+          return new LocalKeyRing({ keyFile: `${env.stateDir}/keyring.key` });
+        }),
+      secrets: files,
+      lock: () =>
+        once('lock', async () => {
+          const { FileLock } = await import('./lock/files.ts');
+          return new FileLock({ dir: `${env.stateDir}/locks` });
+        }),
+      close: async () => {
+        const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;
+        if (warehouse) await (await warehouse.catch(() => undefined))?.close();
+      },
+    };
+  }
 
+  const settings = env.settings;
+  const clients = once('clients', async () => {
+    const { createGcpClients, gcpTarget } = await import('./gcp/clients.ts');
+    return createGcpClients(gcpTarget(settings));
+  });
+  const required = (key: 'kms_key' | 'state_bucket', what: string): string => {
+    const value = settings[key];
+    if (!value) {
+      throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" has no ${key} (needed for ${what})`, {
+        suggestion: `set environments.${env.name}.${key} in convergence.yaml`,
+      });
+    }
+    return value;
+  };
   return {
     env,
     warehouse: () =>
-      once('warehouse', async () => {
-        if (!local) return unavailable('warehouse');
-        const { DuckDbWarehouse } = await import('./warehouse/duckdb.ts');
-        return new DuckDbWarehouse({ file: `${env.stateDir}/warehouse.duckdb` });
-      }),
+      Promise.reject(
+        new ConvergenceError(
+          'BACKEND_UNAVAILABLE',
+          ExitCode.usage,
+          `the BigQuery warehouse of environment "${env.name}" is not available in this build`,
+          {
+            suggestion: 'use the embedded default (--env local) for now',
+          },
+        ),
+      ),
     keyring: () =>
       once('keyring', async () => {
-        if (!local) return unavailable('keyring');
-        const { LocalKeyRing } = await import('./keyring/local-aes.ts');
-        return new LocalKeyRing({ keyFile: `${env.stateDir}/keyring.key` });
+        const keyName = required('kms_key', 'encrypting API keys and credentials with Cloud KMS');
+        const { KmsKeyRing } = await import('./keyring/kms.ts');
+        return new KmsKeyRing({ client: await (await clients).kms(), keyName });
       }),
     secrets: () =>
       once('secrets', async () => {
-        if (!local) return unavailable('secrets');
-        const { FileSecretStore } = await import('./secrets/files.ts');
-        return new FileSecretStore({ workspaceRoot: workspace.root, systemDir: `${env.stateDir}/secrets` });
+        const { SecretManagerStore } = await import('./secrets/secret-manager.ts');
+        const c = await clients;
+        return new SecretManagerStore({ client: await c.secretManager(), project: c.target.project, files: await files() });
       }),
     lock: () =>
       once('lock', async () => {
-        if (!local) return unavailable('lock');
-        const { FileLock } = await import('./lock/files.ts');
-        return new FileLock({ dir: `${env.stateDir}/locks` });
+        const bucket = required('state_bucket', 'run locks in Cloud Storage');
+        const { GcsLock } = await import('./lock/gcs.ts');
+        return new GcsLock({ storage: await (await clients).storage(), bucket });
       }),
     close: async () => {
       const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;
       if (warehouse) await (await warehouse.catch(() => undefined))?.close();
+      if (cache.has('clients')) await (await clients).close();
     },
   };
 }

@@ -1,0 +1,75 @@
+/** A cloud environment from convergence.yaml wires the gcp adapters through the one client factory. */
+import '../fakes/env-guard.ts';
+import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createBackends } from '../../src/backends/factory.ts';
+import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
+import { rejectsWith } from '../helpers/assertions.ts';
+import { newWorkspace } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+
+let fakes: CloudFakes;
+let root: string;
+const saved: Record<string, string | undefined> = {};
+
+before(async () => {
+  fakes = await startCloudFakes();
+  for (const [k, v] of Object.entries(fakes.vars)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  root = await newWorkspace('gcp-factory');
+  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}  bare:\n    project: demo-project\n`.replace(/^/, ''));
+});
+after(async () => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await fakes.stop();
+  await cleanupAll();
+});
+
+async function backendsFor(name: string) {
+  const workspace = await loadWorkspace(root);
+  return createBackends(workspace, resolveEnv(workspace, name));
+}
+
+describe('gcp backends from convergence.yaml', () => {
+  it('encrypts with Cloud KMS, keeps secrets in Secret Manager after files, and locks in Cloud Storage', async () => {
+    const backends = await backendsFor('cloud');
+    try {
+      const keyring = await backends.keyring();
+      await keyring.check();
+      const sealed = await keyring.encrypt(Buffer.from('hello'));
+      assert.equal((await keyring.decrypt(sealed)).toString(), 'hello');
+      assert.ok(fakes.grpc.calls('Encrypt').length >= 1, 'KMS was called');
+
+      const secrets = await backends.secrets();
+      await secrets.put('acme_corp', 'usage_api_token', 's3cret');
+      assert.equal(await secrets.get('acme_corp', 'usage_api_token'), 's3cret');
+      assert.equal(fakes.secretManager.peek('demo-project', 'acme_corp--usage_api_token'), 's3cret');
+
+      const lock = await backends.lock();
+      const taken = await lock.acquire('run/acme_corp/p', { owner: 'test', ttlMs: 60_000 });
+      assert.equal(taken.acquired, true);
+      assert.ok(fakes.gcs.objects('demo-project-convergence-state').length > 0, 'the lease is an object in the state bucket');
+    } finally {
+      await backends.close();
+    }
+  });
+
+  it('names the convergence.yaml key a cloud adapter needs when it is missing', async () => {
+    const backends = await backendsFor('bare');
+    try {
+      const err = await rejectsWith(backends.keyring(), 2, /environment "bare" has no kms_key/);
+      assert.match(err.suggestion ?? '', /environments\.bare\.kms_key/);
+      await rejectsWith(backends.lock(), 2, /no state_bucket/);
+    } finally {
+      await backends.close();
+    }
+  });
+});

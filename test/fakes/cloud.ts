@@ -1,0 +1,62 @@
+/**
+ * Every Google fake a cloud environment needs, started together, plus the convergence.yaml
+ * environment and the variables that point the client factory at them. Tests that run commands
+ * against `--env cloud` (in process or as a child process) start one of these.
+ */
+import './env-guard.ts';
+import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
+import { GcsFake } from './gcs/server.ts';
+import { KmsFake } from './grpc/kms.ts';
+import { SecretManagerFake } from './grpc/secret-manager.ts';
+import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
+
+export const CLOUD_PROJECT = 'demo-project';
+export const CLOUD_BUCKET = 'demo-project-convergence-state';
+export const CLOUD_KEY = `projects/${CLOUD_PROJECT}/locations/us-central1/keyRings/convergence/cryptoKeys/api-key-encryption`;
+
+export interface CloudFakes {
+  kms: KmsFake;
+  secretManager: SecretManagerFake;
+  grpc: GrpcFake;
+  gcs: GcsFake;
+  /** Variables for the client factory; spread into process.env or a child's env. */
+  vars: Record<string, string>;
+  /** The `environments.<name>` entry of convergence.yaml for these fakes. */
+  yaml(name?: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startCloudFakes(): Promise<CloudFakes> {
+  const kms = new KmsFake();
+  kms.createKey(CLOUD_KEY);
+  const secretManager = new SecretManagerFake({ projects: { [CLOUD_PROJECT]: '123456789012' } });
+  const grpc = await startGrpcFake({ kms, secretManager });
+  const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
+  const vars = {
+    [ENDPOINT_VARS.grpc]: `127.0.0.1:${grpc.port}`,
+    [ENDPOINT_VARS.storage]: gcs.endpoint,
+    METADATA_SERVER_DETECTION: 'none',
+    GCE_METADATA_HOST: '127.0.0.1:1',
+  };
+  return {
+    kms,
+    secretManager,
+    grpc,
+    gcs,
+    vars,
+    yaml: (name = 'cloud') =>
+      [
+        `  ${name}:`,
+        `    project: ${CLOUD_PROJECT}`,
+        '    region: us-central1',
+        '    location: US',
+        `    kms_key: ${CLOUD_KEY}`,
+        `    state_bucket: ${CLOUD_BUCKET}`,
+        '',
+      ].join('\n'),
+    stop: async () => {
+      await grpc.stop();
+      await gcs.close();
+    },
+  };
+}
