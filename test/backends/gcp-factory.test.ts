@@ -22,7 +22,7 @@ before(async () => {
     process.env[k] = v;
   }
   root = await newWorkspace('gcp-factory');
-  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}  bare:\n    project: demo-project\n`.replace(/^/, ''));
+  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}  bare:\n    project: demo-project\n`);
 });
 after(async () => {
   for (const [k, v] of Object.entries(saved)) {
