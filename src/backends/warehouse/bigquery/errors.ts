@@ -1,0 +1,111 @@
+import { authError, ConvergenceError, ExitCode, isConvergenceError, notFoundError } from '../../../lib/errors.ts';
+
+/**
+ * BigQuery failures as ConvergenceErrors. HTTP errors (ApiError: code + errors[].reason) and job
+ * errors (status.errorResult) carry the same reasons, so both map here: permission problems exit 7
+ * naming the permission and the role that grants it, missing datasets and tables exit 8, and
+ * everything else is a warehouse error.
+ */
+
+export interface ErrorFacts {
+  status?: number;
+  reasons: string[];
+  message: string;
+  jobId?: string;
+}
+
+interface ApiErrorLike {
+  code?: number | string;
+  errors?: Array<{ reason?: string; message?: string }>;
+  message?: string;
+  response?: { status?: { errorResult?: { reason?: string; message?: string } }; jobReference?: { jobId?: string } };
+}
+
+export function errorFacts(err: unknown): ErrorFacts {
+  const e = (err ?? {}) as ApiErrorLike;
+  const reasons = (e.errors ?? []).map((x) => x.reason).filter((r): r is string => Boolean(r));
+  const status = typeof e.code === 'number' ? e.code : undefined;
+  return { status, reasons, message: firstLine(e.errors?.[0]?.message ?? e.message ?? String(err)) };
+}
+
+export function jobErrorFacts(errorResult: { reason?: string | null; message?: string | null }, jobId: string): ErrorFacts {
+  return { reasons: errorResult.reason ? [errorResult.reason] : [], message: firstLine(errorResult.message ?? 'the job failed'), jobId };
+}
+
+const firstLine = (text: string) =>
+  text
+    .split('\n')
+    .find((l) => l.trim().length > 0)
+    ?.trim() ?? text;
+
+const RETRYABLE_REASONS = new Set([
+  'rateLimitExceeded',
+  'userRateLimitExceeded',
+  'backendError',
+  'internalError',
+  'jobBackendError',
+  'jobInternalError',
+]);
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Transactions that lose a race with a concurrent DML statement can simply run again. */
+const RETRYABLE_MESSAGE =
+  /concurrent update|could not serialize access|Retrying the job may solve the problem|Retrying may solve the problem/i;
+const NETWORK = /ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|network|fetch failed/i;
+
+export function isRetryable(facts: ErrorFacts): boolean {
+  if (facts.status !== undefined && RETRYABLE_STATUS.has(facts.status)) return true;
+  if (facts.reasons.some((r) => RETRYABLE_REASONS.has(r))) return true;
+  if (RETRYABLE_MESSAGE.test(facts.message)) return true;
+  return facts.status === undefined && facts.reasons.length === 0 && NETWORK.test(facts.message);
+}
+
+export const isDuplicate = (facts: ErrorFacts) => facts.status === 409 || facts.reasons.includes('duplicate');
+export const isNotFound = (facts: ErrorFacts) => facts.status === 404 || facts.reasons.includes('notFound');
+
+/** The predefined role that grants a permission BigQuery reported missing. */
+function roleFor(permission: string | undefined): string {
+  if (!permission) return 'roles/bigquery.dataEditor';
+  if (permission === 'bigquery.jobs.create') return 'roles/bigquery.jobUser';
+  if (/^bigquery\.(tables\.(get|getData|list)|datasets\.get)$/.test(permission)) return 'roles/bigquery.dataViewer';
+  return 'roles/bigquery.dataEditor';
+}
+
+export interface ErrorContext {
+  /** What was being done, e.g. "load into acme.usage". */
+  what: string;
+  project: string;
+}
+
+export function warehouseError(err: unknown, context: ErrorContext, facts: ErrorFacts = errorFacts(err)): ConvergenceError {
+  if (isConvergenceError(err)) return err;
+  const cause = err instanceof Error ? err : undefined;
+  const data = { reasons: facts.reasons, status: facts.status ?? null, jobId: facts.jobId ?? null };
+  if (facts.reasons.includes('accessDenied') || (facts.status === 403 && !facts.reasons.some((r) => /quota|billing|rateLimit/i.test(r)))) {
+    const permission = /\b(bigquery\.[a-zA-Z]+\.[a-zA-Z]+)\b/.exec(facts.message)?.[1];
+    const role = roleFor(permission);
+    const needs = permission
+      ? `permission ${permission} (granted by ${role})`
+      : `${role} on the dataset and roles/bigquery.jobUser on project ${context.project}`;
+    return authError(`BigQuery denied ${context.what}: ${facts.message} — the caller needs ${needs}`, {
+      suggestion: `grant the service account ${role}${role === 'roles/bigquery.jobUser' ? ` on project ${context.project}` : ' on the dataset (or project)'}, e.g. gcloud projects add-iam-policy-binding ${context.project} --member=serviceAccount:SA_EMAIL --role=${role}`,
+      data: { ...data, permission: permission ?? null, role },
+      cause,
+    });
+  }
+  if (facts.status === 401 || facts.reasons.includes('unauthorized')) {
+    return authError(`BigQuery rejected the credentials for ${context.what}: ${facts.message}`, {
+      suggestion: 'run `gcloud auth application-default login`, or check the service account of this environment',
+      data,
+      cause,
+    });
+  }
+  if (isNotFound(facts)) {
+    return notFoundError(`${context.what}: ${facts.message}`, { data, cause });
+  }
+  const code = facts.reasons.some((r) => r === 'invalidQuery' || r === 'invalid') ? 'WAREHOUSE_QUERY' : 'WAREHOUSE_ERROR';
+  return new ConvergenceError(code, ExitCode.unexpected, `BigQuery ${context.what}: ${facts.message}`, {
+    ...(isRetryable(facts) ? { suggestion: 'BigQuery kept failing with a transient error; retry later' } : {}),
+    data,
+    cause,
+  });
+}

@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BigQuery, JobMetadata, QueryParameter, TableField } from '@google-cloud/bigquery';
+import type { Row } from '../port.ts';
+import { errorFacts, isDuplicate, isRetryable, jobErrorFacts, warehouseError, type ErrorFacts } from './errors.ts';
+import { decodeRows } from './values.ts';
+
+/**
+ * Every BigQuery job the warehouse runs goes through here: labelled, polled to completion, read
+ * back raw, and retried.
+ *
+ * Idempotency. A job id is sent with every insert. When the insert fails in transit the same id is
+ * sent again, so a job that did start is found (409 duplicate) and adopted rather than run twice;
+ * a new id is used only once a job is known to have failed, which changed nothing. Callers that
+ * need a job to survive process restarts (load and merge jobs of a run) pass a deterministic base
+ * id; retries after a failed job append `_r<n>`, and a rerun adopts the first attempt that succeeded.
+ *
+ * Retries. The client retries HTTP 429/5xx itself but not job failures, and not uploads; here a
+ * job that ends with rateLimitExceeded / backendError / internalError (or loses a transaction
+ * race) and a request that keeps failing transiently are retried with exponential backoff and
+ * jitter, a bounded number of times.
+ */
+
+export interface RetryPolicy {
+  /** Attempts in all, first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface JobRunnerOptions {
+  client: BigQuery;
+  project: string;
+  location: string;
+  labels: Record<string, string>;
+  retry: RetryPolicy;
+}
+
+export interface QueryJobSpec {
+  sql: string;
+  params?: QueryParameter[];
+  /** What the job does, for messages: "select from acme.usage". */
+  what: string;
+  /** Deterministic id for jobs that must never run twice (see above); random otherwise. */
+  jobId?: string;
+  labels?: Record<string, string>;
+  /** Write the result into this table (WRITE_TRUNCATE). */
+  destination?: { datasetId: string; tableId: string };
+  /** Read the result rows (a SELECT, or a script whose last statement is one). */
+  rows?: boolean;
+  /** Decides whether an earlier job found under this id can stand for this one. */
+  accept?: (metadata: JobMetadata) => Promise<boolean>;
+}
+
+export interface QueryJobResult {
+  jobId: string;
+  metadata: JobMetadata;
+  rows: Row[];
+  fields: TableField[];
+  /** numDmlAffectedRows of a single DML statement. */
+  affectedRows: number;
+}
+
+export interface UploadJobSpec {
+  file: string;
+  what: string;
+  jobId: string;
+  load: Record<string, unknown>;
+  labels?: Record<string, string>;
+  /** Decides whether an earlier job found under this id can stand for this one. */
+  accept?: (metadata: JobMetadata) => Promise<boolean>;
+}
+
+/** Raw getQueryResults response, read without the client's row parser. */
+interface QueryResultsPage {
+  jobComplete?: boolean;
+  schema?: { fields?: TableField[] };
+  rows?: Array<{ f?: Array<{ v?: unknown }> }>;
+  pageToken?: string;
+}
+
+const MAX_JOB_IDS = 25;
+
+export class JobRunner {
+  readonly #client: BigQuery;
+  readonly #project: string;
+  readonly #location: string;
+  readonly #labels: Record<string, string>;
+  readonly #retry: RetryPolicy;
+
+  constructor(options: JobRunnerOptions) {
+    this.#client = options.client;
+    this.#project = options.project;
+    this.#location = options.location;
+    this.#labels = options.labels;
+    this.#retry = options.retry;
+  }
+
+  #jobLabels(extra: Record<string, string> | undefined): Record<string, string> {
+    return { ...this.#labels, ...extra };
+  }
+
+  async query(spec: QueryJobSpec): Promise<QueryJobResult> {
+    const metadata = await this.#run(
+      spec.what,
+      spec.jobId,
+      async (jobId) => {
+        const query: Record<string, unknown> = { query: spec.sql, useLegacySql: false };
+        if (spec.params?.length) {
+          query['parameterMode'] = 'NAMED';
+          query['queryParameters'] = spec.params;
+        }
+        if (spec.destination) {
+          query['destinationTable'] = { projectId: this.#project, ...spec.destination };
+          query['writeDisposition'] = 'WRITE_TRUNCATE';
+          query['createDisposition'] = 'CREATE_IF_NEEDED';
+        }
+        try {
+          const [job] = await this.#client.createJob({
+            jobId,
+            location: this.#location,
+            configuration: { query, labels: this.#jobLabels(spec.labels) },
+          });
+          return job.metadata as JobMetadata;
+        } catch (err) {
+          // A job that fails at once comes back as an error carrying the job resource.
+          const response = (err as { response?: JobMetadata }).response;
+          if (response?.jobReference && response.status) return response;
+          throw err;
+        }
+      },
+      spec.accept,
+    );
+    const jobId = metadata.jobReference!.jobId!;
+    const affected = Number(metadata.statistics?.query?.numDmlAffectedRows ?? 0);
+    if (!spec.rows) return { jobId, metadata, rows: [], fields: [], affectedRows: affected };
+    const { rows, fields } = await this.results(jobId, spec.what);
+    return { jobId, metadata, rows, fields, affectedRows: affected };
+  }
+
+  /**
+   * A load job with its data in the request (multipart media upload). The client's createLoadJob
+   * would put job labels inside configuration.load, where BigQuery ignores them, so the request
+   * is made through the client's own authenticated transport with the job resource we need.
+   */
+  async upload(spec: UploadJobSpec): Promise<JobMetadata> {
+    return this.#run(
+      spec.what,
+      spec.jobId,
+      (jobId) =>
+        new Promise<JobMetadata>((resolve, reject) => {
+          const resource = {
+            jobReference: { projectId: this.#project, jobId, location: this.#location },
+            configuration: { load: spec.load, labels: this.#jobLabels(spec.labels) },
+          };
+          this.#client.request(
+            {
+              method: 'POST',
+              uri: `${this.#client.apiEndpoint}/upload/bigquery/v2/projects/${this.#project}/jobs`,
+              qs: { uploadType: 'multipart' },
+              // The body is a one-shot stream: a failed upload is retried here, with the same job id.
+              maxRetries: 0,
+              multipart: [
+                { 'Content-Type': 'application/json', body: JSON.stringify(resource) },
+                { 'Content-Type': 'application/octet-stream', body: createReadStream(spec.file) },
+              ],
+            } as unknown as Parameters<BigQuery['request']>[0],
+            (err, body) => (err ? reject(err) : resolve(body as JobMetadata)),
+          );
+        }),
+      spec.accept,
+    );
+  }
+
+  async getJob(jobId: string): Promise<JobMetadata | undefined> {
+    try {
+      const [metadata] = await this.#client.job(jobId, { location: this.#location }).getMetadata();
+      return metadata as JobMetadata;
+    } catch (err) {
+      const facts = errorFacts(err);
+      if (facts.status === 404 || facts.reasons.includes('notFound')) return undefined;
+      throw warehouseError(err, { what: `look up job ${jobId}`, project: this.#project }, facts);
+    }
+  }
+
+  /**
+   * The first attempt of a deterministic job that succeeded, if any: lets a rerun of an already
+   * committed load return without doing anything.
+   */
+  async findSucceeded(baseId: string): Promise<JobMetadata | undefined> {
+    for (let index = 0; index < MAX_JOB_IDS; index++) {
+      const found = await this.getJob(index === 0 ? baseId : `${baseId}_r${index}`);
+      if (!found) return undefined;
+      const done = await this.#wait(found, `job ${baseId}`);
+      if (!done.status?.errorResult) return done;
+    }
+    return undefined;
+  }
+
+  /** All result rows of a finished query job, page by page. */
+  async results(jobId: string, what: string): Promise<{ rows: Row[]; fields: TableField[] }> {
+    const rows: Row[] = [];
+    let fields: TableField[] | undefined;
+    let pageToken: string | undefined;
+    let wait = 50;
+    for (;;) {
+      const page = await this.#request<QueryResultsPage>(what, {
+        uri: `/queries/${encodeURIComponent(jobId)}`,
+        qs: { location: this.#location, 'formatOptions.useInt64Timestamp': true, ...(pageToken ? { pageToken } : {}) },
+      });
+      if (page.jobComplete === false) {
+        await sleep(wait);
+        wait = Math.min(wait * 2, 1000);
+        continue;
+      }
+      fields ??= page.schema?.fields ?? [];
+      rows.push(...decodeRows(fields, page.rows ?? []));
+      if (!page.pageToken) return { rows, fields };
+      pageToken = page.pageToken;
+    }
+  }
+
+  /** A plain API request through the client (its auth, endpoint and HTTP retries), transient failures retried. */
+  async #request<T>(what: string, options: { uri: string; qs?: Record<string, unknown> }): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await new Promise<T>((resolve, reject) =>
+          this.#client.request(options as Parameters<BigQuery['request']>[0], (err, body) => (err ? reject(err) : resolve(body as T))),
+        );
+      } catch (err) {
+        const facts = errorFacts(err);
+        if (!isRetryable(facts) || attempt >= this.#retry.attempts) throw warehouseError(err, { what, project: this.#project }, facts);
+        await this.#backoff(attempt);
+      }
+    }
+  }
+
+  async #backoff(attempt: number): Promise<void> {
+    const ceiling = Math.min(this.#retry.baseDelayMs * 2 ** (attempt - 1), this.#retry.maxDelayMs);
+    await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  /** Polls jobs.get until the job is DONE. */
+  async #wait(metadata: JobMetadata, what: string): Promise<JobMetadata> {
+    let current = metadata;
+    let wait = 50;
+    while (current.status?.state !== 'DONE') {
+      await sleep(wait);
+      wait = Math.min(wait * 2, 2000);
+      const jobId = current.jobReference!.jobId!;
+      const next = await this.getJob(jobId);
+      if (!next) throw warehouseError(new Error(`job ${jobId} disappeared`), { what, project: this.#project });
+      current = next;
+    }
+    return current;
+  }
+
+  async #run(
+    what: string,
+    baseId: string | undefined,
+    submit: (jobId: string) => Promise<JobMetadata>,
+    accept?: (metadata: JobMetadata) => Promise<boolean>,
+  ): Promise<JobMetadata> {
+    const ids: string[] = [];
+    const idAt = (index: number) =>
+      (ids[index] ??= baseId ? (index === 0 ? baseId : `${baseId}_r${index}`) : `convergence_${randomUUID()}`);
+    let index = 0;
+    let failures = 0;
+    let last: { err: unknown; facts: ErrorFacts } | undefined;
+    while (index < MAX_JOB_IDS) {
+      const jobId = idAt(index);
+      let metadata: JobMetadata | undefined;
+      let adopted = false;
+      try {
+        metadata = await submit(jobId);
+      } catch (err) {
+        const facts = errorFacts(err);
+        if (isDuplicate(facts)) {
+          metadata = await this.getJob(jobId);
+          adopted = true;
+          if (!metadata) throw warehouseError(err, { what, project: this.#project }, facts);
+        } else if (isRetryable(facts) && ++failures < this.#retry.attempts) {
+          // Same id again: if this job did start, the next insert finds it instead of starting another.
+          last = { err, facts };
+          await this.#backoff(failures);
+          continue;
+        } else {
+          throw warehouseError(err, { what, project: this.#project }, facts);
+        }
+      }
+      metadata = await this.#wait(metadata, what);
+      const errorResult = metadata.status?.errorResult;
+      if (!errorResult) {
+        if (!adopted || !accept || (await accept(metadata))) return metadata;
+        index++;
+        continue;
+      }
+      const facts = jobErrorFacts(errorResult, jobId);
+      if (adopted) {
+        // An earlier attempt under this id failed, which changed nothing: run it under the next id.
+        index++;
+        continue;
+      }
+      if (isRetryable(facts) && ++failures < this.#retry.attempts) {
+        last = { err: new Error(facts.message), facts };
+        index++;
+        await this.#backoff(failures);
+        continue;
+      }
+      throw warehouseError(new Error(facts.message), { what, project: this.#project }, facts);
+    }
+    throw warehouseError(last?.err ?? new Error(`gave up after ${MAX_JOB_IDS} job ids`), { what, project: this.#project }, last?.facts);
+  }
+}

@@ -1,0 +1,389 @@
+import type { TableField } from '@google-cloud/bigquery';
+import { assertIdentifier } from '../../../domain/ids.ts';
+import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../../engine/staging.ts';
+import { planSchema, type SchemaPlan } from '../evolution.ts';
+import {
+  quarantineTable,
+  type FieldSpec,
+  type FieldType,
+  type LoadRequest,
+  type LoadResult,
+  type Scalar,
+  type TableSpec,
+} from '../port.ts';
+import type { JobRunner } from './jobs.ts';
+import { bq, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
+import { fingerprint, jobId, stagedType, stageSchema, uploadFile } from './stage.ts';
+import { fieldTypeOf, inferType, queryParameter } from './values.ts';
+
+/**
+ * A load into BigQuery, in four steps:
+ *
+ * 1. Stage. Staged Parquet goes up in ONE load job (multipart upload, WRITE_TRUNCATE, explicit
+ *    schema with the bookkeeping columns) into `<table>__stage_<run8>_<fp8>`; a transform's query
+ *    is written there by one query job. The staging table expires by itself should the process die.
+ * 2. Plan. evolution.ts decides: create the destination, add columns, or refuse (before step 3).
+ * 3. DDL, outside the transaction: BigQuery refuses DDL on permanent tables inside a multi-statement
+ *    transaction, so the destination (with partitioning and clustering), its new NULLABLE columns
+ *    and the quarantine table are made first. If the transaction then fails, tables this load
+ *    created are dropped again; added columns stay (nullable, empty, and the next load wants them).
+ * 4. One script: BEGIN TRANSACTION; replace/append/merge; quarantine; alsoWrite; COMMIT TRANSACTION,
+ *    then a final SELECT of the counts kept in script variables (@@row_count after each DML).
+ *    Data, quarantine and state commit together or not at all.
+ *
+ * The stage and merge jobs have deterministic ids (run, table, input fingerprint): a retried or
+ * re-run load adopts jobs that already succeeded, and a committed merge is never applied twice.
+ */
+
+export interface LoadContext {
+  project: string;
+  jobs: JobRunner;
+  stagingTtlMs: number;
+  datasetExists(dataset: string): Promise<boolean>;
+  /** Live schema (no cache), or undefined when the table is missing. */
+  tableFields(dataset: string, table: string): Promise<TableField[] | undefined>;
+  /** Rows in a table (tables.get numRows), or undefined when it is missing. */
+  tableRows(dataset: string, table: string): Promise<number | undefined>;
+  tableInfo(dataset: string, table: string): Promise<TableInfo>;
+  createTable(dataset: string, spec: TableSpec, extra?: { expirationTime?: string; labels?: Record<string, string> }): Promise<boolean>;
+  dropTable(dataset: string, table: string): Promise<void>;
+  setExpiration(dataset: string, table: string, expirationTime: string): Promise<void>;
+  forget(dataset: string, table: string): void;
+  labelValue(value: string): string;
+}
+
+const VARS = { inserted: 'convergence_inserted', updated: 'convergence_updated', quarantined: 'convergence_quarantined' };
+
+/** A column as it reaches the destination: staged text decoded, then cast where evolution allows. */
+function valueSql(column: SchemaPlan['columns'][number], sourceType: FieldType, staged: boolean, alias: string): string {
+  const col = `${alias}.${bq(column.from)}`;
+  let value = col;
+  let type = sourceType;
+  if (staged && sourceType === 'BYTES') value = `FROM_BASE64(${col})`;
+  else if (staged && sourceType === 'NUMERIC') value = `CAST(${col} AS NUMERIC)`;
+  else if (staged && sourceType === 'JSON') value = `PARSE_JSON(${col})`;
+  else type = staged ? stagedType(sourceType) : sourceType;
+  return type === column.type ? value : `CAST(${value} AS ${column.type})`;
+}
+
+/** An empty relation of the staged shape, for a load with nothing staged (replace still empties). */
+function emptyStage(fields: FieldSpec[]): string {
+  const columns = stageSchema(fields).map((f) => `CAST(NULL AS ${f.type}) AS ${bq(f.name)}`);
+  return `(SELECT ${columns.join(', ')} LIMIT 0)`;
+}
+
+export function partitioningOf(fields: FieldSpec[], partitionBy: string | undefined, clusterBy: string[] | undefined, where: string) {
+  const byName = new Map(fields.map((f) => [f.name.toLowerCase(), f]));
+  let timePartitioning: { type: 'DAY'; field: string } | undefined;
+  if (partitionBy) {
+    const field = byName.get(assertIdentifier('partition column', partitionBy).toLowerCase());
+    if (!field) throw validationError(`partition column "${partitionBy}" is not a column of ${where}`);
+    if (field.type !== 'DATE' && field.type !== 'TIMESTAMP') {
+      throw validationError(
+        `partition column "${partitionBy}" of ${where} is ${field.type}; BigQuery partitions by a DATE or TIMESTAMP column`,
+      );
+    }
+    timePartitioning = { type: 'DAY', field: field.name };
+  }
+  let clustering: { fields: string[] } | undefined;
+  if (clusterBy?.length) {
+    if (clusterBy.length > 4) throw validationError(`${where} clusters by ${clusterBy.length} columns; BigQuery allows at most 4`);
+    clustering = {
+      fields: clusterBy.map((name) => {
+        const field = byName.get(assertIdentifier('cluster column', name).toLowerCase());
+        if (!field) throw validationError(`cluster column "${name}" is not a column of ${where}`);
+        if (field.type === 'FLOAT64' || field.type === 'JSON' || field.type === 'BYTES') {
+          throw validationError(`cluster column "${name}" of ${where} is ${field.type}, which BigQuery cannot cluster by`);
+        }
+        return field.name;
+      }),
+    };
+  }
+  return { timePartitioning, clustering };
+}
+
+const toSpecs = (fields: TableField[]): FieldSpec[] =>
+  fields.map((f) => ({
+    name: f.name!,
+    type: fieldTypeOf(f.type),
+    mode: f.mode === 'REQUIRED' ? ('REQUIRED' as const) : ('NULLABLE' as const),
+  }));
+
+function countsOf(row: Record<string, Scalar> | undefined): { inserted: number; updated: number; quarantined: number } {
+  return {
+    inserted: Number(row?.['rows_inserted'] ?? 0),
+    updated: Number(row?.['rows_updated'] ?? 0),
+    quarantined: Number(row?.['rows_quarantined'] ?? 0),
+  };
+}
+
+export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<LoadResult> {
+  const { dataset, table, writeMode, source } = request;
+  assertIdentifier('dataset', dataset);
+  assertIdentifier('table', table);
+  if (!['append', 'replace', 'merge'].includes(writeMode)) throw validationError(`unknown write mode ${JSON.stringify(writeMode)}`);
+  if (typeof request.runId !== 'string' || request.runId.length === 0) throw validationError('a load needs a run id');
+  const mergeKeys = writeMode === 'merge' ? (request.mergeKeys ?? []) : [];
+  if (writeMode === 'merge' && mergeKeys.length === 0) throw validationError(`merge into ${dataset}.${table} needs merge keys`);
+  const where = `${dataset}.${table}`;
+  if (!(await ctx.datasetExists(dataset))) throw notFoundError(`dataset ${dataset} does not exist`);
+
+  const fp = await fingerprint(request);
+  const ids = {
+    stage: jobId('convergence', request.runId, table, 'stage', fp.slice(0, 16)),
+    merge: jobId('convergence', request.runId, table, 'merge', fp.slice(0, 16)),
+  };
+  const labels = (step: string) => ({ run_id: ctx.labelValue(request.runId), step });
+
+  // A rerun of a load that already committed (same run, same input) changes nothing and reports the same counts.
+  const committed = await ctx.jobs.findSucceeded(ids.merge);
+  if (committed) {
+    const { rows } = await ctx.jobs.results(committed.jobReference!.jobId!, `load into ${where}`);
+    const c = countsOf(rows[0]);
+    return {
+      rowsLoaded: c.inserted + c.updated,
+      rowsInserted: c.inserted,
+      rowsUpdated: c.updated,
+      rowsQuarantined: c.quarantined,
+      columnsAdded: [],
+      created: false,
+    };
+  }
+
+  const existingFields = await ctx.tableFields(dataset, table);
+  const existing = existingFields ? toSpecs(existingFields) : undefined;
+  const stageName = `${table}__stage_${request.runId.replace(/[^A-Za-z0-9_]/g, '').slice(0, 8)}_${fp.slice(0, 8)}`;
+  const expiration = () => String(Date.now() + ctx.stagingTtlMs);
+  const staged = source.kind === 'parquet';
+  let stageExists = false;
+  let plan: SchemaPlan;
+  let incoming: FieldSpec[];
+  let relation: string;
+  let created = false;
+  let createdQuarantine = false;
+  // State writes are checked against their tables before anything is written.
+  const params = new Params();
+  const alsoWrite: string[] = [];
+  for (const op of request.alsoWrite ?? []) alsoWrite.push(writeOpSql(op, await ctx.tableInfo(op.dataset, op.table), params));
+
+  try {
+    if (source.kind === 'parquet') {
+      incoming = source.fields;
+      plan = planSchema({ dataset, table }, existing, incoming, mergeKeys);
+      if (plan.create) partitioningOf(plan.fields, request.partitionBy, request.clusterBy, where);
+      if (source.files.length === 0) {
+        relation = emptyStage(incoming);
+      } else {
+        const upload = await uploadFile(source.files, incoming);
+        try {
+          stageExists = true;
+          await ctx.createTable(
+            dataset,
+            { name: stageName, fields: stageSchema(incoming) },
+            { expirationTime: expiration(), labels: labels('stage') },
+          );
+          await ctx.jobs.upload({
+            file: upload.file,
+            what: `stage the data for ${where}`,
+            jobId: ids.stage,
+            labels: labels('stage'),
+            load: {
+              destinationTable: { projectId: ctx.project, datasetId: dataset, tableId: stageName },
+              sourceFormat: 'PARQUET',
+              schema: { fields: stageSchema(incoming) },
+              autodetect: false,
+              writeDisposition: 'WRITE_TRUNCATE',
+              createDisposition: 'CREATE_IF_NEEDED',
+            },
+            // A stage job from an earlier attempt counts only while its rows are still in the staging
+            // table: a failed load drops the table, and this attempt has just made it again, empty.
+            accept: async (job) => (await ctx.tableRows(dataset, stageName)) === Number(job.statistics?.load?.outputRows ?? -1),
+          });
+        } finally {
+          await upload.cleanup();
+        }
+        relation = tableRef(ctx.project, dataset, stageName);
+      }
+    } else {
+      const names = Object.keys(source.params ?? {});
+      const queryParams = names.map((name) => queryParameter(name, source.params![name]!, inferType(source.params![name]!)));
+      stageExists = true;
+      await ctx.jobs.query({
+        sql: source.sql,
+        params: queryParams,
+        what: `run the query for ${where}`,
+        jobId: ids.stage,
+        labels: labels('stage'),
+        destination: { datasetId: dataset, tableId: stageName },
+        accept: async () => (await ctx.tableFields(dataset, stageName)) !== undefined,
+      });
+      await ctx.setExpiration(dataset, stageName, expiration());
+      const stageFields = await ctx.tableFields(dataset, stageName);
+      if (!stageFields) throw notFoundError(`the staged result of the query for ${where} disappeared`);
+      incoming = toSpecs(stageFields);
+      plan = planSchema({ dataset, table }, existing, incoming, mergeKeys);
+      if (plan.create) partitioningOf(plan.fields, request.partitionBy, request.clusterBy, where);
+      relation = tableRef(ctx.project, dataset, stageName);
+      if (writeMode === 'merge') {
+        const keys = mergeKeys.map((k) => bq(incoming.find((f) => f.name.toLowerCase() === k.toLowerCase())!.name));
+        const { rows } = await ctx.jobs.query({
+          sql: `SELECT ${keys.join(', ')}, COUNT(*) AS n FROM ${relation} GROUP BY ${keys.join(', ')} HAVING COUNT(*) > 1 LIMIT 1`,
+          what: `check the merge keys for ${where}`,
+          labels: labels('check'),
+          rows: true,
+        });
+        if (rows.length > 0) {
+          throw new ConvergenceError(
+            'MERGE_DUPLICATE_KEYS',
+            ExitCode.pipelineFailed,
+            `the rows merged into ${where} repeat the merge key ${JSON.stringify(rows[0], (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
+            {
+              suggestion: 'make the transform return one row per merge key (GROUP BY or QUALIFY)',
+            },
+          );
+        }
+      }
+    }
+
+    const target = tableRef(ctx.project, dataset, table);
+    if (plan.create) {
+      const { timePartitioning, clustering } = partitioningOf(plan.fields, request.partitionBy, request.clusterBy, where);
+      created = await ctx.createTable(dataset, {
+        name: table,
+        fields: plan.fields,
+        ...(timePartitioning ? { partitionBy: timePartitioning.field } : {}),
+        ...(clustering ? { clusterBy: clustering.fields } : {}),
+      });
+    }
+    if (plan.add.length > 0) {
+      await ctx.jobs.query({
+        sql: `ALTER TABLE ${target} ${plan.add.map((f) => `ADD COLUMN IF NOT EXISTS ${bq(f.name)} ${f.type}`).join(', ')}`,
+        what: `add columns to ${where}`,
+        labels: labels('ddl'),
+      });
+      ctx.forget(dataset, table);
+    }
+    if (staged) {
+      createdQuarantine = await ctx.createTable(dataset, {
+        name: quarantineTable(table),
+        fields: [
+          { name: '_run_id', type: 'STRING' },
+          { name: '_quarantined_at', type: 'TIMESTAMP' },
+          { name: '_reason', type: 'STRING' },
+          { name: '_source_file', type: 'STRING' },
+          { name: '_source_row', type: 'INT64' },
+          { name: 'record', type: 'JSON' },
+        ],
+      });
+    }
+
+    const script = transactionScript({
+      request,
+      plan,
+      incoming,
+      relation,
+      staged,
+      target,
+      params,
+      alsoWrite,
+      mergeKeys,
+      project: ctx.project,
+    });
+    const { rows } = await ctx.jobs.query({
+      sql: script,
+      params: params.list,
+      what: `load into ${where}`,
+      jobId: ids.merge,
+      labels: labels('merge'),
+      rows: true,
+    });
+    const c = countsOf(rows[0]);
+    return {
+      rowsLoaded: c.inserted + c.updated,
+      rowsInserted: c.inserted,
+      rowsUpdated: c.updated,
+      rowsQuarantined: c.quarantined,
+      columnsAdded: plan.add.map((f) => f.name),
+      created: plan.create,
+    };
+  } catch (err) {
+    // Tables this load made go again, so a failed first load leaves the dataset as it was.
+    if (created) await ctx.dropTable(dataset, table).catch(() => undefined);
+    if (createdQuarantine) await ctx.dropTable(dataset, quarantineTable(table)).catch(() => undefined);
+    throw err;
+  } finally {
+    if (stageExists) await ctx.dropTable(dataset, stageName).catch(() => undefined);
+  }
+}
+
+interface ScriptInput {
+  request: LoadRequest;
+  plan: SchemaPlan;
+  incoming: FieldSpec[];
+  relation: string;
+  staged: boolean;
+  target: string;
+  params: Params;
+  alsoWrite: string[];
+  mergeKeys: string[];
+  project: string;
+}
+
+function transactionScript(input: ScriptInput): string {
+  const { request, plan, incoming, relation, staged, target, params, alsoWrite, mergeKeys, project } = input;
+  const typeOf = new Map(incoming.map((f) => [f.name.toLowerCase(), f.type]));
+  const values = plan.columns.map((c) => `${valueSql(c, typeOf.get(c.from.toLowerCase())!, staged, 'st')} AS ${bq(c.to)}`);
+  const into = plan.columns.map((c) => bq(c.to)).join(', ');
+  const good = staged ? `st.${bq(REASON_COLUMN)} IS NULL` : 'TRUE';
+  const lines = [
+    `DECLARE ${VARS.inserted} INT64 DEFAULT 0;`,
+    `DECLARE ${VARS.updated} INT64 DEFAULT 0;`,
+    `DECLARE ${VARS.quarantined} INT64 DEFAULT 0;`,
+    'BEGIN TRANSACTION;',
+  ];
+
+  if (request.writeMode === 'merge') {
+    const keyTo = mergeKeys.map((k) => plan.columns.find((c) => c.from.toLowerCase() === k.toLowerCase())!);
+    // The last staged occurrence of a key wins, in file and line order, as a later record supersedes an earlier one.
+    const latest = staged
+      ? ` QUALIFY ROW_NUMBER() OVER (PARTITION BY ${keyTo.map((c) => `st.${bq(c.from)}`).join(', ')} ORDER BY st.${bq(SOURCE_FILE_COLUMN)} DESC, st.${bq(SOURCE_ROW_COLUMN)} DESC) = 1`
+      : '';
+    const match = keyTo.map((c) => `d.${bq(c.to)} IS NOT DISTINCT FROM s.${bq(c.to)}`).join(' AND ');
+    const keyNames = new Set(keyTo.map((c) => c.to.toLowerCase()));
+    const setColumns = plan.columns.filter((c) => !keyNames.has(c.to.toLowerCase()));
+    const assignments = (setColumns.length ? setColumns : plan.columns.slice(0, 1)).map((c) => `${bq(c.to)} = s.${bq(c.to)}`).join(', ');
+    lines.push(
+      `CREATE TEMP TABLE convergence_batch AS SELECT ${values.join(', ')} FROM ${relation} AS st WHERE ${good}${latest};`,
+      `SET ${VARS.updated} = (SELECT COUNT(*) FROM ${target} AS d WHERE EXISTS (SELECT 1 FROM convergence_batch AS s WHERE ${match}));`,
+      `MERGE INTO ${target} AS d USING convergence_batch AS s ON ${match} ` +
+        `WHEN MATCHED THEN UPDATE SET ${assignments} ` +
+        `WHEN NOT MATCHED THEN INSERT (${into}) VALUES (${plan.columns.map((c) => `s.${bq(c.to)}`).join(', ')});`,
+      `SET ${VARS.inserted} = @@row_count - ${VARS.updated};`,
+    );
+  } else {
+    // TRUNCATE is DML in BigQuery (allowed in a transaction) and, unlike DELETE, scans nothing.
+    if (request.writeMode === 'replace') lines.push(`TRUNCATE TABLE ${target};`);
+    lines.push(
+      `INSERT INTO ${target} (${into}) SELECT ${values.join(', ')} FROM ${relation} AS st WHERE ${good};`,
+      `SET ${VARS.inserted} = @@row_count;`,
+    );
+  }
+
+  if (staged) {
+    const record = `TO_JSON(STRUCT(${incoming.map((f) => `st.${bq(f.name)} AS ${bq(f.name)}`).join(', ')}))`;
+    const quarantine = tableRef(project, request.dataset, quarantineTable(request.table));
+    lines.push(
+      `INSERT INTO ${quarantine} (_run_id, _quarantined_at, _reason, _source_file, _source_row, record) ` +
+        `SELECT ${params.add(request.runId, 'STRING')}, CURRENT_TIMESTAMP(), st.${bq(REASON_COLUMN)}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
+        `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE st.${bq(REASON_COLUMN)} IS NOT NULL;`,
+      `SET ${VARS.quarantined} = @@row_count;`,
+    );
+  }
+  for (const statement of alsoWrite) lines.push(`${statement};`);
+  lines.push(
+    'COMMIT TRANSACTION;',
+    `SELECT ${VARS.inserted} AS rows_inserted, ${VARS.updated} AS rows_updated, ${VARS.quarantined} AS rows_quarantined;`,
+  );
+  return lines.join('\n');
+}

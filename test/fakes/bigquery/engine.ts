@@ -1,0 +1,860 @@
+/**
+ * The fake's warehouse: an in-memory DuckDB database (one schema per dataset) plus the metadata
+ * BigQuery keeps beside the data (schemas with modes and descriptions, partitioning, clustering,
+ * labels, expiration, locations). Scripts run statement by statement with BigQuery's rules: DDL on
+ * permanent tables is refused inside a transaction, DELETE and UPDATE need a WHERE clause, a
+ * failed statement rolls the open transaction back, and the script's result is its last SELECT.
+ */
+import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { FakeError, invalid, invalidQuery, notFound } from './errors.ts';
+import {
+  MACROS,
+  closingParen,
+  splitStatements,
+  splitTopLevel,
+  stripComments,
+  translate,
+  type TableRef,
+  type TranslateContext,
+} from './translate.ts';
+import {
+  bindParameters,
+  duckType,
+  fieldFromDataType,
+  fieldFromDuck,
+  normaliseFields,
+  type Field,
+  type QueryParameter,
+  type TableSchema,
+} from './values.ts';
+
+export interface DatasetMeta {
+  kind: 'bigquery#dataset';
+  id: string;
+  etag: string;
+  datasetReference: { projectId: string; datasetId: string };
+  location: string;
+  labels?: Record<string, string>;
+  description?: string;
+  creationTime: string;
+  lastModifiedTime: string;
+}
+
+export interface TableMeta {
+  kind: 'bigquery#table';
+  id: string;
+  etag: string;
+  tableReference: { projectId: string; datasetId: string; tableId: string };
+  type: 'TABLE';
+  schema: TableSchema;
+  location: string;
+  timePartitioning?: { type: string; field?: string; expirationMs?: string };
+  clustering?: { fields: string[] };
+  description?: string;
+  labels?: Record<string, string>;
+  expirationTime?: string;
+  creationTime: string;
+  lastModifiedTime: string;
+}
+
+export interface QueryOutput {
+  statementType: string;
+  /** Rows of the last SELECT (or of the destination table). */
+  result?: { fields: Field[]; rows: DuckDBValue[][] };
+  dml?: { affected: number; inserted: number; updated: number; deleted: number };
+  childJobs: number;
+  destination?: { datasetId: string; tableId: string };
+}
+
+interface RunResult {
+  fields: Field[];
+  rows: DuckDBValue[][];
+  rowsChanged: number;
+}
+
+const now = () => String(Date.now());
+const etag = () => Math.random().toString(36).slice(2, 14);
+const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
+const tableKey = (dataset: string, table: string) => `${dataset}.${table}`;
+
+const DUCK_MESSAGE_MAP: Array<[RegExp, (m: RegExpExecArray, location: string, project: string) => FakeError]> = [
+  [
+    /Table with name (\S+?) does not exist/,
+    (m, location, project) => new FakeError(404, 'notFound', `Not found: Table ${project}:${m[1]} was not found in location ${location}`),
+  ],
+  [/Referenced column "?([^"\s]+)"? not found/, (m) => invalidQuery(`Unrecognized name: ${m[1]}`)],
+  [/does not have a column named "?([^"\s]+)"?/, (m) => invalidQuery(`Column ${m[1]} is not present in table`)],
+  [/NOT NULL constraint failed: (\S+)/, (m) => invalidQuery(`Required field ${m[1]!.split('.').pop()} cannot be null`)],
+  [/Conversion Error: (.*)/, (m) => invalidQuery(`Invalid cast: ${m[1]}`)],
+];
+
+export class Engine {
+  readonly project: string;
+  readonly datasets = new Map<string, DatasetMeta>();
+  readonly tables = new Map<string, TableMeta>();
+  #instance!: DuckDBInstance;
+  #conn!: DuckDBConnection;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(project: string) {
+    this.project = project;
+  }
+
+  async open(): Promise<void> {
+    this.#instance = await DuckDBInstance.create(':memory:');
+    this.#conn = await this.#instance.connect();
+    await this.#conn.run("SET TimeZone = 'UTC'");
+    // BigQuery sorts NULLs first ascending and last descending.
+    await this.#conn.run("SET default_null_order = 'nulls_first_on_asc_last_on_desc'");
+    for (const macro of MACROS) await this.#conn.run(macro);
+  }
+
+  close(): void {
+    this.#conn?.closeSync();
+    this.#instance?.closeSync();
+  }
+
+  /** Runs `work` alone: jobs and metadata calls never interleave inside the database. */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(work, work);
+    this.#queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  async #run(sql: string, values: Record<string, DuckDBValue> = {}): Promise<RunResult> {
+    // DuckDB refuses values for parameters a statement does not use; scripts share one set.
+    const used = Object.fromEntries(Object.entries(values).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
+    const reader = await this.#conn.runAndReadAll(sql, used);
+    const names = reader.deduplicatedColumnNames();
+    const types: DuckDBType[] = reader.columnTypes();
+    return { fields: names.map((n, i) => fieldFromDuck(n, types[i]!)), rows: reader.getRows(), rowsChanged: reader.rowsChanged };
+  }
+
+  /** DuckDB's error, in the shape BigQuery would have given it. */
+  #explain(err: unknown, location: string): FakeError {
+    if (err instanceof FakeError) return err;
+    const message = (err as Error).message ?? String(err);
+    for (const [pattern, make] of DUCK_MESSAGE_MAP) {
+      const m = pattern.exec(message);
+      if (m) return make(m, location, this.project);
+    }
+    return invalidQuery(message.replace(/^[A-Za-z ]+ Error: /, ''));
+  }
+
+  // ---- datasets -------------------------------------------------------------------------------
+
+  dataset(datasetId: string): DatasetMeta {
+    const meta = this.datasets.get(datasetId);
+    if (!meta) throw notFound(`Dataset ${this.project}:${datasetId}`);
+    return meta;
+  }
+
+  async createDataset(body: {
+    datasetReference?: { datasetId?: string };
+    location?: string;
+    labels?: Record<string, string>;
+    description?: string;
+  }) {
+    const datasetId = body.datasetReference?.datasetId ?? '';
+    if (!/^[A-Za-z0-9_]{1,1024}$/.test(datasetId)) {
+      throw invalid(
+        `Invalid dataset ID "${datasetId}". Dataset IDs must be alphanumeric (plus underscores) and must be at most 1024 characters long.`,
+      );
+    }
+    if (this.datasets.has(datasetId)) throw new FakeError(409, 'duplicate', `Already Exists: Dataset ${this.project}:${datasetId}`);
+    validateLabels(body.labels);
+    await this.#run(`CREATE SCHEMA ${q(datasetId)}`);
+    const meta: DatasetMeta = {
+      kind: 'bigquery#dataset',
+      id: `${this.project}:${datasetId}`,
+      etag: etag(),
+      datasetReference: { projectId: this.project, datasetId },
+      location: body.location ?? 'US',
+      ...(body.labels ? { labels: body.labels } : {}),
+      ...(body.description ? { description: body.description } : {}),
+      creationTime: now(),
+      lastModifiedTime: now(),
+    };
+    this.datasets.set(datasetId, meta);
+    return meta;
+  }
+
+  async deleteDataset(datasetId: string, deleteContents: boolean): Promise<void> {
+    this.dataset(datasetId);
+    const tables = [...this.tables.values()].filter((t) => t.tableReference.datasetId === datasetId);
+    if (tables.length > 0 && !deleteContents) {
+      throw new FakeError(400, 'resourceInUse', `Dataset ${this.project}:${datasetId} is still in use`);
+    }
+    await this.#run(`DROP SCHEMA ${q(datasetId)} CASCADE`);
+    for (const t of tables) this.tables.delete(tableKey(datasetId, t.tableReference.tableId));
+    this.datasets.delete(datasetId);
+  }
+
+  // ---- tables ---------------------------------------------------------------------------------
+
+  table(datasetId: string, tableId: string): TableMeta {
+    this.dataset(datasetId);
+    const meta = this.tables.get(tableKey(datasetId, tableId));
+    if (!meta) throw notFound(`Table ${this.project}:${datasetId}.${tableId}`);
+    return meta;
+  }
+
+  async numRows(meta: TableMeta): Promise<number> {
+    const { rows } = await this.#run(`SELECT count(*) FROM ${q(meta.tableReference.datasetId)}.${q(meta.tableReference.tableId)}`);
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
+  async createTable(
+    datasetId: string,
+    body: Omit<Partial<TableMeta>, 'tableReference'> & { tableReference?: { tableId?: string } },
+  ): Promise<TableMeta> {
+    const dataset = this.dataset(datasetId);
+    const tableId = body.tableReference?.tableId ?? '';
+    if (!/^[A-Za-z0-9_-]{1,1024}$/.test(tableId)) throw invalid(`Invalid table ID "${tableId}".`);
+    if (this.tables.has(tableKey(datasetId, tableId))) {
+      throw new FakeError(409, 'duplicate', `Already Exists: Table ${this.project}:${datasetId}.${tableId}`);
+    }
+    const fields = normaliseFields(body.schema?.fields, `${datasetId}.${tableId}`);
+    validateLabels(body.labels);
+    validatePartitioning(fields, body, `${datasetId}.${tableId}`);
+    if (fields.length === 0) throw invalid(`Schema for table ${datasetId}.${tableId} has no fields`);
+    const columns = fields.map((f) => `${q(f.name)} ${duckType(f)}${f.mode === 'REQUIRED' ? ' NOT NULL' : ''}`);
+    await this.#run(`CREATE TABLE ${q(datasetId)}.${q(tableId)} (${columns.join(', ')})`);
+    const meta: TableMeta = {
+      kind: 'bigquery#table',
+      id: `${this.project}:${datasetId}.${tableId}`,
+      etag: etag(),
+      tableReference: { projectId: this.project, datasetId, tableId },
+      type: 'TABLE',
+      schema: { fields },
+      location: dataset.location,
+      ...(body.timePartitioning ? { timePartitioning: { ...body.timePartitioning, type: body.timePartitioning.type ?? 'DAY' } } : {}),
+      ...(body.clustering ? { clustering: { fields: [...body.clustering.fields] } } : {}),
+      ...(body.description ? { description: body.description } : {}),
+      ...(body.labels ? { labels: body.labels } : {}),
+      ...(body.expirationTime ? { expirationTime: String(body.expirationTime) } : {}),
+      creationTime: now(),
+      lastModifiedTime: now(),
+    };
+    this.tables.set(tableKey(datasetId, tableId), meta);
+    return meta;
+  }
+
+  async deleteTable(datasetId: string, tableId: string): Promise<void> {
+    this.table(datasetId, tableId);
+    await this.#run(`DROP TABLE ${q(datasetId)}.${q(tableId)}`);
+    this.tables.delete(tableKey(datasetId, tableId));
+  }
+
+  /** tables.patch: descriptions, labels, expiration, and new NULLABLE columns (BigQuery allows nothing else). */
+  async patchTable(datasetId: string, tableId: string, body: Partial<TableMeta>): Promise<TableMeta> {
+    const meta = this.table(datasetId, tableId);
+    if (body.schema?.fields) {
+      const incoming = normaliseFields(body.schema.fields, `${datasetId}.${tableId}`);
+      const current = new Map(meta.schema.fields.map((f) => [f.name.toLowerCase(), f]));
+      for (const field of incoming) {
+        const existing = current.get(field.name.toLowerCase());
+        if (existing) {
+          if (existing.type !== field.type) {
+            throw invalid(
+              `Provided Schema does not match Table ${this.project}:${datasetId}.${tableId}. Field ${field.name} has changed type from ${existing.type} to ${field.type}`,
+            );
+          }
+          if (field.description !== undefined) existing.description = field.description;
+          continue;
+        }
+        if (field.mode === 'REQUIRED')
+          throw invalid(
+            `Provided Schema does not match Table ${this.project}:${datasetId}.${tableId}. Cannot add required fields to an existing schema. (field: ${field.name})`,
+          );
+        await this.#run(`ALTER TABLE ${q(datasetId)}.${q(tableId)} ADD COLUMN ${q(field.name)} ${duckType(field)}`);
+        meta.schema.fields.push(field);
+      }
+      const named = new Set(incoming.map((f) => f.name.toLowerCase()));
+      const dropped = meta.schema.fields.filter((f) => !named.has(f.name.toLowerCase()));
+      if (dropped.length > 0) {
+        throw invalid(
+          `Provided Schema does not match Table ${this.project}:${datasetId}.${tableId}. Cannot remove fields: ${dropped.map((f) => f.name).join(', ')}`,
+        );
+      }
+    }
+    if (body.description !== undefined) meta.description = body.description;
+    if (body.labels !== undefined) {
+      validateLabels(body.labels);
+      meta.labels = body.labels;
+    }
+    if (body.expirationTime !== undefined) meta.expirationTime = String(body.expirationTime);
+    meta.etag = etag();
+    meta.lastModifiedTime = now();
+    return meta;
+  }
+
+  /** Rows of a table in storage order, for tabledata.list. */
+  async readTable(meta: TableMeta, startIndex: number, maxResults: number): Promise<DuckDBValue[][]> {
+    const columns = meta.schema.fields.map((f) => q(f.name)).join(', ');
+    const { rows } = await this.#run(
+      `SELECT ${columns} FROM ${q(meta.tableReference.datasetId)}.${q(meta.tableReference.tableId)} LIMIT ${maxResults} OFFSET ${startIndex}`,
+    );
+    return rows;
+  }
+
+  /** insertAll: each row independently; returns per-row errors like the API does. */
+  async insertRows(
+    meta: TableMeta,
+    rows: Array<{ json: Record<string, unknown> }>,
+    options: { skipInvalidRows: boolean; ignoreUnknownValues: boolean },
+    cellText: (value: unknown, field: Field) => string | null,
+  ): Promise<Array<{ index: number; errors: Array<{ reason: string; message: string; location?: string }> }>> {
+    const byName = new Map(meta.schema.fields.map((f) => [f.name.toLowerCase(), f]));
+    const problems: Array<{ index: number; errors: Array<{ reason: string; message: string; location?: string }> }> = [];
+    const prepared: Array<{ index: number; fields: Field[]; values: Array<string | null> }> = [];
+    rows.forEach((row, index) => {
+      const fields: Field[] = [];
+      const values: Array<string | null> = [];
+      for (const [name, value] of Object.entries(row.json ?? {})) {
+        const field = byName.get(name.toLowerCase());
+        if (!field) {
+          if (options.ignoreUnknownValues) continue;
+          problems.push({ index, errors: [{ reason: 'invalid', location: name, message: 'no such field: ' + name + '.' }] });
+          return;
+        }
+        fields.push(field);
+        values.push(cellText(value, field));
+      }
+      for (const field of meta.schema.fields) {
+        if (field.mode === 'REQUIRED' && !fields.includes(field)) {
+          problems.push({
+            index,
+            errors: [{ reason: 'invalid', location: field.name, message: `Missing required field: ${field.name}.` }],
+          });
+          return;
+        }
+      }
+      prepared.push({ index, fields, values });
+    });
+    if (problems.length > 0 && !options.skipInvalidRows) {
+      // Without skipInvalidRows the whole request is rejected; the valid rows are reported as stopped.
+      return [...problems, ...prepared.map((p) => ({ index: p.index, errors: [{ reason: 'stopped', message: '' }] }))];
+    }
+    const target = `${q(meta.tableReference.datasetId)}.${q(meta.tableReference.tableId)}`;
+    for (const row of prepared) {
+      if (row.fields.length === 0) continue;
+      const values: Record<string, DuckDBValue> = {};
+      const exprs = row.fields.map((f, i) => {
+        values[`c${i}`] = row.values[i] ?? null;
+        return f.type === 'BYTES' ? `from_base64(CAST($c${i} AS VARCHAR))` : `CAST($c${i} AS ${duckType(f)})`;
+      });
+      try {
+        await this.#run(`INSERT INTO ${target} (${row.fields.map((f) => q(f.name)).join(', ')}) VALUES (${exprs.join(', ')})`, values);
+      } catch (err) {
+        problems.push({ index: row.index, errors: [{ reason: 'invalid', message: (err as Error).message }] });
+      }
+    }
+    return problems;
+  }
+
+  // ---- load jobs ------------------------------------------------------------------------------
+
+  async load(
+    config: {
+      destinationTable?: { projectId?: string; datasetId?: string; tableId?: string };
+      sourceFormat?: string;
+      schema?: TableSchema;
+      writeDisposition?: string;
+      createDisposition?: string;
+      autodetect?: boolean;
+    },
+    file: string,
+    location: string,
+  ): Promise<{ outputRows: number }> {
+    const ref = config.destinationTable ?? {};
+    if (ref.projectId && ref.projectId !== this.project) throw notFound(`Project ${ref.projectId}`);
+    const datasetId = ref.datasetId ?? '';
+    const tableId = ref.tableId ?? '';
+    const dataset = this.dataset(datasetId);
+    if (dataset.location.toLowerCase() !== location.toLowerCase()) {
+      throw notFound(`Dataset ${this.project}:${datasetId} was not found in location ${location}`);
+    }
+    const format = String(config.sourceFormat ?? 'CSV').toUpperCase();
+    if (format !== 'PARQUET') throw invalid(`This fake loads PARQUET only, not ${format}`);
+    const write = String(config.writeDisposition ?? 'WRITE_APPEND').toUpperCase();
+    const create = String(config.createDisposition ?? 'CREATE_IF_NEEDED').toUpperCase();
+    const key = tableKey(datasetId, tableId);
+    let meta = this.tables.get(key);
+    const given = config.schema?.fields ? normaliseFields(config.schema.fields, key) : undefined;
+    const fields = given ?? meta?.schema.fields;
+    if (!fields?.length) {
+      if (!config.autodetect) throw invalid('No schema specified on job or table.');
+    }
+
+    const target = `${q(datasetId)}.${q(tableId)}`;
+    const { fields: fileFields } = await this.#run(`SELECT * FROM read_parquet($file) LIMIT 0`, { file });
+    const fileColumns = new Map(fileFields.map((f) => [f.name.toLowerCase(), f.name]));
+    const schema = fields?.length ? fields : fileFields;
+    for (const field of schema) {
+      if (!fileColumns.has(field.name.toLowerCase()) && field.mode === 'REQUIRED') {
+        throw invalid(`Error while reading data, error message: Required field ${field.name} is missing from the Parquet file`);
+      }
+    }
+    const select = schema
+      .map((f) => {
+        const column = fileColumns.get(f.name.toLowerCase());
+        return column === undefined ? `CAST(NULL AS ${duckType(f)})` : `CAST(${q(column)} AS ${duckType(f)})`;
+      })
+      .join(', ');
+
+    let created = false;
+    await this.#run('BEGIN TRANSACTION');
+    try {
+      if (!meta) {
+        if (create === 'CREATE_NEVER') throw notFound(`Table ${this.project}:${key}`);
+        meta = await this.createTable(datasetId, { tableReference: { tableId }, schema: { fields: schema } });
+        created = true;
+      } else if (write === 'WRITE_TRUNCATE') {
+        if (given) {
+          // WRITE_TRUNCATE takes the job's schema; the table keeps its other settings.
+          const columns = given.map((f) => `${q(f.name)} ${duckType(f)}${f.mode === 'REQUIRED' ? ' NOT NULL' : ''}`);
+          await this.#run(`DROP TABLE ${target}`);
+          await this.#run(`CREATE TABLE ${target} (${columns.join(', ')})`);
+          meta.schema = { fields: given };
+        } else {
+          await this.#run(`DELETE FROM ${target}`);
+        }
+      } else if (write === 'WRITE_EMPTY' && (await this.numRows(meta)) > 0) {
+        throw new FakeError(409, 'duplicate', `Already Exists: Table ${this.project}:${key}`);
+      }
+      const into = meta.schema.fields.filter((f) => schema.some((s) => s.name.toLowerCase() === f.name.toLowerCase()));
+      const result = await this.#run(
+        `INSERT INTO ${target} (${into.map((f) => q(f.name)).join(', ')}) SELECT ${select} FROM read_parquet($file)`,
+        { file },
+      );
+      await this.#run('COMMIT');
+      meta.lastModifiedTime = now();
+      return { outputRows: result.rowsChanged };
+    } catch (err) {
+      await this.#run('ROLLBACK').catch(() => undefined);
+      // A table created by this job is rolled back with it.
+      if (created) this.tables.delete(key);
+      throw this.#explain(err, location);
+    }
+  }
+
+  // ---- queries --------------------------------------------------------------------------------
+
+  #checkRefs(tables: TableRef[], location: string, requireTables = false): void {
+    for (const ref of tables) {
+      if (ref.project !== undefined && ref.project !== this.project) throw notFound(`Project ${ref.project}`);
+      const dataset = this.datasets.get(ref.dataset);
+      if (!dataset || dataset.location.toLowerCase() !== location.toLowerCase()) {
+        throw notFound(`Dataset ${this.project}:${ref.dataset} was not found in location ${location}`);
+      }
+      if (requireTables && !this.tables.has(tableKey(ref.dataset, ref.table))) {
+        throw notFound(`Table ${this.project}:${ref.dataset}.${ref.table} was not found in location ${location}`);
+      }
+    }
+  }
+
+  /** Runs a query job's SQL: one statement, or a script with variables and transactions. */
+  async query(
+    config: {
+      query?: string;
+      useLegacySql?: boolean;
+      parameterMode?: string;
+      queryParameters?: QueryParameter[];
+      destinationTable?: { projectId?: string; datasetId?: string; tableId?: string };
+      writeDisposition?: string;
+      createDisposition?: string;
+    },
+    location: string,
+    dryRun: boolean,
+  ): Promise<QueryOutput> {
+    if (config.useLegacySql !== false) throw invalidQuery('This fake speaks GoogleSQL only: set useLegacySql to false');
+    const sql = config.query ?? '';
+    const bound = bindParameters(config.queryParameters, config.parameterMode);
+    const statements = splitStatements(sql);
+    if (statements.length === 0) throw invalidQuery('Syntax error: Unexpected end of script at [1:1]');
+    const isScript = statements.length > 1 || /^(DECLARE|BEGIN|SET)\b/i.test(stripComments(statements[0]!));
+
+    if (dryRun) {
+      if (isScript) return { statementType: 'SCRIPT', childJobs: 0 };
+      const translated = translate(statements[0]!, { project: this.project, params: bound.expressions });
+      this.#checkRefs(translated.tables, location, true);
+      try {
+        const described = await this.#run(`SELECT * FROM (${translated.sql}) LIMIT 0`, bound.values);
+        return { statementType: 'SELECT', result: { fields: described.fields, rows: [] }, childJobs: 0 };
+      } catch (err) {
+        throw this.#explain(err, location);
+      }
+    }
+
+    const variables = new Map<string, { type: string; slot: string; expression: string }>();
+    const values: Record<string, DuckDBValue> = { ...bound.values };
+    const varExpressions = new Map<string, string>();
+    let rowCount: number | null = null;
+    let inTransaction = false;
+    let output: QueryOutput = { statementType: isScript ? 'SCRIPT' : 'SELECT', childJobs: 0 };
+
+    const context = () => ({
+      project: this.project,
+      params: bound.expressions,
+      variables: varExpressions,
+      systemVariables: new Map([['row_count', rowCount === null ? 'CAST(NULL AS BIGINT)' : `CAST(${rowCount} AS BIGINT)`]]),
+    });
+    const evaluate = async (expr: string, type: string): Promise<string | null> => {
+      const translated = translate(expr, context());
+      this.#checkRefs(translated.tables, location);
+      const { rows } = await this.#run(`SELECT CAST(CAST((${translated.sql}) AS ${type}) AS VARCHAR)`, values);
+      const v = rows[0]?.[0] ?? null;
+      return v === null ? null : String(v);
+    };
+
+    try {
+      for (const statement of statements) {
+        const text = stripComments(statement);
+        const head = text.toUpperCase().replace(/\s+/g, ' ');
+        if (isScript) output.childJobs++;
+
+        if (head.startsWith('DECLARE ')) {
+          const m = /^DECLARE\s+([A-Za-z_][\w\s,]*?)\s+([A-Za-z0-9_]+(?:\s*\([\d,\s]+\))?)(?:\s+DEFAULT\s+([\s\S]+))?$/i.exec(text);
+          if (!m) throw invalidQuery(`Syntax error in DECLARE: ${text}`);
+          const type = translate(m[2]!, { project: this.project, params: new Map() }).sql.trim();
+          for (const name of m[1]!.split(',').map((n) => n.trim().toLowerCase())) {
+            if (variables.has(name)) throw invalidQuery(`Variable ${name} is already declared`);
+            const slot = `bqv_${variables.size}`;
+            values[slot] = m[3] ? await evaluate(m[3], type) : null;
+            const expression = `CAST($${slot} AS ${type})`;
+            variables.set(name, { type, slot, expression });
+            varExpressions.set(name, expression);
+          }
+          output.childJobs--;
+          continue;
+        }
+        if (head.startsWith('SET ')) {
+          const m = /^SET\s+([A-Za-z_]\w*)\s*=\s*([\s\S]+)$/i.exec(text);
+          const variable = m ? variables.get(m[1]!.toLowerCase()) : undefined;
+          if (!m || !variable) throw invalidQuery(`Unrecognized variable in: ${text}`);
+          values[variable.slot] = await evaluate(m[2]!, variable.type);
+          continue;
+        }
+        if (/^BEGIN( TRANSACTION)?$/.test(head)) {
+          if (head === 'BEGIN') throw invalidQuery('BEGIN ... END blocks are not supported by this fake; use BEGIN TRANSACTION');
+          if (inTransaction) throw invalidQuery('Nested transactions are not supported');
+          await this.#run('BEGIN TRANSACTION');
+          inTransaction = true;
+          continue;
+        }
+        if (/^COMMIT( TRANSACTION)?$/.test(head)) {
+          if (!inTransaction) throw invalidQuery('COMMIT TRANSACTION without an active transaction');
+          await this.#run('COMMIT');
+          inTransaction = false;
+          continue;
+        }
+        if (/^ROLLBACK( TRANSACTION)?$/.test(head)) {
+          if (!inTransaction) throw invalidQuery('ROLLBACK TRANSACTION without an active transaction');
+          await this.#run('ROLLBACK');
+          inTransaction = false;
+          continue;
+        }
+        if (head.startsWith('ASSERT ')) {
+          const m = /^ASSERT\s+([\s\S]+?)(?:\s+AS\s+('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))?$/i.exec(text);
+          const ok = await evaluate(m![1]!, 'BOOLEAN');
+          if (ok !== 'true') throw invalidQuery(`Assertion failed: ${m?.[2] ? m[2].slice(1, -1) : m![1]}`);
+          continue;
+        }
+
+        const ddl = /^(CREATE|ALTER|DROP|TRUNCATE)\b/.test(head);
+        const temp = /^(CREATE (OR REPLACE )?(TEMP|TEMPORARY) |DROP TABLE (IF EXISTS )?[A-Za-z_]\w*$)/.test(head);
+        if (inTransaction && ddl && !temp && !head.startsWith('TRUNCATE')) {
+          throw invalidQuery(
+            `${head.split(' ').slice(0, 2).join(' ')} is not supported inside a transaction: only DML and DDL on temporary tables are allowed in a multi-statement transaction`,
+          );
+        }
+        if (/^(DELETE|UPDATE)\b/.test(head) && !/\bWHERE\b/.test(head)) {
+          throw invalidQuery(`${head.startsWith('DELETE') ? 'DELETE' : 'UPDATE'} must have a WHERE clause`);
+        }
+        if (!/^(SELECT|WITH|\(|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|TRUNCATE)\b|^\(/.test(head)) {
+          throw invalidQuery(`Statement not supported by this fake: ${text.slice(0, 60)}`);
+        }
+
+        if (ddl) {
+          const ddlOut = await this.#ddl(text, context(), values, location);
+          if (!isScript) output.statementType = ddlOut;
+          rowCount = null;
+          continue;
+        }
+
+        const translated = translate(statement, context());
+        this.#checkRefs(translated.tables, location, true);
+        let duckSql = translated.sql;
+        if (/^MERGE\b/.test(head) && !/^MERGE INTO\b/.test(head)) duckSql = duckSql.replace(/^\s*MERGE\b/i, 'MERGE INTO');
+        const kind = /^(INSERT|UPDATE|DELETE|MERGE)\b/.exec(head)?.[1];
+        if (kind) {
+          let before = 0;
+          let target: string | undefined;
+          if (kind === 'MERGE') {
+            target = /^\s*MERGE\s+INTO\s+("(?:[^"]|"")+"\."(?:[^"]|"")+")/i.exec(duckSql)?.[1];
+            if (target) before = Number((await this.#run(`SELECT count(*) FROM ${target}`)).rows[0]?.[0] ?? 0);
+          }
+          const result = await this.#run(duckSql, values);
+          rowCount = result.rowsChanged;
+          let inserted = kind === 'INSERT' ? result.rowsChanged : 0;
+          const deleted = kind === 'DELETE' ? result.rowsChanged : 0;
+          let updated = kind === 'UPDATE' ? result.rowsChanged : 0;
+          if (kind === 'MERGE' && target) {
+            const after = Number((await this.#run(`SELECT count(*) FROM ${target}`)).rows[0]?.[0] ?? 0);
+            inserted = Math.max(0, after - before);
+            updated = result.rowsChanged - inserted;
+          }
+          if (!isScript) {
+            output.statementType = kind;
+            output.dml = { affected: result.rowsChanged, inserted, updated, deleted };
+          }
+          continue;
+        }
+
+        // A query.
+        const destination = !isScript ? config.destinationTable : undefined;
+        if (destination?.tableId) {
+          output = { ...output, ...(await this.#queryInto(duckSql, values, destination, config, location)) };
+          continue;
+        }
+        const result = await this.#run(duckSql, values);
+        rowCount = null;
+        output.result = { fields: result.fields, rows: result.rows };
+        if (!isScript) output.statementType = 'SELECT';
+      }
+      if (inTransaction) {
+        // A script that ends inside a transaction is rolled back, as BigQuery does.
+        await this.#run('ROLLBACK');
+        inTransaction = false;
+      }
+      return output;
+    } catch (err) {
+      if (inTransaction) await this.#run('ROLLBACK').catch(() => undefined);
+      await this.#syncCatalog(location).catch(() => undefined);
+      throw this.#explain(err, location);
+    } finally {
+      await this.#dropTempTables();
+    }
+  }
+
+  async #queryInto(
+    duckSql: string,
+    values: Record<string, DuckDBValue>,
+    destination: { projectId?: string; datasetId?: string; tableId?: string },
+    config: { writeDisposition?: string; createDisposition?: string },
+    location: string,
+  ): Promise<Partial<QueryOutput>> {
+    const datasetId = destination.datasetId ?? '';
+    const tableId = destination.tableId ?? '';
+    if (destination.projectId && destination.projectId !== this.project) throw notFound(`Project ${destination.projectId}`);
+    this.#checkRefs([{ project: undefined, dataset: datasetId, table: tableId }], location);
+    const key = tableKey(datasetId, tableId);
+    const existing = this.tables.get(key);
+    const write = String(config.writeDisposition ?? 'WRITE_EMPTY').toUpperCase();
+    const create = String(config.createDisposition ?? 'CREATE_IF_NEEDED').toUpperCase();
+    const target = `${q(datasetId)}.${q(tableId)}`;
+    if (!existing && create === 'CREATE_NEVER') throw notFound(`Table ${this.project}:${key}`);
+    if (!existing || write === 'WRITE_TRUNCATE') {
+      await this.#run(`CREATE OR REPLACE TABLE ${target} AS ${duckSql}`, values);
+    } else if (write === 'WRITE_APPEND') {
+      await this.#run(`INSERT INTO ${target} ${duckSql}`, values);
+    } else {
+      if ((await this.numRows(existing)) > 0) throw new FakeError(409, 'duplicate', `Already Exists: Table ${this.project}:${key}`);
+      await this.#run(`INSERT INTO ${target} ${duckSql}`, values);
+    }
+    if (existing && write === 'WRITE_TRUNCATE') existing.schema = { fields: [] };
+    await this.#syncCatalog(location);
+    const meta = this.tables.get(key)!;
+    meta.lastModifiedTime = now();
+    const { rows } = await this.#run(`SELECT ${meta.schema.fields.map((f) => q(f.name)).join(', ')} FROM ${target}`);
+    return { statementType: 'SELECT', result: { fields: meta.schema.fields, rows }, destination: { datasetId, tableId } };
+  }
+
+  /** CREATE / ALTER / DROP / TRUNCATE, with BigQuery's table options remembered as metadata. */
+  async #ddl(text: string, ctx: TranslateContext, values: Record<string, DuckDBValue>, location: string): Promise<string> {
+    const head = text.toUpperCase().replace(/\s+/g, ' ');
+    const schemaMatch = /^(CREATE|DROP) SCHEMA (IF (NOT )?EXISTS )?`?([A-Za-z0-9_.-]+)`?/i.exec(text);
+    if (schemaMatch) {
+      const datasetId = schemaMatch[4]!.split('.').pop()!;
+      if (schemaMatch[1]!.toUpperCase() === 'CREATE') {
+        if (this.datasets.has(datasetId)) {
+          if (!schemaMatch[2]) throw new FakeError(409, 'duplicate', `Already Exists: Dataset ${this.project}:${datasetId}`);
+        } else {
+          await this.createDataset({ datasetReference: { datasetId }, location });
+        }
+        return 'CREATE_SCHEMA';
+      }
+      if (this.datasets.has(datasetId)) await this.deleteDataset(datasetId, /\bCASCADE\b/.test(head));
+      else if (!schemaMatch[2]) throw notFound(`Dataset ${this.project}:${datasetId}`);
+      return 'DROP_SCHEMA';
+    }
+
+    let body = text;
+    let partitioning: TableMeta['timePartitioning'];
+    let clustering: TableMeta['clustering'];
+    let description: string | undefined;
+    if (/^CREATE\b/.test(head)) {
+      const extracted = extractTableOptions(body);
+      body = extracted.sql;
+      partitioning = extracted.partitioning;
+      clustering = extracted.clustering;
+      description = extracted.description;
+    }
+    const translated = translate(body, ctx);
+    this.#checkRefs(translated.tables, location);
+    const alter = /^\s*ALTER\s+TABLE\s+((?:IF\s+EXISTS\s+)?"(?:[^"]|"")+"\."(?:[^"]|"")+")\s+([\s\S]+)$/i.exec(translated.sql);
+    if (alter) {
+      // BigQuery takes several actions in one ALTER TABLE; DuckDB one at a time.
+      for (const action of splitTopLevel(alter[2]!)) await this.#run(`ALTER TABLE ${alter[1]} ${action.trim()}`, values);
+    } else {
+      await this.#run(translated.sql, values);
+    }
+    await this.#syncCatalog(location);
+    const created = /^CREATE (OR REPLACE )?TABLE (IF NOT EXISTS )?/.test(head) ? translated.tables[0] : undefined;
+    if (created) {
+      const meta = this.tables.get(tableKey(created.dataset, created.table));
+      if (meta) {
+        if (partitioning) meta.timePartitioning = partitioning;
+        if (clustering) meta.clustering = clustering;
+        if (description) meta.description = description;
+        if (partitioning || clustering) validatePartitioning(meta.schema.fields, meta, meta.id);
+      }
+    }
+    return head.split(' ').slice(0, 2).join('_');
+  }
+
+  async #dropTempTables(): Promise<void> {
+    const { rows } = await this.#run("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp'");
+    for (const [name] of rows) await this.#run(`DROP TABLE temp.main.${q(String(name))}`);
+  }
+
+  /** Brings the metadata in line with DuckDB after SQL DDL (new tables, added or dropped columns). */
+  async #syncCatalog(location: string): Promise<void> {
+    const { rows } = await this.#run(
+      `SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns()
+       WHERE database_name = current_database() AND NOT internal ORDER BY schema_name, table_name, column_index`,
+    );
+    const seen = new Map<string, Field[]>();
+    for (const [schema, table, column, dataType, nullable] of rows) {
+      const key = tableKey(String(schema), String(table));
+      if (!this.datasets.has(String(schema))) continue;
+      if (!seen.has(key)) seen.set(key, []);
+      seen.get(key)!.push(fieldFromDataType(String(column), String(dataType), Boolean(nullable)));
+    }
+    for (const key of this.tables.keys()) if (!seen.has(key)) this.tables.delete(key);
+    for (const [key, columns] of seen) {
+      const [datasetId, tableId] = [key.slice(0, key.indexOf('.')), key.slice(key.indexOf('.') + 1)];
+      const meta = this.tables.get(key);
+      if (!meta) {
+        const dataset = this.datasets.get(datasetId)!;
+        this.tables.set(key, {
+          kind: 'bigquery#table',
+          id: `${this.project}:${key}`,
+          etag: etag(),
+          tableReference: { projectId: this.project, datasetId, tableId },
+          type: 'TABLE',
+          schema: { fields: columns },
+          location: dataset?.location ?? location,
+          creationTime: now(),
+          lastModifiedTime: now(),
+        });
+        continue;
+      }
+      const current = new Map(meta.schema.fields.map((f) => [f.name.toLowerCase(), f]));
+      meta.schema = { fields: columns.map((c) => current.get(c.name.toLowerCase()) ?? c) };
+    }
+  }
+}
+
+/** PARTITION BY / CLUSTER BY / OPTIONS(...) of a CREATE TABLE, removed from the SQL and returned. */
+function extractTableOptions(sql: string): {
+  sql: string;
+  partitioning?: TableMeta['timePartitioning'];
+  clustering?: TableMeta['clustering'];
+  description?: string;
+} {
+  // Options sit between the table name and AS SELECT; a window's PARTITION BY in the query is not one.
+  const as = /\bAS\s*\(?\s*(SELECT|WITH)\b/i.exec(sql);
+  const tail = as ? sql.slice(as.index) : '';
+  let out = as ? sql.slice(0, as.index) : sql;
+  let partitioning: TableMeta['timePartitioning'];
+  let clustering: TableMeta['clustering'];
+  let description: string | undefined;
+  const options = /\bOPTIONS\s*\(/i.exec(out);
+  if (options) {
+    const open = options.index + options[0].length - 1;
+    const close = closingParen(out, open);
+    const inner = out.slice(open + 1, close);
+    description = /description\s*=\s*(['"])((?:\\.|(?!\1).)*)\1/i.exec(inner)?.[2];
+    out = out.slice(0, options.index) + out.slice(close + 1);
+  }
+  const cluster = /\bCLUSTER\s+BY\s+([`"\w\s,]+?)(?=\s+(AS\b|OPTIONS\b|PARTITION\b)|\s*$)/i.exec(out);
+  if (cluster) {
+    clustering = { fields: splitTopLevel(cluster[1]!).map((f) => f.trim().replace(/[`"]/g, '')) };
+    out = out.slice(0, cluster.index) + out.slice(cluster.index + cluster[0].length);
+  }
+  const partition = /\bPARTITION\s+BY\s+([\s\S]+?)(?=\s+(AS\b|OPTIONS\b|CLUSTER\b)|\s*$)/i.exec(out);
+  if (partition) {
+    const expr = partition[1]!.trim();
+    const field = /([A-Za-z_]\w*)`?\s*\)?(\s*,\s*(DAY|HOUR|MONTH|YEAR))?\s*\)?$/i.exec(expr.replace(/`/g, ''));
+    const unit = /,\s*(DAY|HOUR|MONTH|YEAR)\s*\)$/i.exec(expr)?.[1]?.toUpperCase() ?? 'DAY';
+    partitioning = { type: unit, ...(field ? { field: field[1]! } : {}) };
+    out = out.slice(0, partition.index) + out.slice(partition.index + partition[0].length);
+  }
+  return { sql: `${out} ${tail}`, partitioning, clustering, description };
+}
+
+const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+
+export function validateLabels(labels: Record<string, string> | undefined): void {
+  for (const [key, value] of Object.entries(labels ?? {})) {
+    if (!LABEL_KEY.test(key))
+      throw invalid(
+        `Invalid label key "${key}": keys start with a lowercase letter and contain only lowercase letters, digits, "_" and "-" (at most 63)`,
+      );
+    if (typeof value !== 'string' || !LABEL_VALUE.test(value)) {
+      throw invalid(
+        `Invalid label value "${value}" for key "${key}": values contain only lowercase letters, digits, "_" and "-" (at most 63)`,
+      );
+    }
+  }
+  if (Object.keys(labels ?? {}).length > 64) throw invalid('A resource can have at most 64 labels');
+}
+
+const CLUSTERABLE = new Set(['STRING', 'INTEGER', 'NUMERIC', 'BIGNUMERIC', 'DATE', 'DATETIME', 'TIMESTAMP', 'BOOLEAN', 'GEOGRAPHY']);
+
+function validatePartitioning(fields: Field[], body: Pick<Partial<TableMeta>, 'timePartitioning' | 'clustering'>, where: string): void {
+  const byName = new Map(fields.map((f) => [f.name.toLowerCase(), f]));
+  const tp = body.timePartitioning;
+  if (tp) {
+    if (tp.type && !['DAY', 'HOUR', 'MONTH', 'YEAR'].includes(tp.type)) throw invalid(`Invalid time partitioning type ${tp.type}`);
+    if (tp.field) {
+      const field = byName.get(tp.field.toLowerCase());
+      if (!field)
+        throw invalid(
+          `The field specified for time partitioning can only be of type TIMESTAMP, DATE or DATETIME. The type found is: NULL (field ${tp.field} of ${where} does not exist).`,
+        );
+      if (!['DATE', 'TIMESTAMP', 'DATETIME'].includes(field.type) || field.mode === 'REPEATED') {
+        throw invalid(
+          `The field specified for time partitioning can only be of type TIMESTAMP, DATE or DATETIME. The type found is: ${field.type}.`,
+        );
+      }
+    }
+  }
+  const clustering = body.clustering?.fields;
+  if (clustering) {
+    if (clustering.length === 0 || clustering.length > 4) throw invalid('Too many clustering fields: at most 4 are allowed');
+    for (const name of clustering) {
+      const field = byName.get(name.toLowerCase());
+      if (!field) throw invalid(`The field specified for clustering cannot be found in the schema. Invalid field: ${name}.`);
+      if (!CLUSTERABLE.has(field.type) || field.mode === 'REPEATED') {
+        throw invalid(`Field ${name} is of type ${field.type} which is not supported for clustering`);
+      }
+    }
+  }
+}
