@@ -78,6 +78,9 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
     if (env.backend === 'local') {
       await secretPermissionsCheck(workspace.root, env.stateDir, add);
       await gitignoreCheck(workspace.root, add);
+    } else {
+      const { gcpChecks } = await import('./doctor-gcp.ts');
+      await gcpChecks(env.name, env.settings, backends, add);
     }
   } finally {
     await backends.close();

@@ -1,0 +1,73 @@
+import type { Backends } from '../backends/factory.ts';
+import type { GcpEnvironment } from '../config/schema.ts';
+import { isConvergenceError } from '../lib/errors.ts';
+import type { Check } from './doctor.ts';
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const fixOf = (err: unknown, fallback: string) => (isConvergenceError(err) && err.suggestion ? err.suggestion : fallback);
+
+/**
+ * The seeds' troubleshooting list as checks of a cloud environment: credentials, then each
+ * service the CLI uses. The adapters map Google errors to the exact remedy (the role to grant,
+ * the API to enable), so a failing check says what to run.
+ */
+export async function gcpChecks(envName: string, settings: GcpEnvironment, backends: Backends, add: (c: Check) => void): Promise<void> {
+  const { createGcpClients, gcpTarget, ENDPOINT_VARS } = await import('../backends/gcp/clients.ts');
+  const clients = createGcpClients(gcpTarget(settings));
+  try {
+    if (clients.overridden) {
+      const endpoints = Object.values(ENDPOINT_VARS)
+        .filter((name) => process.env[name])
+        .map((name) => `${name}=${process.env[name]}`);
+      add({ name: 'credentials', status: 'pass', detail: `endpoint overrides, no Google credentials used (${endpoints.join(', ')})` });
+    } else {
+      try {
+        const { GoogleAuth } = await import('google-auth-library');
+        const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+        const credentials = await auth.getCredentials();
+        const project = await auth.getProjectId().catch(() => undefined);
+        add({
+          name: 'credentials',
+          status: 'pass',
+          detail: `Application Default Credentials${credentials.client_email ? ` of ${credentials.client_email}` : ''}${project ? ` (ADC project ${project})` : ''}`,
+        });
+      } catch (err) {
+        add({
+          name: 'credentials',
+          status: 'fail',
+          detail: message(err),
+          fix: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
+        });
+      }
+    }
+  } finally {
+    await clients.close();
+  }
+
+  try {
+    const secrets = await backends.secrets();
+    const names = await secrets.list(null);
+    const admin = `admin-api-key-${envName}`;
+    add({
+      name: 'secret manager',
+      status: names.includes(admin) ? 'pass' : 'warn',
+      detail: names.includes(admin) ? `${secrets.describe}: ${admin} present` : `${secrets.describe}: reachable, but ${admin} is missing`,
+      ...(names.includes(admin) ? {} : { fix: `run \`convergence keys admin create --env ${envName}\`` }),
+    });
+  } catch (err) {
+    add({ name: 'secret manager', status: 'fail', detail: message(err), fix: fixOf(err, 'grant roles/secretmanager.secretAccessor') });
+  }
+
+  try {
+    const lock = await backends.lock();
+    await lock.inspect('doctor/probe');
+    add({ name: 'locks', status: 'pass', detail: `${lock.describe} readable` });
+  } catch (err) {
+    add({
+      name: 'locks',
+      status: 'fail',
+      detail: message(err),
+      fix: fixOf(err, `grant roles/storage.objectAdmin on gs://${settings.state_bucket}`),
+    });
+  }
+}

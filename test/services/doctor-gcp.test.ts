@@ -1,0 +1,63 @@
+/** doctor --env <cloud>: each Google service checked, each failure with its remedy. */
+import '../fakes/env-guard.ts';
+import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runDoctor, type Check } from '../../src/services/doctor.ts';
+import { newWorkspace } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+import { CLOUD_BUCKET, CLOUD_KEY, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { KMS_PERMISSIONS } from '../fakes/grpc/kms.ts';
+
+let fakes: CloudFakes;
+let root: string;
+const saved: Record<string, string | undefined> = {};
+
+before(async () => {
+  fakes = await startCloudFakes();
+  for (const [k, v] of Object.entries(fakes.vars)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  root = await newWorkspace('doctor-gcp');
+  await appendFile(path.join(root, 'convergence.yaml'), fakes.yaml('cloud'));
+});
+after(async () => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await fakes.stop();
+  await cleanupAll();
+});
+
+const byName = (checks: Check[]) => Object.fromEntries(checks.map((c) => [c.name, c]));
+
+describe('doctor on a cloud environment', () => {
+  it('checks credentials, KMS, Secret Manager and the state bucket', async () => {
+    const report = await runDoctor(root, 'cloud');
+    const checks = byName(report.checks);
+    assert.equal(checks['credentials']?.status, 'pass');
+    assert.match(checks['credentials']!.detail, /endpoint overrides/);
+    assert.equal(checks['keyring']?.status, 'pass', checks['keyring']?.detail);
+    assert.equal(checks['secret manager']?.status, 'warn');
+    assert.match(checks['secret manager']!.fix ?? '', /keys admin create --env cloud/);
+    assert.equal(checks['locks']?.status, 'pass', checks['locks']?.detail);
+  });
+
+  it('names the role to grant when the state bucket or the key is denied', async () => {
+    fakes.gcs.deny(CLOUD_BUCKET, { principal: 'convergence@demo-project.iam.gserviceaccount.com' });
+    fakes.kms.grant(CLOUD_KEY, []);
+    try {
+      const checks = byName((await runDoctor(root, 'cloud')).checks);
+      assert.equal(checks['locks']?.status, 'fail');
+      assert.match(checks['locks']!.fix ?? '', /roles\/storage\.objectAdmin/);
+      assert.equal(checks['keyring']?.status, 'fail');
+      assert.match(`${checks['keyring']!.detail} ${checks['keyring']!.fix}`, /roles\/cloudkms\.cryptoKeyEncrypterDecrypter/);
+    } finally {
+      fakes.gcs.allow(CLOUD_BUCKET);
+      fakes.kms.grant(CLOUD_KEY, Object.values(KMS_PERMISSIONS));
+    }
+  });
+});
