@@ -554,6 +554,34 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
     await rejectsWith(s.wh.insert(DS, 'typed', [{ k: 'b', n: Number.POSITIVE_INFINITY }]), 2, /NUMERIC/);
   });
 
+  it('runs BigQuery DDL, functions and literals, and refuses DDL inside a transaction as BigQuery does', async () => {
+    s = await setup();
+    await s.wh.createDataset(DS);
+    const ddl = s.wh.qualify(DS, 'ddl');
+    await s.wh.query(`CREATE TABLE ${ddl} (d DATE, k STRING, v INT64) PARTITION BY d CLUSTER BY k OPTIONS(description="made by SQL")`);
+    const meta = s.fake.engine.table(DS, 'ddl');
+    assert.deepEqual(
+      [meta.timePartitioning, meta.clustering, meta.description],
+      [{ type: 'DAY', field: 'd' }, { fields: ['k'] }, 'made by SQL'],
+    );
+    assert.deepEqual(
+      await s.wh.query(
+        "SELECT SAFE_CAST('x' AS INT64) AS a, TO_JSON_STRING(STRUCT(1 AS one, 'two' AS two)) AS j, REGEXP_CONTAINS('abc', r'^a') AS r, 'it\\'s' AS e, " +
+          "FROM_BASE64('aGk=') AS y, (SELECT COUNTIF(v > 1) FROM " +
+          ddl +
+          ') AS c',
+      ),
+      [{ a: null, j: '{"one":1,"two":"two"}', r: true, e: "it's", y: 'aGk=', c: 0 }],
+    );
+    await rejectsWith(
+      s.wh.query(`BEGIN TRANSACTION; CREATE TABLE ${s.wh.qualify(DS, 'inside')} (a INT64); COMMIT TRANSACTION;`),
+      1,
+      /inside a transaction/,
+    );
+    await rejectsWith(s.wh.query(`DELETE FROM ${ddl}`), 1, /WHERE clause/);
+    assert.equal(await s.wh.tableExists(DS, 'inside'), false);
+  });
+
   it('runs the data-quality engine SQL', async () => {
     s = await setup();
     await s.wh.createDataset(DS);
@@ -587,5 +615,50 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
         ['range_tokens', 1],
       ],
     );
+  });
+});
+
+describe('BigQuery REST fake: routes the warehouse does not use', () => {
+  let fake: FakeBigQuery;
+  before(async () => {
+    fake = await FakeBigQuery.start({ projectId: 'proj-1', pageSize: 2 });
+  });
+  after(() => fake.stop());
+
+  it('serves insertAll, tabledata.list, jobs.query and its error shapes to the client', async () => {
+    const client = await fakeClient(fake, { location: 'EU' });
+    const [dataset] = await client.createDataset('raw', { location: 'EU' });
+    const [table] = await dataset.createTable('events', {
+      schema: {
+        fields: [
+          { name: 'id', type: 'INTEGER', mode: 'REQUIRED' },
+          { name: 'at', type: 'TIMESTAMP' },
+        ],
+      },
+    });
+    await table.insert([
+      { id: 1, at: '2025-01-01T00:00:00Z' },
+      { id: 2, at: null },
+      { id: 3, at: '2025-01-03T00:00:00Z' },
+    ]);
+    const [rows] = await table.getRows({ autoPaginate: true });
+    assert.deepEqual(rows.map((r) => Number(r['id'])).sort(), [1, 2, 3]);
+    assert.ok(fake.requestsTo('tabledata.list').length >= 2, 'paged');
+
+    const [counted] = await client.query({
+      query: 'SELECT COUNT(*) AS n FROM `raw.events` WHERE id > @min',
+      params: { min: 1 },
+      location: 'EU',
+    });
+    assert.deepEqual(counted, [{ n: 2 }]);
+    assert.equal(fake.requestsTo('jobs.query').length, 1);
+
+    await assert.rejects(table.insert([{ id: 4, nope: 'x' }]), (err: Error & { name: string }) => err.name === 'PartialFailureError');
+    await assert.rejects(client.dataset('missing').get(), (err: { code?: number; errors?: Array<{ reason?: string }> }) => {
+      assert.equal(err.code, 404);
+      assert.equal(err.errors?.[0]?.reason, 'notFound');
+      return true;
+    });
+    await assert.rejects(client.query({ query: 'SELECT * FROM `raw.events`', location: 'US' }), /not found in location US/);
   });
 });

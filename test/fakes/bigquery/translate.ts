@@ -45,7 +45,7 @@ const TYPES: Record<string, string> = {
 
 /** Functions whose name differs (arguments are the same). */
 const FUNCTIONS: Record<string, string> = {
-  COUNTIF: 'count_if',
+  COUNTIF: 'bq_countif',
   REGEXP_CONTAINS: 'regexp_matches',
   TO_JSON_STRING: 'bq_to_json_string',
   PARSE_JSON: 'json',
@@ -65,6 +65,8 @@ const FUNCTIONS: Record<string, string> = {
 
 /** DuckDB macros the translated SQL relies on; run once per database. */
 export const MACROS = [
+  // DuckDB's count_if is NULL over no rows; BigQuery's COUNTIF is 0.
+  'CREATE OR REPLACE MACRO bq_countif(x) AS count(CASE WHEN x THEN 1 END)',
   'CREATE OR REPLACE MACRO bq_to_json_string(x) AS CAST(to_json(x) AS VARCHAR)',
   'CREATE OR REPLACE MACRO bq_generate_uuid() AS CAST(uuid() AS VARCHAR)',
   'CREATE OR REPLACE MACRO bq_minus(a, b) AS a - b',

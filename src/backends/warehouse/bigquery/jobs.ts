@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BigQuery, JobMetadata, QueryParameter, TableField } from '@google-cloud/bigquery';
 import type { Row } from '../port.ts';
@@ -145,6 +146,8 @@ export class JobRunner {
    * is made through the client's own authenticated transport with the job resource we need.
    */
   async upload(spec: UploadJobSpec): Promise<JobMetadata> {
+    // A missing file would leave the streamed request body open; fail before sending anything.
+    await stat(spec.file);
     return this.#run(
       spec.what,
       spec.jobId,
