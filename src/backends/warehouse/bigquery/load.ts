@@ -13,7 +13,7 @@ import {
   type TableSpec,
 } from '../port.ts';
 import type { JobRunner } from './jobs.ts';
-import { bq, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
+import { bq, parameterNames, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
 import { fingerprint, jobId, stagedType, stageSchema, uploadFile } from './stage.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 
@@ -206,8 +206,11 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
         relation = tableRef(ctx.project, dataset, stageName);
       }
     } else {
-      const names = Object.keys(source.params ?? {});
-      const queryParams = names.map((name) => queryParameter(name, source.params![name]!, inferType(source.params![name]!)));
+      const queryParams = parameterNames(source.sql).map((name) => {
+        if (!source.params || !Object.hasOwn(source.params, name)) throw validationError(`query parameter @${name} has no value`);
+        const value = source.params[name] as Scalar;
+        return queryParameter(name, value, inferType(value));
+      });
       stageExists = true;
       await ctx.jobs.query({
         sql: source.sql,
@@ -308,9 +311,15 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       created: plan.create,
     };
   } catch (err) {
-    // Tables this load made go again, so a failed first load leaves the dataset as it was.
-    if (created) await ctx.dropTable(dataset, table).catch(() => undefined);
-    if (createdQuarantine) await ctx.dropTable(dataset, quarantineTable(table)).catch(() => undefined);
+    // Tables this load made go again, so a failed first load leaves the dataset as it was; only
+    // while empty, in case another writer found them in the meantime.
+    for (const [made, name] of [
+      [created, table],
+      [createdQuarantine, quarantineTable(table)],
+    ] as const) {
+      if (made && (await ctx.tableRows(dataset, name).catch(() => undefined)) === 0)
+        await ctx.dropTable(dataset, name).catch(() => undefined);
+    }
     throw err;
   } finally {
     if (stageExists) await ctx.dropTable(dataset, stageName).catch(() => undefined);
