@@ -5,6 +5,17 @@
  *   const client = await fakeClient(fake);   // new BigQuery({ apiEndpoint, authClient: PassThroughClient })
  *   ...
  *   await fake.stop();
+ *
+ * Routes: datasets.insert/get/list/patch/delete(deleteContents), tables.insert/get/list/patch/
+ * delete, tabledata.list, tabledata.insertAll, jobs.insert (query and load jobs; loads through
+ * POST /upload/bigquery/v2/projects/{p}/jobs?uploadType=multipart, Parquet only), jobs.get,
+ * jobs.list, jobs.cancel, jobs.query, jobs.getQueryResults (f/v rows, paging).
+ *
+ * Test hooks: `fake.requests` / `fake.requestsTo('jobs.insert')` (every request, with its parsed
+ * body and status), `fake.jobs` and `fake.executions` (how often each job id ran),
+ * `fake.inject({ route, when, status, reason, message, times, after })` for HTTP faults (`after`:
+ * the request is processed and its response lost), `fake.failJobs({ match, reason })` for jobs
+ * that end DONE with an errorResult, `fake.engine` for the stored metadata.
  */
 import type { BigQuery, BigQueryOptions } from '@google-cloud/bigquery';
 import type { FakeBigQuery } from './server.ts';
