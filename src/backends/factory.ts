@@ -76,16 +76,11 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
   return {
     env,
     warehouse: () =>
-      Promise.reject(
-        new ConvergenceError(
-          'BACKEND_UNAVAILABLE',
-          ExitCode.usage,
-          `the BigQuery warehouse of environment "${env.name}" is not available in this build`,
-          {
-            suggestion: 'use the embedded default (--env local) for now',
-          },
-        ),
-      ),
+      once('warehouse', async () => {
+        const { BigQueryWarehouse } = await import('./warehouse/bigquery.ts');
+        const c = await clients;
+        return new BigQueryWarehouse({ client: await c.bigquery(), project: c.target.project, location: c.target.location });
+      }),
     keyring: () =>
       once('keyring', async () => {
         const keyName = required('kms_key', 'encrypting API keys and credentials with Cloud KMS');

@@ -167,10 +167,13 @@ describe('workspace and configuration problems → 2', () => {
     await refused(['tenant', 'list', '--env', 'nope'], 2, [/unknown environment "nope" \(known: local\)/]);
   });
 
-  it('a gcp env is declared but not available in this build → 2, not a crash', async () => {
+  it('a gcp env whose API cannot be reached → 1 with what to check, not a crash', async () => {
     const root = await newWorkspace('gcp-env');
     await writeFile(path.join(root, 'convergence.yaml'), 'version: 1\nenvironments:\n  staging:\n    project: my-project-stage\n');
-    await refused(['tenant', 'list', '--env', 'staging'], 2, /not available in this build/, { cwd: root });
+    await refused(['tenant', 'list', '--env', 'staging'], 1, [/cannot reach the API \(ECONNREFUSED\)/, /HTTPS_PROXY/], {
+      cwd: root,
+      env: { CONVERGENCE_BIGQUERY_ENDPOINT: 'http://127.0.0.1:1', METADATA_SERVER_DETECTION: 'none', GCE_METADATA_HOST: '127.0.0.1:1' },
+    });
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import './env-guard.ts';
 import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
+import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
@@ -19,6 +20,7 @@ export interface CloudFakes {
   secretManager: SecretManagerFake;
   grpc: GrpcFake;
   gcs: GcsFake;
+  bigquery: FakeBigQuery;
   /** Variables for the client factory; spread into process.env or a child's env. */
   vars: Record<string, string>;
   /** The `environments.<name>` entry of convergence.yaml for these fakes. */
@@ -32,9 +34,11 @@ export async function startCloudFakes(): Promise<CloudFakes> {
   const secretManager = new SecretManagerFake({ projects: { [CLOUD_PROJECT]: '123456789012' } });
   const grpc = await startGrpcFake({ kms, secretManager });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
+  const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   const vars = {
     [ENDPOINT_VARS.grpc]: `127.0.0.1:${grpc.port}`,
     [ENDPOINT_VARS.storage]: gcs.endpoint,
+    [ENDPOINT_VARS.bigquery]: bigquery.url,
     METADATA_SERVER_DETECTION: 'none',
     GCE_METADATA_HOST: '127.0.0.1:1',
   };
@@ -43,6 +47,7 @@ export async function startCloudFakes(): Promise<CloudFakes> {
     secretManager,
     grpc,
     gcs,
+    bigquery,
     vars,
     yaml: (name = 'cloud') =>
       [
@@ -57,6 +62,7 @@ export async function startCloudFakes(): Promise<CloudFakes> {
     stop: async () => {
       await grpc.stop();
       await gcs.close();
+      await bigquery.stop();
     },
   };
 }

@@ -7,7 +7,7 @@ SELECT
   COUNT(*) AS requests,
   SUM(input_tokens) AS input_tokens,
   SUM(output_tokens) AS output_tokens,
-  ROUND(SUM(cost_usd), 4) AS cost_usd
+  SUM(cost_usd) AS cost_usd
 FROM {{ ref('raw_usage') }}
 WHERE usage_date <= CAST({{ run_date }} AS DATE)
 GROUP BY usage_date, provider, model, user_email

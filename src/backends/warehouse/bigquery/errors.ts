@@ -102,6 +102,21 @@ export function warehouseError(err: unknown, context: ErrorContext, facts: Error
   if (isNotFound(facts)) {
     return notFoundError(`${context.what}: ${facts.message}`, { data, cause });
   }
+  if (/Could not load the default credentials/i.test(facts.message)) {
+    return authError(`no Google credentials for ${context.what}`, {
+      suggestion: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
+      data,
+      cause,
+    });
+  }
+  const network = /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)\b/.exec(facts.message)?.[1];
+  if (network) {
+    return new ConvergenceError('GCP_UNREACHABLE', ExitCode.unexpected, `BigQuery ${context.what}: cannot reach the API (${network})`, {
+      suggestion: 'check network access, DNS and proxy settings (HTTPS_PROXY); to use an emulator, set CONVERGENCE_BIGQUERY_ENDPOINT',
+      data: { ...data, network },
+      cause,
+    });
+  }
   const code = facts.reasons.some((r) => r === 'invalidQuery' || r === 'invalid') ? 'WAREHOUSE_QUERY' : 'WAREHOUSE_ERROR';
   return new ConvergenceError(code, ExitCode.unexpected, `BigQuery ${context.what}: ${facts.message}`, {
     ...(isRetryable(facts) ? { suggestion: 'BigQuery kept failing with a transient error; retry later' } : {}),
