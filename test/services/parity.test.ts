@@ -12,7 +12,7 @@ import type { Row } from '../../src/backends/warehouse/port.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { runPipeline } from '../../src/services/pipelines/run.ts';
+import { planPipelineRun, runPipeline } from '../../src/services/pipelines/run.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -120,5 +120,22 @@ describe('parity between the embedded default and a cloud environment', () => {
       fakes.bigquery.requests.some((r) => r.route === 'jobs.insert'),
       'the cloud run went through BigQuery',
     );
+  });
+
+  it("labels the run's BigQuery jobs and dry-runs its transforms for the bytes they would scan", async () => {
+    const labelled = [...fakes.bigquery.jobs.values()].filter((j) => j.configuration.labels?.['tenant_id'] === TENANT);
+    assert.ok(labelled.length > 0, 'jobs carry the tenant label');
+    for (const job of labelled) {
+      assert.equal(job.configuration.labels?.['pipeline_id'], 'p_usage_daily');
+      assert.match(job.configuration.labels?.['run_id'] ?? '', /^[0-9a-f-]{36}$/);
+    }
+    const plan = await withContext(root, (ctx) => planPipelineRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }), {
+      env: 'cloud',
+    });
+    const transform = plan.steps.find((s) => s.type === 'transform')!;
+    assert.ok(Number(transform.detail['bytes']) > 0, JSON.stringify(transform.detail));
+    assert.match(transform.summary, /would scan \d/);
+    const local = await withContext(root, (ctx) => planPipelineRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }));
+    assert.equal(local.steps.find((s) => s.type === 'transform')!.detail['bytes'], undefined, 'DuckDB has no dry run');
   });
 });

@@ -77,8 +77,10 @@ export class BigQueryWarehouse implements Warehouse {
   readonly #jobs: JobRunner;
   readonly #stagingTtlMs: number;
   readonly #schemas = new Map<string, { info: TableInfo; at: number }>();
+  readonly #options: BigQueryWarehouseOptions;
 
   constructor(options: BigQueryWarehouseOptions) {
+    this.#options = options;
     if (!options.project) throw validationError('BigQuery needs a project id');
     if (!options.location) throw validationError('BigQuery needs a location (e.g. US, EU, us-central1)');
     const labels: Record<string, string> = { app: 'convergence' };
@@ -411,6 +413,33 @@ export class BigQueryWarehouse implements Warehouse {
     });
     const { rows } = await this.#jobs.query({ sql, params: parameters, what: 'query', rows: true });
     return rows;
+  }
+
+  withLabels(labels: Record<string, string>): BigQueryWarehouse {
+    return new BigQueryWarehouse({ ...this.#options, labels: { ...this.#options.labels, ...labels } });
+  }
+
+  /** A dry-run query job: BigQuery validates the SQL and reports what it would scan, running nothing. */
+  async estimateBytes(sql: string, params: Record<string, Scalar> = {}): Promise<number> {
+    const parameters = parameterNames(sql).map((name) => {
+      if (!Object.hasOwn(params, name)) throw validationError(`query parameter @${name} has no value`);
+      const value = params[name] as Scalar;
+      return queryParameter(name, value, inferType(value));
+    });
+    try {
+      const [job] = await this.#client.createJob({
+        location: this.#location,
+        configuration: {
+          dryRun: true,
+          query: { query: sql, useLegacySql: false, ...(parameters.length ? { parameterMode: 'NAMED', queryParameters: parameters } : {}) },
+        },
+      });
+      const statistics = (job.metadata as { statistics?: { totalBytesProcessed?: string; query?: { totalBytesProcessed?: string } } })
+        .statistics;
+      return Number(statistics?.totalBytesProcessed ?? statistics?.query?.totalBytesProcessed ?? 0);
+    } catch (err) {
+      this.#fail(err, 'dry-run a query');
+    }
   }
 
   /** The client keeps no connection open. */

@@ -122,5 +122,13 @@ export interface Warehouse {
   /** Runs SQL the caller owns. Values go in `params` and appear as `@name` in the text. */
   query(sql: string, params?: Record<string, Scalar>): Promise<Row[]>;
 
+  /**
+   * The same warehouse with its jobs labelled (tenant_id, pipeline_id, run_id), so a run's cost
+   * can be traced in BigQuery's job history. Warehouses without job labels omit it.
+   */
+  withLabels?(labels: Record<string, string>): Warehouse;
+  /** Bytes a query would scan, from a dry run; omitted where the warehouse cannot tell. */
+  estimateBytes?(sql: string, params?: Record<string, Scalar>): Promise<number>;
+
   close(): Promise<void>;
 }

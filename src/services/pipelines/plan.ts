@@ -2,7 +2,23 @@ import type { PipelineStep } from '../../domain/pipeline.ts';
 import { startingCursor } from '../../engine/steps/ingest.ts';
 import { renderTransform } from '../../engine/steps/transform.ts';
 import type { StepEnv } from '../../engine/steps/types.ts';
+import { isConvergenceError } from '../../lib/errors.ts';
+import { formatBytes } from '../runs/display.ts';
 import type { PipelineBundle } from './bundle.ts';
+
+/**
+ * What a transform would scan, from the warehouse's dry run (BigQuery). A table the pipeline
+ * has not created yet makes the estimate unknown rather than the plan fail.
+ */
+async function estimateScan(env: StepEnv, sql: string, params: Record<string, string>): Promise<{ bytes?: number; estimate?: string }> {
+  if (!env.warehouse.estimateBytes) return {};
+  try {
+    return { bytes: await env.warehouse.estimateBytes(sql, params) };
+  } catch (err) {
+    if (isConvergenceError(err) && err.exitCode === 8) return { estimate: `unknown until its tables exist (${err.message})` };
+    throw err;
+  }
+}
 
 export interface PlannedStep {
   index: number;
@@ -57,10 +73,11 @@ export async function describePlan(
       });
     } else {
       const rendered = renderTransform(env, step);
+      const scan = await estimateScan(env, rendered.sql, rendered.params);
       steps.push({
         ...base,
-        summary: `${step.sql} → ${step.destination.table} (${step.destination.write_mode})`,
-        detail: { sql: rendered.sql, params: rendered.params, refs: rendered.refs, table: step.destination.table },
+        summary: `${step.sql} → ${step.destination.table} (${step.destination.write_mode})${scan.bytes !== undefined ? `, would scan ${formatBytes(scan.bytes)}` : ''}`,
+        detail: { sql: rendered.sql, params: rendered.params, refs: rendered.refs, table: step.destination.table, ...scan },
       });
     }
   }

@@ -115,8 +115,10 @@ async function stepEnv(
   progress: StepEnv['progress'],
 ): Promise<StepEnv> {
   const tenantId = input.tenantId;
+  const warehouse = await ctx.backends.warehouse();
   return {
-    warehouse: await ctx.backends.warehouse(),
+    // Every job of the run is labelled with it, where the warehouse keeps job labels (BigQuery).
+    warehouse: warehouse.withLabels?.({ tenant_id: tenantId, pipeline_id: input.pipelineId, run_id: runId }) ?? warehouse,
     tenantId,
     dataset: tenantId,
     pipelineId: input.pipelineId,

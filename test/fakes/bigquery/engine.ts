@@ -64,6 +64,8 @@ export interface QueryOutput {
   dml?: { affected: number; inserted: number; updated: number; deleted: number };
   childJobs: number;
   destination?: { datasetId: string; tableId: string };
+  /** Dry runs: what the query would scan, estimated as 8 bytes per column per row of each table read. */
+  bytesProcessed?: number;
 }
 
 interface RunResult {
@@ -484,7 +486,14 @@ export class Engine {
       this.#checkRefs(translated.tables, location, true);
       try {
         const described = await this.#run(`SELECT * FROM (${translated.sql}) LIMIT 0`, bound.values);
-        return { statementType: 'SELECT', result: { fields: described.fields, rows: [] }, childJobs: 0 };
+        let bytesProcessed = 0;
+        for (const ref of translated.tables) {
+          const table = `"${ref.dataset}"."${ref.table}"`;
+          const [count] = (await this.#run(`SELECT count(*) FROM ${table}`)).rows;
+          const columns = (await this.#run(`SELECT * FROM ${table} LIMIT 0`)).fields.length;
+          bytesProcessed += Number(count?.[0] ?? 0) * columns * 8;
+        }
+        return { statementType: 'SELECT', result: { fields: described.fields, rows: [] }, childJobs: 0, bytesProcessed };
       } catch (err) {
         throw this.#explain(err, location);
       }

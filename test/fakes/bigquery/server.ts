@@ -581,9 +581,10 @@ export class FakeBigQuery {
           this.engine.query(configuration.query as Parameters<Engine['query']>[0], location, dryRun),
         );
         job.output = output;
+        job.statistics['totalBytesProcessed'] = String(output.bytesProcessed ?? 0);
         job.statistics['query'] = {
           statementType: output.statementType,
-          totalBytesProcessed: '0',
+          totalBytesProcessed: String(output.bytesProcessed ?? 0),
           totalBytesBilled: '0',
           cacheHit: false,
           ...(output.result ? { schema: { fields: output.result.fields } } : {}),
