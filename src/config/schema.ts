@@ -4,6 +4,8 @@ import { z } from 'zod';
 export const DURATION_PATTERN = /^(\d+)(ms|s|m|h|d)$/;
 const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30s, 10m, 24h or 90d');
 
+export const PROJECT_ID_PATTERN = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+
 const canary = z
   .object({
     steps: z.array(z.number().int().min(1).max(100)).nonempty().optional(),
@@ -18,7 +20,7 @@ const canary = z
 const gcpEnvironment = z
   .object({
     backend: z.literal('gcp').optional(),
-    project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project id'),
+    project: z.string().regex(PROJECT_ID_PATTERN, 'expected a Google Cloud project id').optional(),
     region: z.string().min(1).default('us-central1'),
     location: z.string().min(1).default('US'),
     kms_key: z

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../lib/errors.ts';
 import { parseYamlWith } from '../lib/yaml-errors.ts';
-import { workspaceConfigSchema, type GcpEnvironment, type WorkspaceConfig } from './schema.ts';
+import { PROJECT_ID_PATTERN, workspaceConfigSchema, type GcpEnvironment, type WorkspaceConfig } from './schema.ts';
 
 export const CONFIG_FILE = 'convergence.yaml';
 export const STATE_DIR = '.convergence';
@@ -42,20 +42,40 @@ export async function loadWorkspace(start: string): Promise<Workspace> {
 }
 
 /** --env flag > CONVERGENCE_ENV > default_env in convergence.yaml > local. */
-export function resolveEnv(workspace: Workspace, flag: string | undefined): ResolvedEnv {
+export function resolveEnv(workspace: Workspace, flag: string | undefined, projectFlag?: string): ResolvedEnv {
   const name = flag ?? process.env.CONVERGENCE_ENV ?? workspace.config.default_env ?? 'local';
   const entry = workspace.config.environments[name];
   const defaultState = path.join(workspace.root, STATE_DIR);
+  const localOnly = () => {
+    if (projectFlag) throw usageError(`--project applies to cloud environments; "${name}" is local`);
+  };
   if (entry === undefined) {
-    if (name === 'local') return { name, backend: 'local', stateDir: defaultState };
+    if (name === 'local') {
+      localOnly();
+      return { name, backend: 'local', stateDir: defaultState };
+    }
     const known = ['local', ...Object.keys(workspace.config.environments).filter((n) => n !== 'local')];
     throw usageError(`unknown environment "${name}" (known: ${known.join(', ')})`, {
       suggestion: `add environments.${name} to ${CONFIG_FILE} or pass one of: --env ${known.join(' | --env ')}`,
     });
   }
   if (entry === null || entry.backend === 'local') {
+    localOnly();
     const stateDir = entry?.state_dir ? path.resolve(workspace.root, entry.state_dir) : defaultState;
     return { name, backend: 'local', stateDir };
   }
-  return { name, backend: 'gcp', stateDir: defaultState, settings: entry };
+  // The flag, then the environment's own project, then the shell's: a project set in the shell
+  // never silently redirects an environment that names its own.
+  if (projectFlag !== undefined && !PROJECT_ID_PATTERN.test(projectFlag)) {
+    throw usageError(`--project ${JSON.stringify(projectFlag)} is not a Google Cloud project id`, {
+      suggestion: 'project ids are 6-30 lowercase letters, digits and hyphens, starting with a letter',
+    });
+  }
+  const project = projectFlag ?? entry.project ?? process.env.GOOGLE_CLOUD_PROJECT;
+  if (!project) {
+    throw usageError(`environment "${name}" has no Google Cloud project`, {
+      suggestion: `set environments.${name}.project in ${CONFIG_FILE}, pass --project, or export GOOGLE_CLOUD_PROJECT`,
+    });
+  }
+  return { name, backend: 'gcp', stateDir: defaultState, settings: { ...entry, project } };
 }

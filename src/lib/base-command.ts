@@ -25,6 +25,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       description: 'Environment from convergence.yaml (default: $CONVERGENCE_ENV, then default_env, then local)',
       helpGroup: 'GLOBAL',
     }),
+    project: Flags.string({
+      description: "Google Cloud project for a cloud environment (default: the environment's project, then $GOOGLE_CLOUD_PROJECT)",
+      helpGroup: 'GLOBAL',
+    }),
   };
 
   protected flags!: CommandFlags<T>;
@@ -53,7 +57,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       const { createBackends } = await import('../backends/factory.ts');
       const { defaultActor } = await import('../services/context.ts');
       const workspace = await loadWorkspace(process.cwd());
-      const env = resolveEnv(workspace, this.flags.env);
+      const env = resolveEnv(workspace, this.flags.env, this.flags.project);
       return {
         workspace,
         env,

@@ -115,10 +115,10 @@ describe('convergence.yaml validation messages', () => {
     assert.equal(err.message, 'convergence.yaml:2:1: (top level): unknown key(s) "environmnets"');
   });
 
-  it('a missing required key points at its parent mapping', async () => {
-    const text = 'version: 1\nenvironments:\n  staging:\n    region: us-central1\n';
+  it('a misspelt key of a cloud environment is named at its line', async () => {
+    const text = 'version: 1\nenvironments:\n  staging:\n    projekt: my-project-stage\n';
     const err = await failure(text);
-    assert.match(err.message, /^convergence\.yaml:4:5: environments\.staging\.project: /);
+    assert.match(err.message, /^convergence\.yaml:4:5: environments\.staging: unknown key\(s\) "projekt"/);
   });
 
   it('a cloud key in a local environment is an unknown key there, not a vague union error', async () => {
@@ -191,6 +191,33 @@ describe('workspace and environment resolution', () => {
       assert.match(err.suggestion ?? '', /convergence init/);
       return true;
     });
+  });
+
+  it('the project of a cloud env: --project, then the environment, then GOOGLE_CLOUD_PROJECT', async () => {
+    const root = await workspaceWith('environments:\n  staging:\n    project: stage-project\n  bare:\n    location: EU\n');
+    const ws = await loadWorkspace(root);
+    const saved = process.env.GOOGLE_CLOUD_PROJECT;
+    const projectOf = (env: ReturnType<typeof resolveEnv>) => (env.backend === 'gcp' ? env.settings.project : undefined);
+    try {
+      process.env.GOOGLE_CLOUD_PROJECT = 'shell-project';
+      assert.equal(projectOf(resolveEnv(ws, 'staging')), 'stage-project', 'the shell never redirects an env that names its project');
+      assert.equal(projectOf(resolveEnv(ws, 'staging', 'flag-project')), 'flag-project');
+      assert.equal(projectOf(resolveEnv(ws, 'bare')), 'shell-project');
+      delete process.env.GOOGLE_CLOUD_PROJECT;
+      assert.throws(
+        () => resolveEnv(ws, 'bare'),
+        (err: unknown) =>
+          err instanceof ConvergenceError &&
+          err.exitCode === 2 &&
+          /no Google Cloud project/.test(err.message) &&
+          /--project/.test(err.suggestion ?? ''),
+      );
+      assert.throws(() => resolveEnv(ws, 'staging', 'Bad_Project'), /not a Google Cloud project id/);
+      assert.throws(() => resolveEnv(ws, 'local', 'some-project'), /--project applies to cloud environments/);
+    } finally {
+      if (saved === undefined) delete process.env.GOOGLE_CLOUD_PROJECT;
+      else process.env.GOOGLE_CLOUD_PROJECT = saved;
+    }
   });
 
   it('--env beats CONVERGENCE_ENV beats default_env beats local', async () => {
