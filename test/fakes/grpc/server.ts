@@ -24,6 +24,9 @@ import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, ty
 import { iamBinding } from './iam.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
+import type { OperationsFake } from './operations.ts';
+import type { RunFake } from './run.ts';
+import type { SchedulerFake } from './scheduler.ts';
 import type { SecretManagerFake } from './secret-manager.ts';
 import { FakeStatus, status, toServiceError, type ErrorInfo, type GrpcCode } from './status.ts';
 
@@ -55,10 +58,15 @@ export interface FakeService {
   iamPermissions?(resource: string): ReadonlySet<string> | undefined;
 }
 
-/** The services a test can plug in. Cloud Run, Scheduler and Operations go here as they arrive. */
+/** The services a test can plug in. */
 export interface FakeServices {
   kms?: KmsFake;
   secretManager?: SecretManagerFake;
+  /** Cloud Run Admin API v2; its operations are served from `run.operations`. */
+  run?: RunFake;
+  scheduler?: SchedulerFake;
+  /** google.longrunning.Operations on its own; when given with `run` it must be `run.operations`. */
+  operations?: OperationsFake;
 }
 
 export interface Fault {
@@ -112,7 +120,10 @@ export async function startGrpcFake(services: FakeServices): Promise<GrpcFake> {
   const server = new Server();
   const faults: ActiveFault[] = [];
   const log: LoggedCall[] = [];
-  const modules = Object.values(services).filter((module): module is FakeService => module !== undefined);
+  // A module that starts operations brings its store; listing it twice registers it once.
+  const modules = [...new Set([...Object.values(services), services.run?.operations])].filter(
+    (module): module is FakeService => module !== undefined,
+  );
 
   const takeFault = (service: string, method: string): ActiveFault | undefined => {
     const fault = faults.find((candidate) => candidate.remaining > 0 && matches(candidate, service, method));
