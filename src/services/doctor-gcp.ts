@@ -40,6 +40,7 @@ export async function gcpChecks(envName: string, settings: GcpEnvironment, backe
         });
       }
     }
+    await cloudRunCheck(envName, settings, clients, add);
   } finally {
     await clients.close();
   }
@@ -69,5 +70,49 @@ export async function gcpChecks(envName: string, settings: GcpEnvironment, backe
       detail: message(err),
       fix: fixOf(err, `grant roles/storage.objectAdmin on gs://${settings.state_bucket}`),
     });
+  }
+}
+
+type Clients = ReturnType<typeof import('../backends/gcp/clients.ts').createGcpClients>;
+
+/** The service `deploy` ships: visible, serving, and updatable by this caller. */
+async function cloudRunCheck(envName: string, settings: GcpEnvironment, clients: Clients, add: (c: Check) => void): Promise<void> {
+  if (!settings.service) {
+    add({
+      name: 'cloud run',
+      status: 'skip',
+      detail: 'no service configured',
+      fix: `set environments.${envName}.service in convergence.yaml`,
+    });
+    return;
+  }
+  const name = `projects/${clients.target.project}/locations/${clients.target.region}/services/${settings.service}`;
+  const { toConvergenceError, googleErrorFacts, GrpcCode } = await import('../backends/gcp/errors.ts');
+  try {
+    const services = await clients.runServices();
+    const [service] = await services.getService({ name });
+    const [iam] = await services.testIamPermissions({ resource: name, permissions: ['run.services.get', 'run.services.update'] });
+    const granted = new Set(iam.permissions ?? []);
+    const serving = `${settings.service}: ${service.latestReadyRevision?.split('/').pop() ?? 'no ready revision'} at ${service.uri ?? '(no URL)'}`;
+    if (!granted.has('run.services.update')) {
+      add({
+        name: 'cloud run',
+        status: 'warn',
+        detail: `${serving}; this caller cannot deploy (run.services.update missing)`,
+        fix: `grant roles/run.developer on the service to the deploying account`,
+      });
+    } else add({ name: 'cloud run', status: 'pass', detail: serving });
+  } catch (err) {
+    if (googleErrorFacts(err).grpcCode === GrpcCode.NOT_FOUND) {
+      add({
+        name: 'cloud run',
+        status: 'warn',
+        detail: `service ${settings.service} is not deployed yet`,
+        fix: `run \`convergence deploy --env ${envName}\``,
+      });
+      return;
+    }
+    const mapped = toConvergenceError(err, { what: `Cloud Run service ${name}`, permission: 'run.services.get', role: 'roles/run.viewer' });
+    add({ name: 'cloud run', status: 'fail', detail: mapped.message, fix: mapped.suggestion ?? 'grant roles/run.viewer' });
   }
 }

@@ -8,16 +8,21 @@ import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
+import { RunFake } from './grpc/run.ts';
+import { SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
 import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
 
 export const CLOUD_PROJECT = 'demo-project';
 export const CLOUD_BUCKET = 'demo-project-convergence-state';
+export const CLOUD_SERVICE = 'convergence-api-cloud';
 export const CLOUD_KEY = `projects/${CLOUD_PROJECT}/locations/us-central1/keyRings/convergence/cryptoKeys/api-key-encryption`;
 
 export interface CloudFakes {
   kms: KmsFake;
   secretManager: SecretManagerFake;
+  run: RunFake;
+  scheduler: SchedulerFake;
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
@@ -32,7 +37,9 @@ export async function startCloudFakes(): Promise<CloudFakes> {
   const kms = new KmsFake();
   kms.createKey(CLOUD_KEY);
   const secretManager = new SecretManagerFake({ projects: { [CLOUD_PROJECT]: '123456789012' } });
-  const grpc = await startGrpcFake({ kms, secretManager });
+  const run = new RunFake();
+  const scheduler = new SchedulerFake();
+  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   const vars = {
@@ -45,6 +52,8 @@ export async function startCloudFakes(): Promise<CloudFakes> {
   return {
     kms,
     secretManager,
+    run,
+    scheduler,
     grpc,
     gcs,
     bigquery,
@@ -57,6 +66,7 @@ export async function startCloudFakes(): Promise<CloudFakes> {
         '    location: US',
         `    kms_key: ${CLOUD_KEY}`,
         `    state_bucket: ${CLOUD_BUCKET}`,
+        `    service: ${CLOUD_SERVICE}`,
         '',
       ].join('\n'),
     stop: async () => {

@@ -7,7 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { runDoctor, type Check } from '../../src/services/doctor.ts';
 import { newWorkspace } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { CLOUD_BUCKET, CLOUD_KEY, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { ServicesClient } from '@google-cloud/run';
+import * as grpc from '@grpc/grpc-js';
+import { PassThroughClient } from 'google-auth-library';
+import { CLOUD_BUCKET, CLOUD_KEY, CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { KMS_PERMISSIONS } from '../fakes/grpc/kms.ts';
 
 let fakes: CloudFakes;
@@ -44,6 +47,39 @@ describe('doctor on a cloud environment', () => {
     assert.equal(checks['secret manager']?.status, 'warn');
     assert.match(checks['secret manager']!.fix ?? '', /keys admin create --env cloud/);
     assert.equal(checks['locks']?.status, 'pass', checks['locks']?.detail);
+    assert.equal(checks['cloud run']?.status, 'warn', 'the service is not deployed yet');
+    assert.match(checks['cloud run']!.fix ?? '', /convergence deploy --env cloud/);
+  });
+
+  it('sees the deployed service, and warns when this caller could not deploy it', async () => {
+    const services = new ServicesClient({
+      apiEndpoint: '127.0.0.1',
+      port: fakes.grpc.port,
+      sslCreds: grpc.credentials.createInsecure(),
+      authClient: new PassThroughClient(),
+    });
+    try {
+      const [operation] = await services.createService({
+        parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+        serviceId: CLOUD_SERVICE,
+        service: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } },
+      });
+      await operation.promise();
+    } finally {
+      await services.close();
+    }
+    const deployed = byName((await runDoctor(root, 'cloud')).checks)['cloud run']!;
+    assert.equal(deployed.status, 'pass', deployed.detail);
+    assert.match(deployed.detail, new RegExp(`${CLOUD_SERVICE}-00001-`));
+
+    fakes.run.granted.delete('run.services.update');
+    try {
+      const readOnly = byName((await runDoctor(root, 'cloud')).checks)['cloud run']!;
+      assert.equal(readOnly.status, 'warn');
+      assert.match(readOnly.fix ?? '', /roles\/run\.developer/);
+    } finally {
+      fakes.run.granted.add('run.services.update');
+    }
   });
 
   it('names the role to grant when the state bucket or the key is denied', async () => {

@@ -8,7 +8,7 @@ import { usageError } from '../../lib/errors.ts';
  *
  *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
  *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
- *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Run, Scheduler)
+ *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler)
  *
  * Every client module is imported on first use, so `--help` never loads gRPC.
  */
@@ -91,6 +91,11 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
       once('secretManager', async () => {
         const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
         return new SecretManagerServiceClient(await grpcOptions(target, vars));
+      }),
+    runServices: () =>
+      once('runServices', async () => {
+        const { ServicesClient } = await import('@google-cloud/run');
+        return new ServicesClient(await grpcOptions(target, vars));
       }),
     close: async () => {
       for (const client of await Promise.all(cache.values())) {
