@@ -1,4 +1,5 @@
 import type { Backends } from '../backends/factory.ts';
+import type { GcpClients } from '../backends/gcp/clients.ts';
 import type { GcpEnvironment } from '../config/schema.ts';
 import { isConvergenceError } from '../lib/errors.ts';
 import type { Check } from './doctor.ts';
@@ -73,10 +74,8 @@ export async function gcpChecks(envName: string, settings: GcpEnvironment, backe
   }
 }
 
-type Clients = ReturnType<typeof import('../backends/gcp/clients.ts').createGcpClients>;
-
 /** The service `deploy` ships: visible, serving, and updatable by this caller. */
-async function cloudRunCheck(envName: string, settings: GcpEnvironment, clients: Clients, add: (c: Check) => void): Promise<void> {
+async function cloudRunCheck(envName: string, settings: GcpEnvironment, clients: GcpClients, add: (c: Check) => void): Promise<void> {
   if (!settings.service) {
     add({
       name: 'cloud run',
