@@ -97,6 +97,26 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const { ServicesClient } = await import('@google-cloud/run');
         return new ServicesClient(await grpcOptions(target, vars));
       }),
+    runRevisions: () =>
+      once('runRevisions', async () => {
+        const { RevisionsClient } = await import('@google-cloud/run');
+        return new RevisionsClient(await grpcOptions(target, vars));
+      }),
+    runJobs: () =>
+      once('runJobs', async () => {
+        const { JobsClient } = await import('@google-cloud/run');
+        return new JobsClient(await grpcOptions(target, vars));
+      }),
+    runExecutions: () =>
+      once('runExecutions', async () => {
+        const { ExecutionsClient } = await import('@google-cloud/run');
+        return new ExecutionsClient(await grpcOptions(target, vars));
+      }),
+    scheduler: () =>
+      once('scheduler', async () => {
+        const { CloudSchedulerClient } = await import('@google-cloud/scheduler');
+        return new CloudSchedulerClient(await grpcOptions(target, vars));
+      }),
     close: async () => {
       for (const client of await Promise.all(cache.values())) {
         const closable = client as { close?: () => Promise<void> };
