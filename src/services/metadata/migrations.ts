@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Warehouse } from '../../backends/warehouse/port.ts';
-import { METADATA_DATASET, METADATA_TABLES, T } from './tables.ts';
+import { DEPLOYMENT_HISTORY, METADATA_DATASET, METADATA_TABLES, T } from './tables.ts';
 
 /**
  * Versioned upgrades of the metadata schema. A migration is applied once, in order, and recorded
@@ -23,6 +23,14 @@ export const MIGRATIONS: Migration[] = [
     checksum: checksum(METADATA_TABLES),
     async apply(warehouse) {
       for (const spec of METADATA_TABLES) await warehouse.createTable(METADATA_DATASET, spec);
+    },
+  },
+  {
+    version: 2,
+    name: 'deployment history',
+    checksum: checksum(DEPLOYMENT_HISTORY),
+    async apply(warehouse) {
+      await warehouse.createTable(METADATA_DATASET, DEPLOYMENT_HISTORY);
     },
   },
 ];

@@ -246,3 +246,29 @@ export const METADATA_TABLES: TableSpec[] = [
     ],
   },
 ];
+
+/** Added by migration 2: one row per deploy, canary abort and rollback of an environment's service. */
+export const DEPLOYMENT_HISTORY_TABLE = 'deployment_history';
+export const DEPLOYMENT_HISTORY: TableSpec = {
+  name: DEPLOYMENT_HISTORY_TABLE,
+  description: 'Deploys and rollbacks of the Cloud Run service, with the traffic before and after',
+  fields: [
+    f('deployment_id', 'STRING', true),
+    f('env', 'STRING', true),
+    f('service', 'STRING', true),
+    f('kind', 'STRING', true, 'DEPLOY | FIRST_DEPLOY | ROLLBACK'),
+    f('status', 'STRING', true, 'SUCCEEDED | ROLLED_BACK | FAILED'),
+    f('image', 'STRING'),
+    f('revision', 'STRING', false, 'the revision deployed or rolled back to'),
+    f('previous_revision', 'STRING'),
+    f('traffic_before', 'JSON'),
+    f('traffic_after', 'JSON'),
+    f('steps', 'JSON', false, 'canary steps with their analysis'),
+    f('message', 'STRING'),
+    f('started_at', 'TIMESTAMP', true),
+    f('finished_at', 'TIMESTAMP', true),
+    f('deployed_by', 'STRING'),
+  ],
+  partitionBy: 'started_at',
+  clusterBy: ['env', 'service'],
+};

@@ -1,0 +1,323 @@
+import type { GcpClients } from '../gcp/clients.ts';
+import { googleErrorFacts, GrpcCode, retryTransient, toConvergenceError } from '../gcp/errors.ts';
+import type {
+  DeployRevisionRequest,
+  DeployRevisionResult,
+  ExecutionInfo,
+  RevisionInfo,
+  RunJobRequest,
+  RunPlatform,
+  ServiceState,
+  SetTrafficOptions,
+  TrafficStatus,
+  TrafficTarget,
+} from './port.ts';
+
+/*
+ * Cloud Run Admin API v2 through @google-cloud/run. GETs answer enums as names, while
+ * operation.promise() answers protobufjs messages with enums as numbers: every state read here
+ * comes from a fresh GET after the operation, and the readers accept both spellings anyway.
+ */
+type Loose = Record<string, unknown>;
+
+const LATEST = 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
+const BY_REVISION = 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION';
+const isLatest = (type: unknown) => type === LATEST || type === 1;
+const CONDITION_STATE: Record<number, string> = {
+  0: 'STATE_UNSPECIFIED',
+  1: 'CONDITION_PENDING',
+  2: 'CONDITION_RECONCILING',
+  3: 'CONDITION_FAILED',
+  4: 'CONDITION_SUCCEEDED',
+};
+const stateName = (state: unknown) => (typeof state === 'number' ? CONDITION_STATE[state] : String(state ?? ''));
+const shortName = (name: unknown) =>
+  String(name ?? '')
+    .split('/')
+    .pop() || undefined;
+const seconds = (ts: unknown): number => {
+  const t = (ts ?? {}) as { seconds?: unknown; nanos?: unknown };
+  return Number(t.seconds ?? 0) * 1000 + Math.floor(Number(t.nanos ?? 0) / 1e6);
+};
+
+/** Stale-etag conflicts retried from a fresh GET before giving up. */
+const ETAG_ATTEMPTS = 4;
+
+export class GcpRunPlatform implements RunPlatform {
+  readonly #clients: GcpClients;
+  readonly describe: string;
+
+  constructor(clients: GcpClients) {
+    this.#clients = clients;
+    this.describe = `Cloud Run (${clients.target.project}, ${clients.target.region})`;
+  }
+
+  #location(): string {
+    return `projects/${this.#clients.target.project}/locations/${this.#clients.target.region}`;
+  }
+  #serviceName(service: string): string {
+    return `${this.#location()}/services/${service}`;
+  }
+  #fail(err: unknown, what: string, permission?: string): never {
+    throw toConvergenceError(err, {
+      what,
+      ...(permission
+        ? { permission, role: permission.endsWith('.get') || permission.endsWith('.list') ? 'roles/run.viewer' : 'roles/run.developer' }
+        : {}),
+      api: 'run.googleapis.com',
+      project: this.#clients.target.project,
+    });
+  }
+
+  async #rawService(service: string): Promise<Loose | undefined> {
+    const client = await this.#clients.runServices();
+    try {
+      const [found] = await retryTransient(() => client.getService({ name: this.#serviceName(service) }, { retry: null } as never));
+      return found as unknown as Loose;
+    } catch (err) {
+      if (googleErrorFacts(err).grpcCode === GrpcCode.NOT_FOUND) return undefined;
+      this.#fail(err, `Cloud Run service ${service}`, 'run.services.get');
+    }
+  }
+
+  async getService(service: string): Promise<ServiceState | undefined> {
+    const raw = await this.#rawService(service);
+    return raw && toServiceState(raw);
+  }
+
+  async listRevisions(service: string): Promise<RevisionInfo[]> {
+    const client = await this.#clients.runRevisions();
+    try {
+      const [revisions] = await retryTransient(() =>
+        client.listRevisions({ parent: this.#serviceName(service), pageSize: 1000 }, { autoPaginate: true, retry: null } as never),
+      );
+      return (revisions as unknown as Loose[]).map(toRevisionInfo).sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
+    } catch (err) {
+      this.#fail(err, `revisions of Cloud Run service ${service}`, 'run.revisions.list');
+    }
+  }
+
+  async deployRevision(service: string, request: DeployRevisionRequest): Promise<DeployRevisionResult> {
+    const client = await this.#clients.runServices();
+    const current = await this.#rawService(service);
+    const what = `Cloud Run service ${service}`;
+    if (!current) {
+      // First deploy: no traffic to keep, so the new revision takes everything (pinned by name when named).
+      const template = { ...(request.revisionName ? { revision: request.revisionName } : {}), containers: [{ image: request.image }] };
+      const traffic = [
+        request.revisionName
+          ? { type: BY_REVISION, revision: request.revisionName, percent: 100, ...(request.tag ? { tag: request.tag } : {}) }
+          : { type: LATEST, percent: 100, ...(request.tag ? { tag: request.tag } : {}) },
+      ];
+      try {
+        const [operation] = await client.createService({
+          parent: this.#location(),
+          serviceId: service,
+          service: { template, traffic } as never,
+          validateOnly: Boolean(request.validateOnly),
+        });
+        await operation.promise();
+      } catch (err) {
+        this.#fail(err, what, 'run.services.create');
+      }
+      if (request.validateOnly) return { revision: request.revisionName, created: true, service: undefined };
+      const after = await this.getService(service);
+      return { revision: after?.latestCreatedRevision ?? request.revisionName, created: true, service: after };
+    }
+
+    const state = toServiceState(current);
+    const template = { ...((current.template as Loose) ?? {}) };
+    const containers = ((template.containers as Loose[]) ?? []).map((c) => ({ ...c }));
+    if (containers.length === 0) containers.push({});
+    containers[0] = { ...containers[0], image: request.image };
+    template.containers = containers;
+    if (request.revisionName) template.revision = request.revisionName;
+    else delete template.revision;
+    let traffic: Loose[] | undefined;
+    if (request.noTraffic) {
+      if (!request.revisionName) throw new Error('deployRevision: noTraffic needs a revisionName to route the tag to');
+      traffic = [
+        ...pinnedTraffic(state).map(toApiTarget),
+        { type: BY_REVISION, revision: request.revisionName, percent: 0, ...(request.tag ? { tag: request.tag } : {}) },
+      ];
+    }
+    const paths = traffic ? ['template', 'traffic'] : ['template'];
+    try {
+      await this.#update(service, { template, ...(traffic ? { traffic } : {}) }, paths, state.etag, Boolean(request.validateOnly));
+    } catch (err) {
+      this.#fail(err, what, 'run.services.update');
+    }
+    if (request.validateOnly) return { revision: request.revisionName, created: false, service: state };
+    const after = await this.getService(service);
+    return { revision: request.revisionName ?? after?.latestCreatedRevision, created: false, service: after };
+  }
+
+  async setTraffic(
+    service: string,
+    targets: TrafficTarget[],
+    etag: string,
+    options: SetTrafficOptions = {},
+  ): Promise<ServiceState | undefined> {
+    try {
+      await this.#update(service, { traffic: targets.map(toApiTarget) }, ['traffic'], etag, Boolean(options.validateOnly));
+    } catch (err) {
+      this.#fail(err, `traffic of Cloud Run service ${service}`, 'run.services.update');
+    }
+    return options.validateOnly ? undefined : this.getService(service);
+  }
+
+  /** UpdateService with an etag; a stale etag (ABORTED) is retried with the etag of a fresh GET. */
+  async #update(service: string, fields: Loose, paths: string[], etag: string, validateOnly: boolean): Promise<void> {
+    const client = await this.#clients.runServices();
+    let currentEtag = etag;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [operation] = await client.updateService({
+          service: { name: this.#serviceName(service), etag: currentEtag, ...fields } as never,
+          updateMask: { paths },
+          validateOnly,
+        });
+        await operation.promise();
+        return;
+      } catch (err) {
+        if (googleErrorFacts(err).grpcCode !== GrpcCode.ABORTED || attempt >= ETAG_ATTEMPTS) throw err;
+        const fresh = await this.#rawService(service);
+        if (!fresh) throw err;
+        currentEtag = String(fresh.etag ?? '');
+      }
+    }
+  }
+
+  async runJob(job: string, request: RunJobRequest): Promise<{ execution: string }> {
+    const client = await this.#clients.runJobs();
+    const name = `${this.#location()}/jobs/${job}`;
+    try {
+      const [operation] = await client.runJob({
+        name,
+        overrides: {
+          containerOverrides: [
+            {
+              ...(request.args ? { args: request.args } : {}),
+              ...(request.env ? { env: Object.entries(request.env).map(([key, value]) => ({ name: key, value })) } : {}),
+            },
+          ],
+          ...(request.taskCount ? { taskCount: request.taskCount } : {}),
+          ...(request.timeoutSeconds ? { timeout: { seconds: request.timeoutSeconds } } : {}),
+        },
+      });
+      const metadata = (operation as unknown as { metadata?: Loose }).metadata;
+      const execution = shortName(metadata?.name);
+      if (!execution) throw new Error(`Run did not name the execution started for job ${job}`);
+      return { execution };
+    } catch (err) {
+      this.#fail(err, `Cloud Run job ${job}`, 'run.jobs.run');
+    }
+  }
+
+  async getExecution(job: string, execution: string): Promise<ExecutionInfo> {
+    const client = await this.#clients.runExecutions();
+    const name = `${this.#location()}/jobs/${job}/executions/${execution}`;
+    try {
+      const [raw] = await retryTransient(() => client.getExecution({ name }, { retry: null } as never));
+      return toExecutionInfo(raw as unknown as Loose, job);
+    } catch (err) {
+      this.#fail(err, `Cloud Run execution ${execution}`, 'run.executions.get');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#clients.close();
+  }
+}
+
+function toApiTarget(target: TrafficTarget): Loose {
+  return target.revision
+    ? { type: BY_REVISION, revision: target.revision, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) }
+    : { type: LATEST, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) };
+}
+
+/** The serving list with LATEST replaced by the revision it resolves to: what a canary pins. */
+export function pinnedTraffic(state: ServiceState): TrafficTarget[] {
+  return state.traffic.map((target, index) => {
+    if (target.revision) return target;
+    const resolved = state.trafficStatuses[index]?.revision ?? state.latestReadyRevision;
+    return { ...target, ...(resolved ? { revision: resolved } : {}) };
+  });
+}
+
+function conditionOf(raw: Loose, type: string): Loose | undefined {
+  if (type === 'Ready' && raw.terminalCondition) return raw.terminalCondition as Loose;
+  return ((raw.conditions as Loose[]) ?? []).find((c) => c.type === type);
+}
+
+function toServiceState(raw: Loose): ServiceState {
+  const terminal = conditionOf(raw, 'Ready');
+  const traffic = ((raw.traffic as Loose[]) ?? []).map((t): TrafficTarget => ({
+    ...(isLatest(t.type) ? {} : { revision: String(t.revision) }),
+    percent: Number(t.percent ?? 0),
+    ...(t.tag ? { tag: String(t.tag) } : {}),
+  }));
+  const statuses = ((raw.trafficStatuses as Loose[]) ?? []).map((t): TrafficStatus => ({
+    revision: String(t.revision ?? ''),
+    percent: Number(t.percent ?? 0),
+    latest: isLatest(t.type),
+    ...(t.tag ? { tag: String(t.tag) } : {}),
+    ...(t.uri ? { uri: String(t.uri) } : {}),
+  }));
+  const containers = ((raw.template as Loose | undefined)?.containers as Loose[] | undefined) ?? [];
+  return {
+    name: shortName(raw.name) ?? '',
+    etag: String(raw.etag ?? ''),
+    uri: String(raw.uri ?? ''),
+    image: containers[0]?.image ? String(containers[0].image) : undefined,
+    traffic,
+    trafficStatuses: statuses,
+    latestReadyRevision: shortName(raw.latestReadyRevision),
+    latestCreatedRevision: shortName(raw.latestCreatedRevision),
+    ready: stateName(terminal?.state) === 'CONDITION_SUCCEEDED',
+    message: stateName(terminal?.state) === 'CONDITION_FAILED' ? String(terminal?.message ?? '') : undefined,
+  };
+}
+
+function toRevisionInfo(raw: Loose): RevisionInfo {
+  const ready = conditionOf({ conditions: raw.conditions }, 'Ready');
+  const state = stateName(ready?.state);
+  const containers = (raw.containers as Loose[] | undefined) ?? [];
+  return {
+    name: shortName(raw.name) ?? '',
+    createTime: new Date(seconds(raw.createTime)),
+    ready: state === 'CONDITION_SUCCEEDED',
+    failed: state === 'CONDITION_FAILED',
+    image: containers[0]?.image ? String(containers[0].image) : undefined,
+    message: ready?.message ? String(ready.message) : undefined,
+  };
+}
+
+function toExecutionInfo(raw: Loose, job: string): ExecutionInfo {
+  const taskCount = Number(raw.taskCount ?? 0);
+  const succeededCount = Number(raw.succeededCount ?? 0);
+  const failedCount = Number(raw.failedCount ?? 0);
+  const cancelledCount = Number(raw.cancelledCount ?? 0);
+  const completed = conditionOf({ conditions: raw.conditions }, 'Completed');
+  const done =
+    Boolean(raw.completionTime) ||
+    stateName(completed?.state) === 'CONDITION_SUCCEEDED' ||
+    stateName(completed?.state) === 'CONDITION_FAILED';
+  const state = !done ? 'RUNNING' : cancelledCount > 0 ? 'CANCELLED' : failedCount > 0 ? 'FAILED' : 'SUCCEEDED';
+  return {
+    name: shortName(raw.name) ?? '',
+    job,
+    state,
+    taskCount,
+    succeededCount,
+    failedCount,
+    cancelledCount,
+    logUri: raw.logUri ? String(raw.logUri) : undefined,
+    message: completed?.message ? String(completed.message) : undefined,
+  };
+}
+
+/** The Cloud Run adapter of a cloud environment. */
+export async function createRunPlatform(clients: GcpClients): Promise<RunPlatform> {
+  return new GcpRunPlatform(clients);
+}

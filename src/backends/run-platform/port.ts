@@ -1,0 +1,119 @@
+/**
+ * Cloud Run as deploy, rollback and remote runs need it: one service's revisions and traffic,
+ * and jobs with their executions. Names are short ids (`convergence-api-00002-abc`), never
+ * resource paths; the adapter builds those.
+ */
+
+/** One entry of a service's traffic list: a revision pinned by name, or LATEST. */
+export interface TrafficTarget {
+  /** Revision name; undefined means LATEST (the newest ready revision). */
+  revision?: string;
+  percent: number;
+  tag?: string;
+}
+
+/** A traffic target as Run resolved it: LATEST replaced by the revision it points at, with the tag URL. */
+export interface TrafficStatus {
+  revision: string;
+  percent: number;
+  tag?: string;
+  latest: boolean;
+  uri?: string;
+}
+
+export interface ServiceState {
+  /** Short service id. */
+  name: string;
+  etag: string;
+  uri: string;
+  /** Image of the service template's first container. */
+  image: string | undefined;
+  /** The traffic list as last written (spec). */
+  traffic: TrafficTarget[];
+  /** The traffic list as Run serves it. */
+  trafficStatuses: TrafficStatus[];
+  latestReadyRevision: string | undefined;
+  latestCreatedRevision: string | undefined;
+  ready: boolean;
+  /** Message of a failed terminal condition. */
+  message: string | undefined;
+}
+
+export interface RevisionInfo {
+  name: string;
+  createTime: Date;
+  ready: boolean;
+  failed: boolean;
+  image: string | undefined;
+  message: string | undefined;
+}
+
+export interface DeployRevisionRequest {
+  image: string;
+  /** Tag routed to the new revision (gives it its own URL). */
+  tag?: string;
+  /** `<service>-…`, under 64 characters; Run picks one when absent. */
+  revisionName?: string;
+  /** Keep the serving traffic where it is (pinned by name); the new revision gets 0%. Not possible on a first deploy. */
+  noTraffic: boolean;
+  validateOnly?: boolean;
+}
+
+export interface DeployRevisionResult {
+  /** The revision that was (or, with validateOnly, would be) created. */
+  revision: string | undefined;
+  /** True when the service did not exist and was created. */
+  created: boolean;
+  service: ServiceState | undefined;
+}
+
+export interface SetTrafficOptions {
+  validateOnly?: boolean;
+}
+
+export interface RunJobRequest {
+  args?: string[];
+  env?: Record<string, string>;
+  taskCount?: number;
+  timeoutSeconds?: number;
+}
+
+export type ExecutionState = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+
+export interface ExecutionInfo {
+  /** Short execution id. */
+  name: string;
+  job: string;
+  state: ExecutionState;
+  taskCount: number;
+  succeededCount: number;
+  failedCount: number;
+  cancelledCount: number;
+  logUri: string | undefined;
+  message: string | undefined;
+}
+
+export interface RunPlatform {
+  readonly describe: string;
+  /** The service, or undefined when it does not exist. */
+  getService(service: string): Promise<ServiceState | undefined>;
+  /** Revisions of the service, newest first. */
+  listRevisions(service: string): Promise<RevisionInfo[]>;
+  /**
+   * A new revision of `image`. On an existing service with noTraffic, the traffic list keeps
+   * every current target (LATEST pinned to the revision it resolves to) and adds the new
+   * revision at 0% under `tag`. A missing service is created with 100% on the new revision.
+   * Resolves when Run has reconciled; rejects when the revision does not turn ready.
+   */
+  deployRevision(service: string, request: DeployRevisionRequest): Promise<DeployRevisionResult>;
+  /**
+   * Rewrites the whole traffic list. `etag` is the one of the GET the list was computed from;
+   * when someone else changed the service meanwhile (ABORTED), the adapter GETs again and
+   * re-applies the same list, a bounded number of times.
+   */
+  setTraffic(service: string, targets: TrafficTarget[], etag: string, options?: SetTrafficOptions): Promise<ServiceState | undefined>;
+  /** Starts an execution of a job; returns its short id. */
+  runJob(job: string, request: RunJobRequest): Promise<{ execution: string }>;
+  getExecution(job: string, execution: string): Promise<ExecutionInfo>;
+  close(): Promise<void>;
+}
