@@ -9,6 +9,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ConvergenceError } from '../../src/lib/errors.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { planDeploy, runDeploy, type DeployEvent, type DeployRequest } from '../../src/services/deploy/deploy.ts';
+import { listRevisions, rollback } from '../../src/services/deploy/rollback.ts';
 import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -229,5 +230,46 @@ describe('deploy --canary', () => {
       (err: ConvergenceError) => err.exitCode === 9,
     );
     assert.deepEqual(serviceTraffic(), savedTraffic);
+  });
+});
+
+describe('rollback', () => {
+  it('lists revisions with their traffic', async () => {
+    const rows = await withContext(root, (ctx) => listRevisions(ctx), { env: 'cloud' });
+    assert.ok(rows.length >= 3);
+    assert.equal(
+      rows.reduce((sum, r) => sum + r.percent, 0),
+      100,
+    );
+  });
+
+  it('dry run validates and changes nothing', async () => {
+    const etag = fakes.run.service(SERVICE_NAME)?.etag;
+    const result = await withContext(root, (ctx) => rollback(ctx, { dryRun: true }), { env: 'cloud' });
+    assert.equal(result.dryRun, true);
+    assert.equal(fakes.run.service(SERVICE_NAME)?.etag, etag);
+  });
+
+  it('rolls back to a named revision, health-checks it and records it', async () => {
+    const ready = (await withContext(root, (ctx) => listRevisions(ctx), { env: 'cloud' })).filter((r) => r.ready);
+    const target = ready.at(-1)!.revision; // the first revision ever deployed
+    probed.length = 0;
+    const result = await withContext(root, (ctx) => rollback(ctx, { to: target, dryRun: false }), { env: 'cloud' });
+    assert.equal(result.to, target);
+    assert.equal(result.healthy, true);
+    assert.deepEqual(serviceTraffic(), [{ revision: target, percent: 100 }]);
+    assert.ok(probed.includes(`${target} /health`));
+    const rows = await history();
+    assert.equal(rows.at(-1)?.kind, 'ROLLBACK');
+    assert.equal(rows.at(-1)?.revision, target);
+  });
+
+  it('without --to goes to the ready revision created before the serving one', async () => {
+    const { result: deployed } = await deploy({ canary: false });
+    const revisions = await withContext(root, (ctx) => listRevisions(ctx), { env: 'cloud' });
+    const expected = revisions.filter((r) => r.ready && r.revision !== deployed.revision)[0]!.revision;
+    const result = await withContext(root, (ctx) => rollback(ctx, { dryRun: false }), { env: 'cloud' });
+    assert.equal(result.from, deployed.revision);
+    assert.equal(result.to, expected);
   });
 });

@@ -1,0 +1,74 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../lib/base-command.ts';
+import { followStages } from '../lib/progress.ts';
+import { confirm } from '../lib/prompt.ts';
+
+export default class Deploy extends BaseCommand<typeof Deploy> {
+  static override summary = 'Ship a new revision of the Cloud Run service, with an optional canary that rolls itself back.';
+  static override description = `The new revision starts with no traffic under a tag and is health-checked on the tag URL. With --canary, traffic moves to it step by step while a background analysis probes the tag (error rate, p95 latency, failure limit; flags override the environment's canary settings in convergence.yaml). On any failure the traffic list saved before the deploy is restored and the command exits 9. The first deploy of a service goes straight to 100% with a health check. --dry-run prints the plan and validates it with Cloud Run's validateOnly, changing nothing.
+
+Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:8080/{revision}, placeholders {tag}, {revision}, {service}) to probe through another address.`;
+  static override examples = [
+    '<%= config.bin %> deploy --env staging --image us-docker.pkg.dev/p/convergence/convergence:1.4.0',
+    '<%= config.bin %> deploy --env prod --canary --steps 10,50,100 --interval 10m --yes',
+    '<%= config.bin %> deploy --env staging --source . --dry-run --json',
+  ];
+  static override flags = {
+    canary: Flags.boolean({ description: 'Shift traffic step by step under analysis instead of all at once after the health check' }),
+    image: Flags.string({ description: 'Container image to deploy (default: the environment’s image)', exclusive: ['source'] }),
+    source: Flags.string({ description: 'Build this directory with `gcloud builds submit` and deploy the result', exclusive: ['image'] }),
+    steps: Flags.string({ description: 'Canary weights in percent, comma separated (default 25,50,100)' }),
+    interval: Flags.string({ description: 'Pause with analysis after each step: 500ms, 30s, 10m (default 10m)' }),
+    tag: Flags.string({ description: 'Tag of the new revision (default canary-<id>); tag + service name <= 46 characters' }),
+    'max-error-rate': Flags.string({ description: 'Highest tolerated error rate of the probes, 0..1 (default 0.05)' }),
+    'max-latency-p95': Flags.integer({ description: 'Highest tolerated p95 probe latency in ms (default 2000)' }),
+    'failure-limit': Flags.integer({ description: 'Failed measurements tolerated before aborting (default 2)' }),
+    'dry-run': Flags.boolean({ description: 'Print the plan and validate it with validateOnly; change nothing' }),
+    yes: Flags.boolean({ char: 'y', description: 'Deploy to a production environment without a prompt' }),
+  };
+
+  public async run() {
+    const ctx = await this.context();
+    const { flags } = this;
+    const { planDeploy, runDeploy } = await import('../services/deploy/deploy.ts');
+    const { validationError } = await import('../lib/errors.ts');
+    const rate = flags['max-error-rate'] === undefined ? undefined : Number(flags['max-error-rate']);
+    if (rate !== undefined && !(rate >= 0 && rate <= 1))
+      throw validationError(`--max-error-rate: ${flags['max-error-rate']} is not between 0 and 1`);
+    const plan = planDeploy(ctx, {
+      canary: flags.canary,
+      image: flags.image,
+      source: flags.source,
+      steps: flags.steps?.split(',').map((s) => Number(s.trim())),
+      interval: flags.interval,
+      tag: flags.tag,
+      maxErrorRate: rate,
+      maxLatencyP95Ms: flags['max-latency-p95'],
+      failureLimit: flags['failure-limit'],
+      dryRun: flags['dry-run'],
+    });
+    if (!flags['dry-run'] && ctx.env.backend === 'gcp' && ctx.env.settings.production) {
+      await confirm(`Deploy ${plan.image ?? plan.source} to the PRODUCTION service ${plan.service} (${ctx.env.name})?`, {
+        yes: flags.yes,
+        action: `deploy to production environment "${ctx.env.name}"`,
+      });
+    }
+    if (!this.jsonEnabled()) {
+      this.logToStderr(
+        `Plan for ${plan.service} in ${plan.project}/${plan.region}: ${plan.canary ? `canary ${plan.steps.join('% → ')}%` : '100% after the health check'}`,
+      );
+    }
+    const result = await followStages(plan.stages, { json: this.jsonEnabled() }, (stages) => runDeploy(ctx, plan, { stages }));
+    if (result.dryRun) {
+      this.log(
+        `Dry run: ${result.firstDeploy ? 'would create' : 'would deploy to'} ${result.service} revision ${result.revision}; validated by Cloud Run, nothing changed.`,
+      );
+      for (const stage of plan.stages) this.log(`  - ${stage}`);
+    } else {
+      this.log(
+        `Deployed ${result.revision} to ${result.service}: ${result.trafficAfter.map((t) => `${t.revision ?? 'LATEST'} ${t.percent}%`).join(', ')}`,
+      );
+    }
+    return result;
+  }
+}

@@ -1,0 +1,64 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../lib/base-command.ts';
+import { runStages } from '../lib/progress.ts';
+import { confirm } from '../lib/prompt.ts';
+import { formatTable } from '../lib/render.ts';
+
+export default class Rollback extends BaseCommand<typeof Rollback> {
+  static override summary = 'Send all traffic of the Cloud Run service back to an earlier revision.';
+  static override description =
+    'Without --to, the ready revision created before the one serving most traffic. No canary steps; the revision is health-checked after and the rollback is recorded in deployment_history. --list shows the revisions with their traffic.';
+  static override examples = [
+    '<%= config.bin %> rollback --env staging --list',
+    '<%= config.bin %> rollback --env prod --yes',
+    '<%= config.bin %> rollback --env staging --to convergence-api-staging-00003-abc --json',
+  ];
+  static override flags = {
+    to: Flags.string({ description: 'Revision to roll back to (default: the previous ready revision)' }),
+    list: Flags.boolean({ description: 'List the revisions with their traffic; change nothing' }),
+    'dry-run': Flags.boolean({ description: 'Show what would change and validate it with validateOnly' }),
+    yes: Flags.boolean({ char: 'y', description: 'Roll back a production environment without a prompt' }),
+  };
+
+  public async run() {
+    const ctx = await this.context();
+    const { flags } = this;
+    const { listRevisions, rollback } = await import('../services/deploy/rollback.ts');
+    if (flags.list) {
+      const revisions = await listRevisions(ctx);
+      this.log(
+        formatTable(revisions, [
+          { header: 'revision', get: (r) => r.revision },
+          { header: 'created', get: (r) => r.created },
+          { header: 'ready', get: (r) => (r.ready ? 'yes' : 'no') },
+          { header: 'traffic', get: (r) => `${r.percent}%` },
+          { header: 'tags', get: (r) => r.tags.join(',') },
+        ]),
+      );
+      return { revisions };
+    }
+    if (!flags['dry-run'] && ctx.env.backend === 'gcp' && ctx.env.settings.production) {
+      await confirm(`Roll back the PRODUCTION service ${ctx.env.settings.service} (${ctx.env.name})${flags.to ? ` to ${flags.to}` : ''}?`, {
+        yes: flags.yes,
+        action: `roll back production environment "${ctx.env.name}"`,
+      });
+    }
+    const state = { result: undefined as Awaited<ReturnType<typeof rollback>> | undefined };
+    await runStages(
+      [
+        {
+          title: flags['dry-run'] ? 'Validate the rollback (dry run)' : 'Roll back, then health-check',
+          task: async (c, task) => {
+            c.result = await rollback(ctx, { to: flags.to, dryRun: flags['dry-run'] });
+            task.title = `${c.result.dryRun ? 'Would roll back' : 'Rolled back'} ${c.result.service} from ${c.result.from ?? '(none)'} to ${c.result.to}${c.result.healthy ? ' (healthy)' : ''}`;
+          },
+        },
+      ],
+      state,
+      { json: this.jsonEnabled() },
+    );
+    const result = state.result!;
+    this.log(`${result.dryRun ? 'Would route' : 'Routed'} 100% of ${result.service} to ${result.to} (was ${result.from ?? 'none'})`);
+    return result;
+  }
+}

@@ -1,0 +1,158 @@
+import { pinnedTraffic } from '../../backends/run-platform/gcp.ts';
+import type { RevisionInfo, RunPlatform, TrafficTarget } from '../../backends/run-platform/port.ts';
+import { ConvergenceError, ExitCode, notFoundError, usageError } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
+import { deployTarget, healthUrl, openPlatform, probeSettings, recordHistory, servingRevision } from './common.ts';
+import { healthGate, type ProbeUrlOf } from './probe.ts';
+
+export interface RevisionRow {
+  revision: string;
+  created: string;
+  ready: boolean;
+  percent: number;
+  tags: string[];
+  image: string | undefined;
+}
+
+export interface RollbackRequest {
+  to?: string | undefined;
+  dryRun: boolean;
+}
+
+export interface RollbackHooks {
+  probeUrl?: ProbeUrlOf;
+  platform?: RunPlatform;
+}
+
+export interface RollbackPlan {
+  env: string;
+  service: string;
+  from: string | undefined;
+  to: string;
+  trafficBefore: TrafficTarget[];
+  trafficAfter: TrafficTarget[];
+}
+
+export interface RollbackResult extends RollbackPlan {
+  dryRun: boolean;
+  healthy: boolean | undefined;
+  deploymentId: string | undefined;
+}
+
+async function withPlatform<R>(ctx: ServiceContext, hooks: RollbackHooks, work: (platform: RunPlatform) => Promise<R>): Promise<R> {
+  const handle = hooks.platform ? { platform: hooks.platform, close: async () => {} } : await openPlatform(deployTarget(ctx));
+  try {
+    return await work(handle.platform);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Revisions of the environment's service, newest first, with the traffic each one serves. */
+export async function listRevisions(ctx: ServiceContext, hooks: RollbackHooks = {}): Promise<RevisionRow[]> {
+  const target = deployTarget(ctx);
+  return withPlatform(ctx, hooks, async (platform) => {
+    const service = await platform.getService(target.service);
+    if (!service)
+      throw notFoundError(`Cloud Run service ${target.service} is not deployed`, {
+        suggestion: `run \`convergence deploy --env ${target.env}\``,
+      });
+    const revisions = await platform.listRevisions(target.service);
+    return revisions.map((r) => {
+      const statuses = service.trafficStatuses.filter((t) => t.revision === r.name);
+      return {
+        revision: r.name,
+        created: r.createTime.toISOString(),
+        ready: r.ready,
+        percent: statuses.reduce((sum, t) => sum + t.percent, 0),
+        tags: statuses.flatMap((t) => (t.tag ? [t.tag] : [])),
+        image: r.image,
+      };
+    });
+  });
+}
+
+/** The ready revision created before `current`, newest first. */
+export function previousReady(revisions: RevisionInfo[], current: string | undefined): RevisionInfo | undefined {
+  const newestFirst = [...revisions].sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
+  const at = newestFirst.findIndex((r) => r.name === current);
+  return newestFirst.slice(at + 1).find((r) => r.ready && r.name !== current);
+}
+
+/**
+ * Sends all traffic to an earlier revision at once (no canary steps): `--to`, else the ready
+ * revision created before the one serving most traffic. Health-checked after, and recorded.
+ */
+export async function rollback(ctx: ServiceContext, request: RollbackRequest, hooks: RollbackHooks = {}): Promise<RollbackResult> {
+  const target = deployTarget(ctx);
+  const startedAt = ctx.now();
+  return withPlatform(ctx, hooks, async (platform) => {
+    const service = await platform.getService(target.service);
+    if (!service) throw notFoundError(`Cloud Run service ${target.service} is not deployed: nothing to roll back`);
+    const revisions = await platform.listRevisions(target.service);
+    const from = servingRevision(service);
+    let to: RevisionInfo | undefined;
+    if (request.to) {
+      to = revisions.find((r) => r.name === request.to);
+      if (!to)
+        throw notFoundError(`revision ${request.to} of ${target.service} not found`, {
+          suggestion: `list them with \`convergence rollback --env ${target.env} --list\``,
+        });
+      if (!to.ready)
+        throw usageError(`revision ${request.to} is not ready and cannot serve traffic`, {
+          ...(to.message ? { data: { message: to.message } } : {}),
+        });
+    } else {
+      to = previousReady(revisions, from);
+      if (!to)
+        throw notFoundError(`no ready revision of ${target.service} older than ${from ?? 'the serving one'}`, {
+          suggestion: 'name one with --to',
+        });
+    }
+    const trafficBefore = pinnedTraffic(service);
+    // Tags of other revisions stay reachable at 0%; everything else goes to the target.
+    const trafficAfter: TrafficTarget[] = [
+      { revision: to.name, percent: 100 },
+      ...trafficBefore.filter((t) => t.tag).map((t) => ({ ...t, percent: 0 })),
+    ];
+    const plan: RollbackPlan = { env: target.env, service: target.service, from, to: to.name, trafficBefore, trafficAfter };
+    if (request.dryRun) {
+      await platform.setTraffic(target.service, trafficAfter, service.etag, { validateOnly: true });
+      return { ...plan, dryRun: true, healthy: undefined, deploymentId: undefined };
+    }
+    const after = await platform.setTraffic(target.service, trafficAfter, service.etag);
+    const probe = probeSettings(target.settings, hooks.probeUrl);
+    const gate = await healthGate(
+      healthUrl(probe, { service: target.service, revision: to.name, tag: undefined, uri: after?.uri ?? service.uri }),
+      {
+        attempts: 10,
+        needed: 2,
+        periodMs: 200,
+        timeoutMs: 5000,
+      },
+    );
+    const deploymentId = await recordHistory(ctx, target, {
+      kind: 'ROLLBACK',
+      status: gate.ok ? 'SUCCEEDED' : 'FAILED',
+      image: to.image,
+      revision: to.name,
+      previousRevision: from,
+      trafficBefore,
+      trafficAfter: after?.traffic ?? trafficAfter,
+      message: gate.ok ? undefined : `health check failed: ${gate.probes.at(-1)?.error}`,
+      startedAt,
+    });
+    if (!gate.ok) {
+      throw new ConvergenceError(
+        'ROLLBACK_UNHEALTHY',
+        ExitCode.deployAborted,
+        `rolled back to ${to.name}, but it fails its health check (${gate.probes.at(-1)?.error})`,
+        {
+          suggestion: `pick another revision with \`convergence rollback --env ${target.env} --list\` and --to`,
+          data: { to: to.name, from },
+        },
+      );
+    }
+    return { ...plan, trafficAfter: after?.traffic ?? trafficAfter, dryRun: false, healthy: true, deploymentId };
+  });
+}
