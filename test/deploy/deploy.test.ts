@@ -1,7 +1,7 @@
 /** deploy against the Cloud Run fakes: canary to 100%, automatic rollback, etag retry, first deploy, dry run. */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -220,6 +220,27 @@ describe('deploy --canary', () => {
     const [refused, retried] = [sent[2]!.request.service as { etag: string }, sent[3]!.request.service as { etag: string }];
     assert.deepEqual(retried, { ...refused, etag: retried.etag }, 'the same whole list is re-applied');
     assert.notEqual(retried.etag, refused.etag);
+  });
+
+  it('--source builds with gcloud builds submit (a recording stand-in on PATH) and deploys the pushed image', async () => {
+    const bin = path.join(root, 'fake-bin');
+    await mkdir(bin, { recursive: true });
+    const record = path.join(bin, 'calls.log');
+    await writeFile(path.join(bin, 'gcloud'), `#!/bin/sh\necho "$@" >> '${record}'\nexit 0\n`);
+    await chmod(path.join(bin, 'gcloud'), 0o755);
+    setEnv('PATH', `${bin}${path.delimiter}${process.env.PATH}`);
+    try {
+      const { result } = await deploy({ image: undefined, source: root, canary: false });
+      const calls = (await readFile(record, 'utf8')).trim().split('\n');
+      assert.equal(calls.length, 1);
+      assert.match(calls[0]!, new RegExp(`^builds submit ${root} --tag \\S+ --project ${CLOUD_PROJECT} --quiet$`));
+      const image = calls[0]!.split(' ')[4];
+      assert.equal(result.image, image);
+      const revision = fakes.run.revisions(SERVICE_NAME)[0] as { containers: Array<{ image: string }> };
+      assert.equal(revision.containers[0]!.image, image);
+    } finally {
+      setEnv('PATH', saved.PATH);
+    }
   });
 
   it('rolls back when the new revision never turns ready', async () => {
