@@ -1,4 +1,4 @@
-import { ConvergenceError, usageError, type ExitCodeValue } from '../lib/errors.ts';
+import { ConvergenceError, ExitCode, usageError, type ExitCodeValue } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { DispatchResult } from '../services/dispatch.ts';
 import type { CleanupResult } from '../services/maintenance.ts';
@@ -136,6 +136,15 @@ export async function dispatchTask(rt: JobRuntime): Promise<DispatchResult> {
     `dispatch task ${result.taskIndex}/${result.taskCount}: ${result.due} due, ${result.assigned} assigned, ${result.succeeded} succeeded, ${result.failed} failed, ${result.skipped} skipped`,
     { due: result.due, assigned: result.assigned, succeeded: result.succeeded, failed: result.failed, skipped: result.skipped },
   );
+  if (rt.signal.aborted) {
+    // Stopped by SIGTERM: the schedules not reached stay due for the next dispatcher.
+    throw new ConvergenceError(
+      'DISPATCH_INTERRUPTED',
+      ExitCode.pipelineFailed,
+      'dispatch was interrupted; schedules not reached stay due',
+      { data: { ...result } },
+    );
+  }
   return result;
 }
 
