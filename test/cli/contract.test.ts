@@ -10,9 +10,12 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { manifestCommandIds, mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { randomUUID } from 'node:crypto';
 import { createRun } from '../../src/services/runs/store.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 after(cleanupAll);
@@ -81,6 +84,13 @@ describe('help', () => {
       'quota:show',
       'quota:reset',
       'maintenance:cleanup-orphans',
+      'job',
+      'scheduler:setup',
+      'scheduler:list',
+      'scheduler:run',
+      'scheduler:delete',
+      'deploy',
+      'rollback',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
     }
@@ -106,19 +116,26 @@ describe('--json on every command', () => {
   let ws: string;
   const covered = new Set<string>();
 
+  let cloud: CloudFakes;
   before(async () => {
     base = await makeTempDir('json');
     ws = path.join(base, 'ws');
+    cloud = await startCloudFakes();
   });
+  after(() => cloud.stop());
 
   /** Runs one successful invocation with --json and returns its result. */
   async function ok<R = Record<string, unknown>>(
     id: string,
     args: string[] = [],
-    options: { cwd?: string; input?: string } = {},
+    options: { cwd?: string; input?: string; env?: Record<string, string> } = {},
   ): Promise<R> {
     const argv = [...id.split(':'), ...args, '--json'];
-    const r = await runCli(argv, { cwd: options.cwd ?? ws, ...(options.input === undefined ? {} : { input: options.input }) });
+    const r = await runCli(argv, {
+      cwd: options.cwd ?? ws,
+      ...(options.input === undefined ? {} : { input: options.input }),
+      ...(options.env ? { env: options.env } : {}),
+    });
     assert.equal(r.exitCode, 0, `${argv.join(' ')}\n${show(r)}`);
     const env = envelopeOf(r, argv.join(' '));
     assert.equal(env.status, 0);
@@ -243,6 +260,31 @@ describe('--json on every command', () => {
     assert.equal(quota.tenantId, 'json_co');
     await ok('quota:reset', ['--tenant', 'json_co', '--yes']);
     await ok('maintenance:cleanup-orphans', ['--dry-run']);
+    await ok('job', ['reset-quotas', '--tenant', 'json_co']);
+    const plan = await ok<unknown[]>('scheduler:setup');
+    assert.ok(plan);
+    await ok('scheduler:list');
+    await ok('scheduler:run', ['reset-daily-quotas']);
+    // Commands that only act on a cloud environment run against the Google fakes.
+    await appendFile(
+      path.join(ws, 'convergence.yaml'),
+      `${cloud.yaml('cloud')}    job: convergence-pipeline-cloud\n    service_account: convergence@demo-project.iam.gserviceaccount.com\n`,
+    );
+    await ok('scheduler:setup', ['--env', 'cloud'], { env: cloud.vars });
+    await ok('scheduler:delete', ['dispatch-tenant-pipelines', '--env', 'cloud', '--yes'], { env: cloud.vars });
+    const health = http.createServer((_req, res) => res.end('{"status":"ok"}'));
+    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', resolve));
+    try {
+      const deployEnv = { ...cloud.vars, CONVERGENCE_PROBE_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}` };
+      await ok('bootstrap', ['--env', 'cloud'], { env: deployEnv });
+      await ok('deploy', ['--env', 'cloud', '--image', 'img:1'], { env: deployEnv });
+      await ok('deploy', ['--env', 'cloud', '--image', 'img:2', '--canary', '--steps', '50,100', '--interval', '200ms'], {
+        env: deployEnv,
+      });
+      await ok('rollback', ['--env', 'cloud', '--yes'], { env: deployEnv });
+    } finally {
+      health.close();
+    }
     const deleted = await ok<{ tenantId: string; keysRevoked: number }>('tenant:delete', ['json_co', '--yes']);
     assert.deepEqual([deleted.tenantId, deleted.keysRevoked], ['json_co', 1]);
   });
