@@ -46,7 +46,9 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
   await requireTenant(rt.ctx, input.tenant);
   const bundle = await loadActiveBundle(rt.ctx, input.tenant, input.pipeline, input.configVersion);
   const { randomUUID } = await import('node:crypto');
-  const runId = randomUUID();
+  // A remote start (pipeline run --remote) names the run id up front so it can follow the run row.
+  const { assertRunId } = await import('../services/runs/store.ts');
+  const runId = process.env.CONVERGENCE_RUN_ID ? assertRunId(process.env.CONVERGENCE_RUN_ID) : randomUUID();
   log.label({ run_id: runId });
   log.info(`starting run ${runId} of ${input.tenant}/${input.pipeline} with pushed config ${bundle.version}`, {
     configVersion: bundle.version,

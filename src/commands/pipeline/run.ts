@@ -3,6 +3,7 @@ import { BaseCommand } from '../../lib/base-command.ts';
 import { ConvergenceError, usageError, type ExitCodeValue } from '../../lib/errors.ts';
 import { formatTable } from '../../lib/render.ts';
 import type { RunPlan } from '../../services/pipelines/plan.ts';
+import type { RemoteRunResult } from '../../services/pipelines/remote.ts';
 import type { RunSummary, StepSummary } from '../../services/pipelines/run.ts';
 
 import { formatBytes, formatDuration } from '../../services/runs/display.ts';
@@ -19,6 +20,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --dry-run',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --run-date 2025-01-31 --param region=eu',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --full-refresh --json',
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --env prod --remote --wait',
   ];
   static override args = { pipeline_id: Args.string({ description: 'Pipeline id (configs/<tenant>/pipelines/<id>.yml)', required: true }) };
   static override flags = {
@@ -27,9 +29,15 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     'full-refresh': Flags.boolean({ description: 'Ignore incremental cursors (append destinations are replaced)' }),
     param: Flags.string({ description: 'Template variable for {{ name }} as name=value (repeatable)', multiple: true }),
     'run-date': Flags.string({ description: 'Value of {{ run_date }} as YYYY-MM-DD (default: today, UTC)' }),
+    remote: Flags.boolean({ description: 'Run the pushed config on Cloud Run Jobs of a cloud --env instead of here' }),
+    wait: Flags.boolean({
+      description: 'With --remote: follow the execution to its end and exit with its exit code',
+      dependsOn: ['remote'],
+    }),
   };
 
-  public async run(): Promise<RunPlan | RunSummary> {
+  public async run(): Promise<RunPlan | RunSummary | RemoteRunResult> {
+    if (this.flags.remote) return this.runRemote();
     const params: Record<string, string> = {};
     for (const pair of this.flags.param ?? []) {
       const eq = pair.indexOf('=');
@@ -122,6 +130,36 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       );
     }
     return summary;
+  }
+
+  private async runRemote(): Promise<RemoteRunResult> {
+    if (this.flags['dry-run'] || this.flags['full-refresh'] || this.flags.param?.length || this.flags['run-date']) {
+      throw usageError('--remote runs the pushed config as it is; --dry-run, --full-refresh, --param and --run-date apply to local runs');
+    }
+    const ctx = await this.context();
+    const { startRemoteRun } = await import('../../services/pipelines/remote.ts');
+    const result = await startRemoteRun(ctx, {
+      tenantId: this.flags.tenant,
+      pipelineId: this.args.pipeline_id,
+      wait: this.flags.wait,
+      onProgress: (text) => {
+        if (!this.jsonEnabled()) process.stderr.write(`${text}\n`);
+      },
+    });
+    this.log(`Run ${result.runId}: execution ${result.execution} of job ${result.job} ${result.state} (config ${result.configVersion}).`);
+    if (result.logUri) this.log(`Logs: ${result.logUri}`);
+    if (this.flags.wait && result.exitCode !== 0) {
+      throw new ConvergenceError(
+        result.run?.status === 'FAILED' ? 'RUN_FAILED' : 'REMOTE_RUN_FAILED',
+        result.exitCode as ExitCodeValue,
+        `remote run ${result.runId} ended ${result.run?.status ?? result.state}${result.run?.errorMessage ? `: ${result.run.errorMessage}` : ''}`,
+        {
+          suggestion: `see \`convergence pipeline logs ${result.runId} --env ${ctx.env.name}\`${result.logUri ? ` and ${result.logUri}` : ''}`,
+          data: { remote: result },
+        },
+      );
+    }
+    return result;
   }
 }
 

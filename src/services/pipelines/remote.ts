@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ExecutionInfo } from '../../backends/run-platform/port.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
+import { getRun, type RunRecord } from '../runs/store.ts';
+import { requireTenant } from '../tenants.ts';
+import { loadBundle } from './bundle.ts';
+import { loadActiveBundle } from './push.ts';
+
+export interface RemoteRunInput {
+  tenantId: string;
+  pipelineId: string;
+  wait: boolean;
+  /** How often to look at the execution while waiting. */
+  pollMs?: number;
+  /** Give up following after this long (default: the pipeline's timeout plus 10 minutes). */
+  deadlineMs?: number;
+  onProgress?(text: string): void;
+}
+
+export interface RemoteRunResult {
+  runId: string;
+  job: string;
+  execution: string;
+  configVersion: string;
+  state: ExecutionInfo['state'] | 'STARTED';
+  logUri: string | null;
+  /** The run row the container wrote, once the execution has ended (with --wait). */
+  run: RunRecord | null;
+  exitCode: number;
+}
+
+/**
+ * Starts the pushed configuration of a pipeline as a Cloud Run Jobs execution (the container
+ * runs `convergence job run-pipeline`) and, with `wait`, follows it to its end under a deadline.
+ * The run id is chosen here and handed to the container, so the run row it writes tells the
+ * exact outcome and exit code.
+ */
+export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput): Promise<RemoteRunResult> {
+  const env = ctx.env;
+  if (env.backend !== 'gcp') {
+    throw usageError(`--remote runs on Cloud Run Jobs; "${env.name}" is a local environment`, {
+      suggestion: 'pass --env <cloud environment>, or drop --remote to run here',
+    });
+  }
+  const job = env.settings.job;
+  if (!job) {
+    throw new ConvergenceError(
+      'CONFIG_MISSING',
+      ExitCode.usage,
+      `environment "${env.name}" has no job (the Cloud Run job that runs pipelines)`,
+      {
+        suggestion: `set environments.${env.name}.job in convergence.yaml`,
+      },
+    );
+  }
+  await requireTenant(ctx, input.tenantId);
+  const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
+  const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
+  if (local && local.version !== pushed.version) {
+    ctx.warn(
+      `the workspace differs from pushed version ${pushed.version}; the remote run executes what was pushed (run \`pipeline push\` first)`,
+    );
+  }
+
+  const runId = randomUUID();
+  const timeoutMs = parseDuration(pushed.pipeline.timeout, 'timeout');
+  const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
+  const { GcpRunPlatform } = await import('../../backends/run-platform/gcp.ts');
+  const platform = new GcpRunPlatform(createGcpClients(gcpTarget(env.settings)));
+  try {
+    const { execution } = await platform.runJob(job, {
+      args: ['job', 'run-pipeline'],
+      env: {
+        CONVERGENCE_ENV: env.name,
+        CONVERGENCE_TENANT: input.tenantId,
+        CONVERGENCE_PIPELINE: input.pipelineId,
+        CONVERGENCE_CONFIG_VERSION: pushed.version,
+        CONVERGENCE_RUN_ID: runId,
+      },
+      taskCount: 1,
+      timeoutSeconds: Math.ceil(timeoutMs / 1000),
+    });
+    input.onProgress?.(`execution ${execution} of job ${job} started (run ${runId})`);
+    const base = { runId, job, execution, configVersion: pushed.version };
+    if (!input.wait) return { ...base, state: 'STARTED', logUri: null, run: null, exitCode: 0 };
+
+    const deadline = Date.now() + (input.deadlineMs ?? timeoutMs + 10 * 60_000);
+    for (;;) {
+      const info = await platform.getExecution(job, execution);
+      if (info.state !== 'RUNNING') {
+        const run = await getRun(ctx, runId).catch(() => null);
+        const exitCode = run?.exitCode ?? (info.state === 'SUCCEEDED' ? 0 : ExitCode.pipelineFailed);
+        return { ...base, state: info.state, logUri: info.logUri ?? null, run, exitCode };
+      }
+      if (Date.now() >= deadline) {
+        throw new ConvergenceError(
+          'REMOTE_WAIT_DEADLINE',
+          ExitCode.unexpected,
+          `execution ${execution} still running after the wait deadline`,
+          {
+            suggestion: `follow it with \`convergence pipeline status ${runId} --env ${env.name}\`${info.logUri ? ` or ${info.logUri}` : ''}`,
+            data: { runId, execution, logUri: info.logUri ?? null },
+          },
+        );
+      }
+      input.onProgress?.(`execution ${execution}: ${info.state} (${info.succeededCount}/${info.taskCount} tasks done)`);
+      await sleep(input.pollMs ?? 5_000);
+    }
+  } finally {
+    await platform.close();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * pipeline run --remote: the pushed config started as a Cloud Run Jobs execution and followed to
+ * its end. The fake Run job plays the container: it runs the pushed pipeline in process with the
+ * run id and config version it was handed, as `convergence job run-pipeline` does.
+ */
+import '../fakes/env-guard.ts';
+import { JobsClient } from '@google-cloud/run';
+import * as grpc from '@grpc/grpc-js';
+import { PassThroughClient } from 'google-auth-library';
+import assert from 'node:assert/strict';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { bootstrap } from '../../src/services/bootstrap.ts';
+import { installExample } from '../../src/services/example.ts';
+import { loadActiveBundle, pushPipelines } from '../../src/services/pipelines/push.ts';
+import { startRemoteRun } from '../../src/services/pipelines/remote.ts';
+import { runPipeline } from '../../src/services/pipelines/run.ts';
+import { createTenant } from '../../src/services/tenants.ts';
+import { rejectsWith } from '../helpers/assertions.ts';
+import { newWorkspace, withContext } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
+
+const TENANT = 'acme_corp';
+const JOB = 'convergence-pipeline-cloud';
+let fakes: CloudFakes;
+let root: string;
+const saved: Record<string, string | undefined> = {};
+const calls: RunJobCall[] = [];
+
+before(async () => {
+  fakes = await startCloudFakes();
+  for (const [k, v] of Object.entries(fakes.vars)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  root = await newWorkspace('remote');
+  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n  bare:\n    project: ${CLOUD_PROJECT}\n`);
+  await installExample(root);
+  await withContext(
+    root,
+    async (ctx) => {
+      await bootstrap(ctx);
+      await createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
+      await pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' });
+    },
+    { env: 'cloud' },
+  );
+  const jobs = new JobsClient({
+    apiEndpoint: '127.0.0.1',
+    port: fakes.grpc.port,
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: new PassThroughClient(),
+  });
+  try {
+    const [operation] = await jobs.createJob({
+      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+      jobId: JOB,
+      job: { template: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } } },
+    });
+    await operation.promise();
+  } finally {
+    await jobs.close();
+  }
+  // As on Run, an execution is still running when RunJob returns; it ends a few looks later.
+  fakes.run.setExecutionPolls(2);
+  fakes.run.onRunJob(async (call) => {
+    calls.push(call);
+    const summary = await withContext(
+      root,
+      async (ctx) =>
+        runPipeline(ctx, {
+          tenantId: call.env['CONVERGENCE_TENANT']!,
+          pipelineId: call.env['CONVERGENCE_PIPELINE']!,
+          bundle: await loadActiveBundle(
+            ctx,
+            call.env['CONVERGENCE_TENANT']!,
+            call.env['CONVERGENCE_PIPELINE']!,
+            call.env['CONVERGENCE_CONFIG_VERSION'],
+          ),
+          runId: call.env['CONVERGENCE_RUN_ID']!,
+          trigger: 'remote',
+        }),
+      { env: call.env['CONVERGENCE_ENV']! },
+    );
+    return summary.exitCode === 0
+      ? { succeeded: 1, logUri: 'https://console.cloud.google.com/logs/fake' }
+      : { failed: 1, message: `exit ${summary.exitCode}` };
+  });
+});
+after(async () => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await fakes.stop();
+  await cleanupAll();
+});
+
+const remote = (env: string, wait = true) =>
+  withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait, pollMs: 10 }), { env });
+
+describe('pipeline run --remote', () => {
+  it('starts the pushed config on the Run job and follows it to the run row it wrote', async () => {
+    const result = await remote('cloud');
+    assert.equal(result.state, 'SUCCEEDED');
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.run?.status, 'COMPLETE');
+    assert.equal(result.run?.configVersion, result.configVersion);
+    assert.equal(result.logUri, 'https://console.cloud.google.com/logs/fake');
+    const call = calls.at(-1)!;
+    assert.deepEqual(call.args, ['job', 'run-pipeline']);
+    assert.equal(call.env['CONVERGENCE_RUN_ID'], result.runId);
+    assert.equal(call.env['CONVERGENCE_CONFIG_VERSION'], result.configVersion);
+    assert.equal(call.taskCount, 1);
+  });
+
+  it("exits with the remote run's own exit code (4 for data quality) and without --wait only starts it", async () => {
+    const file = path.join(root, 'configs', TENANT, 'pipelines', 'p_usage_daily.yml');
+    const original = await readFile(file, 'utf8');
+    await writeFile(
+      file,
+      original.replace(
+        '{ check: range, column: cost_usd, min: 0, max: 100, severity: warn }',
+        '{ check: range, column: cost_usd, min: 0, max: 100 }',
+      ),
+    );
+    try {
+      await withContext(root, (ctx) => pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }), { env: 'cloud' });
+      const failed = await remote('cloud');
+      assert.equal(failed.state, 'FAILED');
+      assert.equal(failed.exitCode, 4);
+      assert.equal(failed.run?.status, 'FAILED');
+      const started = await remote('cloud', false);
+      assert.equal(started.state, 'STARTED');
+      assert.equal(started.run, null);
+    } finally {
+      await writeFile(file, original);
+    }
+  });
+
+  it('refuses a local env, an env without a job, and a pipeline that was never pushed', async () => {
+    await rejectsWith(remote('local'), 2, /--remote runs on Cloud Run Jobs/);
+    await rejectsWith(remote('bare'), 2, /has no job/);
+    await rejectsWith(
+      withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_api', wait: true }), { env: 'cloud' }),
+      8,
+      /no pushed pipeline "p_usage_api"/,
+    );
+  });
+});
