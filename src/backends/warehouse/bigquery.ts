@@ -19,6 +19,7 @@ import {
   type TableInfo,
 } from './bigquery/sql.ts';
 import { fieldTypeOf, inferType, queryParameter } from './bigquery/values.ts';
+import { assertSelect } from './where.ts';
 import type {
   FieldSpec,
   FieldType,
@@ -272,17 +273,7 @@ export class BigQueryWarehouse implements Warehouse {
   }
 
   async select(dataset: string, table: string, options: SelectOptions = {}): Promise<Row[]> {
-    assertIdentifier('dataset', dataset);
-    assertIdentifier('table', table);
-    for (const name of [...(options.columns ?? []), ...Object.keys(options.where ?? {}), ...(options.orderBy ?? []).map((o) => o[0])]) {
-      assertIdentifier('column', name);
-    }
-    for (const [, direction] of options.orderBy ?? []) {
-      if (direction !== 'asc' && direction !== 'desc')
-        throw validationError(`order direction must be asc or desc, got ${JSON.stringify(direction)}`);
-    }
-    assertCount('limit', options.limit);
-    assertCount('offset', options.offset);
+    assertSelect(dataset, table, options);
     let params = new Params();
     const sql = await this.#withInfo(dataset, table, (info) => {
       params = new Params();
@@ -447,9 +438,3 @@ export class BigQueryWarehouse implements Warehouse {
 }
 
 const TYPES = new Set<FieldType>(['STRING', 'INT64', 'FLOAT64', 'NUMERIC', 'BOOL', 'TIMESTAMP', 'DATE', 'JSON', 'BYTES']);
-
-function assertCount(kind: string, value: number | undefined): void {
-  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-    throw validationError(`${kind} must be a non-negative integer, got ${value}`);
-  }
-}

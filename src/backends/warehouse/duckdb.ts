@@ -7,7 +7,6 @@ import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validati
 import { loadInto } from './duckdb/load.ts';
 import {
   applyWriteOp,
-  assertCount,
   checkOp,
   fieldType,
   inTransaction,
@@ -24,6 +23,7 @@ import {
   whereClause,
 } from './duckdb/session.ts';
 import type { FieldSpec, LoadRequest, LoadResult, Row, Scalar, SelectOptions, TableSpec, Warehouse, Where, WriteOp } from './port.ts';
+import { assertSelect } from './where.ts';
 
 export { translatePlaceholders };
 
@@ -233,17 +233,7 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   async select(dataset: string, table: string, options: SelectOptions = {}): Promise<Row[]> {
-    assertIdentifier('dataset', dataset);
-    assertIdentifier('table', table);
-    for (const name of [...(options.columns ?? []), ...Object.keys(options.where ?? {}), ...(options.orderBy ?? []).map((o) => o[0])]) {
-      assertIdentifier('column', name);
-    }
-    for (const [, direction] of options.orderBy ?? []) {
-      if (direction !== 'asc' && direction !== 'desc')
-        throw validationError(`order direction must be asc or desc, got ${JSON.stringify(direction)}`);
-    }
-    assertCount('limit', options.limit);
-    assertCount('offset', options.offset);
+    assertSelect(dataset, table, options);
     return this.#session(async (s) => {
       const t = await s.table(dataset, table);
       const params = new Params();

@@ -2,6 +2,7 @@ import type { QueryParameter, TableField } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { validationError } from '../../../lib/errors.ts';
 import type { FieldSpec, FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
+import { whereTerms } from '../where.ts';
 import { fieldTypeOf, queryParameter } from './values.ts';
 
 /** SQL building blocks of the BigQuery warehouse: quoting, typed parameters and the DML statements. */
@@ -75,45 +76,13 @@ export const fieldSpecs = (info: TableInfo): FieldSpec[] =>
   info.columns.map((c) => ({ name: c.name, type: c.type, mode: c.mode === 'REQUIRED' ? 'REQUIRED' : 'NULLABLE' }));
 
 /** Conjunction of the conditions; an empty Where is TRUE (BigQuery's UPDATE and DELETE need a WHERE). */
+/** Conjunction of the conditions; an empty Where is TRUE (BigQuery's UPDATE and DELETE need a WHERE). */
 export function whereSql(where: Where | undefined, table: TableInfo, params: Params): string {
-  const terms: string[] = [];
-  for (const [name, condition] of Object.entries(where ?? {})) {
+  const terms = whereTerms(where, (name) => {
     const column = table.column(name);
-    const col = bq(column.name);
     const what = `column ${table.dataset}.${table.table}.${column.name}`;
-    const cmp =
-      condition !== null && typeof condition === 'object' && !(condition instanceof Date)
-        ? condition
-        : { op: '=' as const, value: condition };
-    switch (cmp.op) {
-      case 'is null':
-        terms.push(`${col} IS NULL`);
-        break;
-      case 'is not null':
-        terms.push(`${col} IS NOT NULL`);
-        break;
-      case 'in':
-        if (!Array.isArray(cmp.values)) throw validationError(`"in" on column ${name} needs a values array`);
-        terms.push(cmp.values.length === 0 ? 'FALSE' : `${col} IN (${cmp.values.map((v) => params.add(v, column.type, what)).join(', ')})`);
-        break;
-      case '=':
-      case '!=':
-      case '<':
-      case '<=':
-      case '>':
-      case '>=':
-        if (cmp.value === null) {
-          if (cmp.op === '=') terms.push(`${col} IS NULL`);
-          else if (cmp.op === '!=') terms.push(`${col} IS NOT NULL`);
-          else throw validationError(`cannot compare column ${name} with null using ${cmp.op}`);
-        } else {
-          terms.push(`${col} ${cmp.op} ${params.add(cmp.value, column.type, what)}`);
-        }
-        break;
-      default:
-        throw validationError(`unknown comparison operator on column ${name}`);
-    }
-  }
+    return { sql: bq(column.name), bind: (value) => params.add(value, column.type, what) };
+  });
   return terms.length ? terms.join(' AND ') : 'TRUE';
 }
 

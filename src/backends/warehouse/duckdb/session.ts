@@ -14,6 +14,7 @@ import {
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { notFoundError, validationError } from '../../../lib/errors.ts';
 import type { FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
+import { whereTerms } from '../where.ts';
 
 /** SQL building blocks of the DuckDB warehouse: one connection's session, bound values, DML. */
 export const SQL_TYPE: Record<FieldType, string> = {
@@ -213,50 +214,11 @@ export class Session {
 export type TableHandle = Awaited<ReturnType<Session['table']>>;
 
 export function whereClause(where: Where | undefined, table: TableHandle, params: Params): string {
-  const terms: string[] = [];
-  for (const [name, condition] of Object.entries(where ?? {})) {
+  const terms = whereTerms(where, (name) => {
     const column = table.column(name);
-    const col = q(column.name);
-    const cmp =
-      condition !== null && typeof condition === 'object' && !(condition instanceof Date)
-        ? condition
-        : { op: '=' as const, value: condition };
-    switch (cmp.op) {
-      case 'is null':
-        terms.push(`${col} IS NULL`);
-        break;
-      case 'is not null':
-        terms.push(`${col} IS NOT NULL`);
-        break;
-      case 'in':
-        if (!Array.isArray(cmp.values)) throw validationError(`"in" on column ${name} needs a values array`);
-        terms.push(cmp.values.length === 0 ? 'FALSE' : `${col} IN (${cmp.values.map((v) => params.add(v, column)).join(', ')})`);
-        break;
-      case '=':
-      case '!=':
-      case '<':
-      case '<=':
-      case '>':
-      case '>=':
-        if (cmp.value === null) {
-          if (cmp.op === '=') terms.push(`${col} IS NULL`);
-          else if (cmp.op === '!=') terms.push(`${col} IS NOT NULL`);
-          else throw validationError(`cannot compare column ${name} with null using ${cmp.op}`);
-        } else {
-          terms.push(`${col} ${cmp.op} ${params.add(cmp.value, column)}`);
-        }
-        break;
-      default:
-        throw validationError(`unknown comparison operator on column ${name}`);
-    }
-  }
+    return { sql: q(column.name), bind: (value) => params.add(value, column) };
+  });
   return terms.length ? ` WHERE ${terms.join(' AND ')}` : '';
-}
-
-export function assertCount(kind: string, value: number | undefined): void {
-  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-    throw validationError(`${kind} must be a non-negative integer, got ${value}`);
-  }
 }
 
 export async function insertRows(s: Session, dataset: string, table: string, rows: Row[]): Promise<void> {
