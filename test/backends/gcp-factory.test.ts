@@ -13,22 +13,13 @@ import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 
 let fakes: CloudFakes;
 let root: string;
-const saved: Record<string, string | undefined> = {};
 
 before(async () => {
-  fakes = await startCloudFakes();
-  for (const [k, v] of Object.entries(fakes.vars)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('gcp-factory');
   await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}  bare:\n    project: demo-project\n`);
 });
 after(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
   await fakes.stop();
   await cleanupAll();
 });

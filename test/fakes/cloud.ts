@@ -33,7 +33,11 @@ export interface CloudFakes {
   stop(): Promise<void>;
 }
 
-export async function startCloudFakes(): Promise<CloudFakes> {
+/**
+ * `pointProcess` sets the client factory's variables in this process (for in-process service
+ * tests) and `stop()` puts the previous values back.
+ */
+export async function startCloudFakes(options: { pointProcess?: boolean } = {}): Promise<CloudFakes> {
   const kms = new KmsFake();
   kms.createKey(CLOUD_KEY);
   const secretManager = new SecretManagerFake({ projects: { [CLOUD_PROJECT]: '123456789012' } });
@@ -49,6 +53,13 @@ export async function startCloudFakes(): Promise<CloudFakes> {
     METADATA_SERVER_DETECTION: 'none',
     GCE_METADATA_HOST: '127.0.0.1:1',
   };
+  const previous = new Map<string, string | undefined>();
+  if (options.pointProcess) {
+    for (const [name, value] of Object.entries(vars)) {
+      previous.set(name, process.env[name]);
+      process.env[name] = value;
+    }
+  }
   return {
     kms,
     secretManager,
@@ -70,6 +81,10 @@ export async function startCloudFakes(): Promise<CloudFakes> {
         '',
       ].join('\n'),
     stop: async () => {
+      for (const [name, value] of previous) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
       await grpc.stop();
       await gcs.close();
       await bigquery.stop();

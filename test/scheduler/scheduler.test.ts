@@ -30,7 +30,6 @@ const jobName = (env: string, id: string) => `${PARENT}/jobs/convergence-${env}-
 
 let fakes: CloudFakes;
 let root: string;
-const saved: Record<string, string | undefined> = {};
 let envCounter = 0;
 
 /** A fresh cloud environment per test, so jobs of one test never meet another's. */
@@ -64,18 +63,10 @@ async function expectExit(promise: Promise<unknown>, exitCode: number): Promise<
 }
 
 before(async () => {
-  fakes = await startCloudFakes();
-  for (const [k, v] of Object.entries(fakes.vars)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('scheduler');
 });
 after(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
   await fakes.stop();
   await cleanupAll();
 });

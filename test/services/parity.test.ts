@@ -21,23 +21,14 @@ import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 const TENANT = 'acme_corp';
 let fakes: CloudFakes;
 let root: string;
-const saved: Record<string, string | undefined> = {};
 
 before(async () => {
-  fakes = await startCloudFakes();
-  for (const [k, v] of Object.entries(fakes.vars)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('parity');
   await appendFile(path.join(root, 'convergence.yaml'), fakes.yaml('cloud'));
   await installExample(root);
 });
 after(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
   await fakes.stop();
   await cleanupAll();
 });

@@ -27,15 +27,10 @@ const TENANT = 'acme_corp';
 const JOB = 'convergence-pipeline-cloud';
 let fakes: CloudFakes;
 let root: string;
-const saved: Record<string, string | undefined> = {};
 const calls: RunJobCall[] = [];
 
 before(async () => {
-  fakes = await startCloudFakes();
-  for (const [k, v] of Object.entries(fakes.vars)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
+  fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('remote');
   await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n  bare:\n    project: ${CLOUD_PROJECT}\n`);
   await installExample(root);
@@ -91,10 +86,6 @@ before(async () => {
   });
 });
 after(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
   await fakes.stop();
   await cleanupAll();
 });
