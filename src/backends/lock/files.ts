@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConvergenceError, ExitCode, validationError } from '../../lib/errors.ts';
 import type { AcquireOptions, AcquireResult, Lease, Lock, LockHolder } from './port.ts';
+import { assertTtl, holderOf, leaseOf, lockLost } from './records.ts';
 
 /**
  * Leases as files in one folder, per key:
@@ -48,34 +49,7 @@ function parse(raw: string): LockRecord | undefined {
   }
 }
 
-function holderOf(record: LockRecord): LockHolder {
-  const holder: LockHolder = {
-    owner: record.owner,
-    token: record.token,
-    acquiredAt: new Date(record.acquiredAt),
-    expiresAt: new Date(record.expiresAt),
-  };
-  if (record.info) holder.info = { ...record.info };
-  return holder;
-}
-
-const leaseOf = (record: LockRecord): Lease => ({ ...holderOf(record), key: record.key });
 const expired = (record: LockRecord) => Date.parse(record.expiresAt) <= Date.now();
-
-function assertTtl(ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw validationError(`lock ttl must be a positive number of ms, got ${ttlMs}`);
-}
-
-function lockLost(lease: Lease, record: LockRecord | undefined): ConvergenceError {
-  return new ConvergenceError(
-    'LOCK_LOST',
-    ExitCode.alreadyRunning,
-    `lease on ${lease.key} (token ${lease.token}) expired or was taken over`,
-    {
-      data: { key: lease.key, token: lease.token, holder: record ? holderOf(record) : null },
-    },
-  );
-}
 
 interface Paths {
   lockFile: string;
@@ -151,7 +125,7 @@ export class FileLock implements Lock {
     const paths = await this.#paths(lease.key);
     return this.#guarded(paths, async () => {
       const record = (await this.#read(paths.lockFile))?.record;
-      if (!record || !this.#same(record, lease) || expired(record)) throw lockLost(lease, record);
+      if (!record || !this.#same(record, lease) || expired(record)) throw lockLost(lease, record ? holderOf(record) : null);
       const renewed: LockRecord = { ...record, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
       await this.#writeAtomic(paths.lockFile, JSON.stringify(renewed));
       return leaseOf(renewed);

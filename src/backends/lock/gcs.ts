@@ -3,6 +3,7 @@ import type { Storage } from '@google-cloud/storage';
 import { ConvergenceError, ExitCode, validationError } from '../../lib/errors.ts';
 import { toConvergenceError } from '../gcp/errors.ts';
 import type { AcquireOptions, AcquireResult, Lease, Lock, LockHolder } from './port.ts';
+import { assertTtl, holderOf, leaseOf, lockLost } from './records.ts';
 
 /**
  * Leases as Cloud Storage objects, one per key: `<prefix><encodeURIComponent(key)>.json`, whose
@@ -77,35 +78,6 @@ function parse(raw: string, key: string): LeaseRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-function holderOf(record: LeaseRecord): LockHolder {
-  const holder: LockHolder = {
-    owner: record.owner,
-    token: record.token,
-    acquiredAt: new Date(record.acquiredAt),
-    expiresAt: new Date(record.expiresAt),
-  };
-  if (record.info) holder.info = { ...record.info };
-  return holder;
-}
-
-const leaseOf = (record: LeaseRecord): Lease => ({ ...holderOf(record), key: record.key });
-
-function assertTtl(ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw validationError(`lock ttl must be a positive number of ms, got ${ttlMs}`);
-}
-
-function lockLost(lease: Lease, record: LeaseRecord | undefined): ConvergenceError {
-  const holder = record?.state === 'held' ? holderOf(record) : null;
-  return new ConvergenceError(
-    'LOCK_LOST',
-    ExitCode.alreadyRunning,
-    `lease on ${lease.key} (token ${lease.token}) expired or was taken over`,
-    {
-      data: { key: lease.key, token: lease.token, holder },
-    },
-  );
 }
 
 function contended(key: string): ConvergenceError {
@@ -194,7 +166,8 @@ export class GcsLock implements Lock {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const record = seen.record;
       const now = this.#now();
-      if (!record || record.state !== 'held' || !same(record, lease) || this.#expired(record, now)) throw lockLost(lease, record);
+      if (!record || record.state !== 'held' || !same(record, lease) || this.#expired(record, now))
+        throw lockLost(lease, record?.state === 'held' ? holderOf(record) : null);
       const renewed: LeaseRecord = { ...record, expiresAt: new Date(now + ttlMs).toISOString(), writeId: unique() };
       // Losing the race here means a takeover or force-release (the next round says LOCK_LOST) or
       // a concurrent renewal of our own (the next round finds the lease still ours).
