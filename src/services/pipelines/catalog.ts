@@ -1,7 +1,7 @@
 import type { ServiceContext } from '../context.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
-import { describeFailure, listConfigFiles, readPipeline } from './files.ts';
+import { describeFailure, listConfigFiles } from './files.ts';
 import { activePushedConfigs } from './push.ts';
 
 export interface PipelineEntry {
@@ -39,8 +39,8 @@ export async function listPipelines(ctx: ServiceContext, tenantId: string): Prom
       pushedAt: remote?.pushedAt ?? null,
     };
     try {
-      const p = await readPipeline(ctx.workspace.root, tenantId, file);
       const bundle = await loadBundle(ctx.workspace.root, tenantId, fallbackId);
+      const p = bundle.pipeline;
       entries.push({
         ...base,
         pipelineId: p.pipeline_id,
