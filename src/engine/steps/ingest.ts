@@ -4,7 +4,7 @@ import { quarantineTable } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../state.ts';
-import { renderText } from '../template.ts';
+import { renderText, templateNames } from '../template.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
 
 type IngestStep = Extract<PipelineStep, { type: 'ingest' }>;
@@ -29,7 +29,7 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
   const file = `configs/${env.tenantId}/${step.source_config}`;
   const secrets = new Map<string, string>();
   for (const text of [...Object.values(source.params ?? {}), ...Object.values(source.headers ?? {})]) {
-    for (const m of text.matchAll(/secret\(\s*['"]([^'"]+)['"]\s*\)/g)) secrets.set(m[1]!, await env.secret(m[1]!));
+    for (const name of templateNames(text).secrets) secrets.set(name, await env.secret(name));
   }
   const variables = { ...env.variables, cursor: cursor ?? '' };
   const render = (values: Record<string, string> | undefined) =>
