@@ -244,6 +244,9 @@ export async function createAdminKey(
 export interface VerifiedKey {
   tenantId: string;
   apiKeyId: string;
+  /** The plan's API request budget (tenant_subscriptions.requests_per_minute); null without a subscription. */
+  requestsPerMinute: number | null;
+  lastUsedAt: Date | null;
 }
 
 /**
@@ -265,7 +268,25 @@ export async function verifyApiKey(ctx: ServiceContext, presented: string): Prom
   if (keyState(row, now) !== 'ACTIVE') throw denied();
   const profile = await findProfile(warehouse, tenantId);
   if (!profile || profile.status !== 'ACTIVE') throw denied();
-  return { tenantId, apiKeyId: String(row.api_key_id) };
+  const [subscription] = await warehouse.select(METADATA_DATASET, T.subscriptions, {
+    where: { tenant_id: tenantId, status: 'ACTIVE' },
+    columns: ['requests_per_minute'],
+    limit: 1,
+  });
+  const perMinute = subscription?.requests_per_minute;
+  return {
+    tenantId,
+    apiKeyId: String(row.api_key_id),
+    requestsPerMinute: perMinute === null || perMinute === undefined ? null : Number(perMinute),
+    lastUsedAt: (row.last_used_at as Date | null) ?? null,
+  };
+}
+
+/** Records that a key was used (tenant_api_keys.last_used_at); callers throttle how often. */
+export async function touchKey(ctx: ServiceContext, apiKeyId: string): Promise<void> {
+  const warehouse = await ctx.backends.warehouse();
+  const now = ctx.now();
+  await warehouse.update(METADATA_DATASET, T.apiKeys, { last_used_at: now }, { api_key_id: apiKeyId, status: 'ACTIVE' });
 }
 
 export async function verifyAdminKey(ctx: ServiceContext, presented: string): Promise<void> {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hashKey, newAdminKey, newTenantKey } from '../../src/domain/api-keys.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
-import { createAdminKey, createKey, listKeys, revokeKey, rotateKeys, verifyAdminKey, verifyApiKey } from '../../src/services/keys.ts';
+import { createAdminKey, createKey, listKeys, revokeKey, rotateKeys, touchKey, verifyAdminKey, verifyApiKey } from '../../src/services/keys.ts';
+import { PLANS } from '../../src/domain/plans.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { createTenant, deleteTenant, setTenantStatus } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
@@ -135,7 +136,20 @@ describe('verifyApiKey', () => {
     clock.set(T0);
     await tenant('verify_co');
     const key = await createKey(ctx, { tenantId: 'verify_co' });
-    assert.deepEqual(await verifyApiKey(ctx, key.apiKey), { tenantId: 'verify_co', apiKeyId: key.apiKeyId });
+    assert.deepEqual(await verifyApiKey(ctx, key.apiKey), {
+      tenantId: 'verify_co',
+      apiKeyId: key.apiKeyId,
+      requestsPerMinute: PLANS.starter.requests_per_minute,
+      lastUsedAt: null,
+    });
+  });
+
+  it('touchKey records the last use of an active key', async () => {
+    clock.set(T0);
+    const key = await createKey(ctx, { tenantId: 'verify_co' });
+    clock.advance(5_000);
+    await touchKey(ctx, key.apiKeyId);
+    assert.deepEqual((await verifyApiKey(ctx, key.apiKey)).lastUsedAt, clock.now());
   });
 
   it('refuses a revoked key (revoked by hash prefix)', async () => {

@@ -61,6 +61,8 @@ export interface RunSummary {
 
 /** Live events for a renderer; the run never depends on them. */
 export interface RunObserver {
+  /** The run passed admission and its row is RUNNING: callers that start runs in the background answer here. */
+  runStarted?(runId: string): void;
   stepStarted?(index: number): void;
   stepProgress?(index: number, text: string): void;
   stepFinished?(index: number, step: StepSummary): void;
@@ -197,6 +199,7 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
       timeoutAt: new Date(ctx.now().getTime() + timeoutMs),
     });
     await markRunning(ctx, runId);
+    observer.runStarted?.(runId);
 
     const onUserAbort = () => abort({ status: 'CANCELLED', message: 'the run was interrupted' });
     if (input.signal?.aborted) onUserAbort();

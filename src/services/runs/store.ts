@@ -103,6 +103,8 @@ export interface ListRunsOptions {
   pipelineId?: string;
   status?: RunState;
   limit?: number;
+  /** Rows to skip (pagination). */
+  offset?: number;
   since?: Date;
 }
 
@@ -422,6 +424,8 @@ export async function listRuns(ctx: ServiceContext, options: ListRunsOptions): P
     throw validationError(`unknown run status ${JSON.stringify(options.status)}`, { suggestion: `one of ${RUN_STATES.join(', ')}` });
   }
   if (options.pipelineId !== undefined) assertName('pipeline id', options.pipelineId);
+  const offset = options.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw validationError(`offset must be a whole number >= 0, got ${offset}`);
   const warehouse = await metadata(ctx);
   const rows = await warehouse.select(METADATA_DATASET, T.runs, {
     where: {
@@ -435,6 +439,7 @@ export async function listRuns(ctx: ServiceContext, options: ListRunsOptions): P
       ['pipeline_logging_id', 'asc'],
     ],
     limit,
+    ...(offset ? { offset } : {}),
   });
   return rows.map(toRunRecord);
 }

@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { ServiceContext } from '../services/context.ts';
+import type { VerifiedKey } from '../services/keys.ts';
+import { Authenticator } from './auth.ts';
+import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
+import { ServerMetrics } from './metrics.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { healthRoutes } from './routes/health.ts';
+import { pipelineRoutes } from './routes/pipelines.ts';
+import { RunLauncher } from './runs.ts';
+
+export interface ServerOptions {
+  version: string;
+  /** Largest request body accepted, in bytes (413 beyond). */
+  bodyLimit: number;
+  /** Requests per second over all callers (429 beyond); 0 turns the global limit off. */
+  globalRatePerSecond: number;
+  /** Overrides every plan's requests_per_minute (tests, benchmarks); undefined uses the plans. */
+  tenantRatePerMinute?: number;
+  /** How long key verifications and finished run reads are reused. */
+  authCacheTtlMs: number;
+  /** How long a live run's status read is reused (finished runs are kept longer). */
+  runCacheTtlMs: number;
+  /** pino level, or 'silent'. */
+  logLevel: string;
+  /** Where JSON log lines go (default stdout). */
+  logStream?: NodeJS.WritableStream;
+  defaultMetrics?: boolean;
+}
+
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'version'> = {
+  bodyLimit: 64 * 1024,
+  globalRatePerSecond: 2_000,
+  authCacheTtlMs: 5_000,
+  runCacheTtlMs: 500,
+  logLevel: 'info',
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: VerifiedKey;
+  }
+}
+
+export interface ServerParts {
+  ctx: ServiceContext;
+  options: ServerOptions;
+  auth: Authenticator;
+  runs: RunLauncher;
+  metrics: ServerMetrics;
+  /** preHandler of tenant routes: X-API-Key, then the tenant's rate limit. */
+  requireTenant: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** preHandler of admin and scheduler routes: X-Admin-Key. */
+  requireAdmin: (request: FastifyRequest) => Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Cloud Logging reads `severity`; pino's numeric level means nothing to it. */
+const severity = (label: string) => ({ severity: label === 'fatal' ? 'CRITICAL' : label === 'warn' ? 'WARNING' : label.toUpperCase() });
+
+/**
+ * The HTTP API of `convergence serve` on Fastify: the same services as the CLI behind API-key and
+ * admin-key checks, rate limits, request ids, security headers, Prometheus metrics and JSON logs
+ * that never carry a key.
+ */
+export async function buildServer(ctx: ServiceContext, options: ServerOptions): Promise<{ app: FastifyInstance; parts: ServerParts }> {
+  const app = Fastify({
+    bodyLimit: options.bodyLimit,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'request_id',
+    disableRequestLogging: true,
+    logger: {
+      level: options.logLevel,
+      messageKey: 'message',
+      timestamp: () => `,"time":"${new Date().toISOString()}"`,
+      base: { service: 'convergence', environment: ctx.env.name },
+      formatters: { level: severity },
+      redact: {
+        paths: ['req.headers["x-api-key"]', 'req.headers["x-admin-key"]', 'req.headers.authorization', 'api_key', '*.api_key'],
+        censor: '[redacted]',
+      },
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
+    return503OnClosing: true,
+  });
+  const metrics = new ServerMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const auth = new Authenticator(ctx, {
+    cacheTtlMs: options.authCacheTtlMs,
+    onTouchError: (err) => app.log.warn({ err: (err as Error).message }, 'could not record a key use'),
+  });
+  const runs = new RunLauncher(ctx, metrics, {
+    log: (level, fields, message) => app.log[level](fields, message),
+  });
+
+  // Scheduler hooks and curl send `Content-Type: application/json` with no body: that means "no body".
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') done(null, null);
+    else parseJson(request, text, done);
+  });
+
+  await app.register(helmet, {
+    // A JSON API: nothing may be framed, scripted or sniffed.
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+  });
+  await app.register(rateLimit, { global: false });
+
+  const globalLimit =
+    options.globalRatePerSecond > 0
+      ? app.rateLimit({
+          max: options.globalRatePerSecond,
+          timeWindow: 1_000,
+          keyGenerator: () => 'global',
+          onExceeded: () => metrics.rateLimited.inc({ scope: 'global' }),
+          errorResponseBuilder: (_request, context) =>
+            new HttpError(
+              429,
+              'RATE_LIMITED',
+              `the server is at its limit of ${context.max} requests per second; retry in ${context.after}`,
+            ),
+        })
+      : undefined;
+  const tenantLimit = app.rateLimit({
+    keyGenerator: (request) => request.principal?.tenantId ?? 'anonymous',
+    max: (request) => options.tenantRatePerMinute ?? request.principal?.requestsPerMinute ?? 60,
+    timeWindow: 60_000,
+    onExceeded: () => metrics.rateLimited.inc({ scope: 'tenant' }),
+    errorResponseBuilder: (request, context) =>
+      new HttpError(
+        429,
+        'RATE_LIMITED',
+        `tenant "${request.principal?.tenantId}" exceeded ${context.max} requests per minute; retry in ${context.after}`,
+      ),
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+  });
+  if (globalLimit) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url.startsWith('/api/')) await globalLimit.call(app, request, reply);
+    });
+  }
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const fields = {
+      method: request.method,
+      route,
+      url: request.routeOptions.url ? request.url.split('?')[0] : undefined,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      tenant_id: request.principal?.tenantId,
+    };
+    if (reply.statusCode >= 500) request.log.error(fields, 'request failed');
+    else if (request.url !== '/health' && request.url !== '/metrics') request.log.info(fields, 'request');
+  });
+
+  app.setErrorHandler((err: FastifyError | HttpError | Error, request, reply) => {
+    const failure = httpFailureOf(err);
+    if (failure.unexpected) request.log.error({ err }, 'unexpected failure');
+    if (failure.statusCode === 401)
+      metrics.authFailures.inc({ kind: request.url.includes('/admin/') || request.url.includes('/scheduler/') ? 'admin' : 'api' });
+    const body: ApiErrorBody = { ...failure.body, request_id: String(request.id) };
+    void reply.code(failure.statusCode).headers(failure.headers).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const body: ApiErrorBody = {
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+      request_id: String(request.id),
+    };
+    void reply.code(404).send(body);
+  });
+
+  const parts: ServerParts = {
+    ctx,
+    options,
+    auth,
+    runs,
+    metrics,
+    requireTenant: async (request, reply) => {
+      request.principal = await auth.tenant(headerOf(request, 'x-api-key'));
+      await tenantLimit.call(app, request, reply);
+    },
+    requireAdmin: async (request) => {
+      await auth.admin(headerOf(request, 'x-admin-key'));
+    },
+  };
+  await app.register(healthRoutes(parts));
+  await app.register(pipelineRoutes(parts), { prefix: '/api/v1/pipelines' });
+  await app.register(adminRoutes(parts), { prefix: '/api/v1' });
+  return { app, parts };
+}
+
+function headerOf(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Fastify's own errors (bad JSON, body too large, schema validation) keep their status; service errors map by exit code. */
+function httpFailureOf(err: FastifyError | HttpError | Error): ReturnType<typeof toHttpFailure> {
+  if (err instanceof HttpError) {
+    return {
+      statusCode: err.statusCode,
+      body: { error: { code: err.code, message: err.message } },
+      headers: err.headers,
+      unexpected: false,
+    };
+  }
+  const fastifyError = err as FastifyError;
+  if ('validation' in fastifyError && fastifyError.validation) {
+    return { statusCode: 400, body: { error: { code: 'VALIDATION', message: fastifyError.message } }, headers: {}, unexpected: false };
+  }
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    const code =
+      fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'PAYLOAD_TOO_LARGE'
+        : fastifyError.code?.startsWith('FST_ERR_CTP')
+          ? 'BAD_REQUEST'
+          : 'BAD_REQUEST';
+    return {
+      statusCode: fastifyError.statusCode,
+      body: { error: { code, message: fastifyError.message } },
+      headers: {},
+      unexpected: false,
+    };
+  }
+  return toHttpFailure(err);
+}

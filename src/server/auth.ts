@@ -1,0 +1,80 @@
+import { hashKey } from '../domain/api-keys.ts';
+import { authError, isConvergenceError } from '../lib/errors.ts';
+import type { ServiceContext } from '../services/context.ts';
+import { touchKey, verifyAdminKey, verifyApiKey, type VerifiedKey } from '../services/keys.ts';
+import { TtlCache } from './cache.ts';
+
+export interface AuthOptions {
+  /** How long a verification (either answer) is reused; revocations through the API apply at once. */
+  cacheTtlMs: number;
+  /** last_used_at is written at most this often per key. */
+  touchEveryMs?: number;
+  onTouchError?(err: unknown): void;
+}
+
+const denied = () =>
+  authError('invalid or inactive API key', { suggestion: 'send a key minted by `convergence keys create` in X-API-Key' });
+const missing = (header: string) => authError(`missing ${header} header`, { suggestion: `send the key in the ${header} header` });
+
+/**
+ * Verifies X-API-Key and X-Admin-Key for the server. Answers are cached by the key's SHA-256, so
+ * the plain key is never kept, and refusals are cached too, so guessing keys costs the warehouse
+ * nothing. Every refusal is the same 401, whatever was wrong.
+ */
+export class Authenticator {
+  readonly #ctx: ServiceContext;
+  readonly #keys: TtlCache<VerifiedKey | null>;
+  readonly #admin: TtlCache<boolean>;
+  readonly #touched = new Map<string, number>();
+  readonly #touchEveryMs: number;
+  readonly #onTouchError: (err: unknown) => void;
+
+  constructor(ctx: ServiceContext, options: AuthOptions) {
+    this.#ctx = ctx;
+    this.#keys = new TtlCache({ ttlMs: options.cacheTtlMs });
+    this.#admin = new TtlCache({ ttlMs: options.cacheTtlMs, maxEntries: 1_000 });
+    this.#touchEveryMs = options.touchEveryMs ?? 60_000;
+    this.#onTouchError = options.onTouchError ?? (() => {});
+  }
+
+  async tenant(presented: string | undefined): Promise<VerifiedKey> {
+    if (!presented) throw missing('X-API-Key');
+    const digest = hashKey(presented);
+    const verified = await this.#keys.get(digest, () => verifyApiKey(this.#ctx, presented).catch(refusalAsNull));
+    if (!verified) throw denied();
+    this.#touch(verified);
+    return verified;
+  }
+
+  async admin(presented: string | undefined): Promise<void> {
+    if (!presented) throw missing('X-Admin-Key');
+    const accepted = await this.#admin.get(hashKey(presented), () =>
+      verifyAdminKey(this.#ctx, presented).then(
+        () => true,
+        (err: unknown) => refusalAsNull(err) ?? false,
+      ),
+    );
+    if (!accepted)
+      throw authError('invalid admin key', { suggestion: 'send the key printed by `convergence keys admin create` in X-Admin-Key' });
+  }
+
+  /** Drops every cached answer (after a key is revoked or a tenant changes through the API). */
+  forgetAll(): void {
+    this.#keys.clear();
+    this.#admin.clear();
+  }
+
+  #touch(verified: VerifiedKey): void {
+    const now = this.#ctx.now().getTime();
+    const last = this.#touched.get(verified.apiKeyId) ?? verified.lastUsedAt?.getTime() ?? 0;
+    if (now - last < this.#touchEveryMs) return;
+    this.#touched.set(verified.apiKeyId, now);
+    touchKey(this.#ctx, verified.apiKeyId).catch(this.#onTouchError);
+  }
+}
+
+/** A refusal becomes a cacheable `null`; anything else (warehouse down) propagates uncached. */
+function refusalAsNull(err: unknown): null {
+  if (isConvergenceError(err) && err.code === 'AUTH') return null;
+  throw err;
+}
