@@ -5,6 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { ServiceContext } from '../services/context.ts';
 import type { VerifiedKey } from '../services/keys.ts';
 import { Authenticator } from './auth.ts';
+import { RateLimiter } from '../lib/rate-limiter.ts';
 import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -70,6 +71,8 @@ const severity = (label: string) => ({ severity: label === 'fatal' ? 'CRITICAL' 
 export async function buildServer(ctx: ServiceContext, options: ServerOptions): Promise<{ app: FastifyInstance; parts: ServerParts }> {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
+    // Unknown fields are refused (400), not silently dropped: a typo must not start a different run.
+    ajv: { customOptions: { removeAdditional: false } },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -114,20 +117,10 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
   });
   await app.register(rateLimit, { global: false });
 
+  // One bucket for the whole process: a shield for the warehouse, not a fairness rule (that is the tenant limit).
   const globalLimit =
     options.globalRatePerSecond > 0
-      ? app.rateLimit({
-          max: options.globalRatePerSecond,
-          timeWindow: 1_000,
-          keyGenerator: () => 'global',
-          onExceeded: () => metrics.rateLimited.inc({ scope: 'global' }),
-          errorResponseBuilder: (_request, context) =>
-            new HttpError(
-              429,
-              'RATE_LIMITED',
-              `the server is at its limit of ${context.max} requests per second; retry in ${context.after}`,
-            ),
-        })
+      ? new RateLimiter({ requestsPerSecond: options.globalRatePerSecond, burst: options.globalRatePerSecond })
       : undefined;
   const tenantLimit = app.rateLimit({
     keyGenerator: (request) => request.principal?.tenantId ?? 'anonymous',
@@ -147,8 +140,20 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
     reply.header('cache-control', 'no-store');
   });
   if (globalLimit) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.url.startsWith('/api/')) await globalLimit.call(app, request, reply);
+    app.addHook('onRequest', async (request) => {
+      if (!request.url.startsWith('/api/')) return;
+      const waitMs = globalLimit.tryAcquire();
+      if (waitMs > 0) {
+        metrics.rateLimited.inc({ scope: 'global' });
+        throw new HttpError(
+          429,
+          'RATE_LIMITED',
+          `the server is at its limit of ${options.globalRatePerSecond} API requests per second; retry shortly`,
+          {
+            'retry-after': String(Math.ceil(waitMs / 1000)),
+          },
+        );
+      }
     });
   }
   app.addHook('onResponse', async (request, reply) => {

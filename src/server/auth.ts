@@ -27,12 +27,15 @@ export class Authenticator {
   readonly #admin: TtlCache<boolean>;
   readonly #touched = new Map<string, number>();
   readonly #touchEveryMs: number;
+  readonly #cacheTtlMs: number;
   readonly #onTouchError: (err: unknown) => void;
 
   constructor(ctx: ServiceContext, options: AuthOptions) {
     this.#ctx = ctx;
-    this.#keys = new TtlCache({ ttlMs: options.cacheTtlMs });
-    this.#admin = new TtlCache({ ttlMs: options.cacheTtlMs, maxEntries: 1_000 });
+    const now = () => ctx.now().getTime();
+    this.#cacheTtlMs = options.cacheTtlMs;
+    this.#keys = new TtlCache({ ttlMs: options.cacheTtlMs, now });
+    this.#admin = new TtlCache({ ttlMs: options.cacheTtlMs, maxEntries: 1_000, now });
     this.#touchEveryMs = options.touchEveryMs ?? 60_000;
     this.#onTouchError = options.onTouchError ?? (() => {});
   }
@@ -40,7 +43,12 @@ export class Authenticator {
   async tenant(presented: string | undefined): Promise<VerifiedKey> {
     if (!presented) throw missing('X-API-Key');
     const digest = hashKey(presented);
-    const verified = await this.#keys.get(digest, () => verifyApiKey(this.#ctx, presented).catch(refusalAsNull));
+    const verified = await this.#keys.get(
+      digest,
+      () => verifyApiKey(this.#ctx, presented).catch(refusalAsNull),
+      // An accepted key is never reused past its own expiry.
+      (key) => (key?.expiresAt ? Math.min(this.#cacheTtlMs, key.expiresAt.getTime() - this.#ctx.now().getTime()) : this.#cacheTtlMs),
+    );
     if (!verified) throw denied();
     this.#touch(verified);
     return verified;

@@ -246,6 +246,7 @@ export interface VerifiedKey {
   apiKeyId: string;
   /** The plan's API request budget (tenant_subscriptions.requests_per_minute); null without a subscription. */
   requestsPerMinute: number | null;
+  expiresAt: Date | null;
   lastUsedAt: Date | null;
 }
 
@@ -278,6 +279,7 @@ export async function verifyApiKey(ctx: ServiceContext, presented: string): Prom
     tenantId,
     apiKeyId: String(row.api_key_id),
     requestsPerMinute: perMinute === null || perMinute === undefined ? null : Number(perMinute),
+    expiresAt: (row.expires_at as Date | null) ?? null,
     lastUsedAt: (row.last_used_at as Date | null) ?? null,
   };
 }

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { FileLock } from '../../src/backends/lock/files.ts';
 import { createKey } from '../../src/services/keys.ts';
 import { createTenant } from '../../src/services/tenants.ts';
-import { manifestCommandIds, mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
+import { manifestCommandIds, mapLimit, runCli, show, startServe, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
@@ -91,6 +91,7 @@ describe('help', () => {
       'scheduler:delete',
       'deploy',
       'rollback',
+      'serve',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
     }
@@ -261,6 +262,17 @@ describe('--json on every command', () => {
     await ok('quota:reset', ['--tenant', 'json_co', '--yes']);
     await ok('maintenance:cleanup-orphans', ['--dry-run']);
     await ok('job', ['reset-quotas', '--tenant', 'json_co']);
+    {
+      // serve runs until a signal: its envelope is printed when SIGTERM has stopped it.
+      const server = await startServe(ws, ['--json']);
+      assert.equal((await fetch(`${server.url}/health`)).status, 200);
+      const r = await server.stop();
+      assert.equal(r.exitCode, 0, show(r));
+      const env = envelopeOf(r, 'serve --json');
+      assert.equal(env.status, 0);
+      assert.equal((env.result as { url: string }).url, server.url);
+      covered.add('serve');
+    }
     const plan = await ok<unknown[]>('scheduler:setup');
     assert.ok(plan);
     await ok('scheduler:list');

@@ -132,3 +132,36 @@ export function spawnCli(args: string[], options: Omit<RunOptions, 'input'>) {
     timeout: options.timeoutMs ?? 120_000,
   });
 }
+
+export interface ServeProcess {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** Sends `signal` (default SIGTERM) and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<CliResult>;
+}
+
+/** Starts `convergence serve --port 0 ...args` and waits until it says where it listens. */
+export async function startServe(cwd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(env ? { env } : {}), timeoutMs: 300_000 });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (match) resolve(match[1]!);
+    });
+    void child.then((r) =>
+      reject(new Error(`serve exited before listening (exit ${r.exitCode})\n${String(r.stderr)}\n${String(r.stdout)}`)),
+    );
+  });
+  return {
+    url,
+    async stop(signal = 'SIGTERM') {
+      child.kill(signal);
+      const r = await child;
+      const stdout = String(r.stdout ?? '');
+      const err = String(r.stderr ?? '');
+      return { exitCode: r.exitCode ?? -1, stdout, stderr: err, all: `${stdout}\n${err}` };
+    },
+  };
+}

@@ -140,6 +140,7 @@ describe('verifyApiKey', () => {
       tenantId: 'verify_co',
       apiKeyId: key.apiKeyId,
       requestsPerMinute: PLANS.starter.requests_per_minute,
+      expiresAt: null,
       lastUsedAt: null,
     });
   });

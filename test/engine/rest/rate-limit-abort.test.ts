@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
-import { RateLimiter } from '../../../src/engine/sources/rest/rate-limiter.ts';
+import { RateLimiter } from '../../../src/lib/rate-limiter.ts';
 import { collect, fakeTime, startFakeApi } from './fake-api.ts';
 
 describe('rate limiter', () => {
@@ -27,6 +27,16 @@ describe('rate limiter', () => {
     assert.deepEqual(time.sleeps, []);
     await limiter.acquire();
     assert.deepEqual(time.sleeps, [500]);
+  });
+
+  it('tryAcquire takes a token from the burst, then tells how long until the next one', () => {
+    const time = fakeTime(0);
+    const limiter = new RateLimiter({ requestsPerSecond: 4, burst: 2, now: time.now });
+    assert.deepEqual([limiter.tryAcquire(), limiter.tryAcquire(), limiter.tryAcquire()], [0, 0, 250]);
+    void time.sleep(100);
+    assert.equal(limiter.tryAcquire(), 150);
+    void time.sleep(150);
+    assert.equal(limiter.tryAcquire(), 0);
   });
 
   it('rejects a non-positive rate', () => {

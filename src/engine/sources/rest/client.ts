@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { HttpError, NetworkError, PaginationError, ResponseParseError, excerpt, redact, safeUrl } from './errors.ts';
 import { createPaginator, samePageError } from './paginators.ts';
-import { RateLimiter } from './rate-limiter.ts';
+import { RateLimiter } from '../../../lib/rate-limiter.ts';
 import { extractRecords } from './records.ts';
 import { abortableSleep, parseRetryAfter, withRetry } from './retry.ts';
 import type { FetchPagesOptions, Page, RestAuth, RestSourceConfig } from './types.ts';

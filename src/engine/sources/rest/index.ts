@@ -12,7 +12,7 @@ export {
 export { findLink, parseLinkHeader } from './link-header.ts';
 export type { Link } from './link-header.ts';
 export { createPaginator } from './paginators.ts';
-export { RateLimiter } from './rate-limiter.ts';
+export { RateLimiter } from '../../../lib/rate-limiter.ts';
 export { extractRecords, getPath } from './records.ts';
 export { backoffDelay, isRetryable, parseRetryAfter, withRetry } from './retry.ts';
 export type { FetchPagesOptions, Page, RequestInfo, RestAuth, RestPagination, RestRetryConfig, RestSourceConfig } from './types.ts';
