@@ -56,6 +56,8 @@ describe('convergence serve end to end', () => {
         },
         'the run to finish',
         120_000,
+        // A client's pace: the starter plan allows 60 requests a minute.
+        500,
       );
       assert.equal(status, 'COMPLETE');
 
