@@ -2,7 +2,12 @@
 // and options go to the parts:
 //   npm run bench -- startup
 //   npm run bench -- engine --rows=1000000
-const parts = { startup: () => import('./startup.mjs'), engine: () => import('./engine.mjs') };
+//   npm run bench -- serve --duration=5
+const parts = {
+  startup: () => import('./startup.mjs'),
+  engine: () => import('./engine.mjs'),
+  serve: () => import('./serve.mjs'),
+};
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length ? wanted : Object.keys(parts)) {
   const part = parts[name];
