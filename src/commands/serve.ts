@@ -48,7 +48,8 @@ Logs are JSON lines (Cloud Logging fields) on stdout, on stderr with --json; key
       min: 1,
     }),
     'auth-cache-ttl': Flags.string({
-      description: 'How long a key check is reused (revocations through the admin API apply at once)',
+      description:
+        'How long a key check is reused; for as long again it is used while re-checked. Revocations through the admin API apply at once, others within twice this',
       default: '5s',
     }),
     'log-level': Flags.string({

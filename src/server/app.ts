@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { ServiceContext } from '../services/context.ts';
@@ -77,8 +77,8 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'request_id',
-    disableRequestLogging: true,
+    // Our own onResponse line replaces Fastify's two lines per request.
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     logger: {
       level: options.logLevel,
       messageKey: 'message',

@@ -5,7 +5,10 @@ import { touchKey, verifyAdminKey, verifyApiKey, type VerifiedKey } from '../ser
 import { TtlCache } from './cache.ts';
 
 export interface AuthOptions {
-  /** How long a verification (either answer) is reused; revocations through the API apply at once. */
+  /**
+   * How long a verification (either answer) is reused; for as long again it is still used while it
+   * is re-checked. Revocations through the API apply at once, others within twice this.
+   */
   cacheTtlMs: number;
   /** last_used_at is written at most this often per key. */
   touchEveryMs?: number;
@@ -34,8 +37,9 @@ export class Authenticator {
     this.#ctx = ctx;
     const now = () => ctx.now().getTime();
     this.#cacheTtlMs = options.cacheTtlMs;
-    this.#keys = new TtlCache({ ttlMs: options.cacheTtlMs, now });
-    this.#admin = new TtlCache({ ttlMs: options.cacheTtlMs, maxEntries: 1_000, now });
+    // A hot key is re-checked in the background: no request waits for the warehouse once it is cached.
+    this.#keys = new TtlCache({ ttlMs: options.cacheTtlMs, staleMs: options.cacheTtlMs, now });
+    this.#admin = new TtlCache({ ttlMs: options.cacheTtlMs, staleMs: options.cacheTtlMs, maxEntries: 1_000, now });
     this.#touchEveryMs = options.touchEveryMs ?? 60_000;
     this.#onTouchError = options.onTouchError ?? (() => {});
   }
@@ -49,7 +53,8 @@ export class Authenticator {
       // An accepted key is never reused past its own expiry.
       (key) => (key?.expiresAt ? Math.min(this.#cacheTtlMs, key.expiresAt.getTime() - this.#ctx.now().getTime()) : this.#cacheTtlMs),
     );
-    if (!verified) throw denied();
+    // A cached answer never outlives the key's own expiry.
+    if (!verified || (verified.expiresAt && verified.expiresAt.getTime() <= this.#ctx.now().getTime())) throw denied();
     this.#touch(verified);
     return verified;
   }

@@ -121,7 +121,7 @@ export async function manifestCommandIds(): Promise<string[]> {
 }
 
 /** Starts the built CLI without waiting, for tests that signal or kill it mid-run. */
-export function spawnCli(args: string[], options: Omit<RunOptions, 'input'>) {
+export function spawnCli(args: string[], options: Omit<RunOptions, 'input'> & { keepFinalNewline?: boolean }) {
   assertBuilt();
   return execa(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
@@ -129,6 +129,7 @@ export function spawnCli(args: string[], options: Omit<RunOptions, 'input'>) {
     extendEnv: false,
     reject: false,
     stdin: 'ignore',
+    stripFinalNewline: !options.keepFinalNewline,
     timeout: options.timeoutMs ?? 120_000,
   });
 }
@@ -142,7 +143,7 @@ export interface ServeProcess {
 
 /** Starts `convergence serve --port 0 ...args` and waits until it says where it listens. */
 export async function startServe(cwd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(env ? { env } : {}), timeoutMs: 300_000 });
+  const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(env ? { env } : {}), timeoutMs: 300_000, keepFinalNewline: true });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr?.on('data', (chunk: Buffer) => {

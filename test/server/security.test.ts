@@ -11,7 +11,7 @@ import { createRun } from '../../src/services/runs/store.ts';
 import { setTenantStatus } from '../../src/services/tenants.ts';
 import { manualClock } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { apiHarness, type ApiHarness } from './helpers.ts';
+import { apiHarness, waitFor, type ApiHarness } from './helpers.ts';
 
 after(cleanupAll);
 
@@ -243,6 +243,40 @@ describe('request checks', () => {
     assert.ok(h.logs.length >= 4, 'the requests were logged');
     for (const secret of [h.keys.acme, h.keys.admin, minted, h.keys.acme.slice(-43), h.keys.admin.slice(-43)]) {
       assert.ok(!h.logs.some((line) => line.includes(secret)), 'a key was logged');
+    }
+  });
+});
+
+describe('cached key checks', () => {
+  it('never accept a key past its expiry, even while the cached answer is being re-checked', async () => {
+    const clock = manualClock(new Date());
+    const h = await apiHarness({ authCacheTtlMs: 5_000 }, clock);
+    try {
+      const key = await createKey(h.ctx, { tenantId: 'acme_corp', description: 'expires soon', expiresInMs: 3_000 });
+      assert.equal((await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: key.apiKey })).statusCode, 200);
+      clock.advance(4_000);
+      const res = await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: key.apiKey });
+      assert.equal(res.statusCode, 401, res.body);
+      assert.equal(errorOf(res).message, INVALID);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('keep answering a hot key while it is re-checked, and stop once the re-check sees it revoked', async () => {
+    const clock = manualClock(new Date());
+    const h = await apiHarness({ authCacheTtlMs: 5_000 }, clock);
+    try {
+      const key = await createKey(h.ctx, { tenantId: 'acme_corp', description: 'revoked elsewhere' });
+      const get = () => h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: key.apiKey });
+      assert.equal((await get()).statusCode, 200);
+      await revokeKey(h.ctx, key.apiKeyId); // as another process would: the server's cache is not told
+      assert.equal((await get()).statusCode, 200, 'fresh cached answer');
+      clock.advance(6_000);
+      assert.equal((await get()).statusCode, 200, 'stale answer while the re-check runs');
+      await waitFor(async () => (await get()).statusCode === 401, 'the re-check to see the revocation', 10_000);
+    } finally {
+      await h.close();
     }
   });
 });

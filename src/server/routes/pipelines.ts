@@ -49,7 +49,7 @@ const pageToken = {
 export const pipelineRoutes =
   (parts: ServerParts): FastifyPluginAsync =>
   async (app) => {
-    const runCache = new TtlCache<RunDetails>({ ttlMs: parts.options.runCacheTtlMs });
+    const runCache = new TtlCache<RunDetails>({ ttlMs: parts.options.runCacheTtlMs, staleMs: parts.options.runCacheTtlMs });
     const readRun = (runId: string) =>
       runCache.get(
         runId.toLowerCase(),
