@@ -147,7 +147,8 @@ describe('verifyApiKey', () => {
 
   it('touchKey records the last use of an active key', async () => {
     clock.set(T0);
-    const key = await createKey(ctx, { tenantId: 'verify_co' });
+    await tenant('touch_co');
+    const key = await createKey(ctx, { tenantId: 'touch_co' });
     clock.advance(5_000);
     await touchKey(ctx, key.apiKeyId);
     assert.deepEqual((await verifyApiKey(ctx, key.apiKey)).lastUsedAt, clock.now());
