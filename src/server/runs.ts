@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isConvergenceError } from '../lib/errors.ts';
+import { isConvergenceError, usageError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { RunSummary } from '../services/pipelines/run.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -37,8 +37,9 @@ export interface RunLauncherOptions {
 /**
  * Starts runs for the API and keeps track of the ones executing in this process: the local
  * environment runs them here (answering once the run passed admission and is RUNNING), cloud
- * environments hand them to Cloud Run Jobs. On shutdown every run still executing here is stopped
- * at its next checkpoint and recorded as CANCELLED, its lock and quota slot given back.
+ * environments hand them to Cloud Run Jobs once the admission checks pass (the container then
+ * admits the run for real). On shutdown every run still executing here is stopped at its next
+ * checkpoint and recorded as CANCELLED, its lock and quota slot given back.
  */
 export class RunLauncher {
   readonly #ctx: ServiceContext;
@@ -145,6 +146,20 @@ export class RunLauncher {
   }
 
   async #startRemote(request: StartRunRequest): Promise<StartedRun> {
+    // The execution runs the pushed config as it is (as `pipeline run --remote` does): refusing
+    // what it would not apply is better than answering 202 and silently dropping it.
+    const ignored = [
+      ...(request.params && Object.keys(request.params).length ? ['parameters'] : []),
+      ...(request.runDate ? ['run_date'] : []),
+      ...(request.fullRefresh ? ['full_refresh'] : []),
+    ];
+    if (ignored.length) {
+      throw usageError(
+        `on the cloud environment "${this.#ctx.env.name}" runs execute the pushed config as it is; ${ignored.join(', ')} cannot be applied`,
+        { suggestion: 'send the request without them, or set them in the pipeline (params) and push it again' },
+      );
+    }
+    // Lock, quota and tenant state are checked before the execution starts (409 / 429 / 403).
     const { startRemoteRun } = await import('../services/pipelines/remote.ts');
     const started = await startRemoteRun(this.#ctx, { tenantId: request.tenantId, pipelineId: request.pipelineId, wait: false });
     this.#metrics.runsStarted.inc({ mode: 'remote' });

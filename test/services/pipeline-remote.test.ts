@@ -16,9 +16,12 @@ import { installExample } from '../../src/services/example.ts';
 import { loadActiveBundle, pushPipelines } from '../../src/services/pipelines/push.ts';
 import { startRemoteRun } from '../../src/services/pipelines/remote.ts';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
-import { createTenant } from '../../src/services/tenants.ts';
+import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
+import { utcDay } from '../../src/services/quotas.ts';
+import { runLockKey } from '../../src/services/runs/admission.ts';
+import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
-import { newWorkspace, withContext } from '../helpers/context.ts';
+import { newWorkspace, withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
@@ -130,6 +133,52 @@ describe('pipeline run --remote', () => {
     } finally {
       await writeFile(file, original);
     }
+  });
+
+  it('refuses what the container would refuse before starting an execution: lock held (5), quota used up (6), tenant suspended (7)', async () => {
+    const executions = fakes.run.requests('RunJob').length;
+    const cloud = <R>(work: (ctx: TestContext) => Promise<R>) => withContext(root, work, { env: 'cloud' });
+
+    const taken = await cloud(async (ctx) =>
+      (await ctx.backends.lock()).acquire(runLockKey(TENANT, 'p_usage_daily'), {
+        owner: 'job run-pipeline',
+        ttlMs: 60_000,
+        info: { run_id: '3f2b9c1e-8d4a-4e2f-9b1a-2c3d4e5f6a7b' },
+      }),
+    );
+    assert.ok(taken.acquired);
+    try {
+      await rejectsWith(remote('cloud', false), 5, /already running: run 3f2b9c1e-8d4a-4e2f-9b1a-2c3d4e5f6a7b holds its lock/);
+    } finally {
+      await cloud(async (ctx) => (await ctx.backends.lock()).release(taken.lease));
+    }
+
+    const setQuota = (fields: Record<string, unknown>) =>
+      cloud(async (ctx) =>
+        (await ctx.backends.warehouse()).update(
+          METADATA_DATASET,
+          T.quotas,
+          { usage_date: utcDay(new Date()), ...fields },
+          { tenant_id: TENANT },
+        ),
+      );
+    await setQuota({ pipelines_run_today: 1000 });
+    try {
+      const err = await rejectsWith(remote('cloud', false), 6, /reached its daily limit of 1000/);
+      assert.equal(err.code, 'QUOTA_EXCEEDED');
+      assert.equal(err.data?.limit, 'daily');
+    } finally {
+      await setQuota({ pipelines_run_today: 0 });
+    }
+
+    await cloud((ctx) => setTenantStatus(ctx, TENANT, 'SUSPENDED'));
+    try {
+      const err = await rejectsWith(remote('cloud', false), 7, /is suspended/);
+      assert.equal(err.code, 'TENANT_SUSPENDED');
+    } finally {
+      await cloud((ctx) => setTenantStatus(ctx, TENANT, 'ACTIVE'));
+    }
+    assert.equal(fakes.run.requests('RunJob').length, executions, 'no execution was started');
   });
 
   it('refuses a local env, an env without a job, and a pipeline that was never pushed', async () => {

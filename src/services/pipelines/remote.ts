@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionInfo } from '../../backends/run-platform/port.ts';
+import type { Row } from '../../backends/warehouse/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, lockHeldError, quotaExceededError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
+import { showQuota } from '../quotas.ts';
+import { runLockKey } from '../runs/admission.ts';
 import { getRun, type RunRecord } from '../runs/store.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
@@ -33,10 +36,73 @@ export interface RemoteRunResult {
 }
 
 /**
+ * The answer the container's admission would give, read without taking anything: the tenant is
+ * not suspended (exit 7, TENANT_SUSPENDED), no live lease holds the run lock of the pipeline
+ * (exit 5, LOCK_HELD), and today's quota has a run and a concurrency slot left (exit 6,
+ * QUOTA_EXCEEDED). The container still admits the run for real (it takes the lock and the quota
+ * slot); this check only lets the caller learn at once what would otherwise surface as a failed
+ * execution. A start racing another one that has not yet reached its admission passes here, and
+ * its container is then refused with exit 5.
+ */
+export async function checkRemoteAdmission(
+  ctx: ServiceContext,
+  tenantId: string,
+  pipelineId: string,
+  /** The tenant's profile when the caller has just read it. */
+  profile?: Row,
+): Promise<void> {
+  profile ??= await requireTenant(ctx, tenantId);
+  if (profile.status === 'SUSPENDED') {
+    const reason = profile.status_reason ? ` (${String(profile.status_reason)})` : '';
+    throw new ConvergenceError('TENANT_SUSPENDED', ExitCode.auth, `tenant "${tenantId}" is suspended${reason}; its pipelines cannot run`, {
+      suggestion: `resume it with \`convergence tenant resume ${tenantId}\``,
+    });
+  }
+
+  // The Lock port reads a lease without taking it. Acquiring and releasing instead would raise the
+  // key's fencing token, and a container acquiring in that instant would be refused.
+  const key = runLockKey(tenantId, pipelineId);
+  const holder = await (await ctx.backends.lock()).inspect(key);
+  if (holder) {
+    const holderRunId = holder.info?.run_id ?? null;
+    throw lockHeldError(
+      `pipeline ${pipelineId} of tenant "${tenantId}" is already running: ${holderRunId ? `run ${holderRunId}` : holder.owner} holds its lock until ${holder.expiresAt.toISOString()}`,
+      {
+        suggestion: holderRunId
+          ? `follow it with \`convergence pipeline status ${holderRunId} --env ${ctx.env.name}\`, or stop it with \`convergence pipeline cancel ${holderRunId} --env ${ctx.env.name}\``
+          : 'retry when it has finished',
+        data: { key, holderRunId, holder: holder.owner, expiresAt: holder.expiresAt.toISOString() },
+      },
+    );
+  }
+
+  const quota = await showQuota(ctx, tenantId);
+  if (quota.remainingToday <= 0) {
+    throw quotaExceededError(
+      `tenant "${tenantId}" reached its daily limit of ${quota.dailyLimit} pipeline runs (${quota.runsToday} run on ${quota.usageDate}); the quota resets at ${quota.resetsAt.toISOString()}`,
+      {
+        suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId} --env ${ctx.env.name} --yes\``,
+        data: { limit: 'daily', dailyLimit: quota.dailyLimit, runsToday: quota.runsToday, resetsAt: quota.resetsAt.toISOString() },
+      },
+    );
+  }
+  if (quota.running >= quota.concurrentLimit) {
+    throw quotaExceededError(
+      `tenant "${tenantId}" already has ${quota.running} pipeline run(s) in progress; its concurrent limit is ${quota.concurrentLimit}`,
+      {
+        suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING --env ${ctx.env.name}\`)`,
+        data: { limit: 'concurrent', concurrentLimit: quota.concurrentLimit, running: quota.running },
+      },
+    );
+  }
+}
+
+/**
  * Starts the pushed configuration of a pipeline as a Cloud Run Jobs execution (the container
  * runs `convergence job run-pipeline`) and, with `wait`, follows it to its end under a deadline.
  * The run id is chosen here and handed to the container, so the run row it writes tells the
- * exact outcome and exit code.
+ * exact outcome and exit code. A run its admission would refuse (suspended tenant, lock held,
+ * quota used up) is refused here, before an execution is started: see checkRemoteAdmission.
  */
 export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput): Promise<RemoteRunResult> {
   const env = ctx.env;
@@ -56,8 +122,9 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
       },
     );
   }
-  await requireTenant(ctx, input.tenantId);
+  const profile = await requireTenant(ctx, input.tenantId);
   const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
+  await checkRemoteAdmission(ctx, input.tenantId, input.pipelineId, profile);
   const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
   if (local && local.version !== pushed.version) {
     ctx.warn(

@@ -1,0 +1,235 @@
+/**
+ * serve on a cloud environment, against the Google fakes: a run request starts a Cloud Run Jobs
+ * execution of the pushed config, and what the container's admission would refuse (lock held,
+ * quota used up, suspended tenant) is answered at once, before any execution is started.
+ */
+import '../fakes/env-guard.ts';
+import { JobsClient } from '@google-cloud/run';
+import * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import { PassThroughClient } from 'google-auth-library';
+import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Lease } from '../../src/backends/lock/port.ts';
+import type { Row } from '../../src/backends/warehouse/port.ts';
+import { buildServer, DEFAULT_SERVER_OPTIONS, type ServerParts } from '../../src/server/app.ts';
+import { bootstrap } from '../../src/services/bootstrap.ts';
+import { installExample } from '../../src/services/example.ts';
+import { createKey } from '../../src/services/keys.ts';
+import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
+import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { nextUtcMidnight, utcDay } from '../../src/services/quotas.ts';
+import { runLockKey } from '../../src/services/runs/admission.ts';
+import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
+import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
+import { newWorkspace, openContext, withContext, type TestContext } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+
+const TENANT = 'acme_corp';
+const PIPELINE = 'p_usage_daily';
+const JOB = 'convergence-pipeline-cloud';
+const RUN_PATH = `/api/v1/pipelines/run/${PIPELINE}`;
+
+let fakes: CloudFakes;
+let root: string;
+let ctx: TestContext;
+let app: FastifyInstance;
+let parts: ServerParts;
+let apiKey: string;
+const calls: RunJobCall[] = [];
+
+before(async () => {
+  fakes = await startCloudFakes({ pointProcess: true });
+  root = await newWorkspace('serve-cloud');
+  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n`);
+  await installExample(root);
+  await withContext(
+    root,
+    async (setup) => {
+      await bootstrap(setup);
+      await createTenant(setup, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
+      await pushPipelines(setup, { tenantId: TENANT, pipelineId: PIPELINE });
+      apiKey = (await createKey(setup, { tenantId: TENANT, description: 'serve-cloud' })).apiKey;
+    },
+    { env: 'cloud' },
+  );
+  const jobs = new JobsClient({
+    apiEndpoint: '127.0.0.1',
+    port: fakes.grpc.port,
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: new PassThroughClient(),
+  });
+  try {
+    const [operation] = await jobs.createJob({
+      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+      jobId: JOB,
+      job: { template: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } } },
+    });
+    await operation.promise();
+  } finally {
+    await jobs.close();
+  }
+  // The execution stays running; the container's own work is not what these tests look at.
+  fakes.run.setExecutionPolls(1_000);
+  fakes.run.onRunJob((call) => {
+    calls.push(call);
+  });
+
+  ctx = await openContext(root, { env: 'cloud', actor: 'serve' });
+  ({ app, parts } = await buildServer(ctx, { ...DEFAULT_SERVER_OPTIONS, version: 'test', logLevel: 'silent', defaultMetrics: false }));
+  await app.ready();
+});
+after(async () => {
+  await app?.close();
+  await ctx?.close();
+  await fakes.stop();
+  await cleanupAll();
+});
+
+const startRun = (payload?: Record<string, unknown>) =>
+  app.inject({
+    method: 'POST',
+    url: RUN_PATH,
+    headers: { 'x-api-key': apiKey, ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { payload } : {}),
+  });
+
+const runJobs = () => fakes.run.requests('RunJob').length;
+
+/** Sets fields of the tenant's quota row (today's row, so the counters count). */
+async function setQuota(fields: Row): Promise<void> {
+  const warehouse = await ctx.backends.warehouse();
+  await warehouse.update(METADATA_DATASET, T.quotas, { usage_date: utcDay(new Date()), ...fields }, { tenant_id: TENANT });
+}
+
+async function quotaRow(): Promise<Row> {
+  const warehouse = await ctx.backends.warehouse();
+  const [row] = await warehouse.select(METADATA_DATASET, T.quotas, { where: { tenant_id: TENANT }, limit: 1 });
+  assert.ok(row, 'the tenant has a quota row');
+  return row;
+}
+
+describe('serve on a cloud environment', () => {
+  let firstRunId: string;
+
+  it('starts a run as a Cloud Run Jobs execution of the pushed config (202, mode remote)', async () => {
+    const res = await startRun();
+    assert.equal(res.statusCode, 202, res.body);
+    const body = res.json<Record<string, unknown>>();
+    assert.equal(body.mode, 'remote');
+    assert.equal(body.status, 'PENDING');
+    assert.equal(body.tenant_id, TENANT);
+    assert.equal(body.pipeline_id, PIPELINE);
+    assert.match(String(body.execution_name), new RegExp(`^${JOB}-`));
+    assert.equal(res.headers.location, `/api/v1/pipelines/runs/${String(body.pipeline_logging_id)}`);
+    firstRunId = String(body.pipeline_logging_id);
+
+    assert.equal(runJobs(), 1);
+    assert.equal(calls.length, 1);
+    const [call] = calls;
+    assert.ok(call);
+    assert.ok(call.execution.endsWith(`/executions/${String(body.execution_name)}`));
+    assert.deepEqual(call.args, ['job', 'run-pipeline']);
+    assert.equal(call.taskCount, 1);
+    assert.deepEqual(
+      {
+        env: call.env['CONVERGENCE_ENV'],
+        tenant: call.env['CONVERGENCE_TENANT'],
+        pipeline: call.env['CONVERGENCE_PIPELINE'],
+        runId: call.env['CONVERGENCE_RUN_ID'],
+        configVersion: call.env['CONVERGENCE_CONFIG_VERSION'],
+      },
+      { env: 'cloud', tenant: TENANT, pipeline: PIPELINE, runId: firstRunId, configVersion: body.config_version },
+    );
+  });
+
+  it('answers 409 while the run lock is held, without starting a second execution', async () => {
+    // The first execution's container passed its admission: it holds the run lock.
+    const lease = await withContext(
+      root,
+      async (container) => {
+        const taken = await (
+          await container.backends.lock()
+        ).acquire(runLockKey(TENANT, PIPELINE), {
+          owner: 'job run-pipeline',
+          ttlMs: 60_000,
+          info: { run_id: firstRunId },
+        });
+        assert.ok(taken.acquired);
+        return taken.lease;
+      },
+      { env: 'cloud' },
+    );
+    try {
+      const res = await startRun();
+      assert.equal(res.statusCode, 409, res.body);
+      const body = res.json<{ error: { code: string; message: string } }>();
+      assert.equal(body.error.code, 'LOCK_HELD');
+      assert.match(body.error.message, new RegExp(`run ${firstRunId}`));
+      assert.equal(runJobs(), 1, 'no second execution');
+    } finally {
+      await releaseLease(lease);
+    }
+  });
+
+  it('answers 429 with Retry-After when the daily quota is used up, without starting an execution', async () => {
+    const row = await quotaRow();
+    const dailyLimit = Number(row.daily_limit);
+    await setQuota({ pipelines_run_today: dailyLimit });
+    try {
+      const before = Date.now();
+      const res = await startRun();
+      assert.equal(res.statusCode, 429, res.body);
+      assert.equal(res.json<{ error: { code: string } }>().error.code, 'QUOTA_EXCEEDED');
+      // Until the quota resets at the next UTC midnight.
+      const retryAfter = Number(res.headers['retry-after']);
+      const untilMidnight = Math.ceil((nextUtcMidnight(new Date(before)).getTime() - before) / 1000);
+      assert.ok(retryAfter >= 1 && Math.abs(retryAfter - untilMidnight) <= 5, `Retry-After ${retryAfter}, expected ~${untilMidnight}`);
+      assert.equal(runJobs(), 1, 'no execution started');
+    } finally {
+      await setQuota({ pipelines_run_today: 0 });
+    }
+  });
+
+  it('answers 429 when every concurrent slot is taken', async () => {
+    const row = await quotaRow();
+    await setQuota({ concurrent_pipelines_running: Number(row.concurrent_limit) });
+    try {
+      const res = await startRun();
+      assert.equal(res.statusCode, 429, res.body);
+      assert.match(res.json<{ error: { message: string } }>().error.message, /concurrent limit/);
+      assert.ok(Number(res.headers['retry-after']) >= 1);
+      assert.equal(runJobs(), 1, 'no execution started');
+    } finally {
+      await setQuota({ concurrent_pipelines_running: 0 });
+    }
+  });
+
+  it('refuses parameters it could not hand to the execution (400) instead of dropping them', async () => {
+    const res = await startRun({ parameters: { region: 'eu' }, run_date: '2030-01-01' });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match(res.json<{ error: { message: string } }>().error.message, /parameters, run_date cannot be applied/);
+    assert.equal(runJobs(), 1, 'no execution started');
+  });
+
+  it('refuses a suspended tenant: 403 while its key is still cached as valid, 401 once verified again', async () => {
+    // The request above verified the key, so the server still holds that answer for a moment.
+    await setTenantStatus(ctx, TENANT, 'SUSPENDED', 'unpaid invoice');
+    const cached = await startRun();
+    assert.equal(cached.statusCode, 403, cached.body);
+    assert.equal(cached.json<{ error: { code: string } }>().error.code, 'TENANT_SUSPENDED');
+    assert.equal(runJobs(), 1, 'no execution started');
+
+    parts.auth.forgetAll();
+    const fresh = await startRun();
+    assert.equal(fresh.statusCode, 401, fresh.body);
+    assert.equal(runJobs(), 1, 'no execution started');
+  });
+});
+
+async function releaseLease(lease: Lease): Promise<void> {
+  await withContext(root, async (container) => void (await (await container.backends.lock()).release(lease)), { env: 'cloud' });
+}
