@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # The convergence image: the same package runs headless in Cloud Run Jobs
-# (`convergence job run-pipeline|dispatch|reset-quotas|cleanup-orphans`, logs as JSON lines) and,
-# once it exists, the `convergence serve` service. Job executions pass their task as container
-# args (overrides.containerOverrides[].args), e.g. ["job", "dispatch"], and CONVERGENCE_ENV.
+# (`convergence job run-pipeline|dispatch|reset-quotas|cleanup-orphans`, logs as JSON lines) and
+# as the Cloud Run service of the HTTP API (`convergence serve`, listening on $PORT). Job
+# executions pass their task as container args (overrides.containerOverrides[].args), e.g.
+# ["job", "dispatch"], and CONVERGENCE_ENV. The service's revisions, as `convergence deploy`
+# creates them, run with container args ["serve"] and CONVERGENCE_ENV set; the CMD below stays
+# the job default.
 #
 # The workspace config (convergence.yaml) is baked in from the build context when present; without
 # it, mount one at /workspace.

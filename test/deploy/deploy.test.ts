@@ -1,5 +1,8 @@
 /** deploy against the Cloud Run fakes: canary to 100%, automatic rollback, etag retry, first deploy, dry run. */
 import '../fakes/env-guard.ts';
+import { ServicesClient } from '@google-cloud/run';
+import * as grpc from '@grpc/grpc-js';
+import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -104,6 +107,39 @@ const serviceTraffic = () =>
     ...(t.tag ? { tag: String(t.tag) } : {}),
   }));
 
+/** Args and literal env of a revision's container, as Run stores them. */
+function containerOf(revision: string | undefined) {
+  const found = fakes.run.revisions(SERVICE_NAME).find((r) => String(r.name).endsWith(`/revisions/${revision}`));
+  assert.ok(found, `revision ${revision} exists`);
+  const [container] = found.containers as Array<{ args?: string[]; env?: Array<{ name: string; value?: string }> }>;
+  return { args: container?.args ?? [], env: Object.fromEntries((container?.env ?? []).map((v) => [v.name, v.value])) };
+}
+
+/** Changes the service's container as an operator would outside deploy (gcloud run services update). */
+async function editServiceContainer(edit: (container: Record<string, unknown>) => void) {
+  const client = new ServicesClient({
+    apiEndpoint: '127.0.0.1',
+    port: fakes.grpc.port,
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: new PassThroughClient(),
+  });
+  try {
+    const [service] = await client.getService({ name: SERVICE_NAME });
+    const template = { ...(service.template as Record<string, unknown>) };
+    delete template.revision;
+    const containers = (template.containers as Array<Record<string, unknown>>).map((c) => ({ ...c }));
+    edit(containers[0]!);
+    template.containers = containers;
+    const [operation] = await client.updateService({
+      service: { name: SERVICE_NAME, etag: service.etag, template } as never,
+      updateMask: { paths: ['template'] },
+    });
+    await operation.promise();
+  } finally {
+    await client.close();
+  }
+}
+
 async function history() {
   return withContext(
     root,
@@ -138,6 +174,8 @@ describe('deploy --canary', () => {
     const { result } = await deploy();
     assert.equal(result.firstDeploy, true);
     assert.deepEqual(serviceTraffic(), [{ revision: result.revision, percent: 100 }]);
+    // The image's CMD is the job task: the service's revision must be told to serve, on this environment.
+    assert.deepEqual(containerOf(result.revision), { args: ['serve'], env: { CONVERGENCE_ENV: 'cloud' } });
     assert.ok(
       probed.some((p) => p === `${result.revision} /health`),
       'the new revision was health-checked',
@@ -163,6 +201,7 @@ describe('deploy --canary', () => {
     const { result } = await deploy({}, (e) => e.type === 'step' && weights.push(e.weight));
     assert.deepEqual(weights, [25, 50, 100]);
     assert.deepEqual(serviceTraffic(), [{ revision: result.revision, percent: 100 }]);
+    assert.deepEqual(containerOf(result.revision), { args: ['serve'], env: { CONVERGENCE_ENV: 'cloud' } });
     assert.deepEqual(
       result.steps.map((s) => s.analysis?.verdict),
       ['passed', 'passed', undefined],
@@ -292,5 +331,29 @@ describe('rollback', () => {
     const result = await withContext(root, (ctx) => rollback(ctx, { dryRun: false }), { env: 'cloud' });
     assert.equal(result.from, deployed.revision);
     assert.equal(result.to, expected);
+  });
+});
+
+describe('service revisions run the API', () => {
+  it("keeps an operator's serve flags and other variables, and replaces args that do not serve", async () => {
+    await editServiceContainer((container) => {
+      container.args = ['serve', '--rate-limit', '500'];
+      container.env = [...((container.env as unknown[]) ?? []), { name: 'TEAM', value: 'data' }];
+    });
+    const { result: kept } = await deploy({ canary: false });
+    assert.deepEqual(containerOf(kept.revision), {
+      args: ['serve', '--rate-limit', '500'],
+      env: { CONVERGENCE_ENV: 'cloud', TEAM: 'data' },
+    });
+
+    await editServiceContainer((container) => {
+      container.args = ['job', 'run-pipeline'];
+      container.env = [
+        { name: 'CONVERGENCE_ENV', value: 'local' },
+        { name: 'TEAM', value: 'data' },
+      ];
+    });
+    const { result: fixed } = await deploy({ canary: false });
+    assert.deepEqual(containerOf(fixed.revision), { args: ['serve'], env: { TEAM: 'data', CONVERGENCE_ENV: 'cloud' } });
   });
 });

@@ -103,7 +103,10 @@ export class GcpRunPlatform implements RunPlatform {
     const what = `Cloud Run service ${service}`;
     if (!current) {
       // First deploy: no traffic to keep, so the new revision takes everything (pinned by name when named).
-      const template = { ...(request.revisionName ? { revision: request.revisionName } : {}), containers: [{ image: request.image }] };
+      const template = {
+        ...(request.revisionName ? { revision: request.revisionName } : {}),
+        containers: [withContainerSettings({ image: request.image }, request)],
+      };
       const traffic = [
         request.revisionName
           ? { type: BY_REVISION, revision: request.revisionName, percent: 100, ...(request.tag ? { tag: request.tag } : {}) }
@@ -129,7 +132,7 @@ export class GcpRunPlatform implements RunPlatform {
     const template = { ...((current.template as Loose) ?? {}) };
     const containers = ((template.containers as Loose[]) ?? []).map((c) => ({ ...c }));
     if (containers.length === 0) containers.push({});
-    containers[0] = { ...containers[0], image: request.image };
+    containers[0] = withContainerSettings({ ...containers[0], image: request.image }, request);
     template.containers = containers;
     if (request.revisionName) template.revision = request.revisionName;
     else delete template.revision;
@@ -228,6 +231,23 @@ export class GcpRunPlatform implements RunPlatform {
   async close(): Promise<void> {
     await this.#clients.close();
   }
+}
+
+/** The first container with the request's args and env applied (see DeployRevisionRequest). */
+function withContainerSettings(container: Loose, request: DeployRevisionRequest): Loose {
+  const out = { ...container };
+  if (request.args) {
+    const current = Array.isArray(container.args) ? container.args.map(String) : [];
+    const wanted = request.args;
+    const keeps = current.length >= wanted.length && wanted.every((arg, i) => current[i] === arg);
+    out.args = keeps ? current : [...wanted];
+  }
+  if (request.env && Object.keys(request.env).length) {
+    const names = new Set(Object.keys(request.env));
+    const kept = ((container.env as Loose[] | undefined) ?? []).filter((variable) => !names.has(String(variable.name)));
+    out.env = [...kept, ...Object.entries(request.env).map(([name, value]) => ({ name, value }))];
+  }
+  return out;
 }
 
 function toApiTarget(target: TrafficTarget): Loose {

@@ -50,6 +50,14 @@ export interface RevisionInfo {
 
 export interface DeployRevisionRequest {
   image: string;
+  /**
+   * Container args of the revision (the image's CMD otherwise). A template whose args already
+   * start with these keeps them, so flags an operator added after them survive a deploy; other
+   * args are replaced.
+   */
+  args?: string[];
+  /** Container environment variables to set; the template's other variables are kept. */
+  env?: Record<string, string>;
   /** Tag routed to the new revision (gives it its own URL). */
   tag?: string;
   /** `<service>-…`, under 64 characters; Run picks one when absent. */

@@ -91,6 +91,14 @@ export interface DeployResult {
   plan: DeployPlan;
 }
 
+/**
+ * What every revision of the service runs: `convergence serve` on the deploy's environment. The
+ * image's default CMD is the job task (`job run-pipeline`), so a revision without args would not
+ * serve HTTP at all.
+ */
+const SERVICE_ARGS = ['serve'] as const;
+const serviceContainer = (plan: DeployPlan) => ({ args: [...SERVICE_ARGS], env: { CONVERGENCE_ENV: plan.env } });
+
 function parseSteps(steps: number[]): number[] {
   const out = [...steps];
   for (let i = 0; i < out.length; i++) {
@@ -280,6 +288,7 @@ async function deployWith(
   if (plan.dryRun) {
     await platform.deployRevision(plan.service, {
       image: plan.source ? 'gcr.io/cloudrun/placeholder' : image!,
+      ...serviceContainer(plan),
       revisionName: plan.revision,
       noTraffic: !firstDeploy,
       ...(firstDeploy ? {} : { tag: plan.tag }),
@@ -291,7 +300,12 @@ async function deployWith(
 
   if (firstDeploy) {
     // Run cannot create a service with a no-traffic revision: no canary, 100% at once, then a health check.
-    await platform.deployRevision(plan.service, { image: image!, revisionName: plan.revision, noTraffic: false });
+    await platform.deployRevision(plan.service, {
+      image: image!,
+      ...serviceContainer(plan),
+      revisionName: plan.revision,
+      noTraffic: false,
+    });
     stages?.finish(deployStage, {
       status: 'ok',
       title: `Created service ${plan.service} with revision ${plan.revision} at 100% (first deploy: no canary)`,
@@ -371,7 +385,13 @@ async function deployWith(
   };
 
   try {
-    await platform.deployRevision(plan.service, { image: image!, tag: plan.tag, revisionName: plan.revision, noTraffic: true });
+    await platform.deployRevision(plan.service, {
+      image: image!,
+      ...serviceContainer(plan),
+      tag: plan.tag,
+      revisionName: plan.revision,
+      noTraffic: true,
+    });
   } catch (err) {
     stages?.finish(deployStage, { status: 'failed', message: err instanceof Error ? err.message : String(err) });
     await abort(`revision ${plan.revision} did not become ready: ${err instanceof Error ? err.message : String(err)}`, err);
