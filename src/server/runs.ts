@@ -161,7 +161,13 @@ export class RunLauncher {
     }
     // Lock, quota and tenant state are checked before the execution starts (409 / 429 / 403).
     const { startRemoteRun } = await import('../services/pipelines/remote.ts');
-    const started = await startRemoteRun(this.#ctx, { tenantId: request.tenantId, pipelineId: request.pipelineId, wait: false });
+    const started = await startRemoteRun(this.#ctx, {
+      tenantId: request.tenantId,
+      pipelineId: request.pipelineId,
+      wait: false,
+      trigger: 'api',
+      triggeredBy: request.triggeredBy,
+    });
     this.#metrics.runsStarted.inc({ mode: 'remote' });
     this.#options.log('info', { run_id: started.runId, tenant_id: request.tenantId, execution: started.execution }, 'remote run started');
     return {

@@ -169,6 +169,34 @@ export async function resetQuotas(ctx: ServiceContext, options: { tenantId?: str
   return { usageDate: today, count: tenants.length, tenants };
 }
 
+const envFlag = (ctx: ServiceContext) => (ctx.env.name === 'local' ? '' : ` --env ${ctx.env.name}`);
+
+/** Exit 6: the tenant ran all of today's runs; data.resetsAt feeds Retry-After. */
+export function dailyLimitError(
+  ctx: ServiceContext,
+  tenantId: string,
+  usage: { dailyLimit: number; runsToday: number; usageDate: string; resetsAt: Date },
+) {
+  return quotaExceededError(
+    `tenant "${tenantId}" reached its daily limit of ${usage.dailyLimit} pipeline runs (${usage.runsToday} run on ${usage.usageDate}); the quota resets at ${usage.resetsAt.toISOString()}`,
+    {
+      suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId}${envFlag(ctx)} --yes\``,
+      data: { limit: 'daily', dailyLimit: usage.dailyLimit, runsToday: usage.runsToday, resetsAt: usage.resetsAt.toISOString() },
+    },
+  );
+}
+
+/** Exit 6: every concurrent run slot of the tenant is taken. */
+export function concurrentLimitError(ctx: ServiceContext, tenantId: string, usage: { running: number; concurrentLimit: number }) {
+  return quotaExceededError(
+    `tenant "${tenantId}" already has ${usage.running} pipeline run(s) in progress; its concurrent limit is ${usage.concurrentLimit}`,
+    {
+      suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING${envFlag(ctx)}\`); stuck runs are cleared by \`convergence maintenance cleanup-orphans${envFlag(ctx)}\``,
+      data: { limit: 'concurrent', concurrentLimit: usage.concurrentLimit, running: usage.running },
+    },
+  );
+}
+
 /**
  * Takes one run slot of today's quota for `runId`, or fails with exit 6 naming the limit. Lazily
  * starts a fresh day when the row is from an earlier date.
@@ -180,23 +208,11 @@ export async function reserveRun(ctx: ServiceContext, tenantId: string, runId: s
     const usage = await loadUsage(ctx, warehouse, tenantId);
     const resetsAt = nextUtcMidnight(ctx.now());
     if (usage.runsToday >= usage.dailyLimit) {
-      throw quotaExceededError(
-        `tenant "${tenantId}" reached its daily limit of ${usage.dailyLimit} pipeline runs (${usage.runsToday} run on ${usage.usageDate}); the quota resets at ${resetsAt.toISOString()}`,
-        {
-          suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId} --yes\``,
-          data: { limit: 'daily', dailyLimit: usage.dailyLimit, runsToday: usage.runsToday, resetsAt: resetsAt.toISOString() },
-        },
-      );
+      throw dailyLimitError(ctx, tenantId, { ...usage, resetsAt });
     }
     const running = inFlight(usage, await countLiveRuns(ctx, tenantId, { excludeRunId: runId }));
     if (running >= usage.concurrentLimit) {
-      throw quotaExceededError(
-        `tenant "${tenantId}" already has ${running} pipeline run(s) in progress; its concurrent limit is ${usage.concurrentLimit}`,
-        {
-          suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING\`); stuck runs are cleared by \`convergence maintenance cleanup-orphans\``,
-          data: { limit: 'concurrent', concurrentLimit: usage.concurrentLimit, running },
-        },
-      );
+      throw concurrentLimitError(ctx, tenantId, { running, concurrentLimit: usage.concurrentLimit });
     }
     await saveUsage(ctx, warehouse, tenantId, { ...usage, runsToday: usage.runsToday + 1, running: running + 1 });
   });

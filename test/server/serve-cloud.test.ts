@@ -144,6 +144,15 @@ describe('serve on a cloud environment', () => {
       },
       { env: 'cloud', tenant: TENANT, pipeline: PIPELINE, runId: firstRunId, configVersion: body.config_version },
     );
+
+    // The run row exists before the container writes anything: it can be read at once.
+    const read = await app.inject({ method: 'GET', url: `/api/v1/pipelines/runs/${firstRunId}`, headers: { 'x-api-key': apiKey } });
+    assert.equal(read.statusCode, 200, read.body);
+    const run = read.json<Record<string, unknown>>();
+    assert.equal(run.status, 'PENDING');
+    assert.equal(run.trigger_type, 'api');
+    assert.equal(run.execution_name, body.execution_name);
+    assert.equal(run.config_version, body.config_version);
   });
 
   it('answers 409 while the run lock is held, without starting a second execution', async () => {
@@ -233,3 +242,26 @@ describe('serve on a cloud environment', () => {
 async function releaseLease(lease: Lease): Promise<void> {
   await withContext(root, async (container) => void (await (await container.backends.lock()).release(lease)), { env: 'cloud' });
 }
+
+describe('serve on a cloud environment: an execution that cannot start', () => {
+  it('records the run FAILED and answers with the error', async () => {
+    // Earlier tests may have left runs in flight; the concurrent slots are not what this looks at.
+    await setQuota({ concurrent_limit: 100, pipelines_run_today: 0 });
+    const warehouse = await ctx.backends.warehouse();
+    await warehouse.update(METADATA_DATASET, T.profiles, { status: 'ACTIVE' }, { tenant_id: TENANT });
+    parts.auth.forgetAll();
+    const before = runJobs();
+    fakes.grpc.inject({ method: 'RunJob', code: grpc.status.PERMISSION_DENIED, message: 'Permission run.jobs.run denied', times: 10 });
+    try {
+      const res = await startRun();
+      assert.ok(res.statusCode >= 400, res.body);
+    } finally {
+      fakes.grpc.clearFaults();
+    }
+    assert.equal(runJobs(), before, 'no execution started');
+    const list = await app.inject({ method: 'GET', url: '/api/v1/pipelines/runs?limit=1', headers: { 'x-api-key': apiKey } });
+    const [latest] = list.json<{ runs: Array<Record<string, unknown>> }>().runs;
+    assert.equal(latest?.status, 'FAILED', list.body);
+    assert.match(String(latest?.error_message), /could not be started/);
+  });
+});

@@ -4,7 +4,16 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hashKey, newAdminKey, newTenantKey } from '../../src/domain/api-keys.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
-import { createAdminKey, createKey, listKeys, revokeKey, rotateKeys, touchKey, verifyAdminKey, verifyApiKey } from '../../src/services/keys.ts';
+import {
+  createAdminKey,
+  createKey,
+  listKeys,
+  revokeKey,
+  rotateKeys,
+  touchKey,
+  verifyAdminKey,
+  verifyApiKey,
+} from '../../src/services/keys.ts';
 import { PLANS } from '../../src/domain/plans.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { createTenant, deleteTenant, setTenantStatus } from '../../src/services/tenants.ts';

@@ -103,6 +103,9 @@ describe('pipeline run --remote', () => {
     assert.equal(result.exitCode, 0);
     assert.equal(result.run?.status, 'COMPLETE');
     assert.equal(result.run?.configVersion, result.configVersion);
+    // The row written before the execution started is the one the container continued.
+    assert.equal(result.run?.trigger, 'remote');
+    assert.equal(result.run?.executionName, result.execution);
     assert.equal(result.logUri, 'https://console.cloud.google.com/logs/fake');
     const call = calls.at(-1)!;
     assert.deepEqual(call.args, ['job', 'run-pipeline']);

@@ -3,19 +3,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionInfo } from '../../backends/run-platform/port.ts';
 import type { Row } from '../../backends/warehouse/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { ConvergenceError, ExitCode, lockHeldError, quotaExceededError, usageError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { showQuota } from '../quotas.ts';
-import { runLockKey } from '../runs/admission.ts';
-import { getRun, type RunRecord } from '../runs/store.ts';
+import { concurrentLimitError, dailyLimitError, showQuota } from '../quotas.ts';
+import { assertRunnableTenant, runLockHeldError, runLockKey } from '../runs/admission.ts';
+import { createRun, finishRun, getRun, recordExecution, type RunRecord } from '../runs/store.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
 import { loadActiveBundle } from './push.ts';
+
+/** Time a Cloud Run execution may take to start its container, on top of the pipeline's timeout. */
+const START_ALLOWANCE_MS = 10 * 60_000;
 
 export interface RemoteRunInput {
   tenantId: string;
   pipelineId: string;
   wait: boolean;
+  /** Recorded on the run row written before the execution starts (default: remote by the actor). */
+  trigger?: 'remote' | 'api';
+  triggeredBy?: string;
   /** How often to look at the execution while waiting. */
   pollMs?: number;
   /** Give up following after this long (default: the pipeline's timeout plus 10 minutes). */
@@ -51,50 +57,17 @@ export async function checkRemoteAdmission(
   /** The tenant's profile when the caller has just read it. */
   profile?: Row,
 ): Promise<void> {
-  profile ??= await requireTenant(ctx, tenantId);
-  if (profile.status === 'SUSPENDED') {
-    const reason = profile.status_reason ? ` (${String(profile.status_reason)})` : '';
-    throw new ConvergenceError('TENANT_SUSPENDED', ExitCode.auth, `tenant "${tenantId}" is suspended${reason}; its pipelines cannot run`, {
-      suggestion: `resume it with \`convergence tenant resume ${tenantId}\``,
-    });
-  }
+  assertRunnableTenant(tenantId, profile ?? (await requireTenant(ctx, tenantId)));
 
   // The Lock port reads a lease without taking it. Acquiring and releasing instead would raise the
   // key's fencing token, and a container acquiring in that instant would be refused.
   const key = runLockKey(tenantId, pipelineId);
   const holder = await (await ctx.backends.lock()).inspect(key);
-  if (holder) {
-    const holderRunId = holder.info?.run_id ?? null;
-    throw lockHeldError(
-      `pipeline ${pipelineId} of tenant "${tenantId}" is already running: ${holderRunId ? `run ${holderRunId}` : holder.owner} holds its lock until ${holder.expiresAt.toISOString()}`,
-      {
-        suggestion: holderRunId
-          ? `follow it with \`convergence pipeline status ${holderRunId} --env ${ctx.env.name}\`, or stop it with \`convergence pipeline cancel ${holderRunId} --env ${ctx.env.name}\``
-          : 'retry when it has finished',
-        data: { key, holderRunId, holder: holder.owner, expiresAt: holder.expiresAt.toISOString() },
-      },
-    );
-  }
+  if (holder) throw runLockHeldError(ctx, key, { tenantId, pipelineId }, holder);
 
   const quota = await showQuota(ctx, tenantId);
-  if (quota.remainingToday <= 0) {
-    throw quotaExceededError(
-      `tenant "${tenantId}" reached its daily limit of ${quota.dailyLimit} pipeline runs (${quota.runsToday} run on ${quota.usageDate}); the quota resets at ${quota.resetsAt.toISOString()}`,
-      {
-        suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId} --env ${ctx.env.name} --yes\``,
-        data: { limit: 'daily', dailyLimit: quota.dailyLimit, runsToday: quota.runsToday, resetsAt: quota.resetsAt.toISOString() },
-      },
-    );
-  }
-  if (quota.running >= quota.concurrentLimit) {
-    throw quotaExceededError(
-      `tenant "${tenantId}" already has ${quota.running} pipeline run(s) in progress; its concurrent limit is ${quota.concurrentLimit}`,
-      {
-        suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING --env ${ctx.env.name}\`)`,
-        data: { limit: 'concurrent', concurrentLimit: quota.concurrentLimit, running: quota.running },
-      },
-    );
-  }
+  if (quota.remainingToday <= 0) throw dailyLimitError(ctx, tenantId, quota);
+  if (quota.running >= quota.concurrentLimit) throw concurrentLimitError(ctx, tenantId, quota);
 }
 
 /**
@@ -137,19 +110,46 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
   const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
   const { GcpRunPlatform } = await import('../../backends/run-platform/gcp.ts');
   const platform = new GcpRunPlatform(createGcpClients(gcpTarget(env.settings)));
+  // The row exists (PENDING) before the execution does, so the run can be read, listed and
+  // cancelled at once; the container continues it (createRun adoptPending) or, refused, ends it.
+  await createRun(ctx, {
+    runId,
+    tenantId: input.tenantId,
+    pipelineId: input.pipelineId,
+    trigger: input.trigger ?? 'remote',
+    ...(input.triggeredBy ? { triggeredBy: input.triggeredBy } : {}),
+    configVersion: pushed.version,
+    runDate: ctx.now().toISOString().slice(0, 10),
+    parameters: {},
+    timeoutAt: new Date(ctx.now().getTime() + timeoutMs + START_ALLOWANCE_MS),
+  });
   try {
-    const { execution } = await platform.runJob(job, {
-      args: ['job', 'run-pipeline'],
-      env: {
-        CONVERGENCE_ENV: env.name,
-        CONVERGENCE_TENANT: input.tenantId,
-        CONVERGENCE_PIPELINE: input.pipelineId,
-        CONVERGENCE_CONFIG_VERSION: pushed.version,
-        CONVERGENCE_RUN_ID: runId,
-      },
-      taskCount: 1,
-      timeoutSeconds: Math.ceil(timeoutMs / 1000),
-    });
+    const started = await platform
+      .runJob(job, {
+        args: ['job', 'run-pipeline'],
+        env: {
+          CONVERGENCE_ENV: env.name,
+          CONVERGENCE_TENANT: input.tenantId,
+          CONVERGENCE_PIPELINE: input.pipelineId,
+          CONVERGENCE_CONFIG_VERSION: pushed.version,
+          CONVERGENCE_RUN_ID: runId,
+        },
+        taskCount: 1,
+        timeoutSeconds: Math.ceil(timeoutMs / 1000),
+      })
+      .catch(async (err: unknown) => {
+        await finishRun(ctx, runId, {
+          status: 'FAILED',
+          exitCode: (err as { exitCode?: number }).exitCode ?? ExitCode.unexpected,
+          errorMessage: `the Cloud Run execution could not be started: ${(err as Error).message}`,
+          onlyIf: ['PENDING'],
+        }).catch(() => undefined);
+        throw err;
+      });
+    const execution = started.execution;
+    await recordExecution(ctx, runId, execution).catch((err: unknown) =>
+      ctx.warn(`could not record execution ${execution} on run ${runId}: ${(err as Error).message}`),
+    );
     input.onProgress?.(`execution ${execution} of job ${job} started (run ${runId})`);
     const base = { runId, job, execution, configVersion: pushed.version };
     if (!input.wait) return { ...base, state: 'STARTED', logUri: null, run: null, exitCode: 0 };

@@ -175,7 +175,13 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
   const timeoutMs = parseDuration(bundle.pipeline.timeout, 'timeout');
   const startedAt = Date.now();
 
-  const admission = await admitRun(ctx, { tenantId: input.tenantId, pipelineId: input.pipelineId, runId, timeoutMs });
+  const admission = await admitRun(ctx, { tenantId: input.tenantId, pipelineId: input.pipelineId, runId, timeoutMs }).catch(
+    async (err: unknown) => {
+      // A remote start wrote this run's row before its container got here: end it with the refusal.
+      if (input.runId) await endRefusedRun(ctx, input.runId, err);
+      throw err;
+    },
+  );
   const stop = new AbortController();
   const abort = (reason: StopReason) => {
     if (!stop.signal.aborted) stop.abort(reason);
@@ -197,6 +203,7 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
       runDate,
       parameters: input.params ?? {},
       timeoutAt: new Date(ctx.now().getTime() + timeoutMs),
+      adoptPending: input.runId !== undefined,
     });
     await markRunning(ctx, runId);
     observer.runStarted?.(runId);
@@ -347,6 +354,17 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
         }
       : {}),
   };
+}
+
+/**
+ * Ends the pre-written PENDING row of a run its admission refused. A run without a row, or one
+ * already RUNNING elsewhere under the same id (a retried task), is left alone.
+ */
+async function endRefusedRun(ctx: ServiceContext, runId: string, err: unknown): Promise<void> {
+  const refusal = asRunError(err);
+  await finishRun(ctx, runId, { status: 'FAILED', exitCode: refusal.exitCode, errorMessage: refusal.message, onlyIf: ['PENDING'] }).catch(
+    (finishErr: unknown) => ctx.warn(`could not record the refusal of run ${runId}: ${(finishErr as Error).message}`),
+  );
 }
 
 /** Any failure inside a step, as a pipeline failure that keeps a ConvergenceError's code and advice. */

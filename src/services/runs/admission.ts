@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { clearInterval, setInterval } from 'node:timers';
 import type { Lease, Lock, LockHolder } from '../../backends/lock/port.ts';
+import type { Row } from '../../backends/warehouse/port.ts';
 import { assertName, assertTenantId } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, lockHeldError, validationError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
@@ -63,7 +64,11 @@ export async function admitRun(ctx: ServiceContext, input: AdmitRunInput): Promi
 }
 
 async function requireRunnableTenant(ctx: ServiceContext, tenantId: string): Promise<void> {
-  const profile = await requireTenant(ctx, tenantId);
+  assertRunnableTenant(tenantId, await requireTenant(ctx, tenantId));
+}
+
+/** Refuses (exit 7, TENANT_SUSPENDED) a profile whose pipelines may not run. */
+export function assertRunnableTenant(tenantId: string, profile: Row): void {
   if (profile.status === 'SUSPENDED') {
     const reason = profile.status_reason ? ` (${String(profile.status_reason)})` : '';
     throw new ConvergenceError('TENANT_SUSPENDED', ExitCode.auth, `tenant "${tenantId}" is suspended${reason}; its pipelines cannot run`, {
@@ -94,7 +99,7 @@ async function takeRunLock(ctx: ServiceContext, lock: Lock, key: string, req: Lo
     await failDeadRun(ctx, req, dead);
     taken = await lock.acquire(key, options);
   }
-  if (!taken.acquired) throw lockHeld(key, req, taken.holder);
+  if (!taken.acquired) throw runLockHeldError(ctx, key, req, taken.holder);
   return taken.lease;
 }
 
@@ -131,14 +136,16 @@ async function failDeadRun(ctx: ServiceContext, req: LockRequest, dead: LockHold
   }
 }
 
-function lockHeld(key: string, req: LockRequest, holder: LockHolder) {
+/** Exit 5 (LOCK_HELD) naming the run that holds a pipeline's run lock and how to follow or stop it. */
+export function runLockHeldError(ctx: ServiceContext, key: string, req: { tenantId: string; pipelineId: string }, holder: LockHolder) {
   const holderRunId = holder.info?.run_id ?? null;
   const where = holder.info?.pid ? ` (pid ${holder.info.pid} on ${holder.info.host ?? 'unknown host'})` : '';
+  const env = ctx.env.name === 'local' ? '' : ` --env ${ctx.env.name}`;
   return lockHeldError(
     `pipeline ${req.pipelineId} of tenant "${req.tenantId}" is already running: ${holderRunId ? `run ${holderRunId}` : holder.owner}${where} holds its lock until ${holder.expiresAt.toISOString()}`,
     {
       suggestion: holderRunId
-        ? `follow it with \`convergence pipeline status ${holderRunId}\`, or stop it with \`convergence pipeline cancel ${holderRunId}\``
+        ? `follow it with \`convergence pipeline status ${holderRunId}${env}\`, or stop it with \`convergence pipeline cancel ${holderRunId}${env}\``
         : 'retry when it has finished',
       data: { key, holderRunId, holder: holder.owner, expiresAt: holder.expiresAt.toISOString() },
     },

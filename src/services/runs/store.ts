@@ -70,6 +70,11 @@ export interface CreateRunInput {
   runDate: string;
   parameters: Record<string, string>;
   timeoutAt: Date;
+  /**
+   * Continue a PENDING row of the same id, tenant and pipeline instead of refusing the id: the row
+   * a remote start wrote before handing the run to its container.
+   */
+  adoptPending?: boolean;
 }
 
 export interface FinishRunInput {
@@ -78,6 +83,8 @@ export interface FinishRunInput {
   errorMessage?: string;
   /** Omitted: the column keeps what it had. */
   rowsProcessed?: number;
+  /** End the run only while it is in one of these states (default: PENDING or RUNNING). */
+  onlyIf?: RunState[];
 }
 
 export interface StepInput {
@@ -216,8 +223,27 @@ export async function createRun(ctx: ServiceContext, input: CreateRunInput): Pro
   }
   if (Number.isNaN(input.timeoutAt.getTime())) throw validationError('timeoutAt is not a valid date');
   const warehouse = await metadata(ctx);
-  if (await findRunRow(warehouse, runId)) throw conflictError(`run ${runId} already exists`);
+  const existing = await findRunRow(warehouse, runId);
   const now = ctx.now();
+  if (existing) {
+    const adoptable =
+      input.adoptPending &&
+      existing.status === 'PENDING' &&
+      existing.tenant_id === input.tenantId &&
+      existing.pipeline_id === input.pipelineId;
+    if (!adoptable) throw conflictError(`run ${runId} already exists`);
+    const set: Row = {
+      config_version: input.configVersion ?? (existing.config_version as string | null) ?? null,
+      run_date: input.runDate,
+      parameters: JSON.stringify(input.parameters),
+      timeout_at: input.timeoutAt,
+      updated_at: now,
+    };
+    const changed = await warehouse.update(METADATA_DATASET, T.runs, set, { pipeline_logging_id: runId, status: 'PENDING' });
+    // Cancelled or timed out between our read and our update.
+    if (changed === 0) throw conflictError(`run ${runId} is no longer pending`);
+    return toRunRecord({ ...existing, ...set });
+  }
   const row: Row = {
     pipeline_logging_id: runId,
     tenant_id: input.tenantId,
@@ -237,6 +263,17 @@ export async function createRun(ctx: ServiceContext, input: CreateRunInput): Pro
   };
   await warehouse.insert(METADATA_DATASET, T.runs, [row]);
   return toRunRecord({ ...row, cancel_requested: false });
+}
+
+/** Names the Cloud Run execution that carries a remote run. */
+export async function recordExecution(ctx: ServiceContext, runId: string, execution: string): Promise<void> {
+  const warehouse = await metadata(ctx);
+  await warehouse.update(
+    METADATA_DATASET,
+    T.runs,
+    { execution_name: execution, updated_at: ctx.now() },
+    { pipeline_logging_id: assertRunId(runId) },
+  );
 }
 
 /** PENDING → RUNNING; false when the run is no longer pending (cancelled, timed out by cleanup). */
@@ -263,7 +300,8 @@ export async function finishRun(ctx: ServiceContext, runId: string, input: Finis
   if (input.rowsProcessed !== undefined) assertCount('rowsProcessed', input.rowsProcessed);
   const warehouse = await metadata(ctx);
   const row = await findRunRow(warehouse, id);
-  if (!row || TERMINAL_RUN_STATES.has(row.status as RunState)) return false;
+  const endable = (input.onlyIf ?? LIVE_RUN_STATES).filter((state) => !TERMINAL_RUN_STATES.has(state));
+  if (!row || !endable.includes(row.status as RunState)) return false;
   const now = ctx.now();
   const changed = await warehouse.update(
     METADATA_DATASET,
@@ -277,7 +315,7 @@ export async function finishRun(ctx: ServiceContext, runId: string, input: Finis
       ...(input.rowsProcessed !== undefined ? { rows_processed: input.rowsProcessed } : {}),
       updated_at: now,
     },
-    { pipeline_logging_id: id, status: { op: 'in', values: LIVE_RUN_STATES } },
+    { pipeline_logging_id: id, status: { op: 'in', values: endable } },
   );
   if (changed === 0) return false;
   await closeOpenSteps(ctx, id, input.status === 'COMPLETE' ? 'FAILED' : input.status, `the run ended ${input.status} before the step did`);
