@@ -91,3 +91,30 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     },
   };
 }
+
+/** Creates the Cloud Run job that runs pipelines, as `gcloud run jobs create` would, through the official client. */
+export async function createRunJob(
+  fakes: CloudFakes,
+  jobId: string,
+  image = 'us-docker.pkg.dev/demo-project/convergence/convergence:1',
+): Promise<void> {
+  const { JobsClient } = await import('@google-cloud/run');
+  const grpc = await import('@grpc/grpc-js');
+  const { PassThroughClient } = await import('google-auth-library');
+  const jobs = new JobsClient({
+    apiEndpoint: '127.0.0.1',
+    port: fakes.grpc.port,
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: new PassThroughClient(),
+  });
+  try {
+    const [operation] = await jobs.createJob({
+      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+      jobId,
+      job: { template: { template: { containers: [{ image }] } } },
+    });
+    await operation.promise();
+  } finally {
+    await jobs.close();
+  }
+}

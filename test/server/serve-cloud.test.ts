@@ -4,10 +4,8 @@
  * quota used up, suspended tenant) is answered at once, before any execution is started.
  */
 import '../fakes/env-guard.ts';
-import { JobsClient } from '@google-cloud/run';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,7 +21,7 @@ import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { nextUtcMidnight, utcDay } from '../../src/services/quotas.ts';
 import { runLockKey } from '../../src/services/runs/admission.ts';
 import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
-import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
 import { newWorkspace, openContext, withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -56,22 +54,7 @@ before(async () => {
     },
     { env: 'cloud' },
   );
-  const jobs = new JobsClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
-  try {
-    const [operation] = await jobs.createJob({
-      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
-      jobId: JOB,
-      job: { template: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } } },
-    });
-    await operation.promise();
-  } finally {
-    await jobs.close();
-  }
+  await createRunJob(fakes, JOB);
   // The execution stays running; the container's own work is not what these tests look at.
   fakes.run.setExecutionPolls(1_000);
   fakes.run.onRunJob((call) => {

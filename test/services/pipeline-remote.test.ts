@@ -4,9 +4,6 @@
  * run id and config version it was handed, as `convergence job run-pipeline` does.
  */
 import '../fakes/env-guard.ts';
-import { JobsClient } from '@google-cloud/run';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,7 +20,7 @@ import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newWorkspace, withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
 
 const TENANT = 'acme_corp';
@@ -46,22 +43,7 @@ before(async () => {
     },
     { env: 'cloud' },
   );
-  const jobs = new JobsClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
-  try {
-    const [operation] = await jobs.createJob({
-      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
-      jobId: JOB,
-      job: { template: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } } },
-    });
-    await operation.promise();
-  } finally {
-    await jobs.close();
-  }
+  await createRunJob(fakes, JOB);
   // As on Run, an execution is still running when RunJob returns; it ends a few looks later.
   fakes.run.setExecutionPolls(2);
   fakes.run.onRunJob(async (call) => {
