@@ -229,11 +229,7 @@ function httpFailureOf(err: FastifyError | HttpError | Error): ReturnType<typeof
   }
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     const code =
-      fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-        ? 'PAYLOAD_TOO_LARGE'
-        : fastifyError.code?.startsWith('FST_ERR_CTP')
-          ? 'BAD_REQUEST'
-          : 'BAD_REQUEST';
+      fastifyError.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : fastifyError.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
     return {
       statusCode: fastifyError.statusCode,
       body: { error: { code, message: fastifyError.message } },

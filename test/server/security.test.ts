@@ -177,6 +177,18 @@ describe('request checks', () => {
     assert.equal(errorOf(res).code, 'BAD_REQUEST');
   });
 
+  it('refuses a body that is not JSON with 415', async () => {
+    const res = await h.call({
+      method: 'POST',
+      url: '/api/v1/pipelines/run/p_usage_daily',
+      key: h.keys.acme,
+      headers: { 'content-type': 'text/plain' },
+      payload: 'run it',
+    });
+    assert.equal(res.statusCode, 415, res.body);
+    assert.equal(errorOf(res).code, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
   it('refuses a body over the limit with 413', async () => {
     const res = await h.call({
       method: 'POST',
