@@ -182,8 +182,8 @@ describe('request checks', () => {
       method: 'POST',
       url: '/api/v1/pipelines/run/p_usage_daily',
       key: h.keys.acme,
-      headers: { 'content-type': 'text/plain' },
-      payload: 'run it',
+      headers: { 'content-type': 'application/xml' },
+      payload: '<run/>',
     });
     assert.equal(res.statusCode, 415, res.body);
     assert.equal(errorOf(res).code, 'UNSUPPORTED_MEDIA_TYPE');
