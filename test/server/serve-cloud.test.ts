@@ -248,3 +248,19 @@ describe('serve on a cloud environment: an execution that cannot start', () => {
     assert.match(String(latest?.error_message), /could not be started/);
   });
 });
+
+describe('serve on a cloud environment: key checks on BigQuery', () => {
+  it('reads the plan limit and refuses a key once its expiry has passed', async () => {
+    const key = await createKey(ctx, { tenantId: TENANT, description: 'expiring', expiresInMs: 3_600_000 });
+    const list = () => app.inject({ method: 'GET', url: '/api/v1/pipelines/runs', headers: { 'x-api-key': key.apiKey } });
+    const accepted = await list();
+    assert.equal(accepted.statusCode, 200, accepted.body);
+    // The scale plan's 1,200 requests per minute reached the tenant limiter from BigQuery.
+    assert.equal(accepted.headers['x-ratelimit-limit'], '1200');
+    const warehouse = await ctx.backends.warehouse();
+    await warehouse.update(METADATA_DATASET, T.apiKeys, { expires_at: new Date(Date.now() - 1_000) }, { api_key_id: key.apiKeyId });
+    parts.auth.forgetAll();
+    const refused = await list();
+    assert.equal(refused.statusCode, 401, refused.body);
+  });
+});
