@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isConvergenceError, usageError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { RunSummary } from '../services/pipelines/run.ts';
+import { HttpError } from './http-errors.ts';
 import type { ServerMetrics } from './metrics.ts';
 
 export interface StartRunRequest {
@@ -25,7 +26,6 @@ export interface StartedRun {
 }
 
 interface LiveRun {
-  tenantId: string;
   abort: AbortController;
   done: Promise<unknown>;
 }
@@ -90,7 +90,8 @@ export class RunLauncher {
   }
 
   async #startLocal(request: StartRunRequest): Promise<StartedRun> {
-    if (this.#closing) throw new Error('the server is shutting down');
+    if (this.#closing)
+      throw new HttpError(503, 'SHUTTING_DOWN', 'the server is shutting down; start the run again in a moment', { 'retry-after': '5' });
     const { runPipeline } = await import('../services/pipelines/run.ts');
     const runId = randomUUID();
     const abort = new AbortController();
@@ -119,7 +120,7 @@ export class RunLauncher {
       },
       { runStarted: () => started() },
     );
-    this.#live.set(runId, { tenantId: request.tenantId, abort, done });
+    this.#live.set(runId, { abort, done });
     this.#metrics.runsInProgress.set(this.#live.size);
     void done
       .then(

@@ -215,6 +215,10 @@ describe('shutdown', () => {
       const lock = await h.ctx.backends.lock();
       const taken = await lock.acquire('run/acme_corp/p_held', { owner: 'test', ttlMs: 1_000 });
       assert.equal(taken.acquired, true, 'the run lock was released');
+      const late = await h.call({ method: 'POST', url: '/api/v1/pipelines/run/p_usage_daily', key: h.keys.acme });
+      assert.equal(late.statusCode, 503, late.body);
+      assert.equal(late.json().error.code, 'SHUTTING_DOWN');
+      assert.equal(late.headers['retry-after'], '5');
     } finally {
       held.release();
       await held.api.close();
