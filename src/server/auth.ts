@@ -1,4 +1,4 @@
-import { hashKey } from '../domain/api-keys.ts';
+import { hashKey, tenantOfKey } from '../domain/api-keys.ts';
 import { authError, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { touchKey, verifyAdminKey, verifyApiKey, type VerifiedKey } from '../services/keys.ts';
@@ -46,6 +46,8 @@ export class Authenticator {
 
   async tenant(presented: string | undefined): Promise<VerifiedKey> {
     if (!presented) throw missing('X-API-Key');
+    // Malformed keys are refused before the cache, so a flood of junk cannot push real keys out of it.
+    if (!tenantOfKey(presented)) throw denied();
     const digest = hashKey(presented);
     const verified = await this.#keys.get(
       digest,
