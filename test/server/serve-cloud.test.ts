@@ -226,13 +226,51 @@ async function releaseLease(lease: Lease): Promise<void> {
   await withContext(root, async (container) => void (await (await container.backends.lock()).release(lease)), { env: 'cloud' });
 }
 
-describe('serve on a cloud environment: an execution that cannot start', () => {
-  it('records the run FAILED and answers with the error', async () => {
-    // Earlier tests may have left runs in flight; the concurrent slots are not what this looks at.
-    await setQuota({ concurrent_limit: 100, pipelines_run_today: 0 });
+describe('serve on a cloud environment: starts in flight', () => {
+  /** A clean slate: earlier runs ended, quota free, tenant active, no cached key checks. */
+  async function settle(): Promise<void> {
     const warehouse = await ctx.backends.warehouse();
+    await warehouse.update(
+      METADATA_DATASET,
+      T.runs,
+      { status: 'FAILED' },
+      { tenant_id: TENANT, status: { op: 'in', values: ['PENDING', 'RUNNING'] } },
+    );
     await warehouse.update(METADATA_DATASET, T.profiles, { status: 'ACTIVE' }, { tenant_id: TENANT });
+    await setQuota({ concurrent_limit: 100, pipelines_run_today: 0, concurrent_pipelines_running: 0 });
     parts.auth.forgetAll();
+  }
+
+  it('refuses a second start (409) while the first has not reached its container, without a second execution', async () => {
+    await settle();
+    const first = await startRun();
+    assert.equal(first.statusCode, 202, first.body);
+    const before = runJobs();
+    const second = await startRun();
+    assert.equal(second.statusCode, 409, second.body);
+    assert.match(second.json<{ error: { message: string } }>().error.message, /already starting: run [0-9a-f-]{36}/);
+    assert.equal(runJobs(), before);
+  });
+
+  it('closes a start whose execution ended before its container began, and starts the next', async () => {
+    await settle();
+    fakes.run.setExecutionPolls(0);
+    try {
+      const first = await startRun();
+      assert.equal(first.statusCode, 202, first.body);
+      const firstId = first.json<{ pipeline_logging_id: string }>().pipeline_logging_id;
+      const second = await startRun();
+      assert.equal(second.statusCode, 202, second.body);
+      const read = await app.inject({ method: 'GET', url: `/api/v1/pipelines/runs/${firstId}`, headers: { 'x-api-key': apiKey } });
+      assert.equal(read.json<{ status: string }>().status, 'FAILED');
+      assert.match(read.json<{ error_message: string }>().error_message, /ended \(SUCCEEDED\) before the run began/);
+    } finally {
+      fakes.run.setExecutionPolls(1_000);
+    }
+  });
+
+  it('records the run FAILED when the execution cannot be started, and answers with the error', async () => {
+    await settle();
     const before = runJobs();
     fakes.grpc.inject({ method: 'RunJob', code: grpc.status.PERMISSION_DENIED, message: 'Permission run.jobs.run denied', times: 10 });
     try {

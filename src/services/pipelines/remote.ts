@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExecutionInfo } from '../../backends/run-platform/port.ts';
+import type { ExecutionInfo, RunPlatform } from '../../backends/run-platform/port.ts';
 import type { Row } from '../../backends/warehouse/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, lockHeldError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { concurrentLimitError, dailyLimitError, showQuota } from '../quotas.ts';
 import { assertRunnableTenant, runLockHeldError, runLockKey } from '../runs/admission.ts';
-import { createRun, finishRun, getRun, recordExecution, type RunRecord } from '../runs/store.ts';
+import { createRun, finishRun, getRun, listRuns, recordExecution, type RunRecord } from '../runs/store.ts';
+import { withLease } from '../leases.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
 import { loadActiveBundle } from './push.ts';
@@ -71,6 +72,40 @@ export async function checkRemoteAdmission(
 }
 
 /**
+ * Refuses (exit 5) while an earlier start of the pipeline is on its way: its row is still PENDING
+ * and its execution still running, i.e. its container has not taken the run lock yet. A PENDING
+ * row whose execution already ended (or never got one) is ended FAILED instead, so a container
+ * that died before its admission does not block the pipeline until cleanup-orphans.
+ */
+async function refuseWhileStarting(
+  ctx: ServiceContext,
+  platform: RunPlatform,
+  job: string,
+  tenantId: string,
+  pipelineId: string,
+): Promise<void> {
+  const pending = await listRuns(ctx, { tenantId, pipelineId, status: 'PENDING', limit: 20 });
+  for (const run of pending) {
+    const state = run.executionName ? (await platform.getExecution(job, run.executionName)).state : 'never started';
+    if (state === 'RUNNING') {
+      throw lockHeldError(
+        `pipeline ${pipelineId} of tenant "${tenantId}" is already starting: run ${run.runId} (execution ${run.executionName}) has not reached its container yet`,
+        {
+          suggestion: `follow it with \`convergence pipeline status ${run.runId} --env ${ctx.env.name}\`, or stop it with \`convergence pipeline cancel ${run.runId} --env ${ctx.env.name}\``,
+          data: { holderRunId: run.runId, execution: run.executionName },
+        },
+      );
+    }
+    await finishRun(ctx, run.runId, {
+      status: 'FAILED',
+      exitCode: ExitCode.pipelineFailed,
+      errorMessage: `its Cloud Run execution ${state === 'never started' ? 'was never started' : `ended (${state})`} before the run began`,
+      onlyIf: ['PENDING'],
+    });
+  }
+}
+
+/**
  * Starts the pushed configuration of a pipeline as a Cloud Run Jobs execution (the container
  * runs `convergence job run-pipeline`) and, with `wait`, follows it to its end under a deadline.
  * The run id is chosen here and handed to the container, so the run row it writes tells the
@@ -97,7 +132,6 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
   }
   const profile = await requireTenant(ctx, input.tenantId);
   const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
-  await checkRemoteAdmission(ctx, input.tenantId, input.pipelineId, profile);
   const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
   if (local && local.version !== pushed.version) {
     ctx.warn(
@@ -110,45 +144,56 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
   const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
   const { GcpRunPlatform } = await import('../../backends/run-platform/gcp.ts');
   const platform = new GcpRunPlatform(createGcpClients(gcpTarget(env.settings)));
-  // The row exists (PENDING) before the execution does, so the run can be read, listed and
-  // cancelled at once; the container continues it (createRun adoptPending) or, refused, ends it.
-  await createRun(ctx, {
-    runId,
-    tenantId: input.tenantId,
-    pipelineId: input.pipelineId,
-    trigger: input.trigger ?? 'remote',
-    ...(input.triggeredBy ? { triggeredBy: input.triggeredBy } : {}),
-    configVersion: pushed.version,
-    runDate: ctx.now().toISOString().slice(0, 10),
-    parameters: {},
-    timeoutAt: new Date(ctx.now().getTime() + timeoutMs + START_ALLOWANCE_MS),
-  });
   try {
-    const started = await platform
-      .runJob(job, {
-        args: ['job', 'run-pipeline'],
-        env: {
-          CONVERGENCE_ENV: env.name,
-          CONVERGENCE_TENANT: input.tenantId,
-          CONVERGENCE_PIPELINE: input.pipelineId,
-          CONVERGENCE_CONFIG_VERSION: pushed.version,
-          CONVERGENCE_RUN_ID: runId,
-        },
-        taskCount: 1,
-        timeoutSeconds: Math.ceil(timeoutMs / 1000),
-      })
-      .catch(async (err: unknown) => {
-        await finishRun(ctx, runId, {
-          status: 'FAILED',
-          exitCode: (err as { exitCode?: number }).exitCode ?? ExitCode.unexpected,
-          errorMessage: `the Cloud Run execution could not be started: ${(err as Error).message}`,
-          onlyIf: ['PENDING'],
-        }).catch(() => undefined);
-        throw err;
-      });
-    const execution = started.execution;
-    await recordExecution(ctx, runId, execution).catch((err: unknown) =>
-      ctx.warn(`could not record execution ${execution} on run ${runId}: ${(err as Error).message}`),
+    // Starts of one pipeline are serialised: between this check and the container taking the run
+    // lock, the PENDING row written here is what tells a second start that one is on its way.
+    const execution = await withLease(
+      ctx,
+      `start/${input.tenantId}/${input.pipelineId}`,
+      { waitMs: 15_000, what: `the start of pipeline ${input.pipelineId} of tenant "${input.tenantId}"` },
+      async () => {
+        await checkRemoteAdmission(ctx, input.tenantId, input.pipelineId, profile);
+        await refuseWhileStarting(ctx, platform, job, input.tenantId, input.pipelineId);
+        // The row exists (PENDING) before the execution does, so the run can be read, listed and
+        // cancelled at once; the container continues it (createRun adoptPending) or, refused, ends it.
+        await createRun(ctx, {
+          runId,
+          tenantId: input.tenantId,
+          pipelineId: input.pipelineId,
+          trigger: input.trigger ?? 'remote',
+          ...(input.triggeredBy ? { triggeredBy: input.triggeredBy } : {}),
+          configVersion: pushed.version,
+          runDate: ctx.now().toISOString().slice(0, 10),
+          parameters: {},
+          timeoutAt: new Date(ctx.now().getTime() + timeoutMs + START_ALLOWANCE_MS),
+        });
+        const started = await platform
+          .runJob(job, {
+            args: ['job', 'run-pipeline'],
+            env: {
+              CONVERGENCE_ENV: env.name,
+              CONVERGENCE_TENANT: input.tenantId,
+              CONVERGENCE_PIPELINE: input.pipelineId,
+              CONVERGENCE_CONFIG_VERSION: pushed.version,
+              CONVERGENCE_RUN_ID: runId,
+            },
+            taskCount: 1,
+            timeoutSeconds: Math.ceil(timeoutMs / 1000),
+          })
+          .catch(async (err: unknown) => {
+            await finishRun(ctx, runId, {
+              status: 'FAILED',
+              exitCode: (err as { exitCode?: number }).exitCode ?? ExitCode.unexpected,
+              errorMessage: `the Cloud Run execution could not be started: ${(err as Error).message}`,
+              onlyIf: ['PENDING'],
+            }).catch(() => undefined);
+            throw err;
+          });
+        await recordExecution(ctx, runId, started.execution).catch((err: unknown) =>
+          ctx.warn(`could not record execution ${started.execution} on run ${runId}: ${(err as Error).message}`),
+        );
+        return started.execution;
+      },
     );
     input.onProgress?.(`execution ${execution} of job ${job} started (run ${runId})`);
     const base = { runId, job, execution, configVersion: pushed.version };
