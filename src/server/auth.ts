@@ -1,7 +1,7 @@
 import { hashKey, tenantOfKey } from '../domain/api-keys.ts';
 import { authError, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
-import { touchKey, verifyAdminKey, verifyApiKey, type VerifiedKey } from '../services/keys.ts';
+import { invalidApiKeyError, touchKey, verifyAdminKey, verifyApiKey, type VerifiedKey } from '../services/keys.ts';
 import { TtlCache } from './cache.ts';
 
 export interface AuthOptions {
@@ -15,8 +15,6 @@ export interface AuthOptions {
   onTouchError?(err: unknown): void;
 }
 
-const denied = () =>
-  authError('invalid or inactive API key', { suggestion: 'send a key minted by `convergence keys create` in X-API-Key' });
 const missing = (header: string) => authError(`missing ${header} header`, { suggestion: `send the key in the ${header} header` });
 
 /**
@@ -47,7 +45,7 @@ export class Authenticator {
   async tenant(presented: string | undefined): Promise<VerifiedKey> {
     if (!presented) throw missing('X-API-Key');
     // Malformed keys are refused before the cache, so a flood of junk cannot push real keys out of it.
-    if (!tenantOfKey(presented)) throw denied();
+    if (!tenantOfKey(presented)) throw invalidApiKeyError();
     const digest = hashKey(presented);
     const verified = await this.#keys.get(
       digest,
@@ -56,7 +54,7 @@ export class Authenticator {
       (key) => (key?.expiresAt ? Math.min(this.#cacheTtlMs, key.expiresAt.getTime() - this.#ctx.now().getTime()) : this.#cacheTtlMs),
     );
     // A cached answer never outlives the key's own expiry.
-    if (!verified || (verified.expiresAt && verified.expiresAt.getTime() <= this.#ctx.now().getTime())) throw denied();
+    if (!verified || (verified.expiresAt && verified.expiresAt.getTime() <= this.#ctx.now().getTime())) throw invalidApiKeyError();
     this.#touch(verified);
     return verified;
   }

@@ -14,6 +14,9 @@ export interface ServiceContext {
   warn(message: string): void;
 }
 
+/** ` --env <name>` for a command suggested to the user, nothing for the default local environment. */
+export const envFlag = (envName: string) => (envName === 'local' ? '' : ` --env ${envName}`);
+
 export function defaultActor(): string {
   try {
     return `cli:${os.userInfo().username}`;

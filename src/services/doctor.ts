@@ -3,6 +3,7 @@ import path from 'node:path';
 import { createBackends, type Backends } from '../backends/factory.ts';
 import { loadWorkspace, resolveEnv, type ResolvedEnv, type Workspace } from '../config/workspace.ts';
 import { isConvergenceError } from '../lib/errors.ts';
+import { envFlag } from './context.ts';
 import { GITIGNORE_ENTRIES } from './init.ts';
 import { appliedSchemaVersion, LATEST_SCHEMA_VERSION } from './metadata/migrations.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
@@ -95,7 +96,7 @@ async function warehouseChecks(backends: Backends, env: ResolvedEnv, add: (c: Ch
     await warehouse.datasetExists('tenants');
     add({ name: 'warehouse', status: 'pass', detail: `${warehouse.describe} reachable in ${Math.round(performance.now() - started)} ms` });
     const version = await appliedSchemaVersion(warehouse);
-    const bootstrapCmd = `convergence bootstrap${env.name === 'local' ? '' : ` --env ${env.name}`}`;
+    const bootstrapCmd = `convergence bootstrap${envFlag(env.name)}`;
     if (version === LATEST_SCHEMA_VERSION) add({ name: 'schema', status: 'pass', detail: `metadata schema version ${version} (current)` });
     else if (version === 0)
       add({ name: 'schema', status: 'fail', detail: 'metadata dataset not bootstrapped', fix: `run \`${bootstrapCmd}\`` });

@@ -250,17 +250,19 @@ export interface VerifiedKey {
   lastUsedAt: Date | null;
 }
 
+/** The one refusal for every wrong API key, so a caller learns nothing about which part was wrong. */
+export const invalidApiKeyError = () =>
+  authError('invalid or inactive API key', {
+    suggestion: 'check the X-API-Key header; keys are shown once by `convergence keys create`',
+  });
+
 /**
  * The check `serve` runs on every request. Any failure is the same AUTH error, so a caller learns
  * nothing about which part was wrong; digests are compared in constant time.
  */
 export async function verifyApiKey(ctx: ServiceContext, presented: string): Promise<VerifiedKey> {
-  const denied = () =>
-    authError('invalid or inactive API key', {
-      suggestion: 'check the X-API-Key header; keys are shown once by `convergence keys create`',
-    });
   const tenantId = tenantOfKey(presented);
-  if (!tenantId) throw denied();
+  if (!tenantId) throw invalidApiKeyError();
   const digest = hashKey(presented);
   const warehouse = await ctx.backends.warehouse();
   // One statement for key, tenant state and plan: a cache miss of `serve` costs one warehouse
@@ -276,8 +278,8 @@ export async function verifyApiKey(ctx: ServiceContext, presented: string): Prom
      LIMIT 1`,
     { digest, active: 'ACTIVE' },
   );
-  if (!row || !digestsEqual(String(row.api_key_hash), digest) || row.tenant_id !== tenantId) throw denied();
-  if (keyState(row, ctx.now()) !== 'ACTIVE' || row.tenant_status !== 'ACTIVE') throw denied();
+  if (!row || !digestsEqual(String(row.api_key_hash), digest) || row.tenant_id !== tenantId) throw invalidApiKeyError();
+  if (keyState(row, ctx.now()) !== 'ACTIVE' || row.tenant_status !== 'ACTIVE') throw invalidApiKeyError();
   const perMinute = row.requests_per_minute;
   return {
     tenantId,

@@ -2,7 +2,7 @@ import type { Row, Warehouse } from '../backends/warehouse/port.ts';
 import { assertTenantId } from '../domain/ids.ts';
 import { PLANS, type PlanName } from '../domain/plans.ts';
 import { quotaExceededError } from '../lib/errors.ts';
-import type { ServiceContext } from './context.ts';
+import { envFlag, type ServiceContext } from './context.ts';
 import { withLease } from './leases.ts';
 import { requireBootstrapped } from './metadata/guard.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
@@ -169,8 +169,6 @@ export async function resetQuotas(ctx: ServiceContext, options: { tenantId?: str
   return { usageDate: today, count: tenants.length, tenants };
 }
 
-const envFlag = (ctx: ServiceContext) => (ctx.env.name === 'local' ? '' : ` --env ${ctx.env.name}`);
-
 /** Exit 6: the tenant ran all of today's runs; data.resetsAt feeds Retry-After. */
 export function dailyLimitError(
   ctx: ServiceContext,
@@ -180,7 +178,7 @@ export function dailyLimitError(
   return quotaExceededError(
     `tenant "${tenantId}" reached its daily limit of ${usage.dailyLimit} pipeline runs (${usage.runsToday} run on ${usage.usageDate}); the quota resets at ${usage.resetsAt.toISOString()}`,
     {
-      suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId}${envFlag(ctx)} --yes\``,
+      suggestion: `wait for the reset, or reset it now with \`convergence quota reset --tenant ${tenantId}${envFlag(ctx.env.name)} --yes\``,
       data: { limit: 'daily', dailyLimit: usage.dailyLimit, runsToday: usage.runsToday, resetsAt: usage.resetsAt.toISOString() },
     },
   );
@@ -191,7 +189,7 @@ export function concurrentLimitError(ctx: ServiceContext, tenantId: string, usag
   return quotaExceededError(
     `tenant "${tenantId}" already has ${usage.running} pipeline run(s) in progress; its concurrent limit is ${usage.concurrentLimit}`,
     {
-      suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING${envFlag(ctx)}\`); stuck runs are cleared by \`convergence maintenance cleanup-orphans${envFlag(ctx)}\``,
+      suggestion: `wait for a run to end (\`convergence pipeline runs --tenant ${tenantId} --status RUNNING${envFlag(ctx.env.name)}\`); stuck runs are cleared by \`convergence maintenance cleanup-orphans${envFlag(ctx.env.name)}\``,
       data: { limit: 'concurrent', concurrentLimit: usage.concurrentLimit, running: usage.running },
     },
   );

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { RUN_STATES, TERMINAL_RUN_STATES } from '../../domain/states.ts';
-import { notFoundError, validationError } from '../../lib/errors.ts';
+import { ExitCode, notFoundError, validationError } from '../../lib/errors.ts';
 import { getRunDetails, listRuns, requestCancel, type RunDetails } from '../../services/runs/store.ts';
 import type { ServerParts } from '../app.ts';
 import { TtlCache } from '../cache.ts';
@@ -58,7 +58,7 @@ export const pipelineRoutes =
       );
     const ownRun = async (tenantId: string, runId: string) => {
       const details = await readRun(runId).catch((err: unknown) => {
-        throw (err as { exitCode?: number }).exitCode === 8 ? notFound(runId) : err;
+        throw (err as { exitCode?: number }).exitCode === ExitCode.notFound ? notFound(runId) : err;
       });
       if (details.run.tenantId !== tenantId) throw notFound(runId);
       return details;

@@ -1,5 +1,6 @@
 import type { Warehouse } from '../../backends/warehouse/port.ts';
 import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
+import { envFlag } from '../context.ts';
 import { METADATA_DATASET, T } from './tables.ts';
 
 /** Fails with a clear next step when the metadata dataset has not been bootstrapped. */
@@ -10,7 +11,7 @@ export async function requireBootstrapped(warehouse: Warehouse, envName: string)
     ExitCode.usage,
     `the metadata dataset "${METADATA_DATASET}" of environment "${envName}" is not bootstrapped`,
     {
-      suggestion: `run \`convergence bootstrap${envName === 'local' ? '' : ` --env ${envName}`}\` first`,
+      suggestion: `run \`convergence bootstrap${envFlag(envName)}\` first`,
     },
   );
 }

@@ -4,7 +4,7 @@ import type { Lease, Lock, LockHolder } from '../../backends/lock/port.ts';
 import type { Row } from '../../backends/warehouse/port.ts';
 import { assertName, assertTenantId } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, lockHeldError, validationError } from '../../lib/errors.ts';
-import type { ServiceContext } from '../context.ts';
+import { envFlag, type ServiceContext } from '../context.ts';
 import { reserveRun, settleRun } from '../quotas.ts';
 import { requireTenant } from '../tenants.ts';
 import { assertRunId, finishRun } from './store.ts';
@@ -140,7 +140,7 @@ async function failDeadRun(ctx: ServiceContext, req: LockRequest, dead: LockHold
 export function runLockHeldError(ctx: ServiceContext, key: string, req: { tenantId: string; pipelineId: string }, holder: LockHolder) {
   const holderRunId = holder.info?.run_id ?? null;
   const where = holder.info?.pid ? ` (pid ${holder.info.pid} on ${holder.info.host ?? 'unknown host'})` : '';
-  const env = ctx.env.name === 'local' ? '' : ` --env ${ctx.env.name}`;
+  const env = envFlag(ctx.env.name);
   return lockHeldError(
     `pipeline ${req.pipelineId} of tenant "${req.tenantId}" is already running: ${holderRunId ? `run ${holderRunId}` : holder.owner}${where} holds its lock until ${holder.expiresAt.toISOString()}`,
     {
