@@ -241,7 +241,13 @@ describe('pipeline run refuses bad input with the right exit code and writes not
     ['unknown tenant', ['pipeline', 'run', 'p_ok', '--tenant', 'nobody_co'], 8, /nobody_co/],
     ['invalid tenant id', ['pipeline', 'run', 'p_ok', '--tenant', 'Bad-Id'], 2, /tenant id/i],
     ['bad --param', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--param', 'novalue'], 2, /is not name=value/],
-    ['bad --run-date', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--run-date', '2025-02-30x'], 2, /is not a date/],
+    ['bad --run-date', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--run-date', '2025-02-30x'], 2, /is not a calendar date/],
+    [
+      'impossible --run-date',
+      ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--run-date', '2025-02-31'],
+      2,
+      /"2025-02-31" is not a calendar date/,
+    ],
     ['merge without merge_keys', ['pipeline', 'run', 'p_typo', '--tenant', 'bad_co'], 2, /p_typo\.yml:\d+:\d+: .*merge_keys/],
     ['missing sql file', ['pipeline', 'run', 'p_missing', '--tenant', 'bad_co'], 8, /sql\/nope\.sql does not exist/],
   ];

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { PipelineStep } from '../../domain/pipeline.ts';
+import { isCalendarDate } from '../../domain/dates.ts';
 import type { RunState, StepState } from '../../domain/states.ts';
 import type { StepEnv, StepOutcome } from '../../engine/steps/types.ts';
 import { parseDuration } from '../../lib/duration.ts';
@@ -13,6 +14,7 @@ import { createRun, finishRun, finishStep, isCancelRequested, markRunning, skipS
 import { resolveSecret } from '../secrets.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle, type PipelineBundle } from './bundle.ts';
+import { assertSourcePaths, fileScope } from './paths.ts';
 import { describePlan, type RunPlan } from './plan.ts';
 
 export interface RunInput {
@@ -68,7 +70,6 @@ export interface RunObserver {
   stepFinished?(index: number, step: StepSummary): void;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const CANCEL_POLL_MS = 1_000;
 
 function runVariables(
@@ -91,8 +92,8 @@ function runVariables(
 
 function resolveRunDate(ctx: ServiceContext, value: string | undefined): string {
   if (value === undefined) return ctx.now().toISOString().slice(0, 10);
-  if (!DATE.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
-    throw usageError(`--run-date ${JSON.stringify(value)} is not a date`, { suggestion: 'use YYYY-MM-DD, e.g. --run-date 2025-01-31' });
+  if (!isCalendarDate(value)) {
+    throw usageError(`run date ${JSON.stringify(value)} is not a calendar date`, { suggestion: 'give a real day as YYYY-MM-DD, e.g. 2025-01-31' });
   }
   return value;
 }
@@ -101,6 +102,7 @@ function resolveRunDate(ctx: ServiceContext, value: string | undefined): string 
 export async function planPipelineRun(ctx: ServiceContext, input: RunInput): Promise<RunPlan> {
   await requireTenant(ctx, input.tenantId);
   const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
+  await assertSourcePaths(ctx, bundle);
   const runDate = resolveRunDate(ctx, input.runDate);
   const runId = input.runId ?? randomUUID();
   const env = await stepEnv(ctx, bundle, input, runId, runDate, new AbortController().signal, () => undefined);
@@ -126,7 +128,7 @@ async function stepEnv(
     pipelineId: input.pipelineId,
     runId,
     variables: runVariables(ctx, bundle, input, runId, runDate),
-    workspaceRoot: ctx.workspace.root,
+    fileScope: fileScope(ctx, tenantId),
     stagingDir: path.join(ctx.env.stateDir, 'staging', runId),
     fullRefresh: Boolean(input.fullRefresh),
     signal,
@@ -170,6 +172,11 @@ function stopError(reason: StopReason): ConvergenceError {
  */
 export async function runPipeline(ctx: ServiceContext, input: RunInput, observer: RunObserver = {}): Promise<RunSummary> {
   const bundle = input.bundle ?? (await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId));
+  // A path the tenant may not read is a configuration error: refused before any lock or run row.
+  await assertSourcePaths(ctx, bundle).catch(async (err: unknown) => {
+    if (input.runId) await endRefusedRun(ctx, input.runId, err);
+    throw err;
+  });
   const runDate = resolveRunDate(ctx, input.runDate);
   const runId = input.runId ?? randomUUID();
   const timeoutMs = parseDuration(bundle.pipeline.timeout, 'timeout');

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Row, Warehouse } from '../../backends/warehouse/port.ts';
+import { isCalendarDate } from '../../domain/dates.ts';
 import { assertName, assertTenantId, UUID_PATTERN } from '../../domain/ids.ts';
 import { RUN_STATES, STEP_STATES, TERMINAL_RUN_STATES, type RunState, type StepState } from '../../domain/states.ts';
 import { conflictError, notFoundError, validationError } from '../../lib/errors.ts';
+import { redactKnownSecrets, redactKnownSecretsDeep } from '../../lib/redaction.ts';
 import type { ServiceContext } from '../context.ts';
 import { requireBootstrapped } from '../metadata/guard.ts';
 import { METADATA_DATASET, T } from '../metadata/tables.ts';
@@ -194,15 +196,9 @@ function assertCount(what: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw validationError(`${what} must be a non-negative integer, got ${value}`);
 }
 
-/** Warehouses already seen bootstrapped: the check costs a file open per call otherwise. */
-const bootstrapped = new WeakSet<Warehouse>();
-
 async function metadata(ctx: ServiceContext): Promise<Warehouse> {
   const warehouse = await ctx.backends.warehouse();
-  if (!bootstrapped.has(warehouse)) {
-    await requireBootstrapped(warehouse, ctx.env.name);
-    bootstrapped.add(warehouse);
-  }
+  await requireBootstrapped(warehouse, ctx.env.name);
   return warehouse;
 }
 
@@ -218,7 +214,7 @@ export async function createRun(ctx: ServiceContext, input: CreateRunInput): Pro
   assertTenantId(input.tenantId);
   assertName('pipeline id', input.pipelineId);
   if (!RUN_TRIGGERS.includes(input.trigger)) throw validationError(`unknown trigger ${JSON.stringify(input.trigger)}`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(input.runDate) || Number.isNaN(Date.parse(`${input.runDate}T00:00:00Z`))) {
+  if (!isCalendarDate(input.runDate)) {
     throw validationError(`run date ${JSON.stringify(input.runDate)} is not a YYYY-MM-DD date`);
   }
   if (Number.isNaN(input.timeoutAt.getTime())) throw validationError('timeoutAt is not a valid date');
@@ -311,7 +307,8 @@ export async function finishRun(ctx: ServiceContext, runId: string, input: Finis
       end_time: now,
       duration_ms: elapsed(row.start_time, now),
       exit_code: input.exitCode,
-      error_message: input.errorMessage ?? null,
+      // The last line of defence: no secret this process resolved is ever recorded.
+      error_message: input.errorMessage === undefined ? null : redactKnownSecrets(input.errorMessage),
       ...(input.rowsProcessed !== undefined ? { rows_processed: input.rowsProcessed } : {}),
       updated_at: now,
     },
@@ -407,8 +404,8 @@ export async function finishStep(ctx: ServiceContext, stepLoggingId: string, inp
       rows_in: input.rowsIn,
       rows_out: input.rowsOut,
       bytes_processed: input.bytesProcessed,
-      error_message: input.errorMessage ?? null,
-      details: input.details === undefined ? null : JSON.stringify(input.details),
+      error_message: input.errorMessage === undefined ? null : redactKnownSecrets(input.errorMessage),
+      details: input.details === undefined ? null : JSON.stringify(redactKnownSecretsDeep(input.details)),
       updated_at: now,
     },
     { step_logging_id: id, status: 'RUNNING' },
@@ -538,12 +535,16 @@ export async function countLiveRuns(ctx: ServiceContext, tenantId: string, optio
   });
 }
 
-/** Live runs matching one extra condition, for cleanup-orphans. */
-export async function findLiveRuns(ctx: ServiceContext, condition: { timedOutBy?: Date; startedBefore?: Date }): Promise<RunRecord[]> {
+/** Live runs matching the given conditions, oldest first (cleanup-orphans, tenant delete). */
+export async function findLiveRuns(
+  ctx: ServiceContext,
+  condition: { tenantId?: string; timedOutBy?: Date; startedBefore?: Date },
+): Promise<RunRecord[]> {
   const warehouse = await metadata(ctx);
   const rows = await warehouse.select(METADATA_DATASET, T.runs, {
     where: {
       status: { op: 'in', values: LIVE_RUN_STATES },
+      ...(condition.tenantId ? { tenant_id: assertTenantId(condition.tenantId) } : {}),
       ...(condition.timedOutBy ? { timeout_at: { op: '<=', value: condition.timedOutBy } } : {}),
       ...(condition.startedBefore ? { start_time: { op: '<', value: condition.startedBefore } } : {}),
     },
