@@ -1,10 +1,10 @@
-import os from 'node:os';
 import { clearInterval, setInterval } from 'node:timers';
 import type { Lease, Lock, LockHolder } from '../../backends/lock/port.ts';
 import type { Row } from '../../backends/warehouse/port.ts';
 import { assertName, assertTenantId } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, lockHeldError, validationError } from '../../lib/errors.ts';
 import { envFlag, type ServiceContext } from '../context.ts';
+import { holderIdentity, holderIsDeadHere } from '../leases.ts';
 import { reserveRun, settleRun } from '../quotas.ts';
 import { requireTenant } from '../tenants.ts';
 import { assertRunId, finishRun } from './store.ts';
@@ -85,12 +85,7 @@ interface LockRequest {
 }
 
 async function takeRunLock(ctx: ServiceContext, lock: Lock, key: string, req: LockRequest): Promise<Lease> {
-  const host = os.hostname();
-  const options = {
-    owner: `${ctx.actor} pid ${process.pid} on ${host}`,
-    ttlMs: req.ttlMs,
-    info: { run_id: req.runId, pid: String(process.pid), host },
-  };
+  const options = { ...holderIdentity(ctx, { run_id: req.runId }), ttlMs: req.ttlMs };
   let taken = await lock.acquire(key, options);
   if (!taken.acquired && holderIsDeadHere(ctx, taken.holder)) {
     const dead = taken.holder;
@@ -101,22 +96,6 @@ async function takeRunLock(ctx: ServiceContext, lock: Lock, key: string, req: Lo
   }
   if (!taken.acquired) throw runLockHeldError(ctx, key, req, taken.holder);
   return taken.lease;
-}
-
-/**
- * A holder on this machine whose process is gone (kill -9, OOM) would block reruns until its lease
- * expires; pids mean something only on the same host, so only local locks are judged this way.
- */
-function holderIsDeadHere(ctx: ServiceContext, holder: LockHolder): boolean {
-  if (ctx.env.backend !== 'local' || holder.info?.host !== os.hostname()) return false;
-  const pid = Number(holder.info.pid);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }
 
 async function failDeadRun(ctx: ServiceContext, req: LockRequest, dead: LockHolder): Promise<void> {
