@@ -188,6 +188,13 @@ describe('keys: bad flags and lookups', () => {
     await refused(['keys', 'rotate', '--tenant', 'acme_corp', '--grace', 'soon'], 2, /--grace: "soon" is not a duration/);
   });
 
+  it('keys rotate --grace 0s without --yes → 2 asking for confirmation, and no key revoked', async () => {
+    await refused(['keys', 'rotate', '--tenant', 'acme_corp', '--grace', '0s'], 2, [
+      /refusing to revoke every active key of acme_corp at once/,
+      /pass --yes to confirm/,
+    ]);
+  });
+
   it('revoke: an unknown id or hash prefix → 8; a malformed one → 2', async () => {
     await refused(['keys', 'revoke', '00000000-0000-4000-8000-00000000beef'], 8, /no API key with id or hash prefix/);
     await refused(['keys', 'revoke', 'eeeeeeeeeeee'], 8, /no API key with id or hash prefix "eeeeeeeeeeee"/);
