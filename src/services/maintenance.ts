@@ -105,7 +105,11 @@ async function findOrphans(ctx: ServiceContext, now: Date, olderThanMs: number |
 }
 
 /** Frees the run's lock only while that very run holds it: a newer run of the pipeline keeps its own. */
-async function releaseRunLock(ctx: ServiceContext, orphan: OrphanedRun, dryRun: boolean): Promise<boolean> {
+export async function releaseRunLock(
+  ctx: ServiceContext,
+  orphan: Pick<OrphanedRun, 'runId' | 'tenantId' | 'pipelineId'>,
+  dryRun = false,
+): Promise<boolean> {
   const lock = await ctx.backends.lock();
   const key = runLockKey(orphan.tenantId, orphan.pipelineId);
   const holder = await lock.inspect(key);

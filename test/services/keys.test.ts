@@ -16,7 +16,8 @@ import {
 } from '../../src/services/keys.ts';
 import { PLANS } from '../../src/domain/plans.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { createTenant, deleteTenant, setTenantStatus } from '../../src/services/tenants.ts';
+import { deleteTenant } from '../../src/services/tenant-delete.ts';
+import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { manualClock, newBootstrappedWorkspace, openContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';

@@ -17,7 +17,8 @@ import {
   startStep,
   type CreateRunInput,
 } from '../../src/services/runs/store.ts';
-import { createTenant, deleteTenant } from '../../src/services/tenants.ts';
+import { deleteTenant } from '../../src/services/tenant-delete.ts';
+import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { manualClock, newBootstrappedWorkspace, openContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -184,7 +185,8 @@ describe('listRuns', () => {
 
   it("keeps a deleted tenant's history readable", async () => {
     await createTenant(ctx, { tenantId: 'gone_co', name: 'Gone', plan: 'starter' });
-    await createRun(ctx, runInput({ tenantId: 'gone_co' }));
+    const { runId } = await createRun(ctx, runInput({ tenantId: 'gone_co' }));
+    await finishRun(ctx, runId, { status: 'COMPLETE', exitCode: 0 });
     await deleteTenant(ctx, 'gone_co');
     assert.equal((await listRuns(ctx, { tenantId: 'gone_co' })).length, 1);
   });

@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PLANS } from '../../src/domain/plans.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
 import { createKey, listKeys } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
+import { createRun, getRun, markRunning } from '../../src/services/runs/store.ts';
+import { deleteTenant } from '../../src/services/tenant-delete.ts';
 import {
   createTenant,
-  deleteTenant,
   listTenants,
   setTenantCredential,
   setTenantStatus,
@@ -147,6 +152,58 @@ describe('createTenant', () => {
     await createTenant(ctx, { tenantId: 'locked_co', name: 'Locked', plan: 'starter' });
   });
 
+  it('a tenant lease whose holder was killed (kill -9) is taken over at once', async () => {
+    const child = spawn(process.execPath, ['-e', '']);
+    const deadPid = child.pid!;
+    await once(child, 'exit');
+    const lock = await ctx.backends.lock();
+    const taken = await lock.acquire('tenant/orphan_co', {
+      owner: 'crashed',
+      ttlMs: 3_600_000,
+      info: { pid: String(deadPid), host: os.hostname() },
+    });
+    assert.ok(taken.acquired);
+    const created = await createTenant(ctx, { tenantId: 'orphan_co', name: 'Orphan', plan: 'starter' });
+    assert.equal(created.status, 'ACTIVE');
+    assert.ok(
+      ctx.warnings.some((w) => w.includes('tenant/orphan_co') && w.includes(String(deadPid))),
+      ctx.warnings.join('\n'),
+    );
+    assert.equal(await lock.inspect('tenant/orphan_co'), undefined);
+  });
+
+  it('a tenant lease held by a live process on this host is still respected (5)', async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const lock = await ctx.backends.lock();
+      const taken = await lock.acquire('tenant/alive_co', {
+        owner: 'alive',
+        ttlMs: 60_000,
+        info: { pid: String(child.pid), host: os.hostname() },
+      });
+      assert.ok(taken.acquired);
+      await rejectsWith(createTenant(ctx, { tenantId: 'alive_co', name: 'Alive', plan: 'starter' }), ExitCode.alreadyRunning, /alive/);
+      await lock.release(taken.lease);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('an interrupted bootstrap (a metadata table missing): refused naming it, with `convergence bootstrap` (2)', async () => {
+    const partial = await newBootstrappedWorkspace('tenants-partial');
+    await withContext(partial, (c) => c.backends.warehouse().then((w) => w.dropTable(METADATA_DATASET, T.quotas)));
+    await withContext(partial, async (c) => {
+      const err = await rejectsWith(
+        createTenant(c, { tenantId: 'acme_corp', name: 'ACME', plan: 'starter' }),
+        ExitCode.usage,
+        /incompletely bootstrapped: tenant_usage_quotas is missing/,
+      );
+      assert.equal(err.code, 'NOT_BOOTSTRAPPED');
+      assert.match(err.suggestion ?? '', /`convergence bootstrap`/);
+      assert.ok(!(await listDatasets(await c.backends.warehouse())).includes('acme_corp'));
+    });
+  });
+
   it('before bootstrap: refused with a pointer to `convergence bootstrap` (2)', async () => {
     const fresh = await newWorkspace('tenants-fresh');
     await withContext(fresh, async (c) => {
@@ -232,6 +289,7 @@ describe('deleteTenant', () => {
       keysRevoked: 2,
       datasetDropped: true,
       configDirKept: path.join('configs', 'doomed_co'),
+      runsCancelled: [],
     });
 
     const [profile] = await w.select(METADATA_DATASET, T.profiles, { where: { tenant_id: 'doomed_co' } });
@@ -266,6 +324,43 @@ describe('deleteTenant', () => {
     assert.equal(await (await warehouse()).datasetExists('doomed_co'), false);
     await rejectsWith(setTenantStatus(ctx, 'doomed_co', 'ACTIVE'), ExitCode.notFound, /deleted/);
     await rejectsWith(deleteTenant(ctx, 'doomed_co'), ExitCode.notFound, /already deleted/);
+  });
+
+  it('a run in progress blocks deletion (5, naming the run) and nothing changes; --force cancels it first', async () => {
+    clock.set(T0);
+    await createTenant(ctx, { tenantId: 'busy_co', name: 'Busy', plan: 'starter' });
+    const w = await warehouse();
+    await w.createTable('busy_co', { name: 'raw_usage', fields: [{ name: 'date', type: 'DATE' }] });
+    const runId = randomUUID();
+    await createRun(ctx, {
+      runId,
+      tenantId: 'busy_co',
+      pipelineId: 'p_main',
+      trigger: 'manual',
+      runDate: '2030-02-01',
+      parameters: {},
+      timeoutAt: new Date(clock.now().getTime() + 3_600_000),
+    });
+    await markRunning(ctx, runId);
+
+    const err = await rejectsWith(
+      deleteTenant(ctx, 'busy_co'),
+      ExitCode.alreadyRunning,
+      new RegExp(`run in progress: ${runId} \\(p_main, RUNNING\\)`),
+    );
+    assert.match(err.suggestion ?? '', new RegExp(`pipeline cancel ${runId}`));
+    assert.match(err.suggestion ?? '', /--force/);
+    assert.equal((await showTenant(ctx, 'busy_co')).status, 'ACTIVE');
+    assert.equal(await w.datasetExists('busy_co'), true);
+
+    // Nobody runs this record, so it cannot stop by itself: it is ended here after the wait.
+    const result = await deleteTenant(ctx, 'busy_co', { force: true, cancelWaitMs: 300 });
+    assert.deepEqual(result.runsCancelled, [runId]);
+    assert.equal(result.datasetDropped, true);
+    const run = await getRun(ctx, runId);
+    assert.equal(run.status, 'CANCELLED');
+    assert.equal(run.cancelRequested, true);
+    assert.match(run.errorMessage ?? '', /tenant was deleted/);
   });
 
   it('a rerun finishes a drop that failed half way', async () => {
