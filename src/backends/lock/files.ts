@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConvergenceError, ExitCode, validationError } from '../../lib/errors.ts';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../lib/private-fs.ts';
 import type { AcquireOptions, AcquireResult, Lease, Lock, LockHolder } from './port.ts';
 import { assertTtl, holderOf, leaseOf, lockLost } from './records.ts';
 
@@ -166,7 +167,7 @@ export class FileLock implements Lock {
       throw validationError(`lock key must be 1-200 characters, got ${JSON.stringify(key)}`);
     }
     if (!this.#dirReady) {
-      await mkdir(this.#dir, { recursive: true });
+      await ensurePrivateDir(this.#dir);
       this.#dirReady = true;
     }
     const base = path.join(this.#dir, encodeURIComponent(key));
@@ -206,7 +207,7 @@ export class FileLock implements Lock {
     const deadline = Date.now() + GUARD_WAIT_MS;
     for (;;) {
       try {
-        await writeFile(paths.guardFile, mine, { flag: 'wx' });
+        await writeFile(paths.guardFile, mine, { flag: 'wx', mode: PRIVATE_FILE_MODE });
         break;
       } catch (err) {
         if (errno(err) !== 'EEXIST') throw err;
@@ -247,7 +248,7 @@ export class FileLock implements Lock {
 
   async #create(lockFile: string, record: LockRecord): Promise<boolean> {
     const temp = `${lockFile}.${unique()}.tmp`;
-    await writeFile(temp, JSON.stringify(record), { flag: 'wx' });
+    await writeFile(temp, JSON.stringify(record), { flag: 'wx', mode: PRIVATE_FILE_MODE });
     try {
       await link(temp, lockFile);
       return true;
@@ -282,7 +283,7 @@ export class FileLock implements Lock {
   async #writeAtomic(file: string, content: string): Promise<void> {
     const temp = `${file}.${unique()}.tmp`;
     try {
-      await writeFile(temp, content, { flag: 'wx' });
+      await writeFile(temp, content, { flag: 'wx', mode: PRIVATE_FILE_MODE });
       await rename(temp, file);
     } catch (err) {
       await unlink(temp).catch(() => undefined);

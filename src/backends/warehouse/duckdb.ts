@@ -1,9 +1,10 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import { assertIdentifier } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../lib/errors.ts';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../lib/private-fs.ts';
 import { loadInto } from './duckdb/load.ts';
 import {
   applyWriteOp,
@@ -103,16 +104,24 @@ export class DuckDbWarehouse implements Warehouse {
     });
   }
 
+  #fileModeSet = false;
+
   async #open(): Promise<DuckDBInstance> {
     if (!this.#dirReady) {
-      await mkdir(path.dirname(this.#file), { recursive: true });
+      await ensurePrivateDir(path.dirname(this.#file));
       this.#dirReady = true;
     }
     const deadline = Date.now() + this.#busyTimeoutMs;
     let delay = 5;
     for (;;) {
       try {
-        return await DuckDBInstance.create(this.#file);
+        const instance = await DuckDBInstance.create(this.#file);
+        if (!this.#fileModeSet) {
+          // DuckDB creates the file with the process umask; the warehouse holds every tenant's data.
+          await chmod(this.#file, PRIVATE_FILE_MODE);
+          this.#fileModeSet = true;
+        }
+        return instance;
       } catch (err) {
         const message = (err as Error).message ?? '';
         if (!BUSY.test(message)) {

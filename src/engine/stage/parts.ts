@@ -1,8 +1,9 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { chmod, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pl from 'nodejs-polars';
 import type { LazyDataFrame } from 'nodejs-polars';
 import type { FieldSpec } from '../../backends/warehouse/port.ts';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../lib/private-fs.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../staging.ts';
 import { cursorMaxText, POLARS_TYPE } from './typing.ts';
 
@@ -11,8 +12,10 @@ export function partPath(stagingDir: string, index: number): string {
   return path.join(stagingDir, `part-${String(index).padStart(5, '0')}.parquet`);
 }
 
+/** Staged rows are tenant data: the folder (and the staging root above it) is the owner's alone. */
 export async function ensureStagingDir(stagingDir: string): Promise<void> {
-  await mkdir(stagingDir, { recursive: true });
+  await ensurePrivateDir(path.dirname(stagingDir));
+  await ensurePrivateDir(stagingDir);
 }
 
 /**
@@ -24,6 +27,7 @@ export async function sinkPart(frame: LazyDataFrame, file: string): Promise<void
   const partial = `${file}.partial`;
   try {
     await frame.sinkParquet(partial, { compression: 'zstd', maintainOrder: true }).collect();
+    await chmod(partial, PRIVATE_FILE_MODE);
     await rename(partial, file);
   } finally {
     await rm(partial, { force: true });
