@@ -4,6 +4,8 @@
  * Every string is passed through `redact` so a token that slips into an error message never
  * reaches the log.
  */
+import { redactKnownSecrets } from '../lib/redaction.ts';
+
 export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 
 export interface CloudRunTask {
@@ -48,9 +50,12 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
   [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, '$1[REDACTED]@'],
 ];
 
-/** Masks credentials in free text: bearer tokens, API keys, key=value secrets, URL passwords. */
+/**
+ * Masks credentials in free text: every secret this process resolved (in any spelling), then
+ * whatever looks like one: bearer tokens, API keys, key=value secrets, URL passwords.
+ */
 export function redact(text: string): string {
-  let out = text;
+  let out = redactKnownSecrets(text);
   for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
   return out;
 }

@@ -1,16 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { ServiceContext } from '../services/context.ts';
 import type { VerifiedKey } from '../services/keys.ts';
+import { redactKnownSecrets, redactKnownSecretsDeep } from '../lib/redaction.ts';
+import { forApiCaller } from './api-text.ts';
 import { Authenticator } from './auth.ts';
+import type { AuthFailureLimits } from './auth-failures.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
+import { RouteMethods } from './route-methods.ts';
 import { RunLauncher } from './runs.ts';
 
 export interface ServerOptions {
@@ -23,6 +29,18 @@ export interface ServerOptions {
   tenantRatePerMinute?: number;
   /** How long key verifications and finished run reads are reused. */
   authCacheTtlMs: number;
+  /** Failed authentications per client address before 429 (burst, then one more every refillEveryMs). */
+  authFailureLimits?: AuthFailureLimits;
+  /** Verifications of keys not seen before that may wait on the warehouse at once; more get 503 at once. */
+  maxConcurrentVerifications?: number;
+  /** How often the in-memory set of tenants with usable keys is reloaded. */
+  activeTenantsRefreshMs?: number;
+  /**
+   * Proxies in front of the server whose X-Forwarded-For entry is trusted, counted from the
+   * socket: 1 on Cloud Run (its front end appends the client's address), 0 elsewhere, where the
+   * header is ignored (a client could write any address into it).
+   */
+  trustedProxyHops?: number;
   /** How long a live run's status read is reused (finished runs are kept longer). */
   runCacheTtlMs: number;
   /** pino level, or 'silent'. */
@@ -34,6 +52,8 @@ export interface ServerOptions {
 
 export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'version'> = {
   bodyLimit: 64 * 1024,
+  // Cloud Run sets K_SERVICE in a service's container.
+  trustedProxyHops: process.env.K_SERVICE ? 1 : 0,
   globalRatePerSecond: 2_000,
   authCacheTtlMs: 5_000,
   runCacheTtlMs: 500,
@@ -59,6 +79,8 @@ export interface ServerParts {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Longest request target (path and query) served; longer ones get 414. Node refuses request heads over 16 KiB anyway. */
+export const MAX_URL_LENGTH = 8_192;
 
 /** Cloud Logging reads `severity`; pino's numeric level means nothing to it. */
 const severity = (label: string) => ({ severity: label === 'fatal' ? 'CRITICAL' : label === 'warn' ? 'WARNING' : label.toUpperCase() });
@@ -71,6 +93,9 @@ const severity = (label: string) => ({ severity: label === 'fatal' ? 'CRITICAL' 
 export async function buildServer(ctx: ServiceContext, options: ServerOptions): Promise<{ app: FastifyInstance; parts: ServerParts }> {
   const app = Fastify({
     bodyLimit: options.bodyLimit,
+    trustProxy: trustHops(options.trustedProxyHops ?? 0),
+    // Errors of the HTTP parser (header too large, malformed request line) get the error envelope too.
+    clientErrorHandler: answerClientError,
     // Unknown fields are refused (400), not silently dropped: a typo must not start a different run.
     ajv: { customOptions: { removeAdditional: false } },
     genReqId: (req) => {
@@ -85,6 +110,12 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
       timestamp: () => `,"time":"${new Date().toISOString()}"`,
       base: { service: 'convergence', environment: ctx.env.name },
       formatters: { level: severity },
+      // No secret this process resolved reaches a log line, whatever field carries it.
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map(redactLogArgument) as Parameters<typeof method>);
+        },
+      },
       redact: {
         paths: ['req.headers["x-api-key"]', 'req.headers["x-admin-key"]', 'req.headers.authorization', 'api_key', '*.api_key'],
         censor: '[redacted]',
@@ -96,8 +127,15 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
   const metrics = new ServerMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const auth = new Authenticator(ctx, {
     cacheTtlMs: options.authCacheTtlMs,
+    ...(options.authFailureLimits ? { failureLimits: options.authFailureLimits } : {}),
+    ...(options.maxConcurrentVerifications !== undefined ? { maxConcurrentVerifications: options.maxConcurrentVerifications } : {}),
+    ...(options.activeTenantsRefreshMs !== undefined ? { activeTenantsRefreshMs: options.activeTenantsRefreshMs } : {}),
     onTouchError: (err) => app.log.warn({ err: (err as Error).message }, 'could not record a key use'),
+    onRefreshError: (err) => app.log.warn({ err: (err as Error).message }, 'could not reload the tenants with active keys'),
+    onShed: (reason) => metrics.authShed.inc({ reason }),
   });
+  await auth.start();
+  app.addHook('onClose', async () => auth.stop());
   const runs = new RunLauncher(ctx, metrics, {
     log: (level, fields, message) => app.log[level](fields, message),
   });
@@ -135,9 +173,18 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
       ),
   });
 
+  const methods = new RouteMethods();
+  app.addHook('onRoute', (route) => methods.add(route.method, route.url));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
+    if (request.url.length > MAX_URL_LENGTH) {
+      throw new HttpError(
+        414,
+        'URI_TOO_LONG',
+        `the request path and query are ${request.url.length} characters; at most ${MAX_URL_LENGTH}`,
+      );
+    }
   });
   if (globalLimit) {
     app.addHook('onRequest', async (request) => {
@@ -177,15 +224,27 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
     if (failure.unexpected) request.log.error({ err }, 'unexpected failure');
     if (failure.statusCode === 401)
       metrics.authFailures.inc({ kind: request.url.includes('/admin/') || request.url.includes('/scheduler/') ? 'admin' : 'api' });
-    const body: ApiErrorBody = { ...failure.body, request_id: String(request.id) };
-    void reply.code(failure.statusCode).headers(failure.headers).send(body);
+    void reply
+      .code(failure.statusCode)
+      .headers(failure.headers)
+      .send(errorBody(failure.body.error, String(request.id)));
   });
   app.setNotFoundHandler((request, reply) => {
-    const body: ApiErrorBody = {
-      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
-      request_id: String(request.id),
-    };
-    void reply.code(404).send(body);
+    const target = `${request.method} ${shortPath(request.url)}`;
+    const allowed = methods.allowed(request.url.split('?')[0]!);
+    if (allowed.length > 0) {
+      void reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(
+          errorBody(
+            { code: 'METHOD_NOT_ALLOWED', message: `${target} is not allowed; this path takes ${allowed.join(', ')}` },
+            String(request.id),
+          ),
+        );
+      return;
+    }
+    void reply.code(404).send(errorBody({ code: 'NOT_FOUND', message: `no route ${target}` }, String(request.id)));
   });
 
   const parts: ServerParts = {
@@ -195,11 +254,11 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
     runs,
     metrics,
     requireTenant: async (request, reply) => {
-      request.principal = await auth.tenant(headerOf(request, 'x-api-key'));
+      request.principal = await auth.tenant(headerOf(request, 'x-api-key'), request.ip);
       await tenantLimit.call(app, request, reply);
     },
     requireAdmin: async (request) => {
-      await auth.admin(headerOf(request, 'x-admin-key'));
+      await auth.admin(headerOf(request, 'x-admin-key'), request.ip);
     },
   };
   await app.register(healthRoutes(parts));
@@ -207,6 +266,68 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
   await app.register(adminRoutes(parts), { prefix: '/api/v1' });
   return { app, parts };
 }
+
+/**
+ * The documented error body, with every text made fit for an API caller: no CLI flag, no secret.
+ */
+function errorBody(error: ApiErrorBody['error'], requestId: string): ApiErrorBody {
+  return {
+    error: {
+      code: error.code,
+      message: forApiCaller(error.message),
+      ...(error.suggestion ? { suggestion: forApiCaller(error.suggestion) } : {}),
+    },
+    request_id: requestId,
+  };
+}
+
+/** A path for a message: no query, and not the whole of an absurdly long one. */
+function shortPath(url: string): string {
+  const path = url.split('?')[0]!;
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (a head over 16 KiB, a broken
+ * request line, a client too slow to send its head) answered in the error envelope.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'HEADERS_TOO_LARGE', `the request line and headers exceed ${Math.round(http.maxHeaderSize / 1024)} KiB`]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
+        : [400, 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify(errorBody({ code, message }, randomUUID()));
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/** Log arguments with every secret this process resolved replaced; errors become plain, redacted objects. */
+function redactLogArgument(arg: unknown): unknown {
+  if (typeof arg === 'string') return redactKnownSecrets(arg);
+  if (arg instanceof Error) return plainError(arg);
+  if (!arg || typeof arg !== 'object' || Array.isArray(arg)) return arg;
+  return Object.fromEntries(
+    Object.entries(arg).map(([key, value]) => [key, value instanceof Error ? plainError(value) : redactKnownSecretsDeep(value)]),
+  );
+}
+
+function plainError(err: Error): Record<string, unknown> {
+  const cause = err.cause instanceof Error ? { cause: plainError(err.cause) } : {};
+  return {
+    type: err.name,
+    message: redactKnownSecrets(err.message),
+    ...(err.stack ? { stack: redactKnownSecrets(err.stack) } : {}),
+    ...cause,
+  };
+}
+
+/** Trusts the `hops` proxies nearest to the server (what proxy-addr makes of a number). */
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 function headerOf(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];

@@ -56,6 +56,12 @@ export class TtlCache<V> {
     return this.#loading.get(key) ?? this.#load(key, load, ttlMs);
   }
 
+  /** The answer held for `key` (fresh, or stale and still usable), without loading or reloading anything. */
+  peek(key: string): { value: V } | undefined {
+    const hit = this.#entries.get(key);
+    return hit && hit.staleUntil > this.#now() ? { value: hit.value } : undefined;
+  }
+
   delete(key: string): void {
     this.#generation++;
     this.#entries.delete(key);

@@ -31,6 +31,12 @@ export class ServerMetrics {
     labelNames: ['scope'] as const,
     registers: [this.registry],
   });
+  readonly authShed = new Counter({
+    name: 'convergence_auth_shed_total',
+    help: 'Key checks answered without the warehouse or key store, by reason (address_blocked, no_active_key, verifications_busy)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly runsStarted = new Counter({
     name: 'convergence_pipeline_runs_started_total',
     help: 'Pipeline runs started through the API, by where they run (local, remote)',

@@ -290,11 +290,35 @@ export async function verifyApiKey(ctx: ServiceContext, presented: string): Prom
   };
 }
 
+/**
+ * The tenants that hold at least one usable key (ACTIVE, unexpired, tenant ACTIVE), in one
+ * statement: `serve` keeps this set in memory so that a key of any other tenant is refused
+ * without a warehouse round trip.
+ */
+export async function tenantsWithActiveKeys(ctx: ServiceContext): Promise<Set<string>> {
+  const warehouse = await ctx.backends.warehouse();
+  const table = (name: string) => warehouse.qualify(METADATA_DATASET, name);
+  const rows = await warehouse.query(
+    `SELECT DISTINCT k.tenant_id
+     FROM ${table(T.apiKeys)} AS k
+     JOIN ${table(T.profiles)} AS p ON p.tenant_id = k.tenant_id
+     WHERE k.status = @active AND p.status = @active AND (k.expires_at IS NULL OR k.expires_at > @now)`,
+    { active: 'ACTIVE', now: ctx.now() },
+  );
+  return new Set(rows.map((row) => String(row.tenant_id)));
+}
+
 /** Records that a key was used (tenant_api_keys.last_used_at); callers throttle how often. */
 export async function touchKey(ctx: ServiceContext, apiKeyId: string): Promise<void> {
   const warehouse = await ctx.backends.warehouse();
   const now = ctx.now();
   await warehouse.update(METADATA_DATASET, T.apiKeys, { last_used_at: now }, { api_key_id: apiKeyId, status: 'ACTIVE' });
+}
+
+/** SHA-256 of this environment's admin key, undefined when none was created; `serve` compares presented keys to it in memory. */
+export async function adminKeyDigest(ctx: ServiceContext): Promise<string | undefined> {
+  const stored = await (await ctx.backends.secrets()).get(null, adminSecretName(ctx.env.name));
+  return stored ? hashKey(stored) : undefined;
 }
 
 export async function verifyAdminKey(ctx: ServiceContext, presented: string): Promise<void> {

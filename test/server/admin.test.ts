@@ -155,7 +155,7 @@ describe('health', () => {
       const res = await app.inject({ method: 'GET', url: '/health/ready' });
       assert.equal(res.statusCode, 503, res.body);
       assert.equal(res.json().status, 'not_ready');
-      assert.match(res.json().checks.bootstrap.detail, /convergence bootstrap --env local/);
+      assert.match(res.json().checks.bootstrap.detail, /`convergence bootstrap` on environment local/);
       assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200);
     } finally {
       await app.close();

@@ -215,7 +215,7 @@ describe('serve on a cloud environment', () => {
     assert.equal(cached.json<{ error: { code: string } }>().error.code, 'TENANT_SUSPENDED');
     assert.equal(runJobs(), 1, 'no execution started');
 
-    parts.auth.forgetAll();
+    await parts.auth.forgetAll();
     const fresh = await startRun();
     assert.equal(fresh.statusCode, 401, fresh.body);
     assert.equal(runJobs(), 1, 'no execution started');
@@ -238,7 +238,7 @@ describe('serve on a cloud environment: starts in flight', () => {
     );
     await warehouse.update(METADATA_DATASET, T.profiles, { status: 'ACTIVE' }, { tenant_id: TENANT });
     await setQuota({ concurrent_limit: 100, pipelines_run_today: 0, concurrent_pipelines_running: 0 });
-    parts.auth.forgetAll();
+    await parts.auth.forgetAll();
   }
 
   it('refuses a second start (409) while the first has not reached its container, without a second execution', async () => {
@@ -297,7 +297,7 @@ describe('serve on a cloud environment: key checks on BigQuery', () => {
     assert.equal(accepted.headers['x-ratelimit-limit'], '1200');
     const warehouse = await ctx.backends.warehouse();
     await warehouse.update(METADATA_DATASET, T.apiKeys, { expires_at: new Date(Date.now() - 1_000) }, { api_key_id: key.apiKeyId });
-    parts.auth.forgetAll();
+    await parts.auth.forgetAll();
     const refused = await list();
     assert.equal(refused.statusCode, 401, refused.body);
   });

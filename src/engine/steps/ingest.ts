@@ -5,6 +5,7 @@ import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../state.ts';
 import { renderText, templateNames } from '../template.ts';
+import { rememberSecret, userinfoSecrets } from '../../lib/redaction.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
 
 type IngestStep = Extract<PipelineStep, { type: 'ingest' }>;
@@ -25,28 +26,41 @@ export async function startingCursor(env: StepEnv, step: IngestStep): Promise<{ 
 
 const stateKey = (env: StepEnv, step: IngestStep) => ({ dataset: env.dataset, pipelineId: env.pipelineId, stepName: step.name });
 
+/**
+ * The request config of a REST source: url, params and headers rendered (variables and
+ * `{{ secret() }}`), auth resolved. Every secret value that goes into a request is listed in
+ * `secrets`, so the client redacts it from everything it reports, and remembered process-wide, so
+ * the places that record run errors and logs redact it too.
+ */
 async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cursor: string | undefined): Promise<RestSourceConfig> {
   const file = `configs/${env.tenantId}/${step.source_config}`;
   const secrets = new Map<string, string>();
-  for (const text of [...Object.values(source.params ?? {}), ...Object.values(source.headers ?? {})]) {
-    for (const name of templateNames(text).secrets) secrets.set(name, await env.secret(name));
+  const resolve = async (name: string) => {
+    const value = secrets.get(name) ?? (await env.secret(name));
+    secrets.set(name, value);
+    rememberSecret(value);
+    return value;
+  };
+  for (const text of [source.url, ...Object.values(source.params ?? {}), ...Object.values(source.headers ?? {})]) {
+    for (const name of templateNames(text).secrets) await resolve(name);
   }
   const variables = { ...env.variables, cursor: cursor ?? '' };
+  const renderOne = (text: string) => renderText(text, { file, variables, secret: (n) => secrets.get(n)! });
   const render = (values: Record<string, string> | undefined) =>
-    values
-      ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderText(v, { file, variables, secret: (n) => secrets.get(n)! })]))
-      : undefined;
+    values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderOne(v)])) : undefined;
   let auth: RestAuth | undefined;
-  if (source.auth?.type === 'bearer') auth = { type: 'bearer', token: await env.secret(source.auth.secret) };
-  else if (source.auth?.type === 'header') auth = { type: 'header', name: source.auth.name, value: await env.secret(source.auth.secret) };
+  if (source.auth?.type === 'bearer') auth = { type: 'bearer', token: await resolve(source.auth.secret) };
+  else if (source.auth?.type === 'header') auth = { type: 'header', name: source.auth.name, value: await resolve(source.auth.secret) };
   else if (source.auth?.type === 'basic')
-    auth = { type: 'basic', username: source.auth.username, password: await env.secret(source.auth.secret) };
+    auth = { type: 'basic', username: source.auth.username, password: await resolve(source.auth.secret) };
+  for (const value of userinfoSecrets(source.url)) rememberSecret(value);
   const params = render(source.params);
   const headers = render(source.headers);
   return {
-    url: source.url,
+    url: renderOne(source.url),
     method: 'GET',
     pagination: source.pagination,
+    secrets: [...secrets.values()],
     ...(params ? { params } : {}),
     ...(headers ? { headers } : {}),
     ...(auth ? { auth } : {}),
@@ -55,6 +69,12 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
     ...(source.retry ? { retry: { max_attempts: source.retry.max_attempts } } : {}),
     ...(source.timeout ? { timeout_ms: parseDuration(source.timeout, 'timeout') } : {}),
   };
+}
+
+/** Where a REST source's rows came from, for messages: origin and path, no query, no userinfo, no secret. */
+function restSourceLabel(config: RestSourceConfig, redactor: { redact(text: string): string }): string {
+  const url = new URL(config.url);
+  return redactor.redact(url.origin + url.pathname);
 }
 
 async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; committed: boolean } | undefined): Promise<StagedData> {
@@ -75,7 +95,11 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
     });
   }
   const config = await restConfig(env, step, source, cursor?.value);
-  const [{ fetchPages }, { stageRecords }] = await Promise.all([import('../sources/rest/client.ts'), import('../stage/records.ts')]);
+  const [{ fetchPages, sourceRedactor }, { stageRecords }] = await Promise.all([
+    import('../sources/rest/client.ts'),
+    import('../stage/records.ts'),
+  ]);
+  const redactor = sourceRedactor(config);
   let pages = 0;
   async function* batches() {
     for await (const page of fetchPages(config, { signal: env.signal })) {
@@ -85,14 +109,21 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
     }
   }
   // The API is asked from the cursor on; its answer is kept whole (merge makes a re-read idempotent).
-  return stageRecords(batches(), {
+  const staged = stageRecords(batches(), {
     stagingDir: env.stagingDir,
-    sourceLabel: new URL(source.url).origin + new URL(source.url).pathname,
+    sourceLabel: restSourceLabel(config, redactor),
     ...(tableSchema ? { tableSchema } : {}),
     ...(source.incremental ? { incremental: { cursorField: source.incremental.cursor_field } } : {}),
     signal: env.signal,
     onProgress,
   });
+  // What staging reports (warnings, errors) may quote the API's answer, which may echo the request.
+  return staged.then(
+    (result) => (result.warnings ? { ...result, warnings: result.warnings.map((w) => redactor.redact(w)) } : result),
+    (error: unknown) => {
+      throw redactor.redactError(error);
+    },
+  );
 }
 
 /** Stages the source, then lands it in one transaction together with the moved cursor. */

@@ -48,7 +48,7 @@ export const adminRoutes =
           forceRecreateDataset: body.force_recreate_dataset === true,
           forceRecreateTables: body.force_recreate_tables === true,
         });
-        parts.auth.forgetAll();
+        await parts.auth.forgetAll();
         return {
           status: 'success',
           message: 'Bootstrap completed successfully',
@@ -167,6 +167,8 @@ export const adminRoutes =
           ...(body.description ? { description: body.description } : {}),
           ...(body.expires_in_days ? { expiresInMs: body.expires_in_days * DAY_MS } : {}),
         });
+        // Accepted at once, even if its tenant had no usable key a moment ago.
+        parts.auth.keyIssued(key.tenantId);
         void reply.code(201);
         return {
           api_key: key.apiKey,
@@ -198,7 +200,7 @@ export const adminRoutes =
         const { revokeKey } = await import('../../services/keys.ts');
         const revoked = await revokeKey(parts.ctx, request.params.hash, 'revoked through the admin API');
         // Cached verifications of this key must not outlive the revocation.
-        parts.auth.forgetAll();
+        await parts.auth.forgetAll();
         return {
           api_key_id: revoked.apiKeyId,
           tenant_id: revoked.tenantId,

@@ -17,21 +17,24 @@ export const healthRoutes =
       timestamp: new Date().toISOString(),
     }));
 
-    app.get('/health/ready', async (_request, reply) => {
+    app.get('/health/ready', async (request, reply) => {
       const checks: Record<string, { status: 'ok' | 'fail'; detail?: string }> = {};
       try {
         const warehouse = await parts.ctx.backends.warehouse();
         const schemaVersion = await appliedSchemaVersion(warehouse);
-        checks.warehouse = { status: 'ok', detail: warehouse.describe };
+        // The kind of warehouse only: its describe may be a file path of this machine.
+        checks.warehouse = { status: 'ok', detail: warehouse.dialect };
         checks.bootstrap =
           schemaVersion === LATEST_SCHEMA_VERSION
             ? { status: 'ok', detail: `schema version ${schemaVersion}` }
             : {
                 status: 'fail',
-                detail: `schema version ${schemaVersion}, expected ${LATEST_SCHEMA_VERSION}: run \`convergence bootstrap --env ${parts.ctx.env.name}\``,
+                detail: `schema version ${schemaVersion}, expected ${LATEST_SCHEMA_VERSION}: the operator runs \`convergence bootstrap\` on environment ${parts.ctx.env.name}`,
               };
       } catch (err) {
-        checks.warehouse = { status: 'fail', detail: (err as Error).message };
+        // The cause (which may name files, hosts or projects) goes to the log, not to an unauthenticated caller.
+        request.log.warn({ err }, 'readiness check failed');
+        checks.warehouse = { status: 'fail', detail: 'the warehouse did not answer; the server log has the cause' };
       }
       const ready = Object.values(checks).every((c) => c.status === 'ok') && 'bootstrap' in checks;
       void reply.code(ready ? 200 : 503);

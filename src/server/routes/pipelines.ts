@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { isCalendarDate } from '../../domain/dates.ts';
 import { RUN_STATES, TERMINAL_RUN_STATES } from '../../domain/states.ts';
 import { ExitCode, notFoundError, validationError } from '../../lib/errors.ts';
 import { getRunDetails, listRuns, requestCancel, type RunDetails } from '../../services/runs/store.ts';
@@ -86,6 +87,12 @@ export const pipelineRoutes =
       async (request, reply) => {
         const tenantId = request.principal!.tenantId;
         const body = request.body ?? {};
+        // Refused before anything is read or written: no run row, no quota slot.
+        if (body.run_date !== undefined && !isCalendarDate(body.run_date)) {
+          throw validationError(`run_date ${JSON.stringify(body.run_date)} is not a calendar date`, {
+            suggestion: 'give a real day as YYYY-MM-DD, e.g. 2025-01-31',
+          });
+        }
         const started = await parts.runs.start({
           tenantId,
           pipelineId: request.params.pipeline_id,

@@ -1,4 +1,5 @@
 /** Error classes of the rest_api source. Messages never contain headers, tokens or credentials. */
+import { Redactor } from '../../../lib/redaction.ts';
 
 export class RestSourceError extends Error {
   override name = 'RestSourceError';
@@ -30,6 +31,16 @@ export class NetworkError extends RestSourceError {
     super(timedOut ? `request to ${url} timed out: ${detail}` : `network error requesting ${url}: ${detail}`, options);
     this.url = url;
     this.timedOut = timedOut;
+  }
+}
+
+/** A redirect the client will not follow: too many hops, or to a scheme other than http(s). */
+export class RedirectError extends RestSourceError {
+  override name = 'RedirectError';
+  readonly url: string;
+  constructor(url: string, detail: string) {
+    super(`cannot follow the redirect from ${url}: ${detail}`);
+    this.url = url;
   }
 }
 
@@ -90,11 +101,7 @@ export function safeUrl(url: string | URL): string {
   return parsed.href;
 }
 
-/** Remove every occurrence of the given secrets from a text. */
+/** Remove every spelling (plain, URL-encoded, JSON-escaped) of the given secrets from a text. */
 export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 3) out = out.split(secret).join('[REDACTED]');
-  }
-  return out;
+  return new Redactor(secrets).redact(text);
 }

@@ -1,9 +1,10 @@
-export { baseUrl, buildHeaders, fetchPages } from './client.ts';
+export { authOf, baseUrl, buildHeaders, fetchPages, sourceRedactor } from './client.ts';
 export {
   HttpError,
   NetworkError,
   PaginationError,
   RecordsPathError,
+  RedirectError,
   ResponseParseError,
   RestSourceError,
   redact,

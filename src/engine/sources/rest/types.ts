@@ -20,11 +20,17 @@ export interface RestRetryConfig {
 }
 
 export interface RestSourceConfig {
+  /** May carry credentials as userinfo (`https://user:pass@host`): they are sent as basic auth, never in the URL. */
   url: string;
   method?: 'GET';
   params?: Record<string, string>;
   headers?: Record<string, string>;
   auth?: RestAuth;
+  /**
+   * Every secret value rendered into `url`, `params` or `headers`: redacted, with `auth` and URL
+   * userinfo, from every message, error and callback of the source.
+   */
+  secrets?: string[];
   pagination: RestPagination;
   records_path?: string;
   rate_limit?: { requests_per_second: number };
