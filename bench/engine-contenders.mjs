@@ -3,6 +3,7 @@
 // Each loads every CSV file of the spec into a fresh DuckDB file and prints one JSON line on stdout:
 // seconds per phase, in order.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import pl from 'nodejs-polars';
 
@@ -60,7 +61,8 @@ const contenders = {
     const source = { source_id: 'events', type: 'file', path: spec.csvGlob, format: 'csv' };
     let prepass = imported;
     const staged = await stageFileSource(source, {
-      workspaceRoot: spec.dir,
+      // The shared input folder is outside the workspace: listed as a file root, as an operator would.
+      scope: { workspaceRoot: spec.dir, tenantId: 'bench', roots: [path.dirname(spec.csvGlob)], denied: [] },
       stagingDir: spec.stagingDir,
       tableSchema: spec.tableSchema,
       // The ragged-line pre-pass reports bytes as it reads; its last report is (about) its end.

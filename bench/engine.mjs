@@ -92,6 +92,15 @@ function cli(args, cwd) {
 /** A bootstrapped workspace whose pipeline p_bench ingests the CSV files into bench_co.events, nothing else. */
 async function cliWorkspace(root, csvGlob, tableSchema) {
   cli(['init', root], path.dirname(root));
+  // The input lives outside the workspace (shared by every contender): the operator lists its folder.
+  const config = path.join(root, 'convergence.yaml');
+  await writeFile(
+    config,
+    (await readFile(config, 'utf8')).replace(
+      '    backend: local\n',
+      `    backend: local\n    file_roots: [${JSON.stringify(path.dirname(csvGlob))}]\n`,
+    ),
+  );
   cli(['bootstrap'], root);
   cli(['tenant', 'create', TENANT, '--name', 'Bench', '--plan', 'scale'], root);
   const dir = path.join(root, 'configs', TENANT);

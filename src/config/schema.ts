@@ -6,6 +6,20 @@ const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30
 
 export const PROJECT_ID_PATTERN = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
+/**
+ * Absolute folders the tenants' file sources may read with an absolute `path:` (none by default;
+ * relative paths read data/<tenant>/). `{tenant}` in a root stands for the tenant id, which keeps
+ * the tenants of a shared export folder apart; a root without it is open to every tenant.
+ */
+const fileRoots = z
+  .array(
+    z
+      .string()
+      .startsWith('/', 'expected an absolute folder, e.g. /srv/exports/{tenant}')
+      .refine((root) => !root.split('/').includes('..'), 'expected a folder without ".."'),
+  )
+  .optional();
+
 const canary = z
   .object({
     steps: z.array(z.number().int().min(1).max(100)).nonempty().optional(),
@@ -43,6 +57,7 @@ const gcpEnvironment = z
     service_account: z.string().email('expected a service account email').optional(),
     production: z.boolean().default(false),
     canary: canary.optional(),
+    file_roots: fileRoots,
   })
   .strict();
 
@@ -51,6 +66,7 @@ const localEnvironment = z
     backend: z.literal('local'),
     /** Directory of local state, relative to the workspace; defaults to .convergence */
     state_dir: z.string().min(1).optional(),
+    file_roots: fileRoots,
   })
   .strict();
 

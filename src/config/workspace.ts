@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../lib/errors.ts';
-import { parseYamlWith } from '../lib/yaml-errors.ts';
+import { parseYamlWith, readConfigText } from '../lib/yaml-errors.ts';
 import { PROJECT_ID_PATTERN, workspaceConfigSchema, type GcpEnvironment, type WorkspaceConfig } from './schema.ts';
 
 export const CONFIG_FILE = 'convergence.yaml';
@@ -14,8 +13,12 @@ export interface Workspace {
   config: WorkspaceConfig;
 }
 
+/** `fileRoots`: the environment's file_roots as written (`{tenant}` not replaced); absent when it lists none. */
 export type ResolvedEnv =
-  { name: string; backend: 'local'; stateDir: string } | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment };
+  | { name: string; backend: 'local'; stateDir: string; fileRoots?: string[] }
+  | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment; fileRoots?: string[] };
+
+const withRoots = (roots: string[] | undefined) => (roots && roots.length > 0 ? { fileRoots: roots } : {});
 
 /** Nearest directory at or above `start` that holds a convergence.yaml. */
 export function findWorkspaceRoot(start: string): string | undefined {
@@ -36,8 +39,9 @@ export async function loadWorkspace(start: string): Promise<Workspace> {
     });
   }
   const configFile = path.join(root, CONFIG_FILE);
-  const text = await readFile(configFile, 'utf8');
-  const config = await parseYamlWith(path.relative(process.cwd(), configFile) || CONFIG_FILE, text, workspaceConfigSchema);
+  const shown = path.relative(process.cwd(), configFile) || CONFIG_FILE;
+  const text = await readConfigText(configFile, shown);
+  const config = await parseYamlWith(shown, text, workspaceConfigSchema);
   return { root, configFile, config };
 }
 
@@ -62,7 +66,7 @@ export function resolveEnv(workspace: Workspace, flag: string | undefined, proje
   if (entry === null || entry.backend === 'local') {
     localOnly();
     const stateDir = entry?.state_dir ? path.resolve(workspace.root, entry.state_dir) : defaultState;
-    return { name, backend: 'local', stateDir };
+    return { name, backend: 'local', stateDir, ...withRoots(entry?.file_roots) };
   }
   // The flag, then the environment's own project, then the shell's: a project set in the shell
   // never silently redirects an environment that names its own.
@@ -77,5 +81,5 @@ export function resolveEnv(workspace: Workspace, flag: string | undefined, proje
       suggestion: `set environments.${name}.project in ${CONFIG_FILE}, pass --project, or export GOOGLE_CLOUD_PROJECT`,
     });
   }
-  return { name, backend: 'gcp', stateDir: defaultState, settings: { ...entry, project } };
+  return { name, backend: 'gcp', stateDir: defaultState, settings: { ...entry, project }, ...withRoots(entry.file_roots) };
 }

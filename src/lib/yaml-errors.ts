@@ -1,6 +1,56 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
-import { validationError, type ConvergenceError } from './errors.ts';
+import { notFoundError, validationError, type ConvergenceError } from './errors.ts';
+
+/** The largest config file read (convergence.yaml, pipelines, sources, schemas, SQL): far above any real one. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Alias expansions allowed per document: enough for real anchors, far too few for a "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
+
+const tooLarge = (file: string, bytes: number) =>
+  validationError(
+    `${file}: the file has ${bytes.toLocaleString('en-US')} bytes, more than the ${MAX_CONFIG_BYTES / 1024 / 1024} MiB a config file may have`,
+    {
+      data: { file, bytes, limit: MAX_CONFIG_BYTES },
+    },
+  );
+
+/**
+ * The text of a config file, refused (exit 2, naming the file) when it is larger than
+ * MAX_CONFIG_BYTES or not a regular file, before more than that is read: a huge file or a device
+ * never reaches memory. Opened non-blocking so a FIFO cannot hang the read.
+ */
+export async function readConfigText(full: string, shown: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(full, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFoundError(`${shown} does not exist`);
+    throw err;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw validationError(`${shown} is not a regular file`);
+    if (info.size > MAX_CONFIG_BYTES) throw tooLarge(shown, info.size);
+    // The file may grow after the stat: never read past the cap.
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_CONFIG_BYTES) throw tooLarge(shown, length);
+    }
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Where a key of a parsed file is, for messages about a valid file's values (e.g. a refused `path:`). */
+export type Locate = (path: Array<string | number>) => { line: number; col: number };
 
 /**
  * Parses YAML and validates it with a zod schema, turning every failure into one error that
@@ -8,17 +58,31 @@ import { validationError, type ConvergenceError } from './errors.ts';
  * `yaml` is imported lazily by the caller's module graph only when a file is actually read.
  */
 export async function parseYamlWith<T>(file: string, text: string, schema: z.ZodType<T>): Promise<T> {
+  return (await parseYamlLocated(file, text, schema)).value;
+}
+
+/** parseYamlWith, also giving the position of any key of the document. */
+export async function parseYamlLocated<T>(file: string, text: string, schema: z.ZodType<T>): Promise<{ value: T; locate: Locate }> {
   const { parseDocument, LineCounter } = await import('yaml');
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) throw tooLarge(file, bytes);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const pos = lineCounter.linePos(first.pos[0]);
-    throw yamlError(file, pos.line, pos.col, undefined, first.message.split('\n')[0] ?? 'invalid YAML');
+  let doc: YamlDoc;
+  let value: unknown;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const first = doc.errors[0]!;
+      const pos = lineCounter.linePos(first.pos[0]);
+      const message = isStackOverflow(first.message) ? NESTING : (first.message.split('\n')[0] ?? 'invalid YAML');
+      throw yamlError(file, pos.line, pos.col, undefined, message);
+    }
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+  } catch (err) {
+    throw resourceError(file, err);
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return { value: parsed.data, locate: (path) => locate(doc, lineCounter, path) };
   const issues = parsed.error.issues;
   const lines = issues.slice(0, 5).map((issue) => {
     const path = issue.path.map(String);
@@ -38,6 +102,25 @@ export async function parseYamlWith<T>(file: string, text: string, schema: z.Zod
     },
   });
   return Promise.reject(err);
+}
+
+const NESTING = 'the document nests too deeply';
+
+const isStackOverflow = (message: string) => message.includes('Maximum call stack size exceeded');
+
+/**
+ * What a hostile document makes the parser throw, as a validation error naming the file: too many
+ * alias expansions (`yaml` throws a ReferenceError) or nesting deeper than the stack allows.
+ */
+function resourceError(file: string, err: unknown): unknown {
+  if (!(err instanceof Error) || err.name === 'ConvergenceError') return err;
+  if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+    return validationError(`${file}: the document expands more than ${MAX_ALIAS_COUNT} aliases (*name): simplify its anchors and aliases`, {
+      data: { file, limit: MAX_ALIAS_COUNT },
+    });
+  }
+  if (err instanceof RangeError && isStackOverflow(err.message)) return validationError(`${file}: ${NESTING}`, { data: { file } });
+  return err;
 }
 
 function yamlError(file: string, line: number, col: number, key: string | undefined, message: string): ConvergenceError {

@@ -18,6 +18,9 @@ environments:
   # The embedded default: DuckDB warehouse, local keyring, file secrets and locks under .convergence/.
   local:
     backend: local
+    # File sources read data/<tenant>/ (relative paths). Absolute paths only under these folders;
+    # {tenant} stands for the tenant id and keeps tenants apart. None by default.
+    # file_roots: [/srv/exports/{tenant}]
 
   # A Google Cloud environment (BigQuery, Cloud KMS, Secret Manager, Cloud Run). Uncomment and fill in.
   # staging:
@@ -42,6 +45,9 @@ One folder per tenant, created by \`convergence tenant create <tenant_id>\`:
     configs/<tenant_id>/schemas/<table>.json       BigQuery JSON schema files
     configs/<tenant_id>/sql/<name>.sql             transforms
     configs/<tenant_id>/secrets/<name>.txt         secrets (git-ignored, mode 0600)
+
+The data files of a tenant's file sources live in data/<tenant_id>/ at the workspace root: a
+relative \`path:\` (e.g. \`usage_*.csv\`) is read there and cannot leave it.
 `;
 
 /** Lines init makes sure the workspace .gitignore has: secrets and local state never reach git. */

@@ -206,7 +206,7 @@ describe('--json on every command', () => {
     const tenantDir = path.join(ws, 'configs', 'json_co');
     await writeFile(
       path.join(tenantDir, 'sources', 'usage_files.yml'),
-      'source_id: usage_files\ntype: file\npath: data/usage_*.csv\nformat: csv\n',
+      'source_id: usage_files\ntype: file\npath: usage_*.csv\nformat: csv\n',
     );
     await writeFile(path.join(tenantDir, 'sql', 'fct.sql'), "SELECT * FROM {{ ref('raw_usage') }}\n");
     await writeFile(
@@ -226,8 +226,8 @@ describe('--json on every command', () => {
       pipelines.map((p) => [p.pipelineId, p.steps]),
       [['p_usage', ['ingest:ingest', 'fct:transform']]],
     );
-    await mkdir(path.join(ws, 'data'), { recursive: true });
-    await writeFile(path.join(ws, 'data', 'usage_1.csv'), 'day,model,tokens\n2025-01-01,a,1\n2025-01-01,b,2\n');
+    await mkdir(path.join(ws, 'data', 'json_co'), { recursive: true });
+    await writeFile(path.join(ws, 'data', 'json_co', 'usage_1.csv'), 'day,model,tokens\n2025-01-01,a,1\n2025-01-01,b,2\n');
     const pushed = await ok<Array<{ pipelineId: string; changed: boolean }>>('pipeline:push', ['--tenant', 'json_co']);
     assert.deepEqual(
       pushed.map((p) => [p.pipelineId, p.changed]),

@@ -26,17 +26,17 @@ async function bigWorkspace(): Promise<string> {
   const root = await newBootstrappedWorkspace('kill');
   await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'Big', plan: 'scale' }));
   const dir = path.join(root, 'configs', TENANT);
-  await mkdir(path.join(root, 'data'), { recursive: true });
+  await mkdir(path.join(root, 'data', TENANT), { recursive: true });
   // Two files so an interrupted run has a partly staged input to throw away.
   for (const part of [0, 1]) {
     const lines = ['id,day,amount'];
     for (let i = part * (ROWS / 2); i < (part + 1) * (ROWS / 2); i++)
       lines.push(`${i + 1},2025-01-${String((i % 28) + 1).padStart(2, '0')},${i % 997}`);
-    await writeFile(path.join(root, 'data', `events_${part}.csv`), `${lines.join('\n')}\n`);
+    await writeFile(path.join(root, 'data', TENANT, `events_${part}.csv`), `${lines.join('\n')}\n`);
   }
   await writeFile(
     path.join(dir, 'sources', 'events.yml'),
-    'source_id: events\ntype: file\npath: data/events_*.csv\nformat: csv\nincremental: { cursor_field: id }\n',
+    'source_id: events\ntype: file\npath: events_*.csv\nformat: csv\nincremental: { cursor_field: id }\n',
   );
   await writeFile(
     path.join(dir, 'pipelines', 'p_events.yml'),
@@ -221,7 +221,7 @@ describe('pipeline run refuses bad input with the right exit code and writes not
     root = await newBootstrappedWorkspace('run-bad');
     await withContext(root, (ctx) => createTenant(ctx, { tenantId: 'bad_co', name: 'Bad', plan: 'starter' }));
     const dir = path.join(root, 'configs', 'bad_co');
-    await writeFile(path.join(dir, 'sources', 's.yml'), 'source_id: s\ntype: file\npath: data/none_*.csv\nformat: csv\n');
+    await writeFile(path.join(dir, 'sources', 's.yml'), 'source_id: s\ntype: file\npath: none_*.csv\nformat: csv\n');
     await writeFile(
       path.join(dir, 'pipelines', 'p_ok.yml'),
       'pipeline_id: p_ok\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/s.yml, destination: { table: t } }\n',
@@ -263,7 +263,7 @@ describe('pipeline run refuses bad input with the right exit code and writes not
   it('a source whose glob matches nothing fails the run with exit 3 and records it', async () => {
     const r = await runJson<never>(['pipeline', 'run', 'p_ok', '--tenant', 'bad_co'], { cwd: root });
     assert.equal(r.exitCode, 3, show(r));
-    assert.match(r.envelope.error?.message ?? '', /data\/none_\*\.csv/);
+    assert.match(r.envelope.error?.message ?? '', /no file matches "none_\*\.csv" \(looked in data\/bad_co\/\)/);
     const runs = await withWarehouse(root, (w) => w.select(METADATA_DATASET, T.runs));
     assert.deepEqual(
       runs.map((x) => x['status']),

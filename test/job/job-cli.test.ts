@@ -141,13 +141,16 @@ describe('job dispatch', () => {
   const PIPELINES = ['p_a', 'p_b', 'p_c', 'p_d'];
   before(async () => {
     root = await newBootstrappedWorkspace('dispatch');
-    await mkdir(path.join(root, 'data'), { recursive: true });
-    await writeFile(path.join(root, 'data', 'tiny.csv'), 'id,amount\n1,10\n2,20\n');
+    // Each tenant reads its own data folder, data/<tenant>/.
+    for (const tenant of TENANTS) {
+      await mkdir(path.join(root, 'data', tenant), { recursive: true });
+      await writeFile(path.join(root, 'data', tenant, 'tiny.csv'), 'id,amount\n1,10\n2,20\n');
+    }
     await withContext(root, async (ctx) => {
       for (const tenant of [...TENANTS, 'sched_bad']) await createTenant(ctx, { tenantId: tenant, name: tenant, plan: 'scale' });
       for (const tenant of TENANTS) {
         const dir = path.join(root, 'configs', tenant);
-        await writeFile(path.join(dir, 'sources', 'tiny.yml'), 'source_id: tiny\ntype: file\npath: data/tiny.csv\nformat: csv\n');
+        await writeFile(path.join(dir, 'sources', 'tiny.yml'), 'source_id: tiny\ntype: file\npath: tiny.csv\nformat: csv\n');
         for (const p of PIPELINES) {
           await writeFile(
             path.join(dir, 'pipelines', `${p}.yml`),

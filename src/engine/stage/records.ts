@@ -81,6 +81,32 @@ interface Part {
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/**
+ * Levels of arrays and objects a record may nest. Deeper values cannot be written as JSON text
+ * without exhausting the stack (JSON.stringify recurses), and no warehouse column takes them.
+ */
+export const MAX_NESTING = 500;
+
+/** True when `value` nests containers more than `limit` levels deep; walks without recursion. */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: Array<{ node: object; depth: number }> = [];
+  if (typeof value === 'object' && value !== null) stack.push({ node: value, depth: 1 });
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    if (top.depth > limit) return true;
+    for (const child of Array.isArray(top.node) ? top.node : Object.values(top.node)) {
+      if (typeof child === 'object' && child !== null) stack.push({ node: child as object, depth: top.depth + 1 });
+    }
+  }
+  return false;
+}
+
+/** Why a parsed record cannot be staged, or null when it can. */
+function recordProblem(record: unknown): string | null {
+  if (nestsDeeperThan(record, MAX_NESTING)) return `record nests arrays and objects more than ${MAX_NESTING} levels deep`;
+  if (!isRecord(record)) return `record is not a JSON object: ${JSON.stringify(record)?.slice(0, 80)}`;
+  return null;
+}
+
 /** Text handed to polars; JSON columns keep the JSON encoding of every value (a string becomes "\"x\""). */
 function toText(value: unknown, type: FieldType): string | null {
   if (value === null || value === undefined) return null;
@@ -125,9 +151,7 @@ class RecordStager {
       p.records.push(record);
       p.rows.push(batch.rows[i]!);
       p.files.push(batch.sourceFile);
-      const error =
-        batch.errors?.get(i) ?? (isRecord(record) ? null : `record is not a JSON object: ${JSON.stringify(record)?.slice(0, 80)}`);
-      p.errors.push(error);
+      p.errors.push(batch.errors?.get(i) ?? recordProblem(record));
     });
   }
 

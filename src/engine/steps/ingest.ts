@@ -84,7 +84,7 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
   if (source.type === 'file') {
     const { stageFileSource } = await import('../sources/file/index.ts');
     return stageFileSource(source, {
-      workspaceRoot: env.workspaceRoot,
+      scope: env.fileScope,
       stagingDir: env.stagingDir,
       ...(tableSchema ? { tableSchema } : {}),
       ...(source.incremental

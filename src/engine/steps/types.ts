@@ -1,6 +1,7 @@
 import type { Row, Warehouse } from '../../backends/warehouse/port.ts';
 import type { ConvergenceError } from '../../lib/errors.ts';
 import type { SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
+import type { FileScope } from '../sources/file/scope.ts';
 import type { StepProgress } from '../staging.ts';
 
 /** What a step needs from the run around it; the engine itself knows nothing of metadata tables. */
@@ -13,7 +14,8 @@ export interface StepEnv {
   runId: string;
   /** run_date, cursor-free params and --param values, for templates. */
   variables: Record<string, string>;
-  workspaceRoot: string;
+  /** Where the tenant's file sources may read: its data folder and the environment's file roots. */
+  fileScope: FileScope;
   /** Folder for this step's staged files; removed after a successful run. */
   stagingDir: string;
   fullRefresh: boolean;

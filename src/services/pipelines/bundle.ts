@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { z } from 'zod';
 import { pipelineSchema, sourceSchema, tableSchemaFileSchema } from '../../domain/pipeline.ts';
 import type { PipelineConfig, SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
 import { notFoundError, validationError } from '../../lib/errors.ts';
 import { parseYamlWith } from '../../lib/yaml-errors.ts';
-import { findPipelineFile, tenantDir } from './files.ts';
+import { findPipelineFile, readTenantText } from './files.ts';
 
 /**
  * Everything one pipeline run reads, parsed and checked up front: the pipeline, the sources,
@@ -30,16 +28,9 @@ export interface PipelineBundle {
 /** Where bundle files come from: the workspace, or a pushed config. */
 type ReadText = (relative: string) => Promise<string>;
 
+/** Workspace files are read through the tenant-folder check: a link cannot pull in another tenant's file. */
 function workspaceReader(root: string, tenantId: string): ReadText {
-  return async (relative) => {
-    const full = path.join(tenantDir(root, tenantId), relative);
-    try {
-      return await readFile(full, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFoundError(`${path.relative(root, full)} does not exist`);
-      throw err;
-    }
-  };
+  return (relative) => readTenantText(root, tenantId, relative);
 }
 
 function pushedReader(tenantId: string, files: Record<string, string>, version: string): ReadText {

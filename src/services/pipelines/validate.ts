@@ -12,6 +12,7 @@ import {
   readTableSchema,
   type ConfigKind,
 } from './files.ts';
+import { sourcePathProblems } from './paths.ts';
 
 export interface FileReport {
   file: string;
@@ -122,6 +123,11 @@ async function sourceReferences(
     } catch (err) {
       errors.push(`${display}: schema: ${describeFailure(err)}`);
     }
+  }
+  try {
+    errors.push(...(await sourcePathProblems(ctx, tenantId, display, source)));
+  } catch (err) {
+    errors.push(`${display}: path: ${describeFailure(err)}`);
   }
   if (source.type === 'rest_api' && source.auth && !(await secretResolves(source.auth.secret))) {
     errors.push(

@@ -7,7 +7,7 @@ import type { TableSchemaFile } from '../../../src/domain/pipeline.ts';
 import { isConvergenceError } from '../../../src/lib/errors.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
 import { pick } from '../stage/read-staged.ts';
-import { stageIn, workspace } from './workspace.ts';
+import { inData, scopeOf, stageIn, TENANT, workspace } from './workspace.ts';
 
 after(cleanupAll);
 
@@ -25,8 +25,8 @@ describe('csv without a schema', () => {
     const lines = ['id,day,amount,label,at'];
     for (let i = 1; i <= 10_050; i++) lines.push(`${i},2025-01-02,${i}.5,row ${i},2025-01-02 03:04:05`);
     lines[10_020] = '10020,2025-01-02,lots,row 10020,2025-01-02 03:04:05';
-    const root = await workspace({ 'data/in.csv': `${lines.join('\n')}\n` });
-    const { staged, rows } = await stageIn(root, { path: 'data/in.csv', format: 'csv' });
+    const root = await workspace({ 'in.csv': `${lines.join('\n')}\n` });
+    const { staged, rows } = await stageIn(root, { path: 'in.csv', format: 'csv' });
     assert.deepEqual(
       staged.fields.map((f) => `${f.name}:${f.type}`),
       ['id:INT64', 'day:DATE', 'amount:FLOAT64', 'label:STRING', 'at:TIMESTAMP'],
@@ -40,7 +40,7 @@ describe('csv without a schema', () => {
       label: 'row 1',
       at: '2025-01-02T03:04:05.000000Z',
       __reason: null,
-      __source_file: 'data/in.csv',
+      __source_file: 'data/acme_corp/in.csv',
       __source_row: 2,
     });
     const bad = rows.find((r) => r['__reason'] !== null)!;
@@ -76,7 +76,7 @@ describe('csv without a schema', () => {
 describe('csv with a schema', () => {
   it('casts to the schema, with a reason naming column and value for every failure', async () => {
     const root = await workspace({
-      'data/usage.csv': [
+      'usage.csv': [
         'Request_ID,usage_date,input_tokens,cost_usd,at,cached,ignored',
         'r1,2025-01-02,100,0.0012,2025-01-02T03:04:05Z,TRUE,x',
         'r2,2025-13-45,1.5,cheap,tomorrow,maybe,x',
@@ -84,7 +84,7 @@ describe('csv with a schema', () => {
         'r4,,7,12345678901234567890.123456789,2025-01-04 00:00:00,0,x',
       ].join('\n'),
     });
-    const { staged, rows } = await stageIn(root, { path: 'data/usage.csv', format: 'csv' }, { tableSchema: USAGE_SCHEMA });
+    const { staged, rows } = await stageIn(root, { path: 'usage.csv', format: 'csv' }, { tableSchema: USAGE_SCHEMA });
     assert.deepEqual(
       staged.fields.map((f) => `${f.name}:${f.type}:${f.mode}`),
       [
@@ -104,7 +104,7 @@ describe('csv with a schema', () => {
       at: '2025-01-02T03:04:05.000000Z',
       cached: true,
       __reason: null,
-      __source_file: 'data/usage.csv',
+      __source_file: 'data/acme_corp/usage.csv',
       __source_row: 2,
     });
     assert.equal(
@@ -116,7 +116,7 @@ describe('csv with a schema', () => {
     assert.equal(rows[3]!['__reason'], 'usage_date: required value is missing');
     assert.equal(rows[3]!['cost_usd'], '12345678901234567890.123456789', 'NUMERIC stays exact');
     assert.equal(staged.rejected, 3);
-    assert.deepEqual(staged.warnings, ['column "ignored" is not in the schema and was not loaded (data/usage.csv)']);
+    assert.deepEqual(staged.warnings, ['column "ignored" is not in the schema and was not loaded (data/acme_corp/usage.csv)']);
   });
 
   it('treats schema columns missing from the file as null, or as a reason when REQUIRED', async () => {
@@ -125,7 +125,7 @@ describe('csv with a schema', () => {
     const { staged, rows } = await stageIn(root, { path: 'a.csv', format: 'csv' }, { tableSchema: schema });
     assert.equal(rows[0]!['input_tokens'], null);
     assert.equal(rows[0]!['__reason'], 'must: required column is missing from the source');
-    assert.ok(staged.warnings?.includes('schema column must is missing from a.csv: staged as null'));
+    assert.ok(staged.warnings?.includes('schema column must is missing from data/acme_corp/a.csv: staged as null'));
   });
 
   it('maps fields by position when the file has no header', async () => {
@@ -195,12 +195,12 @@ describe('csv lines that cannot be split', () => {
   });
 
   it('fails with the file and line when quoting is broken beyond repair', async () => {
-    const root = await workspace({ 'data/bad.csv': 'a,b\n1,2\n"ab"c,3\n4,5\n' });
-    await assert.rejects(stageIn(root, { path: 'data/bad.csv', format: 'csv' }), (err: unknown) => {
+    const root = await workspace({ 'bad.csv': 'a,b\n1,2\n"ab"c,3\n4,5\n' });
+    await assert.rejects(stageIn(root, { path: 'bad.csv', format: 'csv' }), (err: unknown) => {
       assert.ok(isConvergenceError(err));
       assert.equal(err.code, 'SOURCE_MALFORMED');
       assert.equal(err.exitCode, 3);
-      assert.match(err.message, /^data\/bad\.csv: /);
+      assert.match(err.message, /^data\/acme_corp\/bad\.csv: /);
       assert.match(err.suggestion ?? '', /line 3/);
       return true;
     });
@@ -222,26 +222,26 @@ describe('csv lines that cannot be split', () => {
 describe('csv files and globs', () => {
   it('stages a glob over 3 files, one part each, numbering rows per file', async () => {
     const root = await workspace({
-      'data/usage_2025-01-03.csv': 'id,v\n5,e\n6,f\n',
-      'data/usage_2025-01-01.csv': 'id,v\n1,a\n2,b\n',
-      'data/usage_2025-01-02.csv': 'id,v\n3,c\n\n4,d\n',
-      'data/other.csv': 'id,v\n9,z\n',
+      'usage_2025-01-03.csv': 'id,v\n5,e\n6,f\n',
+      'usage_2025-01-01.csv': 'id,v\n1,a\n2,b\n',
+      'usage_2025-01-02.csv': 'id,v\n3,c\n\n4,d\n',
+      'other.csv': 'id,v\n9,z\n',
     });
     const progress: Array<number | undefined> = [];
     const { staged, rows } = await stageIn(
       root,
-      { path: 'data/usage_*.csv', format: 'csv' },
+      { path: 'usage_*.csv', format: 'csv' },
       { onProgress: (u) => u.rows !== undefined && progress.push(u.rows) },
     );
     assert.equal(staged.files.length, 3);
     assert.deepEqual(progress, [2, 4, 6], 'rows staged so far, after each file');
     assert.deepEqual(pick(rows, 'id', '__source_file', '__source_row'), [
-      { id: 1, __source_file: 'data/usage_2025-01-01.csv', __source_row: 2 },
-      { id: 2, __source_file: 'data/usage_2025-01-01.csv', __source_row: 3 },
-      { id: 3, __source_file: 'data/usage_2025-01-02.csv', __source_row: 2 },
-      { id: 4, __source_file: 'data/usage_2025-01-02.csv', __source_row: 4 },
-      { id: 5, __source_file: 'data/usage_2025-01-03.csv', __source_row: 2 },
-      { id: 6, __source_file: 'data/usage_2025-01-03.csv', __source_row: 3 },
+      { id: 1, __source_file: 'data/acme_corp/usage_2025-01-01.csv', __source_row: 2 },
+      { id: 2, __source_file: 'data/acme_corp/usage_2025-01-01.csv', __source_row: 3 },
+      { id: 3, __source_file: 'data/acme_corp/usage_2025-01-02.csv', __source_row: 2 },
+      { id: 4, __source_file: 'data/acme_corp/usage_2025-01-02.csv', __source_row: 4 },
+      { id: 5, __source_file: 'data/acme_corp/usage_2025-01-03.csv', __source_row: 2 },
+      { id: 6, __source_file: 'data/acme_corp/usage_2025-01-03.csv', __source_row: 3 },
     ]);
     assert.equal(staged.bytesRead, 'id,v\n1,a\n2,b\n'.length * 2 + 'id,v\n3,c\n\n4,d\n'.length);
   });
@@ -267,10 +267,17 @@ describe('csv files and globs', () => {
     assert.deepEqual(pick(next.rows, 'v'), [{ v: 5 }], 'the saved cursor reads back: only the unparseable row remains');
   });
 
-  it('stages nothing for an empty file or a header alone', async () => {
+  it('stages nothing for an empty file (with a warning) or a header alone', async () => {
     const root = await workspace({ 'empty.csv': '', 'header.csv': 'a,b\n' });
     const empty = await stageIn(root, { path: 'empty.csv', format: 'csv' });
-    assert.deepEqual(empty.staged, { files: [], fields: [], rows: 0, rejected: 0, bytesRead: 0 });
+    assert.deepEqual(empty.staged, {
+      files: [],
+      fields: [],
+      rows: 0,
+      rejected: 0,
+      bytesRead: 0,
+      warnings: ['file is empty, no rows loaded from it: data/acme_corp/empty.csv'],
+    });
     const header = await stageIn(root, { path: 'header.csv', format: 'csv' }, { incremental: { cursorField: 'a' } });
     assert.deepEqual(header.staged.files, []);
     assert.deepEqual(
@@ -287,18 +294,26 @@ describe('csv files and globs', () => {
     await assert.rejects(stageIn(root, { path: 'a.csv', format: 'csv' }, { signal: controller.signal }), { name: 'AbortError' });
   });
 
-  it('refuses no matching files, gs:// paths and paths leaving the workspace', async () => {
-    const root = await workspace({ 'data/x.csv': 'a\n1\n' });
-    await assert.rejects(stageIn(root, { path: 'data/usage_*.csv', format: 'csv' }), (err: unknown) => {
+  it('refuses no matching files, gs:// paths and paths leaving the data folder', async () => {
+    const root = await workspace({ 'x.csv': 'a\n1\n' });
+    await assert.rejects(stageIn(root, { path: 'usage_*.csv', format: 'csv' }), (err: unknown) => {
       assert.ok(isConvergenceError(err));
       assert.equal(err.code, 'SOURCE_NO_FILES');
       assert.equal(err.exitCode, 3);
-      assert.match(err.message, /no file matches "data\/usage_\*\.csv"/);
+      assert.match(err.message, /no file matches "usage_\*\.csv" \(looked in data\/acme_corp\/\)/);
       return true;
     });
     await assert.rejects(stageIn(root, { path: 'gs://bucket/usage_*.csv', format: 'csv' }), /not supported on the local engine yet/);
-    await assert.rejects(stageIn(root, { path: '../elsewhere/*.csv', format: 'csv' }), { code: 'SOURCE_PATH' });
-    const absolute = await stageIn(root, { path: path.join(root, 'data', 'x.csv'), format: 'csv' });
-    assert.equal(absolute.rows[0]!['__source_file'], 'data/x.csv', 'an absolute path inside the workspace is labelled relative');
+    await assert.rejects(stageIn(root, { path: '../elsewhere/*.csv', format: 'csv' }), { code: 'SOURCE_PATH', exitCode: 2 });
+    await assert.rejects(stageIn(root, { path: inData(root, 'x.csv'), format: 'csv' }), { code: 'SOURCE_PATH', exitCode: 2 });
+  });
+
+  it('reads paths written from the workspace root (data/<tenant>/...) and absolute paths under a listed root', async () => {
+    const root = await workspace({ 'x.csv': 'a\n1\n' });
+    const prefixed = await stageIn(root, { path: 'data/acme_corp/x.csv', format: 'csv' });
+    assert.equal(prefixed.rows[0]!['__source_file'], 'data/acme_corp/x.csv');
+    const scope = scopeOf(root, { roots: [path.join(root, 'data', TENANT)] });
+    const absolute = await stageIn(root, { path: inData(root, 'x.csv'), format: 'csv' }, { scope });
+    assert.equal(absolute.rows[0]!['__source_file'], 'data/acme_corp/x.csv', 'an absolute path inside the workspace is labelled relative');
   });
 });

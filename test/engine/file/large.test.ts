@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { once } from 'node:events';
@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { TableSchemaFile } from '../../../src/domain/pipeline.ts';
 import { stageFileSource } from '../../../src/engine/sources/file/index.ts';
 import { cleanupAll, makeTempDir } from '../../helpers/tmp.ts';
-import { fileSource } from './workspace.ts';
+import { fileSource, inData, scopeOf } from './workspace.ts';
 
 after(cleanupAll);
 
@@ -52,7 +52,8 @@ const SCHEMA: TableSchemaFile = [
 describe('a large CSV', () => {
   it('streams 2 million rows to staging with bounded memory', async (t) => {
     const root = await makeTempDir('large-csv');
-    const input = path.join(root, 'big.csv');
+    const input = inData(root, 'big.csv');
+    await mkdir(path.dirname(input), { recursive: true });
     await writeBigCsv(input);
     const size = (await stat(input)).size;
 
@@ -71,7 +72,7 @@ describe('a large CSV', () => {
     let staged;
     try {
       staged = await stageFileSource(fileSource({ path: 'big.csv', format: 'csv', incremental: { cursor_field: 'at' } }), {
-        workspaceRoot: root,
+        scope: scopeOf(root),
         stagingDir: path.join(root, 'staging'),
         tableSchema: SCHEMA,
         incremental: { cursorField: 'at' },

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import pl from 'nodejs-polars';
@@ -8,7 +7,7 @@ import type { TableSchemaFile } from '../../../src/domain/pipeline.ts';
 import { isConvergenceError } from '../../../src/lib/errors.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
 import { pick } from '../stage/read-staged.ts';
-import { stageIn, workspace } from './workspace.ts';
+import { inData, stageIn, workspace } from './workspace.ts';
 
 after(cleanupAll);
 
@@ -30,10 +29,10 @@ describe('ndjson', () => {
       ['id:INT64', 'at:TIMESTAMP', 'tags:JSON', 'user:JSON'],
     );
     assert.deepEqual(pick(rows, 'id', 'tags', 'user', '__source_file', '__source_row'), [
-      { id: 1, tags: '["x"]', user: '{"email":"a@b.c"}', __source_file: 'events/a.ndjson', __source_row: 1 },
-      { id: null, tags: null, user: null, __source_file: 'events/a.ndjson', __source_row: 3 },
-      { id: null, tags: null, user: null, __source_file: 'events/a.ndjson', __source_row: 4 },
-      { id: 3, tags: null, user: null, __source_file: 'events/a.ndjson', __source_row: 5 },
+      { id: 1, tags: '["x"]', user: '{"email":"a@b.c"}', __source_file: 'data/acme_corp/events/a.ndjson', __source_row: 1 },
+      { id: null, tags: null, user: null, __source_file: 'data/acme_corp/events/a.ndjson', __source_row: 3 },
+      { id: null, tags: null, user: null, __source_file: 'data/acme_corp/events/a.ndjson', __source_row: 4 },
+      { id: 3, tags: null, user: null, __source_file: 'data/acme_corp/events/a.ndjson', __source_row: 5 },
     ]);
     assert.match(String(rows[1]!['__reason']), /^line is not valid JSON \(.+\): \{"id": 2, "at"/);
     assert.equal(rows[2]!['__reason'], 'record is not a JSON object: [1,2]');
@@ -59,9 +58,9 @@ describe('ndjson', () => {
       { tableSchema: schema, incremental: { cursorField: 'day', after: '2025-01-02' } },
     );
     assert.deepEqual(pick(rows, 'day', 'n', '__source_file', '__source_row'), [
-      { day: '2025-01-05', n: 2, __source_file: 'd/1.ndjson', __source_row: 2 },
-      { day: '2025-01-03', n: 3, __source_file: 'd/2.ndjson', __source_row: 1 },
-      { day: '2025-01-04', n: null, __source_file: 'd/2.ndjson', __source_row: 2 },
+      { day: '2025-01-05', n: 2, __source_file: 'data/acme_corp/d/1.ndjson', __source_row: 2 },
+      { day: '2025-01-03', n: 3, __source_file: 'data/acme_corp/d/2.ndjson', __source_row: 1 },
+      { day: '2025-01-04', n: null, __source_file: 'data/acme_corp/d/2.ndjson', __source_row: 2 },
     ]);
     assert.equal(rows[2]!['__reason'], "n: 'three' is not a valid INT64");
     assert.equal(staged.cursorMax, '2025-01-05');
@@ -92,7 +91,7 @@ describe('parquet', () => {
   it('maps Parquet types to warehouse types without a schema', async () => {
     const root = await workspace({});
     await writeParquet(
-      path.join(root, 'p.parquet'),
+      inData(root, 'p.parquet'),
       `SELECT 1::UTINYINT AS small, 2.5::DECIMAL(10,2) AS money, TIMESTAMPTZ '2025-01-02 03:04:05+02' AS at,
               DATE '2025-01-02' AS day, {'a': 1} AS obj, [1, 2] AS list, 'x' AS s, true AS b, 1.5::FLOAT AS f`,
     );
@@ -112,7 +111,7 @@ describe('parquet', () => {
       b: true,
       f: 1.5,
       __reason: null,
-      __source_file: 'p.parquet',
+      __source_file: 'data/acme_corp/p.parquet',
       __source_row: 1,
     });
   });
@@ -120,7 +119,7 @@ describe('parquet', () => {
   it('casts to a schema: exact floats become integers, others are quarantined', async () => {
     const root = await workspace({});
     const frame = pl.DataFrame({ n: [1.0, 2.5, null], ts: ['2025-01-02 00:00:00', 'bad', null], keep: ['a', 'b', 'c'] });
-    frame.writeParquet(path.join(root, 'p.parquet'));
+    frame.writeParquet(inData(root, 'p.parquet'));
     const schema: TableSchemaFile = [
       { name: 'n', type: 'INT64', mode: 'REQUIRED' },
       { name: 'ts', type: 'TIMESTAMP', mode: 'NULLABLE' },
@@ -131,12 +130,12 @@ describe('parquet', () => {
       { n: null, ts: null, __reason: "n: '2.5' is not a valid INT64; ts: 'bad' is not a valid TIMESTAMP", __source_row: 2 },
       { n: null, ts: null, __reason: 'n: required value is missing', __source_row: 3 },
     ]);
-    assert.deepEqual(staged.warnings, ['column "keep" is not in the schema and was not loaded (p.parquet)']);
+    assert.deepEqual(staged.warnings, ['column "keep" is not in the schema and was not loaded (data/acme_corp/p.parquet)']);
   });
 
   it('refuses binary columns it cannot stage, unless the schema leaves them out', async () => {
     const root = await workspace({});
-    await writeParquet(path.join(root, 'b.parquet'), `SELECT 'abc'::BLOB AS payload, 1 AS id`);
+    await writeParquet(inData(root, 'b.parquet'), `SELECT 'abc'::BLOB AS payload, 1 AS id`);
     await assert.rejects(stageIn(root, { path: 'b.parquet', format: 'parquet' }), (err: unknown) => {
       assert.ok(isConvergenceError(err));
       assert.equal(err.code, 'SOURCE_UNSUPPORTED_TYPE');

@@ -1,10 +1,12 @@
 import { open } from 'node:fs/promises';
+import { Utf8Stream } from './utf8.ts';
 
 /**
  * One quick pass over a CSV file's bytes, before polars reads it, to learn what polars cannot
  * report: which records have the wrong number of fields (polars truncates or pads them silently,
- * or refuses the whole file), which lines are blank, and on which line each record starts (a
- * quoted field may span lines). Record boundaries follow RFC 4180 as polars applies it: a quote
+ * or refuses the whole file), which lines are blank, which hold bytes that are not UTF-8 (polars
+ * would refuse the whole file), and on which line each record starts (a quoted field may span
+ * lines). Record boundaries follow RFC 4180 as polars applies it: a quote
  * opens a quoted field only at the start of a field, and "" inside one is a literal quote.
  */
 export interface CsvLayout {
@@ -19,6 +21,10 @@ export interface CsvLayout {
   raggedCount: number;
   /** Data records that are empty lines. */
   blank: number[];
+  /** Data records with bytes that are not valid UTF-8. */
+  invalidUtf8: number[];
+  /** The header line has bytes that are not valid UTF-8. */
+  headerInvalidUtf8: boolean;
   /** [record, extra]: from this record on, line = firstLine + record + extra (records after a multi-line one). */
   shifts: Array<[record: number, extra: number]>;
   /** First line where a quote appears inside an unquoted field or after a closing quote, or a quote never closes. */
@@ -40,7 +46,19 @@ export async function scanCsvLayout(
   options: { delimiter: string; hasHeader: boolean; signal?: AbortSignal; onBytes?: (bytes: number) => void },
 ): Promise<CsvLayout> {
   const delimiter = options.delimiter.charCodeAt(0);
-  const layout: CsvLayout = { width: -1, records: 0, firstLine: 1, ragged: new Map(), raggedCount: 0, blank: [], shifts: [] };
+  const layout: CsvLayout = {
+    width: -1,
+    records: 0,
+    firstLine: 1,
+    ragged: new Map(),
+    raggedCount: 0,
+    blank: [],
+    invalidUtf8: [],
+    headerInvalidUtf8: false,
+    shifts: [],
+  };
+  const utf8 = new Utf8Stream();
+  let recordInvalid = false;
   let state = FIELD_START;
   let fields = 1;
   let recordBytes = 0;
@@ -55,8 +73,10 @@ export async function scanCsvLayout(
     if (headerPending) {
       headerPending = false;
       layout.firstLine = line + 1;
+      layout.headerInvalidUtf8 = recordInvalid;
     } else {
       const index = layout.records++;
+      if (recordInvalid) layout.invalidUtf8.push(index);
       if (recordBytes === 0) layout.blank.push(index);
       else if (fields !== layout.width) {
         const group = layout.ragged.get(fields) ?? [];
@@ -74,6 +94,7 @@ export async function scanCsvLayout(
     fields = 1;
     recordBytes = 0;
     recordLine = line + 1;
+    recordInvalid = false;
   };
   const problem = () => {
     layout.quoteProblemLine ??= line;
@@ -88,8 +109,10 @@ export async function scanCsvLayout(
       options.signal?.throwIfAborted();
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
+      // Almost every chunk is valid UTF-8 (checked natively); one that is not is walked byte by byte.
+      const utf8Valid = utf8.chunkIsValid(chunk.subarray(0, bytesRead));
       // Most files have no quotes at all: then only delimiters and line ends matter.
-      const quoteFree = state !== QUOTED && state !== QUOTE_IN_QUOTED && chunk.subarray(0, bytesRead).indexOf(QUOTE) < 0;
+      const quoteFree = utf8Valid && state !== QUOTED && state !== QUOTE_IN_QUOTED && chunk.subarray(0, bytesRead).indexOf(QUOTE) < 0;
       for (let i = 0; quoteFree && i < bytesRead; i++) {
         const b = chunk[i]!;
         if (b === delimiter) {
@@ -103,6 +126,7 @@ export async function scanCsvLayout(
       if (quoteFree) state = bytesRead > 0 && chunk[bytesRead - 1] !== delimiter && chunk[bytesRead - 1] !== LF ? UNQUOTED : FIELD_START;
       for (let i = 0; !quoteFree && i < bytesRead; i++) {
         const b = chunk[i]!;
+        if (!utf8Valid && !utf8.step(b)) recordInvalid = true;
         if (state === QUOTED) {
           if (b === QUOTE) state = QUOTE_IN_QUOTED;
           else if (b === LF) line++;
@@ -142,6 +166,8 @@ export async function scanCsvLayout(
     await handle.close();
   }
   if (state === QUOTED) layout.quoteProblemLine ??= quoteOpened;
+  // The file ends inside a multi-byte character: the last record is cut.
+  if (utf8.open) recordInvalid = true;
   if (recordBytes > 0 || fields > 1) endRecord();
   if (layout.width < 0) layout.width = 0;
   return layout;

@@ -11,7 +11,9 @@ import type { InputFile } from './resolve.ts';
  * CSV through polars: every column is read as text (inferSchemaLength 0) and typed by
  * stage/typing.ts, so a bad value anywhere in the file quarantines its row instead of failing the
  * scan. Ragged lines are read with truncateRaggedLines (extra fields cut, missing ones null) and
- * then quarantined by their row index, which the layout pass found.
+ * then quarantined by their row index, which the layout pass found. Bytes that are not UTF-8 are
+ * read as U+FFFD (polars would otherwise refuse the whole file) and their rows quarantined the
+ * same way.
  */
 export interface CsvSettings {
   delimiter: string;
@@ -33,6 +35,7 @@ export function scanCsv(file: string, settings: CsvSettings, extra: { nRows?: nu
     inferSchemaLength: 0,
     truncateRaggedLines: true,
     raiseIfEmpty: false,
+    encoding: 'utf8-lossy',
     rowIndexName: ROW_INDEX,
     ...extra,
   });
@@ -71,7 +74,7 @@ export async function inferCsvFields(
   const renamed = new Set<string>();
   for (const [i, file] of files.entries()) {
     const layout = layouts[i]!;
-    const skip = new Set([...layout.blank, ...[...layout.ragged.values()].flat()].filter((r) => r < SAMPLE_ROWS));
+    const skip = new Set([...layout.blank, ...layout.invalidUtf8, ...[...layout.ragged.values()].flat()].filter((r) => r < SAMPLE_ROWS));
     const sample = await csvRead(file, layout, () => scanCsv(file.absolute, settings, { nRows: SAMPLE_ROWS }).collect());
     const index = sample.getColumn(ROW_INDEX).toArray() as number[];
     const raw = sample.columns.filter((c) => c !== ROW_INDEX);
@@ -120,15 +123,21 @@ export function dropBlankLines(frame: LazyDataFrame, layout: CsvLayout): LazyDat
   );
 }
 
-/** "line has 5 fields, expected 4" for the records the layout pass found ragged. */
-export function raggedReason(layout: CsvLayout): Expr | undefined {
-  if (layout.raggedCount === 0) return undefined;
+export const INVALID_UTF8_REASON = 'line is not valid UTF-8 (is the file in another encoding, e.g. Windows-1252?)';
+
+/**
+ * The reason of each record the layout pass found unfit: not UTF-8 (first: its values are
+ * unreliable), or "line has 5 fields, expected 4".
+ */
+export function lineReason(layout: CsvLayout): Expr | undefined {
+  if (layout.raggedCount === 0 && layout.invalidUtf8.length === 0) return undefined;
   const groups = [...layout.ragged].sort((a, b) => b[1].length - a[1].length);
   const named = groups
     .slice(0, MAX_RAGGED_GROUPS)
     .map(([width, records]) => ({ records, message: `line has ${width} fields, expected ${layout.width}` }));
   const rest = groups.slice(MAX_RAGGED_GROUPS).flatMap(([, records]) => records);
   if (rest.length > 0) named.push({ records: rest, message: `line does not have the expected ${layout.width} fields` });
+  if (layout.invalidUtf8.length > 0) named.unshift({ records: layout.invalidUtf8, message: INVALID_UTF8_REASON });
   return named.reduceRight<Expr>(
     (otherwise, group) =>
       pl

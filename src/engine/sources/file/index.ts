@@ -16,7 +16,7 @@ import {
   dropBlankLines,
   inferCsvFields,
   lineNumber,
-  raggedReason,
+  lineReason,
   ROW_INDEX,
   scanCsv,
   schemaColumnMap,
@@ -25,14 +25,15 @@ import {
 import { malformedFile, polarsMessage, quotingHint } from './errors.ts';
 import { ndjsonBatches } from './ndjson.ts';
 import { inferParquetFields, parquetColumnMap, parquetColumns } from './parquet.ts';
-import { resolveInputFiles, type InputFile } from './resolve.ts';
+import { resolveInputFiles, type FileScope, type InputFile } from './resolve.ts';
 
-export { resolveInputFiles, type InputFile } from './resolve.ts';
+export { isRemotePath, matchInputFiles, resolveInputFiles, type FileScope, type InputFile } from './resolve.ts';
 
 type FileSource = Extract<SourceConfig, { type: 'file' }>;
 
 export interface StageFileOptions {
-  workspaceRoot: string;
+  /** Where the tenant's files may be read from (its data folder, the environment's file roots). */
+  scope: FileScope;
   stagingDir: string;
   /** The BigQuery JSON schema: fixes the columns and their types. Without it types are inferred. */
   tableSchema?: TableSchemaFile;
@@ -48,11 +49,26 @@ export interface StageFileOptions {
  * `__reason` so the load quarantines them; the run fails only when a file cannot be read at all.
  */
 export async function stageFileSource(source: FileSource, options: StageFileOptions): Promise<StagedData> {
-  const files = await resolveInputFiles(source.path, options.workspaceRoot);
+  const files = await resolveInputFiles(source.path, options.scope);
   await ensureStagingDir(options.stagingDir);
-  if (source.format === 'ndjson') return stageNdjson(files, options);
-  const plan = source.format === 'csv' ? await planCsv(files, source, options) : await planParquet(files, options);
-  return stageParts(files, plan, options);
+  // An empty file has nothing to read (and is not even valid Parquet): it only gets a warning.
+  const readable = files.filter((f) => f.size > 0);
+  let staged: StagedData;
+  if (source.format === 'ndjson') staged = await stageNdjson(readable, options);
+  else {
+    const plan = source.format === 'csv' ? await planCsv(readable, source, options) : await planParquet(readable, options);
+    staged = await stageParts(readable, plan, options);
+  }
+  return withEmptyFileNote(staged, files);
+}
+
+/** An empty input file is no error (an export with nothing in it), but worth a warning: it may be a failed export. */
+function withEmptyFileNote(staged: StagedData, files: InputFile[]): StagedData {
+  const empty = files.filter((f) => f.size === 0).map((f) => f.label);
+  if (empty.length === 0) return staged;
+  const shown = empty.length <= 3 ? empty.join(', ') : `${empty.slice(0, 3).join(', ')} and ${empty.length - 3} more`;
+  const note = `${empty.length === 1 ? 'file is' : `${empty.length} files are`} empty, no rows loaded from ${empty.length === 1 ? 'it' : 'them'}: ${shown}`;
+  return { ...staged, warnings: [...(staged.warnings ?? []), note] };
 }
 
 async function stageNdjson(files: InputFile[], options: StageFileOptions): Promise<StagedData> {
@@ -179,7 +195,9 @@ async function planCsv(files: InputFile[], source: FileSource, options: StageFil
       const line = lineNumber(layout);
       if (!line.exact) warnings.add(`${file.label}: many quoted fields span lines; __source_row counts records there, not lines`);
       const map = maps[index]!;
-      const rowReason = raggedReason(layout);
+      const rowReason = lineReason(layout);
+      if (layout.headerInvalidUtf8)
+        warnings.add(`${file.label}: the header line is not valid UTF-8; its names were read with U+FFFD in place of the bad bytes`);
       return {
         raw: dropBlankLines(scanCsv(file.absolute, settings), layout),
         rawFor: (f) => {

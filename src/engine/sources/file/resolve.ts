@@ -1,22 +1,31 @@
-import { glob, stat } from 'node:fs/promises';
+import { glob, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
+import { checkWrittenPath, pathError, placesFor, type FileScope } from './scope.ts';
+
+export { type FileScope } from './scope.ts';
 
 export interface InputFile {
+  /** The file read: the match with its symlinks resolved, checked to lie where the tenant may read. */
   absolute: string;
-  /** `__source_file`: the path relative to the workspace root (absolute when outside it), with `/`. */
+  /** `__source_file`: the match as the source names it, relative to the workspace root (absolute when outside it), with `/`. */
   label: string;
   size: number;
 }
 
 const GLOB_CHARS = /[*?[\]{}]/;
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/** True for a `path:` the local engine does not read from disk (gs://, or another URL scheme). */
+export const isRemotePath = (pattern: string) => URL_SCHEME.test(pattern);
 
 /**
  * The files a `path:` names, sorted so the load order (and so which duplicate a merge keeps) does
- * not depend on the file system. Relative paths are read from the workspace root and may not leave
- * it; an absolute path is the operator's explicit choice and is allowed.
+ * not depend on the file system. Confined to the tenant's data folder or the listed roots (see
+ * scope.ts); a match that leads elsewhere refuses the whole source rather than being skipped, so a
+ * planted link is reported instead of silently changing what loads.
  */
-export async function resolveInputFiles(pattern: string, workspaceRoot: string): Promise<InputFile[]> {
+export async function resolveInputFiles(pattern: string, scope: FileScope): Promise<InputFile[]> {
   if (/^gs:\/\//i.test(pattern)) {
     throw new ConvergenceError(
       'SOURCE_NOT_SUPPORTED',
@@ -27,51 +36,57 @@ export async function resolveInputFiles(pattern: string, workspaceRoot: string):
       },
     );
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pattern)) {
+  if (isRemotePath(pattern)) {
     throw new ConvergenceError(
       'SOURCE_NOT_SUPPORTED',
       ExitCode.usage,
       `file sources read local paths (or gs:// on the cloud engine), not ${pattern}`,
     );
   }
-  const root = path.resolve(workspaceRoot);
-  const absolutePattern = path.isAbsolute(pattern);
-  const outside = (file: string) => {
-    const rel = path.relative(root, file);
-    return rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
-  };
-  if (!absolutePattern && outside(path.resolve(root, pattern.replace(/[*?[{].*$/, '')))) {
-    throw new ConvergenceError('SOURCE_PATH', ExitCode.usage, `file source path "${pattern}" leaves the workspace`, {
-      suggestion: 'use a path inside the workspace, or an absolute path',
+  const files = await matchInputFiles(pattern, scope);
+  if (files.length === 0) {
+    const written = checkWrittenPath(pattern, scope);
+    throw new ConvergenceError('SOURCE_NO_FILES', ExitCode.pipelineFailed, `no file matches "${pattern}" (looked in ${written.where})`, {
+      suggestion: written.absolute ? 'check the source path' : `check the source path; relative paths start in data/${scope.tenantId}/`,
+      data: { pattern },
     });
   }
+  return files;
+}
 
+/**
+ * Every file a local `path:` matches today, each checked (none is an error here: data may arrive
+ * later). What `pipeline validate` and the check before a run use; throws SOURCE_PATH (exit 2) for
+ * a path or a match the tenant may not read.
+ */
+export async function matchInputFiles(pattern: string, scope: FileScope): Promise<InputFile[]> {
+  const written = checkWrittenPath(pattern, scope);
+  const places = await placesFor(written, scope);
+  const root = path.resolve(scope.workspaceRoot);
   const candidates: string[] = [];
-  if (GLOB_CHARS.test(pattern)) {
-    const matches = absolutePattern ? glob(pattern) : glob(pattern, { cwd: root });
-    for await (const match of matches) candidates.push(path.resolve(root, match));
+  if (GLOB_CHARS.test(written.pattern)) {
+    const matches = written.absolute ? glob(written.pattern) : glob(written.pattern, { cwd: written.cwd });
+    for await (const match of matches) candidates.push(path.resolve(written.cwd, match));
   } else {
-    candidates.push(path.resolve(root, pattern));
+    candidates.push(path.resolve(written.cwd, written.pattern));
   }
 
   const files: InputFile[] = [];
-  for (const absolute of candidates.sort()) {
-    if (!absolutePattern && outside(absolute)) continue;
-    const info = await stat(absolute).catch(() => undefined);
+  for (const candidate of candidates.sort()) {
+    const rel = path.relative(root, candidate);
+    const label = rel.startsWith('..') || path.isAbsolute(rel) ? candidate : rel.split(path.sep).join('/');
+    // A dangling link or a vanished file is no file; what it pointed at is never shown.
+    const resolved = await realpath(candidate).catch(() => undefined);
+    if (resolved === undefined) continue;
+    if (!places.allows(resolved)) {
+      throw pathError(
+        `file source path "${pattern}": ${label} leads outside ${written.where} (a symbolic link?)`,
+        `keep the tenant's files in ${written.where}; links that point elsewhere are not followed`,
+      );
+    }
+    const info = await stat(resolved).catch(() => undefined);
     if (!info?.isFile()) continue;
-    const rel = path.relative(root, absolute);
-    files.push({ absolute, label: outside(absolute) ? absolute : rel.split(path.sep).join('/'), size: info.size });
-  }
-  if (files.length === 0) {
-    throw new ConvergenceError(
-      'SOURCE_NO_FILES',
-      ExitCode.pipelineFailed,
-      `no file matches "${pattern}" (looked in ${absolutePattern ? '/' : root})`,
-      {
-        suggestion: 'check the source path; relative paths start at the workspace root',
-        data: { pattern, root },
-      },
-    );
+    files.push({ absolute: resolved, label, size: info.size });
   }
   return files;
 }
