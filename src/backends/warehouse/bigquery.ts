@@ -18,6 +18,7 @@ import {
   writeOpSql,
   type TableInfo,
 } from './bigquery/sql.ts';
+import { checkBigQueryExpression, checkBigQueryQuery, type BigQueryGateContext } from './bigquery/tenant-sql.ts';
 import { fieldTypeOf, inferType, queryParameter } from './bigquery/values.ts';
 import { assertSelect } from './where.ts';
 import type {
@@ -29,6 +30,9 @@ import type {
   Scalar,
   SelectOptions,
   TableSpec,
+  TenantExpressionScope,
+  TenantQueryCheck,
+  TenantSqlScope,
   Warehouse,
   Where,
   WriteOp,
@@ -382,6 +386,7 @@ export class BigQueryWarehouse implements Warehouse {
         },
         forget: (dataset, table) => this.#schemas.delete(`${dataset}.${table}`),
         labelValue,
+        checkTenantQuery: (sql, scope) => this.checkTenantQuery(sql, scope),
       },
       request,
     );
@@ -397,13 +402,26 @@ export class BigQueryWarehouse implements Warehouse {
    * NULL; compare it with another type through CAST(@name AS <type>).
    */
   async query(sql: string, params: Record<string, Scalar> = {}): Promise<Row[]> {
-    const parameters = parameterNames(sql).map((name) => {
-      if (!Object.hasOwn(params, name)) throw validationError(`query parameter @${name} has no value`);
-      const value = params[name] as Scalar;
-      return queryParameter(name, value, inferType(value));
-    });
-    const { rows } = await this.#jobs.query({ sql, params: parameters, what: 'query', rows: true });
+    const { rows } = await this.#jobs.query({ sql, params: typedParameters(sql, params), what: 'query', rows: true });
     return rows;
+  }
+
+  get #gate(): BigQueryGateContext {
+    return { jobs: this.#jobs, project: this.#project };
+  }
+
+  checkTenantQuery(sql: string, scope: TenantSqlScope): Promise<TenantQueryCheck> {
+    return checkBigQueryQuery(this.#gate, sql, typedParameters(sql, scope.params ?? {}), scope);
+  }
+
+  checkTenantExpression(expr: string, scope: TenantExpressionScope): Promise<string> {
+    return checkBigQueryExpression(this.#gate, expr, scope);
+  }
+
+  /** The same text and parameters that passed the dry run are what runs. */
+  async queryTenant(sql: string, scope: TenantSqlScope): Promise<Row[]> {
+    await this.checkTenantQuery(sql, scope);
+    return this.query(sql, scope.params ?? {});
   }
 
   withLabels(labels: Record<string, string>): BigQueryWarehouse {
@@ -412,11 +430,7 @@ export class BigQueryWarehouse implements Warehouse {
 
   /** A dry-run query job: BigQuery validates the SQL and reports what it would scan, running nothing. */
   async estimateBytes(sql: string, params: Record<string, Scalar> = {}): Promise<number> {
-    const parameters = parameterNames(sql).map((name) => {
-      if (!Object.hasOwn(params, name)) throw validationError(`query parameter @${name} has no value`);
-      const value = params[name] as Scalar;
-      return queryParameter(name, value, inferType(value));
-    });
+    const parameters = typedParameters(sql, params);
     try {
       const [job] = await this.#client.createJob({
         location: this.#location,
@@ -435,6 +449,15 @@ export class BigQueryWarehouse implements Warehouse {
 
   /** The client keeps no connection open. */
   async close(): Promise<void> {}
+}
+
+/** The `@name` parameters of a text, typed from their values; a name without a value is refused. */
+function typedParameters(sql: string, params: Record<string, Scalar>) {
+  return parameterNames(sql).map((name) => {
+    if (!Object.hasOwn(params, name)) throw validationError(`query parameter @${name} has no value`);
+    const value = params[name] as Scalar;
+    return queryParameter(name, value, inferType(value));
+  });
 }
 
 const TYPES = new Set<FieldType>(['STRING', 'INT64', 'FLOAT64', 'NUMERIC', 'BOOL', 'TIMESTAMP', 'DATE', 'JSON', 'BYTES']);

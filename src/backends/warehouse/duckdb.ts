@@ -23,7 +23,22 @@ import {
   updateRows,
   whereClause,
 } from './duckdb/session.ts';
-import type { FieldSpec, LoadRequest, LoadResult, Row, Scalar, SelectOptions, TableSpec, Warehouse, Where, WriteOp } from './port.ts';
+import { DuckDbSqlGate, SANDBOX_SETTINGS, type CheckedQuery } from './duckdb/tenant-sql.ts';
+import type {
+  FieldSpec,
+  LoadRequest,
+  LoadResult,
+  Row,
+  Scalar,
+  SelectOptions,
+  TableSpec,
+  TenantExpressionScope,
+  TenantQueryCheck,
+  TenantSqlScope,
+  Warehouse,
+  Where,
+  WriteOp,
+} from './port.ts';
 import { assertSelect } from './where.ts';
 
 export { translatePlaceholders };
@@ -72,6 +87,7 @@ export class DuckDbWarehouse implements Warehouse {
   readonly describe: string;
   readonly #file: string;
   readonly #busyTimeoutMs: number;
+  readonly #gate = new DuckDbSqlGate();
   #dirReady = false;
 
   constructor(options: DuckDbWarehouseOptions) {
@@ -80,14 +96,19 @@ export class DuckDbWarehouse implements Warehouse {
     this.describe = this.#file;
   }
 
-  /** Opens the file (waiting out other processes), runs `work`, and always closes again. */
-  #session<T>(work: (s: Session) => Promise<T>): Promise<T> {
+  /**
+   * Opens the file (waiting out other processes), runs `work`, and always closes again. A
+   * sandboxed session runs tenant SQL: the instance can then reach no file, URL or extension
+   * beyond the warehouse itself, and its configuration is locked until it closes.
+   */
+  #session<T>(work: (s: Session) => Promise<T>, options: { sandbox?: boolean } = {}): Promise<T> {
     return enqueue(this.#file, async () => {
       const instance = await this.#open();
       try {
         const conn = await instance.connect();
         try {
           await conn.run("SET TimeZone = 'UTC'");
+          if (options.sandbox) for (const [name, value] of SANDBOX_SETTINGS) await conn.run(`SET ${name} = ${value}`);
           return await work(new Session(conn));
         } finally {
           conn.closeSync();
@@ -291,7 +312,39 @@ export class DuckDbWarehouse implements Warehouse {
 
   async load(request: LoadRequest): Promise<LoadResult> {
     (request.alsoWrite ?? []).forEach(checkOp);
-    return this.#session((s) => loadInto(s, request));
+    const source = request.source;
+    if (source.kind !== 'query') return this.#session((s) => loadInto(s, request));
+    // A query source is tenant SQL: checked against the load's dataset, run sandboxed.
+    assertIdentifier('dataset', request.dataset);
+    const query = await this.#tenantQuery(source.sql, { dataset: request.dataset, params: source.params, origin: source.origin });
+    return this.#session((s) => loadInto(s, request, query), { sandbox: true });
+  }
+
+  /** Tenant SQL with `@name` parameters: translated, checked and restated, with its values. */
+  async #tenantQuery(sql: string, scope: TenantSqlScope): Promise<CheckedQuery & { values: Record<string, DuckDBValue> }> {
+    const translated = translatePlaceholders(sql);
+    const checked = await this.#gate.check(translated.sql, { dataset: scope.dataset, params: translated.names, origin: scope.origin });
+    const values: Record<string, DuckDBValue> = {};
+    for (const name of checked.params) {
+      if (!scope.params || !Object.hasOwn(scope.params, name)) throw validationError(`query parameter @${name} has no value`);
+      values[name] = toDuck(scope.params[name] as Scalar);
+    }
+    return { ...checked, values };
+  }
+
+  async checkTenantQuery(sql: string, scope: TenantSqlScope): Promise<TenantQueryCheck> {
+    const translated = translatePlaceholders(sql);
+    const checked = await this.#gate.check(translated.sql, { dataset: scope.dataset, params: translated.names, origin: scope.origin });
+    return { tables: checked.tables };
+  }
+
+  checkTenantExpression(expr: string, scope: TenantExpressionScope): Promise<string> {
+    return this.#gate.checkExpression(expr, scope);
+  }
+
+  async queryTenant(sql: string, scope: TenantSqlScope): Promise<Row[]> {
+    const query = await this.#tenantQuery(sql, scope);
+    return this.#session((s) => s.rows(query.sql, query.values), { sandbox: true });
   }
 
   qualify(dataset: string, table: string): string {
@@ -308,8 +361,9 @@ export class DuckDbWarehouse implements Warehouse {
     return this.#session((s) => s.rows(translated.sql, values));
   }
 
-  /** Nothing stays open between calls; this only waits for queued work to finish. */
+  /** Nothing of the file stays open between calls; this waits for queued work and closes the SQL parser. */
   async close(): Promise<void> {
     await queues.get(this.#file);
+    await this.#gate.close();
   }
 }

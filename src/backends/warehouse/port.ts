@@ -49,8 +49,11 @@ export type WriteOp =
 export type LoadSource =
   /** Staged Parquet files (src/engine/staging.ts): rows with a `__reason` go to quarantine. */
   | { kind: 'parquet'; files: string[]; fields: FieldSpec[] }
-  /** A transform's SELECT, run in the warehouse. */
-  | { kind: 'query'; sql: string; params?: Record<string, Scalar> };
+  /**
+   * A transform's SELECT, run in the warehouse. It is tenant SQL: the load checks it as
+   * `checkTenantQuery` does, against the load's own dataset, before anything runs.
+   */
+  | { kind: 'query'; sql: string; params?: Record<string, Scalar>; origin?: string };
 
 export interface LoadRequest {
   dataset: string;
@@ -81,6 +84,31 @@ export interface LoadResult {
 
 /** Name of the table that keeps rows a load could not type. */
 export const quarantineTable = (table: string) => `${table}__quarantine`;
+
+/**
+ * Where SQL written by a tenant (transforms, DQ expressions) may read. Tenant SQL is one query
+ * statement over tables of `dataset` only; the warehouse's own parser decides what it reads.
+ */
+export interface TenantSqlScope {
+  /** The tenant's dataset: the only one the SQL may read. */
+  dataset: string;
+  /** Values of the `@name` parameters the SQL uses (template variables). */
+  params?: Record<string, Scalar>;
+  /** Where the SQL came from, for messages, e.g. configs/acme_corp/sql/fct.sql. */
+  origin?: string;
+}
+
+export interface TenantExpressionScope {
+  dataset: string;
+  /** The table whose rows the expression is evaluated on. */
+  table: string;
+  origin?: string;
+}
+
+export interface TenantQueryCheck {
+  /** Tables the query reads, as dataset.table (CTE names resolved away). */
+  tables: string[];
+}
 
 export interface Warehouse {
   /** 'duckdb' or 'bigquery': tells the engine which SQL dialect `query` speaks. */
@@ -121,6 +149,21 @@ export interface Warehouse {
   qualify(dataset: string, table: string): string;
   /** Runs SQL the caller owns. Values go in `params` and appear as `@name` in the text. */
   query(sql: string, params?: Record<string, Scalar>): Promise<Row[]>;
+
+  /**
+   * Checks tenant SQL with this warehouse's own parser (DuckDB's parse, BigQuery's dry run): one
+   * query statement, reading only tables of `scope.dataset`, no table functions, files, URLs,
+   * catalogs or settings. Throws exit 2 (TENANT_SQL_REFUSED / TENANT_SQL_INVALID) naming
+   * `scope.origin` and, where the parser tells, the line.
+   */
+  checkTenantQuery(sql: string, scope: TenantSqlScope): Promise<TenantQueryCheck>;
+  /**
+   * Checks a tenant's DQ expression: one condition over a row of `scope.table`, no subqueries.
+   * Returns the text to put in the engine's SQL (DuckDB: the parser's restatement of it).
+   */
+  checkTenantExpression(expr: string, scope: TenantExpressionScope): Promise<string>;
+  /** Runs SQL that holds tenant text: checked as by checkTenantQuery, then run where it can reach nothing else. */
+  queryTenant(sql: string, scope: TenantSqlScope): Promise<Row[]>;
 
   /**
    * The same warehouse with its jobs labelled (tenant_id, pipeline_id, run_id), so a run's cost

@@ -1,41 +1,44 @@
 import type { FieldSpec } from '../../backends/warehouse/port.ts';
-import { validationError } from '../../lib/errors.ts';
+import { ConvergenceError, isConvergenceError } from '../../lib/errors.ts';
+import type { DqWarehouse } from './types.ts';
 
 /**
- * Guard for the tenant-written `expression` check. Its text is spliced into the aggregate
- * statement (it is the tenant's SQL against the tenant's own dataset), so it must stay one boolean
- * expression over the row: no statement separators, comments, subqueries, DDL/DML, extension
- * loading, file readers or parameters of ours.
- *
- * Words inside single-quoted literals are allowed (`status != 'DELETED'`), which means we must
- * find literals exactly as the warehouse does. We only trust our reading when the text has no
- * backslash and no triple quote — the places where DuckDB and BigQuery lex literals differently —
- * and otherwise check the raw text, literals included. Double-quoted and backquoted tokens are
- * always checked, never skipped.
+ * The tenant-written `expression` check. Its text ends up inside the engine's aggregate, so the
+ * warehouse's own parser checks it first (Warehouse.checkTenantExpression: one condition on a row
+ * of the table, no subqueries, parameters, settings or other tables) and what goes into the SQL
+ * is the text the warehouse returns — on DuckDB its parser's restatement of the expression. The
+ * aggregate holding it is then run through the same gate as a whole (Warehouse.queryTenant).
  */
-const MAX_LENGTH = 4000;
+const SHOWN = 200;
+const shown = (expr: string) => JSON.stringify(expr.length > SHOWN ? `${expr.slice(0, SHOWN - 3)}...` : expr);
 
-const FORBIDDEN_WORDS = [
-  'SELECT', 'FROM', 'WITH', 'TABLE', 'VALUES', 'UNION', 'INTERSECT', 'EXCEPT', 'INTO',
-  'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UPSERT', 'TRUNCATE', 'DROP', 'CREATE', 'ALTER',
-  'ATTACH', 'DETACH', 'USE', 'COPY', 'EXPORT', 'IMPORT', 'PRAGMA', 'INSTALL', 'LOAD',
-  'CALL', 'EXEC', 'EXECUTE', 'PREPARE', 'DEALLOCATE', 'DECLARE', 'SET', 'RESET', 'BEGIN', 'COMMIT', 'ROLLBACK',
-  'TRANSACTION', 'GRANT', 'REVOKE', 'VACUUM', 'CHECKPOINT', 'ANALYZE', 'DESCRIBE', 'SHOW', 'SUMMARIZE', 'ASSERT',
-]; // prettier-ignore
-const FORBIDDEN_WORD = new RegExp(`\\b(${FORBIDDEN_WORDS.join('|')})\\b`, 'i');
-/** Functions that reach outside the row: files, the environment, settings, other queries. */
-const FORBIDDEN_FUNCTION =
-  /\b(read_\w+|\w*_scan|glob|getenv|current_setting|query|query_table|sniff_csv|external_query|load_extension)\s*\(/i;
+/** Where an expression is named in messages: `dq rule "x": expression "a > 0"`. */
+export const expressionOrigin = (ruleName: string, expr: string) => `dq rule "${ruleName}": expression ${shown(expr.trim())}`;
 
-const RAW_FORBIDDEN: Array<[string, string]> = [
-  [';', 'contains ";" (one expression, not statements)'],
-  ['--', 'contains a comment ("--")'],
-  ['/*', 'contains a comment ("/*")'],
-  ['*/', 'contains a comment ("*/")'],
-  ['#', 'contains "#" (a comment in BigQuery)'],
-];
+/** Asks the warehouse to check the expression; returns the text to put in SQL. */
+export async function checkExpression(
+  warehouse: Pick<DqWarehouse, 'checkTenantExpression'>,
+  ruleName: string,
+  expr: string,
+  table: { dataset: string; table: string },
+): Promise<string> {
+  try {
+    return await warehouse.checkTenantExpression(expr, { ...table, origin: expressionOrigin(ruleName, expr) });
+  } catch (err) {
+    if (!isConvergenceError(err) || !err.code.startsWith('TENANT_SQL')) throw err;
+    throw new ConvergenceError(err.code, err.exitCode, err.message, {
+      suggestion: err.suggestion,
+      data: { ...err.data, rule: ruleName, expr: expr.trim() },
+      cause: err,
+    });
+  }
+}
 
-/** Replaces single-quoted literals by '' when they can be located reliably; otherwise returns the text as is. */
+/**
+ * Replaces single-quoted literals by '' when they can be located reliably (no backslash, no triple
+ * quote, where the dialects lex differently); otherwise returns the text as is. For reporting
+ * which columns an expression mentions only: nothing is decided on it.
+ */
 export function maskLiterals(expr: string): string {
   if (expr.includes('\\') || expr.includes("'''") || expr.includes('"""')) return expr;
   let out = '';
@@ -58,41 +61,6 @@ export function maskLiterals(expr: string): string {
     }
   }
   return out;
-}
-
-function problemWith(expr: string): string | undefined {
-  if (expr.length === 0) return 'is empty';
-  if (expr.length > MAX_LENGTH) return `is longer than ${MAX_LENGTH} characters`;
-  for (const [needle, reason] of RAW_FORBIDDEN) if (expr.includes(needle)) return reason;
-  const masked = maskLiterals(expr);
-  const word = FORBIDDEN_WORD.exec(masked);
-  if (word) return `uses ${word[1]!.toUpperCase()}, which does not belong in a row condition`;
-  const fn = FORBIDDEN_FUNCTION.exec(masked);
-  if (fn) return `calls ${fn[1]}(), which reads outside the row`;
-  const placeholder = /[@$?]/.exec(masked);
-  if (placeholder) return `contains "${placeholder[0]}" (query parameters are not available to expressions)`;
-  let depth = 0;
-  for (const ch of masked) {
-    if (ch === '(') depth++;
-    else if (ch === ')' && --depth < 0) return 'closes a parenthesis it did not open';
-  }
-  if (depth !== 0) return 'leaves a parenthesis open';
-  return undefined;
-}
-
-/** Returns the trimmed expression, or throws a validation error naming the rule. */
-export function guardExpression(ruleName: string, expr: string): string {
-  const text = expr.trim();
-  const problem = problemWith(text);
-  if (problem) {
-    throw validationError(`dq rule "${ruleName}": expression ${JSON.stringify(text)} ${problem}`, {
-      suggestion:
-        'write one boolean condition on a row, e.g. "input_tokens >= 0" or "status != \'DELETED\'" ' +
-        '(no statements, subqueries, comments or ";"); use the other checks for what a condition cannot say',
-      data: { rule: ruleName, expr: text },
-    });
-  }
-  return text;
 }
 
 /** Table columns the expression mentions, in order of first mention (used for samples and reporting). */

@@ -1,7 +1,7 @@
 export { runDataQuality, type RunDataQualityOptions } from './run.ts';
 export { dqResultRows, type DqResultContext } from './rows.ts';
 export { defaultRuleName, nameRules, type DqRuleInput } from './rules.ts';
-export { guardExpression } from './expression.ts';
+export { checkExpression, expressionOrigin } from './expression.ts';
 export { planChecks, type AggregatePlan } from './plan.ts';
 export { dialectFor, type Dialect } from './sql.ts';
 export type { DqCheck, DqOutcome, DqSeverity, DqWarehouse, RuleResult } from './types.ts';

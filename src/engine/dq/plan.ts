@@ -52,6 +52,15 @@ export const toCount = (value: Scalar | undefined): number => {
   return Number.isFinite(n) ? n : 0;
 };
 
+/** Tenant text enters SQL only as the warehouse's check returned it. */
+function checkedExpression(rule: ResolvedRule): string {
+  if (rule.checkedExpr === undefined) throw new Error(`dq rule "${rule.name}": its expression was not checked by the warehouse`);
+  return rule.checkedExpr;
+}
+
+/** True when the plan's SQL holds tenant text (an expression) and must run through the tenant SQL gate. */
+export const holdsTenantText = (rules: readonly ResolvedRule[]) => rules.some((r) => r.rule.check === 'expression');
+
 /** SQL that is TRUE exactly for the rows failing a row-level rule. */
 function failing(rule: ResolvedRule, d: Dialect, p: Params): string | undefined {
   const r = rule.rule;
@@ -72,7 +81,7 @@ function failing(rule: ResolvedRule, d: Dialect, p: Params): string | undefined 
     case 'regex':
       return `NOT ${d.regexContains(cols[0]!, p.add(r.pattern))}`;
     case 'expression':
-      return `NOT (${rule.expr})`;
+      return `NOT (${checkedExpression(rule)})`;
     default:
       return undefined;
   }
@@ -164,7 +173,7 @@ export function planChecks(rules: readonly ResolvedRule[], ctx: PlanContext): Ag
         };
       }
       case 'expression': {
-        select.push(`${d.countIf(condition!)} AS ${m}`, `${d.countIf(`(${rule.expr}) IS NULL`)} AS ${m}_nulls`);
+        select.push(`${d.countIf(condition!)} AS ${m}`, `${d.countIf(`(${checkedExpression(rule)}) IS NULL`)} AS ${m}_nulls`);
         return {
           rule,
           evaluate: (row) => ({

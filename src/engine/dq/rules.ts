@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { FieldSpec, FieldType, Scalar } from '../../backends/warehouse/port.ts';
 import { ruleSchema, type DqRule } from '../../domain/pipeline.ts';
 import { validationError } from '../../lib/errors.ts';
-import { guardExpression, referencedColumns } from './expression.ts';
+import { referencedColumns } from './expression.ts';
 import type { DqSeverity } from './types.ts';
 
 /** A rule as written in YAML (before defaults); the engine re-validates so any caller gets the same checks. */
@@ -15,8 +15,10 @@ export interface ResolvedRule {
   severity: DqSeverity;
   columns: string[];
   types: FieldType[];
-  /** expression: the guarded text. */
+  /** expression: the tenant's text, as written (trimmed), for details and messages. */
   expr?: string;
+  /** expression: the text the warehouse's check returned, the only form that goes into SQL. */
+  checkedExpr?: string;
   /** accepted_values: values converted to the column's type, so both engines compare like with like. */
   values?: Scalar[];
 }
@@ -115,7 +117,10 @@ function coerceValue(rule: string, column: string, type: FieldType, value: strin
   }
 }
 
-/** Every check that needs no SQL: columns exist and have usable types, expressions are safe. */
+/**
+ * Every check that needs no warehouse: columns exist and have usable types. Expressions are
+ * checked by the warehouse afterwards (checkExpression), which sets `checkedExpr`.
+ */
 export function resolveRules(rules: readonly DqRule[], table: TableContext): ResolvedRule[] {
   const names = nameRules(rules);
   const byName = new Map(table.fields.map((f) => [f.name.toLowerCase(), f]));
@@ -156,7 +161,7 @@ export function resolveRules(rules: readonly DqRule[], table: TableContext): Res
       resolved.values = rule.values.map((v) => coerceValue(name, fields[0]!.name, fields[0]!.type, v));
     }
     if (rule.check === 'expression') {
-      resolved.expr = guardExpression(name, rule.expr);
+      resolved.expr = rule.expr.trim();
       const referenced = referencedColumns(resolved.expr, table.fields, table.dialect);
       resolved.columns = referenced;
       resolved.types = referenced.map((c) => byName.get(c.toLowerCase())!.type);

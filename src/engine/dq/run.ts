@@ -1,8 +1,9 @@
-import type { Row } from '../../backends/warehouse/port.ts';
+import type { Row, Scalar } from '../../backends/warehouse/port.ts';
 import { assertIdentifier } from '../../domain/ids.ts';
-import { ConvergenceError, ExitCode, validationError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, isConvergenceError, validationError } from '../../lib/errors.ts';
+import { checkExpression } from './expression.ts';
 import { jsonSafe } from './json.ts';
-import { planChecks, TOTAL, toCount, type AggregatePlan } from './plan.ts';
+import { holdsTenantText, planChecks, TOTAL, toCount, type AggregatePlan } from './plan.ts';
 import { parseRules, resolveRules, type DqRuleInput, type ResolvedRule } from './rules.ts';
 import { dialectFor, type Dialect } from './sql.ts';
 import type { DqOutcome, DqWarehouse, RuleResult } from './types.ts';
@@ -19,11 +20,13 @@ export interface RunDataQualityOptions {
 
 const MAX_SAMPLE = 100;
 
+type RunQuery = (sql: string, params: Record<string, Scalar>) => Promise<Row[]>;
+
 /**
  * Runs a dq step: one aggregate statement computes every rule's metrics in a single pass over the
- * table, then each failed rule that has values to show gets one small sample query. Everything
- * that can be checked without SQL (rule shape, names, columns, types, the expression guard) is
- * checked before the first statement.
+ * table, then each failed rule that has values to show gets one small sample query. Rule shape,
+ * names, columns and types, and the warehouse's check of each expression, come before the first
+ * statement. A statement that holds an expression runs through the tenant SQL gate as a whole.
  */
 export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQualityOptions): Promise<DqOutcome> {
   const { dataset, table, now } = options;
@@ -44,17 +47,24 @@ export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQua
     });
   }
   const resolved = resolveRules(rules, { dataset, table, dialect: warehouse.dialect, fields });
+  for (const rule of resolved) {
+    if (rule.expr !== undefined) rule.checkedExpr = await checkExpression(warehouse, rule.name, rule.expr, { dataset, table });
+  }
   const dialect = dialectFor(warehouse.dialect);
   const ref = warehouse.qualify(dataset, table);
   const plan = planChecks(resolved, { dialect, ref, now });
+  const engineSql: RunQuery = (sql, params) => warehouse.query(sql, params);
+  const tenantSql: RunQuery = (sql, params) => warehouse.queryTenant(sql, { dataset, params });
+  const runFor = (rules: readonly ResolvedRule[]) => (holdsTenantText(rules) ? tenantSql : engineSql);
 
   let row: Row;
   try {
-    const rows = await warehouse.query(plan.sql, plan.params);
+    const rows = await runFor(resolved)(plan.sql, plan.params);
     if (rows.length !== 1) throw new Error(`the dq aggregate returned ${rows.length} rows instead of 1`);
     row = rows[0]!;
   } catch (err) {
-    throw await blame(warehouse, resolved, { dialect, ref, now }, err);
+    if (isConvergenceError(err) && err.code.startsWith('TENANT_SQL')) throw err;
+    throw await blame(runFor, resolved, { dialect, ref, now }, err);
   }
 
   const totalRows = toCount(row[TOTAL]);
@@ -65,7 +75,7 @@ export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQua
     let sampleValues: unknown[] = [];
     if (!verdict.passed && rulePlan.sample && sampleSize > 0) {
       const sample = rulePlan.sample(sampleSize);
-      sampleValues = sample.read(await warehouse.query(sample.sql, sample.params));
+      sampleValues = sample.read(await runFor([rule])(sample.sql, sample.params));
     }
     results.push({
       ruleName: rule.name,
@@ -94,7 +104,7 @@ export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQua
  * error then names that rule. When none is, the original error stands.
  */
 async function blame(
-  warehouse: DqWarehouse,
+  runFor: (rules: readonly ResolvedRule[]) => RunQuery,
   rules: readonly ResolvedRule[],
   ctx: { dialect: Dialect; ref: string; now: Date },
   original: unknown,
@@ -103,7 +113,7 @@ async function blame(
   for (const rule of rules) {
     const single: AggregatePlan = planChecks([rule], ctx);
     try {
-      await warehouse.query(`SELECT * FROM (${single.sql}) AS dq_probe LIMIT 0`, single.params);
+      await runFor([rule])(`SELECT * FROM (${single.sql}) AS dq_probe LIMIT 0`, single.params);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       const what = rule.rule.check === 'expression' ? `expression ${JSON.stringify(rule.expr)}` : `${rule.rule.check} check`;

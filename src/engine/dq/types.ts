@@ -2,7 +2,7 @@ import type { Warehouse } from '../../backends/warehouse/port.ts';
 import type { DqRule } from '../../domain/pipeline.ts';
 
 /** The slice of the Warehouse port the DQ engine needs; tests can stand in for it with a small fake. */
-export type DqWarehouse = Pick<Warehouse, 'dialect' | 'qualify' | 'query' | 'getTableFields'>;
+export type DqWarehouse = Pick<Warehouse, 'dialect' | 'qualify' | 'query' | 'getTableFields' | 'checkTenantExpression' | 'queryTenant'>;
 
 export type DqCheck = DqRule['check'];
 export type DqSeverity = DqRule['severity'];

@@ -4,23 +4,27 @@ import type { StepEnv, StepOutcome } from './types.ts';
 
 type TransformStep = Extract<PipelineStep, { type: 'transform' }>;
 
-/** Renders the step's SQL against the tenant's tables and lands the result with its write mode. */
+/** Renders the step's SQL against the tenant's tables: refs become qualified names, variables parameters. */
 export function renderTransform(env: Pick<StepEnv, 'warehouse' | 'dataset' | 'tenantId' | 'variables' | 'sql'>, step: TransformStep) {
-  return renderSql(env.sql(step.sql), {
-    file: `configs/${env.tenantId}/${step.sql}`,
-    variables: env.variables,
-    ref: (table) => env.warehouse.qualify(env.dataset, table),
-  });
+  const file = `configs/${env.tenantId}/${step.sql}`;
+  return {
+    file,
+    ...renderSql(env.sql(step.sql), { file, variables: env.variables, ref: (table) => env.warehouse.qualify(env.dataset, table) }),
+  };
 }
 
+/**
+ * Lands the result of the step's SQL with its write mode. The SQL is tenant text: the load runs it
+ * only after the warehouse's tenant SQL gate has passed it (one query over the tenant's dataset).
+ */
 export async function runTransform(env: StepEnv, step: TransformStep): Promise<StepOutcome> {
-  const { sql, params, refs } = renderTransform(env, step);
+  const { sql, params, refs, file } = renderTransform(env, step);
   const dest = step.destination;
   env.progress({ message: `running ${step.sql} into ${dest.table} (${dest.write_mode})` });
   const result = await env.warehouse.load({
     dataset: env.dataset,
     table: dest.table,
-    source: { kind: 'query', sql, params },
+    source: { kind: 'query', sql, params, origin: file },
     writeMode: dest.write_mode,
     ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
     ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),

@@ -36,19 +36,29 @@ interface Call {
   params: Record<string, Scalar>;
 }
 
-function fakeBigQuery(responses: Row[][]): { warehouse: DqWarehouse; calls: Call[] } {
+/** Records every statement; `gated` holds those sent through the tenant SQL gate (queryTenant). */
+function fakeBigQuery(responses: Row[][]): { warehouse: DqWarehouse; calls: Call[]; gated: string[] } {
   const calls: Call[] = [];
+  const gated: string[] = [];
+  const answer = (sql: string, params: Record<string, Scalar>) => {
+    calls.push({ sql, params });
+    const rows = responses.shift();
+    assert.ok(rows, `unexpected query: ${sql}`);
+    return rows;
+  };
   return {
     calls,
+    gated,
     warehouse: {
       dialect: 'bigquery',
       qualify: (dataset, table) => `\`proj-1.${dataset}.${table}\``,
       getTableFields: async () => FIELDS,
-      query: async (sql, params = {}) => {
-        calls.push({ sql, params });
-        const rows = responses.shift();
-        assert.ok(rows, `unexpected query: ${sql}`);
-        return rows;
+      checkTenantExpression: async (expr) => expr.trim(),
+      query: async (sql, params = {}) => answer(sql, params),
+      queryTenant: async (sql, scope) => {
+        assert.equal(scope.dataset, 'acme_corp');
+        gated.push(sql);
+        return answer(sql, scope.params ?? {});
       },
     },
   };
@@ -76,11 +86,13 @@ describe('BigQuery SQL generation', () => {
       m8: 0,
       m8_nulls: 0,
     };
-    const { warehouse, calls } = fakeBigQuery([[aggregate], [{ dq_value: 'bad' }, { dq_value: 'worse' }]]);
+    const { warehouse, calls, gated } = fakeBigQuery([[aggregate], [{ dq_value: 'bad' }, { dq_value: 'worse' }]]);
     const outcome = await runDataQuality(warehouse, { dataset: 'acme_corp', table: 'usage', rules: RULES, now: NOW });
 
     assert.equal(calls.length, 2);
     const { sql, params } = calls[0]!;
+    // The aggregate holds the tenant's expression, so it goes through the gate; the regex sample does not.
+    assert.deepEqual(gated, [sql]);
     assert.ok(sql.includes('FROM `proj-1.acme_corp.usage`'), sql);
     assert.ok(sql.includes('COUNTIF(`date` IS NULL OR `model` IS NULL)'), sql);
     assert.ok(sql.includes('GROUP BY `date`, `model` HAVING count(*) > 1'), sql);
@@ -115,7 +127,7 @@ describe('BigQuery SQL generation', () => {
   });
 
   it('samples duplicated keys and failing expressions in BigQuery syntax', async () => {
-    const { warehouse, calls } = fakeBigQuery([
+    const { warehouse, calls, gated } = fakeBigQuery([
       [{ total_rows: 4, m0: 2, m0_keys: 1, m1: 1, m1_nulls: 0 }],
       [{ date: '2025-01-01', model: 'a', dq_count: 2 }],
       [{ input_tokens: -3 }],
@@ -151,5 +163,6 @@ describe('BigQuery SQL generation', () => {
       outcome.failedErrors.map((r) => r.sampleValues),
       [[{ key: { date: '2025-01-01', model: 'a' }, count: 2 }], [{ input_tokens: -3 }]],
     );
+    assert.deepEqual(gated, [calls[0]!.sql, calls[2]!.sql]);
   });
 });

@@ -19,7 +19,7 @@ export async function makeTable(wh: DuckDbWarehouse, name: string, fields: Field
   await wh.insert(DATASET, name, rows);
 }
 
-/** Passes calls through and records every SQL statement sent with `query`. */
+/** Passes calls through and records every SQL statement sent with `query` or `queryTenant`. */
 export function recording(wh: DqWarehouse): { warehouse: DqWarehouse; statements: string[] } {
   const statements: string[] = [];
   return {
@@ -28,9 +28,14 @@ export function recording(wh: DqWarehouse): { warehouse: DqWarehouse; statements
       dialect: wh.dialect,
       qualify: (dataset, table) => wh.qualify(dataset, table),
       getTableFields: (dataset, table) => wh.getTableFields(dataset, table),
+      checkTenantExpression: (expr, scope) => wh.checkTenantExpression(expr, scope),
       query: (sql, params) => {
         statements.push(sql);
         return wh.query(sql, params);
+      },
+      queryTenant: (sql, scope) => {
+        statements.push(sql);
+        return wh.queryTenant(sql, scope);
       },
     },
   };

@@ -7,6 +7,7 @@
  */
 import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { FakeError, invalid, invalidQuery, notFound } from './errors.ts';
+import { statementTypeOf, tablesOfQuery } from './references.ts';
 import {
   MACROS,
   closingParen,
@@ -66,6 +67,8 @@ export interface QueryOutput {
   destination?: { datasetId: string; tableId: string };
   /** Dry runs: what the query would scan, estimated as 8 bytes per column per row of each table read. */
   bytesProcessed?: number;
+  /** Dry runs: every table the statement reads (statistics.query.referencedTables). */
+  referencedTables?: TableRef[];
 }
 
 interface RunResult {
@@ -446,6 +449,14 @@ export class Engine {
 
   // ---- queries --------------------------------------------------------------------------------
 
+  /** Tables a translated query reads, from DuckDB's parse of it (see references.ts). */
+  async #tablesOfQuery(duckSql: string, location: string): Promise<TableRef[]> {
+    const { rows } = await this.#run('SELECT json_serialize_sql($tree_sql::VARCHAR)', { tree_sql: duckSql });
+    const tree = JSON.parse(String(rows[0]?.[0])) as { error?: boolean; error_message?: string; statements?: unknown[] };
+    if (tree.error) throw this.#explain(new Error(tree.error_message ?? 'syntax error'), location);
+    return tablesOfQuery(tree.statements, this.project);
+  }
+
   #checkRefs(tables: TableRef[], location: string, requireTables = false): void {
     for (const ref of tables) {
       if (ref.project !== undefined && ref.project !== this.project) throw notFound(`Project ${ref.project}`);
@@ -481,19 +492,32 @@ export class Engine {
     const isScript = statements.length > 1 || /^(DECLARE|BEGIN|SET)\b/i.test(stripComments(statements[0]!));
 
     if (dryRun) {
-      if (isScript) return { statementType: 'SCRIPT', childJobs: 0 };
+      if (isScript) return { statementType: 'SCRIPT', childJobs: 0, referencedTables: [] };
+      const statementType = statementTypeOf(stripComments(statements[0]!));
       const translated = translate(statements[0]!, { project: this.project, params: bound.expressions });
-      this.#checkRefs(translated.tables, location, true);
+      if (statementType !== 'SELECT') {
+        // Validated, not planned: the fake reports the kind of statement and the tables it names.
+        this.#checkRefs(translated.tables, location);
+        return { statementType, childJobs: 0, referencedTables: translated.tables };
+      }
+      const tables = await this.#tablesOfQuery(translated.sql, location);
+      this.#checkRefs(tables, location, true);
       try {
         const described = await this.#run(`SELECT * FROM (${translated.sql}) LIMIT 0`, bound.values);
         let bytesProcessed = 0;
-        for (const ref of translated.tables) {
+        for (const ref of tables) {
           const table = `"${ref.dataset}"."${ref.table}"`;
           const [count] = (await this.#run(`SELECT count(*) FROM ${table}`)).rows;
           const columns = (await this.#run(`SELECT * FROM ${table} LIMIT 0`)).fields.length;
           bytesProcessed += Number(count?.[0] ?? 0) * columns * 8;
         }
-        return { statementType: 'SELECT', result: { fields: described.fields, rows: [] }, childJobs: 0, bytesProcessed };
+        return {
+          statementType: 'SELECT',
+          result: { fields: described.fields, rows: [] },
+          childJobs: 0,
+          bytesProcessed,
+          referencedTables: tables,
+        };
       } catch (err) {
         throw this.#explain(err, location);
       }
@@ -597,6 +621,8 @@ export class Engine {
 
         const translated = translate(statement, context());
         this.#checkRefs(translated.tables, location, true);
+        // A query reads only what GoogleSQL can name: no DuckDB table functions, no bare table names.
+        if (/^(SELECT|WITH)\b|^\(/.test(head)) this.#checkRefs(await this.#tablesOfQuery(translated.sql, location), location, true);
         let duckSql = translated.sql;
         if (/^MERGE\b/.test(head) && !/^MERGE INTO\b/.test(head)) duckSql = duckSql.replace(/^\s*MERGE\b/i, 'MERGE INTO');
         const kind = /^(INSERT|UPDATE|DELETE|MERGE)\b/.exec(head)?.[1];

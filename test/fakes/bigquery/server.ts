@@ -588,6 +588,15 @@ export class FakeBigQuery {
           totalBytesBilled: '0',
           cacheHit: false,
           ...(output.result ? { schema: { fields: output.result.fields } } : {}),
+          ...(output.referencedTables
+            ? {
+                referencedTables: output.referencedTables.map((t) => ({
+                  projectId: t.project ?? this.projectId,
+                  datasetId: t.dataset,
+                  tableId: t.table,
+                })),
+              }
+            : {}),
           ...(output.dml
             ? {
                 numDmlAffectedRows: String(output.dml.affected),

@@ -141,6 +141,31 @@ export class JobRunner {
   }
 
   /**
+   * A dry-run query job: BigQuery parses and plans the SQL and reports what it would do
+   * (statementType, referencedTables, schema) without running it. Labelled like every job.
+   */
+  async dryRun(spec: { sql: string; params?: QueryParameter[]; what: string; labels?: Record<string, string> }): Promise<JobMetadata> {
+    const query: Record<string, unknown> = { query: spec.sql, useLegacySql: false };
+    if (spec.params?.length) {
+      query['parameterMode'] = 'NAMED';
+      query['queryParameters'] = spec.params;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [job] = await this.#client.createJob({
+          location: this.#location,
+          configuration: { dryRun: true, query, labels: this.#jobLabels(spec.labels) },
+        });
+        return job.metadata as JobMetadata;
+      } catch (err) {
+        const facts = errorFacts(err);
+        if (!isRetryable(facts) || attempt >= this.#retry.attempts) throw err;
+        await this.#backoff(attempt);
+      }
+    }
+  }
+
+  /**
    * A load job with its data in the request (multipart media upload). The client's createLoadJob
    * would put job labels inside configuration.load, where BigQuery ignores them, so the request
    * is made through the client's own authenticated transport with the job resource we need.

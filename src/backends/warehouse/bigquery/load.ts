@@ -11,6 +11,8 @@ import {
   type LoadResult,
   type Scalar,
   type TableSpec,
+  type TenantQueryCheck,
+  type TenantSqlScope,
 } from '../port.ts';
 import type { JobRunner } from './jobs.ts';
 import { bq, parameterNames, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
@@ -51,6 +53,8 @@ export interface LoadContext {
   setExpiration(dataset: string, table: string, expirationTime: string): Promise<void>;
   forget(dataset: string, table: string): void;
   labelValue(value: string): string;
+  /** The tenant SQL gate (a dry run): a query source runs only once it has passed. */
+  checkTenantQuery(sql: string, scope: TenantSqlScope): Promise<TenantQueryCheck>;
 }
 
 const VARS = { inserted: 'convergence_inserted', updated: 'convergence_updated', quarantined: 'convergence_quarantined' };
@@ -211,6 +215,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
         const value = source.params[name] as Scalar;
         return queryParameter(name, value, inferType(value));
       });
+      await ctx.checkTenantQuery(source.sql, { dataset, params: source.params ?? {}, origin: source.origin });
       stageExists = true;
       await ctx.jobs.query({
         sql: source.sql,

@@ -4,7 +4,7 @@ import { ConvergenceError, ExitCode, notFoundError, validationError } from '../.
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../../engine/staging.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
 import { quarantineTable, type FieldSpec, type LoadRequest, type LoadResult } from '../port.ts';
-import { applyWriteOp, fieldType, inTransaction, q, SQL_TYPE, toDuck, translatePlaceholders, type Session } from './session.ts';
+import { applyWriteOp, fieldType, inTransaction, q, SQL_TYPE, type Session } from './session.ts';
 
 /**
  * A load is one DuckDB transaction: DDL, data, quarantine and incremental state commit together,
@@ -22,7 +22,13 @@ interface Relation {
   staged: boolean;
 }
 
-async function sourceRelation(s: Session, request: LoadRequest): Promise<Relation> {
+/** A query source after the tenant SQL gate: DuckDB's restatement of it, and its bound values. */
+export interface CheckedSource {
+  sql: string;
+  values: Record<string, DuckDBValue>;
+}
+
+async function sourceRelation(s: Session, request: LoadRequest, query: CheckedSource | undefined): Promise<Relation> {
   const source = request.source;
   if (source.kind === 'parquet') {
     if (source.files.length === 0) {
@@ -38,16 +44,11 @@ async function sourceRelation(s: Session, request: LoadRequest): Promise<Relatio
       staged: true,
     };
   }
-  const translated = translatePlaceholders(source.sql);
-  const params: Record<string, DuckDBValue> = {};
-  for (const name of translated.names) {
-    if (!source.params || !Object.hasOwn(source.params, name)) throw validationError(`query parameter @${name} has no value`);
-    params[name] = toDuck(source.params[name]!);
-  }
-  const body = translated.sql.trim().replace(/;\s*$/, '');
-  const described = await s.rows(`DESCRIBE SELECT * FROM (${body})`, params);
+  // Only the gate's restatement runs (one SELECT, no comment): nothing in it can close our parentheses.
+  if (!query) throw new Error('a query load needs the checked query');
+  const described = await s.rows(`DESCRIBE SELECT * FROM (\n${query.sql}\n)`, query.values);
   const fields = described.map((r) => ({ name: String(r['column_name']), type: fieldType(String(r['column_type'])) }));
-  return { sql: `(${body})`, params, fields, staged: false };
+  return { sql: `(\n${query.sql}\n)`, params: query.values, fields, staged: false };
 }
 
 async function applySchema(s: Session, table: string, plan: SchemaPlan): Promise<void> {
@@ -71,7 +72,7 @@ async function quarantine(s: Session, request: LoadRequest, relation: Relation, 
   );
 }
 
-export async function loadInto(s: Session, request: LoadRequest): Promise<LoadResult> {
+export async function loadInto(s: Session, request: LoadRequest, query?: CheckedSource): Promise<LoadResult> {
   const { dataset, table, writeMode } = request;
   assertIdentifier('dataset', dataset);
   assertIdentifier('table', table);
@@ -80,7 +81,7 @@ export async function loadInto(s: Session, request: LoadRequest): Promise<LoadRe
   if (!(await s.datasetExists(dataset))) throw notFoundError(`dataset ${dataset} does not exist`);
 
   return inTransaction(s, async () => {
-    const relation = await sourceRelation(s, request);
+    const relation = await sourceRelation(s, request, query);
     const existing = (await s.columns(dataset, table))?.map((c) => ({ name: c.name, type: fieldType(c.dataType) }));
     const plan = planSchema({ dataset, table }, existing, relation.fields, mergeKeys);
     const target = `${q(dataset)}.${q(table)}`;
