@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildServer, DEFAULT_SERVER_OPTIONS, type ServerOptions, type ServerParts } from '../../src/server/app.ts';
+import type { ServiceContext } from '../../src/services/context.ts';
 import { installExample } from '../../src/services/example.ts';
 import { createAdminKey, createKey } from '../../src/services/keys.ts';
 import { createTenant } from '../../src/services/tenants.ts';
@@ -24,7 +25,12 @@ export interface ApiHarness {
  * A bootstrapped workspace with the demo tenant acme_corp and a second tenant other_co, a key for
  * each, the admin key, and the API built on it (requests go through Fastify's inject, no socket).
  */
-export async function apiHarness(options: Partial<ServerOptions> = {}, clock?: Clock): Promise<ApiHarness> {
+export async function apiHarness(
+  options: Partial<ServerOptions> = {},
+  clock?: Clock,
+  /** What the server sees of the context, e.g. a warehouse that counts or holds its queries. */
+  serverContext: (ctx: TestContext) => ServiceContext = (ctx) => ctx,
+): Promise<ApiHarness> {
   const root = await newBootstrappedWorkspace('api');
   await installExample(root);
   const ctx = await openContext(root, clock ? { clock } : {});
@@ -42,7 +48,7 @@ export async function apiHarness(options: Partial<ServerOptions> = {}, clock?: C
       done();
     },
   });
-  const { app, parts } = await buildServer(ctx, {
+  const { app, parts } = await buildServer(serverContext(ctx), {
     ...DEFAULT_SERVER_OPTIONS,
     version: '9.9.9-test',
     logLevel: 'info',

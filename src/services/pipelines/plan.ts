@@ -1,4 +1,5 @@
 import type { PipelineStep } from '../../domain/pipeline.ts';
+import { safeUrl } from '../../engine/sources/rest/errors.ts';
 import { startingCursor } from '../../engine/steps/ingest.ts';
 import { renderTransform } from '../../engine/steps/transform.ts';
 import type { StepEnv } from '../../engine/steps/types.ts';
@@ -52,7 +53,8 @@ export async function describePlan(
     if (step.type === 'ingest') {
       const source = env.source(step.source_config);
       const cursor = await startingCursor(env, step);
-      const from = source.type === 'file' ? `${source.format} ${source.path}` : `${source.url}`;
+      // A URL as messages show it: credentials in its userinfo or query never reach the plan.
+      const from = source.type === 'file' ? `${source.format} ${source.path}` : safeUrl(source.url);
       const mode = options.fullRefresh && step.destination.write_mode === 'append' ? 'replace' : step.destination.write_mode;
       steps.push({
         ...base,
