@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import type { Document, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { notFoundError, validationError, type ConvergenceError } from './errors.ts';
+import { nestsDeeperThan } from './nesting.ts';
 
 /** The largest config file read (convergence.yaml, pipelines, sources, schemas, SQL): far above any real one. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -81,6 +82,7 @@ export async function parseYamlLocated<T>(file: string, text: string, schema: z.
   } catch (err) {
     throw resourceError(file, err);
   }
+  if (nestsDeeperThan(value, MAX_DEPTH)) throw validationError(`${file}: ${NESTING}`, { data: { file, limit: MAX_DEPTH } });
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return { value: parsed.data, locate: (path) => locate(doc, lineCounter, path) };
   const issues = parsed.error.issues;
@@ -104,7 +106,9 @@ export async function parseYamlLocated<T>(file: string, text: string, schema: z.
   return Promise.reject(err);
 }
 
-const NESTING = 'the document nests too deeply';
+/** Levels of mappings and sequences a config may nest: real ones use a handful. */
+const MAX_DEPTH = 64;
+const NESTING = `the document nests too deeply (more than ${MAX_DEPTH} levels)`;
 
 const isStackOverflow = (message: string) => message.includes('Maximum call stack size exceeded');
 

@@ -9,6 +9,7 @@ import { typeFrame } from './frame.ts';
 import { conformPart, countRows, ensureStagingDir, partPath, sinkPart, summarizeParts } from './parts.ts';
 import { cursorFieldOf, cursorFilter } from './typing.ts';
 import { rm } from 'node:fs/promises';
+import { nestsDeeperThan } from '../../lib/nesting.ts';
 
 /**
  * Stages JSON records (REST pages, NDJSON lines) as Parquet parts with the same typing and
@@ -82,23 +83,11 @@ interface Part {
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
- * Levels of arrays and objects a record may nest. Deeper values cannot be written as JSON text
- * without exhausting the stack (JSON.stringify recurses), and no warehouse column takes them.
+ * Levels of arrays and objects a record may nest (the record itself is one). A JSON column's value
+ * is validated by polars' JSON reader, which stops at 128 levels, and JSON.stringify recurses: a
+ * record past this limit is quarantined as too deep rather than misreported as invalid JSON.
  */
-export const MAX_NESTING = 500;
-
-/** True when `value` nests containers more than `limit` levels deep; walks without recursion. */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: Array<{ node: object; depth: number }> = [];
-  if (typeof value === 'object' && value !== null) stack.push({ node: value, depth: 1 });
-  for (let top = stack.pop(); top; top = stack.pop()) {
-    if (top.depth > limit) return true;
-    for (const child of Array.isArray(top.node) ? top.node : Object.values(top.node)) {
-      if (typeof child === 'object' && child !== null) stack.push({ node: child as object, depth: top.depth + 1 });
-    }
-  }
-  return false;
-}
+export const MAX_NESTING = 100;
 
 /** Why a parsed record cannot be staged, or null when it can. */
 function recordProblem(record: unknown): string | null {

@@ -133,6 +133,16 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
   const staged = await stage(env, step, cursor);
   env.signal.throwIfAborted();
   const dest = step.destination;
+  // Nothing read and no column known (an empty file without a schema): nothing to load or create.
+  if (staged.fields.length === 0 && staged.rows === 0) {
+    return {
+      rowsIn: 0,
+      rowsOut: 0,
+      bytes: staged.bytesRead,
+      details: { table: dest.table, source: source.type, cursorFrom: cursor?.value ?? null, cursorTo: cursor?.value ?? null },
+      notes: [...(staged.warnings ?? []), `nothing to load into ${dest.table}: the source had no rows and no columns`],
+    };
+  }
   // A full refresh of an append-only table would duplicate what is there: it replaces instead.
   const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
   const moveCursor = source.incremental && staged.cursorMax !== undefined;

@@ -1,7 +1,8 @@
 import { glob, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
-import { checkWrittenPath, pathError, placesFor, type FileScope } from './scope.ts';
+import { isInside } from '../../../lib/paths.ts';
+import { checkWrittenPath, dataFolder, pathError, placesFor, type FileScope } from './scope.ts';
 
 export { type FileScope } from './scope.ts';
 
@@ -79,8 +80,11 @@ export async function matchInputFiles(pattern: string, scope: FileScope): Promis
     const resolved = await realpath(candidate).catch(() => undefined);
     if (resolved === undefined) continue;
     if (!places.allows(resolved)) {
+      // A match the tenant wrote, or one in its own folder, is named; a glob's match elsewhere (under a
+      // shared root) is not: its name may belong to someone else.
+      const named = !GLOB_CHARS.test(written.pattern) || isInside(candidate, dataFolder(scope)) ? label : 'one of its matches';
       throw pathError(
-        `file source path "${pattern}": ${label} leads outside ${written.where} (a symbolic link?)`,
+        `file source path "${pattern}": ${named} leads outside ${written.where} (a symbolic link?)`,
         `keep the tenant's files in ${written.where}; links that point elsewhere are not followed`,
       );
     }

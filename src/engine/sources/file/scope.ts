@@ -77,6 +77,8 @@ export function checkWrittenPath(written: string, scope: FileScope): WrittenPath
           : `allowed roots: ${scope.roots.join(', ')}`,
       );
     }
+    const forbidden = forbiddenPlace(base, scope);
+    if (forbidden) throw pathError(`file source path ${shown} lies in ${forbidden}, which no tenant's file source may read`);
     return { absolute: true, cwd: path.parse(written).root, pattern: written, where: 'the file_roots of this environment' };
   }
   const prefix = `data/${tenant}/`;
@@ -91,6 +93,20 @@ export function checkWrittenPath(written: string, scope: FileScope): WrittenPath
   }
   if (pattern === '' || pattern === '.') throw pathError(`file source path ${shown} names no file`);
   return { absolute: false, cwd: dataFolder(scope), pattern, where: `data/${tenant}/` };
+}
+
+/**
+ * The workspace places an absolute path may not name even under a root that holds the workspace,
+ * checked as written so such a folder is not even listed; the check after resolving links repeats it.
+ */
+function forbiddenPlace(base: string, scope: FileScope): string | undefined {
+  const root = path.resolve(scope.workspaceRoot);
+  if (inside(base, path.join(root, 'configs'))) return 'configs/ of the workspace';
+  if (inside(base, path.join(root, '.convergence')) || scope.denied.some((d) => inside(base, path.resolve(d))))
+    return 'the local state folder';
+  if (inside(base, path.join(root, 'data')) && !inside(base, dataFolder(scope)))
+    return "data/ of the workspace outside the tenant's own folder";
+  return undefined;
 }
 
 /** The part of a pattern before its first glob character: the folder matching starts from. */
