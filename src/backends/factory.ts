@@ -12,6 +12,12 @@ import type { Warehouse } from './warehouse/port.ts';
 export interface Backends {
   readonly env: ResolvedEnv;
   warehouse(): Promise<Warehouse>;
+  /**
+   * The warehouse a tenant's pipeline work runs on. With `tenant_service_account` set for a cloud
+   * environment it acts as that tenant's service account, so dataset IAM bounds what its SQL can
+   * reach; otherwise it is `warehouse()`.
+   */
+  tenantWarehouse(tenantId: string): Promise<Warehouse>;
   keyring(): Promise<KeyRing>;
   secrets(): Promise<SecretStore>;
   lock(): Promise<Lock>;
@@ -34,13 +40,15 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       return new FileSecretStore({ workspaceRoot: workspace.root, systemDir: `${env.stateDir}/secrets` });
     });
   if (env.backend === 'local') {
+    const warehouse = () =>
+      once('warehouse', async () => {
+        const { DuckDbWarehouse } = await import('./warehouse/duckdb.ts');
+        return new DuckDbWarehouse({ file: `${env.stateDir}/warehouse.duckdb` });
+      });
     return {
       env,
-      warehouse: () =>
-        once('warehouse', async () => {
-          const { DuckDbWarehouse } = await import('./warehouse/duckdb.ts');
-          return new DuckDbWarehouse({ file: `${env.stateDir}/warehouse.duckdb` });
-        }),
+      warehouse,
+      tenantWarehouse: () => warehouse(),
       keyring: () =>
         once('keyring', async () => {
           const { LocalKeyRing } = await import('./keyring/local-aes.ts');
@@ -73,14 +81,28 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     }
     return value;
   };
+  const warehouse = () =>
+    once('warehouse', async () => {
+      const { BigQueryWarehouse } = await import('./warehouse/bigquery.ts');
+      const c = await clients;
+      return new BigQueryWarehouse({ client: await c.bigquery(), project: c.target.project, location: c.target.location });
+    });
+  const template = settings.tenant_service_account;
   return {
     env,
-    warehouse: () =>
-      once('warehouse', async () => {
-        const { BigQueryWarehouse } = await import('./warehouse/bigquery.ts');
-        const c = await clients;
-        return new BigQueryWarehouse({ client: await c.bigquery(), project: c.target.project, location: c.target.location });
-      }),
+    warehouse,
+    tenantWarehouse: (tenantId) =>
+      template
+        ? once(`warehouse:${tenantId}`, async () => {
+            const [{ BigQueryWarehouse }, { tenantServiceAccount }] = await Promise.all([
+              import('./warehouse/bigquery.ts'),
+              import('./gcp/clients.ts'),
+            ]);
+            const c = await clients;
+            const client = await c.bigqueryAs(tenantServiceAccount(template, tenantId));
+            return new BigQueryWarehouse({ client, project: c.target.project, location: c.target.location });
+          })
+        : warehouse(),
     keyring: () =>
       once('keyring', async () => {
         const keyName = required('kms_key', 'encrypting API keys and credentials with Cloud KMS');

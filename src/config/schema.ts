@@ -55,6 +55,17 @@ const gcpEnvironment = z
       .optional(),
     image: z.string().min(1).optional(),
     service_account: z.string().email('expected a service account email').optional(),
+    /**
+     * Run each tenant's warehouse jobs as its own service account (impersonated), e.g.
+     * tenant-{tenant}@PROJECT.iam.gserviceaccount.com; off when absent.
+     */
+    tenant_service_account: z
+      .string()
+      .regex(
+        /^[a-z0-9{}-]+@[a-z0-9.-]+\.gserviceaccount\.com$/,
+        'expected a service account email, e.g. tenant-{tenant}@PROJECT.iam.gserviceaccount.com',
+      )
+      .optional(),
     production: z.boolean().default(false),
     canary: canary.optional(),
     file_roots: fileRoots,

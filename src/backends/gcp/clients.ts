@@ -9,6 +9,7 @@ import { usageError } from '../../lib/errors.ts';
  *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
  *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
  *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler)
+ *   CONVERGENCE_IAM_CREDENTIALS_ENDPOINT  http://127.0.0.1:PORT  (IAM Credentials, for impersonation)
  *
  * Every client module is imported on first use, so `--help` never loads gRPC.
  */
@@ -16,7 +17,31 @@ export const ENDPOINT_VARS = {
   bigquery: 'CONVERGENCE_BIGQUERY_ENDPOINT',
   storage: 'CONVERGENCE_STORAGE_ENDPOINT',
   grpc: 'CONVERGENCE_GRPC_ENDPOINT',
+  iamCredentials: 'CONVERGENCE_IAM_CREDENTIALS_ENDPOINT',
 } as const;
+
+const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+/** A service account id: what may stand before the @ of its email. */
+const ACCOUNT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+
+/**
+ * The service account a tenant's jobs run as, from the environment's `tenant_service_account`:
+ * `{tenant}` becomes the tenant id with "_" as "-" (account ids allow only a-z, 0-9 and "-").
+ */
+export function tenantServiceAccount(template: string, tenantId: string): string {
+  const account = template.replaceAll('{tenant}', tenantId.replaceAll('_', '-'));
+  const id = account.slice(0, account.indexOf('@'));
+  if (!ACCOUNT_ID.test(id)) {
+    throw usageError(
+      `tenant_service_account gives tenant ${tenantId} the account ${account}, whose id "${id}" is not a valid service account id`,
+      {
+        suggestion:
+          'service account ids are 6-30 characters: a lowercase letter, then lowercase letters, digits or "-"; shorten the template',
+      },
+    );
+  }
+  return account;
+}
 
 type Vars = Record<string, string | undefined>;
 
@@ -71,6 +96,33 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
           projectId: target.project,
           location: target.location,
           ...(endpoint ? { apiEndpoint: endpoint, authClient: await passThroughAuth() } : {}),
+        });
+      }),
+    /**
+     * BigQuery as another service account: the environment's credentials mint short-lived tokens
+     * for it through IAM Credentials (they need roles/iam.serviceAccountTokenCreator on it).
+     */
+    bigqueryAs: (serviceAccount: string) =>
+      once(`bigquery:${serviceAccount}`, async () => {
+        const [{ BigQuery }, { GoogleAuth, Impersonated }] = await Promise.all([
+          import('@google-cloud/bigquery'),
+          import('google-auth-library'),
+        ]);
+        const endpoint = vars[ENDPOINT_VARS.bigquery];
+        const iam = vars[ENDPOINT_VARS.iamCredentials];
+        const sourceClient = endpoint ? await passThroughAuth() : await new GoogleAuth({ scopes: [CLOUD_PLATFORM] }).getClient();
+        const authClient = new Impersonated({
+          sourceClient,
+          targetPrincipal: serviceAccount,
+          targetScopes: [CLOUD_PLATFORM],
+          lifetime: 3600,
+          ...(iam ? { endpoint: iam } : {}),
+        });
+        return new BigQuery({
+          projectId: target.project,
+          location: target.location,
+          authClient,
+          ...(endpoint ? { apiEndpoint: endpoint } : {}),
         });
       }),
     storage: () =>

@@ -1,5 +1,6 @@
 import type { PipelineStep } from '../../domain/pipeline.ts';
-import { renderSql } from '../template.ts';
+import type { Warehouse } from '../../backends/warehouse/port.ts';
+import { renderSql, templateNames } from '../template.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
 
 type TransformStep = Extract<PipelineStep, { type: 'transform' }>;
@@ -11,6 +12,21 @@ export function renderTransform(env: Pick<StepEnv, 'warehouse' | 'dataset' | 'te
     file,
     ...renderSql(env.sql(step.sql), { file, variables: env.variables, ref: (table) => env.warehouse.qualify(env.dataset, table) }),
   };
+}
+
+/**
+ * Checks a transform's SQL with the warehouse's tenant SQL gate before any run: rendered as a run
+ * would render it, with every variable it names bound (to an empty string: the gate reads the
+ * statement, not the values). Unknown variables are the run's to report.
+ */
+export async function checkTransformSql(
+  warehouse: Warehouse,
+  input: { tenantId: string; dataset: string; relative: string; text: string },
+): Promise<string[]> {
+  const file = `configs/${input.tenantId}/${input.relative}`;
+  const variables = Object.fromEntries(templateNames(input.text).variables.map((name) => [name, '']));
+  const rendered = renderSql(input.text, { file, variables, ref: (table) => warehouse.qualify(input.dataset, table) });
+  return (await warehouse.checkTenantQuery(rendered.sql, { dataset: input.dataset, params: rendered.params, origin: file })).tables;
 }
 
 /**

@@ -15,6 +15,7 @@ import { resolveSecret } from '../secrets.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle, type PipelineBundle } from './bundle.ts';
 import { assertSourcePaths, fileScope } from './paths.ts';
+import { assertTenantSql } from './tenant-sql.ts';
 import { describePlan, type RunPlan } from './plan.ts';
 
 export interface RunInput {
@@ -93,7 +94,9 @@ function runVariables(
 function resolveRunDate(ctx: ServiceContext, value: string | undefined): string {
   if (value === undefined) return ctx.now().toISOString().slice(0, 10);
   if (!isCalendarDate(value)) {
-    throw usageError(`run date ${JSON.stringify(value)} is not a calendar date`, { suggestion: 'give a real day as YYYY-MM-DD, e.g. 2025-01-31' });
+    throw usageError(`run date ${JSON.stringify(value)} is not a calendar date`, {
+      suggestion: 'give a real day as YYYY-MM-DD, e.g. 2025-01-31',
+    });
   }
   return value;
 }
@@ -103,6 +106,7 @@ export async function planPipelineRun(ctx: ServiceContext, input: RunInput): Pro
   await requireTenant(ctx, input.tenantId);
   const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
   await assertSourcePaths(ctx, bundle);
+  await assertTenantSql(ctx, bundle);
   const runDate = resolveRunDate(ctx, input.runDate);
   const runId = input.runId ?? randomUUID();
   const env = await stepEnv(ctx, bundle, input, runId, runDate, new AbortController().signal, () => undefined);
@@ -119,7 +123,8 @@ async function stepEnv(
   progress: StepEnv['progress'],
 ): Promise<StepEnv> {
   const tenantId = input.tenantId;
-  const warehouse = await ctx.backends.warehouse();
+  // The tenant's own identity where the environment configures one (tenant_service_account).
+  const warehouse = await ctx.backends.tenantWarehouse(tenantId);
   return {
     // Every job of the run is labelled with it, where the warehouse keeps job labels (BigQuery).
     warehouse: warehouse.withLabels?.({ tenant_id: tenantId, pipeline_id: input.pipelineId, run_id: runId }) ?? warehouse,
@@ -174,6 +179,11 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
   const bundle = input.bundle ?? (await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId));
   // A path the tenant may not read is a configuration error: refused before any lock or run row.
   await assertSourcePaths(ctx, bundle).catch(async (err: unknown) => {
+    if (input.runId) await endRefusedRun(ctx, input.runId, err);
+    throw err;
+  });
+  // So is tenant SQL the warehouse's parser refuses (checked again when it runs).
+  await assertTenantSql(ctx, bundle).catch(async (err: unknown) => {
     if (input.runId) await endRefusedRun(ctx, input.runId, err);
     throw err;
   });

@@ -13,6 +13,7 @@ import {
   type ConfigKind,
 } from './files.ts';
 import { sourcePathProblems } from './paths.ts';
+import { pipelineSqlItems, sqlFileItem, tenantSqlProblems } from './tenant-sql.ts';
 
 export interface FileReport {
   file: string;
@@ -72,8 +73,16 @@ export async function validateConfigs(ctx: ServiceContext, input: { tenantId?: s
         errors.push(...(await sourceReferences(ctx, tenantId, display, source, secretResolves)));
       } else if (target.kind === 'schema') {
         await readTableSchema(root, tenantId, target.relative);
-      } else if ((await readSql(root, tenantId, target.relative)).trim() === '') {
-        errors.push(`${display}: the SQL file is empty`);
+      } else {
+        const text = await readSql(root, tenantId, target.relative);
+        if (text.trim() === '') errors.push(`${display}: the SQL file is empty`);
+        // The warehouse's own parser: one query over the tenant's dataset (file:line when refused).
+        else
+          errors.push(
+            ...(await tenantSqlProblems([
+              sqlFileItem(await ctx.backends.tenantWarehouse(tenantId), { tenantId, relative: target.relative, text }),
+            ])),
+          );
       }
     } catch (err) {
       errors.push(describeFailure(err));
@@ -106,6 +115,9 @@ async function pipelineReferences(
       errors.push(`${at}: ${describeFailure(err)}`);
     }
   }
+  const warehouse = await ctx.backends.tenantWarehouse(tenantId);
+  const sql = (relative: string) => readSql(root, tenantId, relative);
+  errors.push(...(await tenantSqlProblems(pipelineSqlItems(warehouse, { tenantId, display, pipeline, sql }))));
   return errors;
 }
 
