@@ -27,6 +27,8 @@ export interface LoggedRequest {
   /** Size of the uploaded media, for jobs.insert through the upload endpoint. */
   uploadBytes?: number;
   status: number;
+  /** The Authorization header as sent (tests of impersonation read whose token a job carried). */
+  authorization?: string;
 }
 
 export interface Fault {
@@ -197,6 +199,7 @@ export class FakeBigQuery {
     const raw = Buffer.concat(chunks);
     const query = Object.fromEntries(url.searchParams.entries());
     const entry: LoggedRequest = { method, path: url.pathname, route: 'unknown', query, body: undefined, status: 0 };
+    if (typeof req.headers.authorization === 'string') entry.authorization = req.headers.authorization;
     this.requests.push(entry);
 
     const send = (status: number, body?: unknown) => {
