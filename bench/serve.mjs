@@ -6,9 +6,14 @@
 //   seed SLOs and the run-status goal judged from those figures; then, in process, the time an
 //   API-key rejection takes when the presented key shares 0, half or all but one character with
 //   the stored one (the comparison must not leak where the keys differ).
+//   Junk-key flood: the tenant's run-status p99 at a steady rate, alone and while a flood of
+//   well-formed junk keys (half with the tenant's prefix, half with unknown ones) arrives from many
+//   local addresses at >= 200 requests/s; goal: within 2x of the p99 without the flood.
 // Options: --duration=N seconds per measured run (default 10), --warmup=N seconds per target (default 2).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { clearInterval, setInterval } from 'node:timers';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +54,15 @@ const SEED_SLOS = [
   { name: 'P99 < 1000 ms', key: 'p99', limitMs: 1_000 },
 ];
 const GOAL_P99_MS = 20;
+// The junk-key flood case: the tenant's steady load, the flood's rate and where it comes from.
+const FLOOD = {
+  tenantRate: 200,
+  tenantInstances: 10,
+  junkRate: 250,
+  /** Source addresses 127.0.0.2 … 127.0.0.65: a flood from many clients, not one the per-address limit stops alone. */
+  addresses: Array.from({ length: 64 }, (_, i) => `127.0.0.${i + 2}`),
+  goalRatio: 2,
+};
 const childEnv = { ...process.env, CI: '1', NO_COLOR: '1' };
 
 function seconds(name, fallback) {
@@ -175,6 +189,7 @@ async function load(target, { duration, connections, overallRate, instances = 1 
   const windows = new Map();
   for (const t of arrivals) windows.set(Math.floor(t / 10), (windows.get(Math.floor(t / 10)) ?? 0) + 1);
   return {
+    times,
     responses: times.length,
     // At a fixed rate, the responses that came in the asked duration: autocannon may start one more
     // second's share just before it stops, which would overstate the rate if counted.
@@ -192,6 +207,140 @@ async function load(target, { duration, connections, overallRate, instances = 1 
       .join(' '),
     peakRate: percentile(Float64Array.from(windows.values()).sort(), 99) * 100,
   };
+}
+
+/** Whether this machine lets a client bind 127.0.0.2 (Linux does; others may not). */
+async function canBind(address, url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { localAddress: address }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * A flood of well-formed junk keys at `rate` requests/s, spread over `addresses`: even requests
+ * carry the real tenant's prefix (each must be verified unless refused from memory), odd ones a
+ * random tenant that does not exist. Paced on the wall clock; every answer's status is counted.
+ */
+function startFlood({ url, rate, addresses, tenant, randomKeyBody }) {
+  const agents = addresses.map((localAddress) => new http.Agent({ keepAlive: true, localAddress, maxSockets: 8 }));
+  const statuses = {};
+  let sent = 0;
+  let answered = 0;
+  let errors = 0;
+  let inFlight = 0;
+  const started = performance.now();
+  const fire = () => {
+    const i = sent++;
+    const prefix = i % 2 === 0 ? tenant : `junk_${randomKeyBody().slice(0, 10).toLowerCase()}`;
+    inFlight++;
+    const req = http.get(url, { agent: agents[i % agents.length], headers: { 'x-api-key': `${prefix}_api_${randomKeyBody()}` } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        inFlight--;
+        answered++;
+        statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+      });
+    });
+    req.on('error', () => {
+      inFlight--;
+      errors++;
+    });
+  };
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - started) / 1000) * rate) - sent;
+    for (let k = 0; k < due; k++) fire();
+  }, 5);
+  return {
+    async stop() {
+      clearInterval(timer);
+      const seconds = (performance.now() - started) / 1000;
+      const deadline = Date.now() + 10_000;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const agent of agents) agent.destroy();
+      return { sent, answered, errors, seconds, rate: answered / seconds, statuses };
+    },
+  };
+}
+
+/**
+ * The junk-key case: the tenant's run-status reads at a steady, spread-out rate, measured alone and
+ * while the flood runs, twice each, interleaved; percentiles over all responses of each condition.
+ */
+async function junkFlood({ url, apiKey, duration, randomKeyBody }) {
+  const bindable = await canBind(FLOOD.addresses[0], url.replace(/\/api\/.*/, '/health'));
+  const addresses = bindable ? FLOOD.addresses : ['127.0.0.1'];
+  const tenantLoad = {
+    duration,
+    connections: 1,
+    overallRate: FLOOD.tenantRate / FLOOD.tenantInstances,
+    instances: FLOOD.tenantInstances,
+  };
+  const target = { url, headers: { 'x-api-key': apiKey } };
+  const quiet = [];
+  const flooded = [];
+  const floods = [];
+  for (let round = 0; round < 2; round++) {
+    quiet.push(await load(target, tenantLoad));
+    const flood = startFlood({ url, rate: FLOOD.junkRate, addresses, tenant: TENANT, randomKeyBody });
+    flooded.push(await load(target, tenantLoad));
+    floods.push(await flood.stop());
+  }
+  const pooled = (runs) => {
+    const times = Float64Array.from(runs.flatMap((r) => r.times)).sort();
+    return {
+      p50: percentile(times, 50),
+      p99: percentile(times, 99),
+      max: times.length ? times[times.length - 1] : NaN,
+      rate: runs.reduce((sum, r) => sum + r.rate, 0) / runs.length,
+      failed: runs.reduce((sum, r) => sum + r.non2xx + r.errors, 0),
+    };
+  };
+  const without = pooled(quiet);
+  const withFlood = pooled(flooded);
+  const junk = {
+    rate: floods.reduce((sum, f) => sum + f.rate, 0) / floods.length,
+    sent: floods.reduce((sum, f) => sum + f.sent, 0),
+    errors: floods.reduce((sum, f) => sum + f.errors, 0),
+    statuses: Object.entries(
+      floods.reduce((all, f) => {
+        for (const [code, n] of Object.entries(f.statuses)) all[code] = (all[code] ?? 0) + n;
+        return all;
+      }, {}),
+    )
+      .map(([code, n]) => `${code}x${n}`)
+      .join(' '),
+  };
+
+  console.log(
+    `\njunk-key flood: ${TENANT}'s GET /runs/{id} at ${FLOOD.tenantRate} req/s (${FLOOD.tenantInstances} spread instances), ` +
+      `${duration} s alone and ${duration} s under the flood, twice each, interleaved`,
+  );
+  console.log(
+    `  flood: ${int(FLOOD.junkRate)} req/s asked of well-formed junk keys (half "${TENANT}_api_…", half unknown tenants) from ` +
+      `${addresses.length === 1 ? '127.0.0.1 only (this machine cannot bind 127.0.0.2)' : `${addresses.length} addresses ${addresses[0]}–${addresses.at(-1)}`}`,
+  );
+  console.log(`  flood achieved ${fmt(junk.rate, 0)} answered req/s (${junk.sent} sent, ${junk.errors} errors); answers: ${junk.statuses}`);
+  console.log(
+    `${'  run-status reads'.padEnd(30)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'max'.padStart(8)} ${'req/s'.padStart(7)} ${'failed'.padStart(7)}`,
+  );
+  for (const [name, f] of [
+    ['without the flood', without],
+    ['during the flood', withFlood],
+  ]) {
+    console.log(
+      `  ${name.padEnd(28)} ${fmt(f.p50).padStart(7)} ${fmt(f.p99).padStart(7)} ${fmt(f.max).padStart(8)} ${int(f.rate).padStart(7)} ${String(f.failed).padStart(7)}`,
+    );
+  }
+  const ratio = withFlood.p99 / without.p99;
+  const pass = ratio <= FLOOD.goalRatio && junk.rate >= 200 && withFlood.failed === 0 && without.failed === 0;
+  console.log(
+    `  goal: p99 during a flood of >= 200 junk req/s within ${FLOOD.goalRatio}x of the p99 without it: ` +
+      `${fmt(withFlood.p99)} ms vs ${fmt(without.p99)} ms = ${fmt(ratio)}x, flood ${fmt(junk.rate, 0)} req/s, ${withFlood.failed} failed reads  ${pass ? 'PASS' : 'FAIL'}`,
+  );
 }
 
 async function getJson(url, headers = {}) {
@@ -403,6 +552,8 @@ export async function run() {
       );
     }
     console.log('  (the goal counts as met only with p99 under the limit, at least 99% of the rate achieved and no failed response)');
+    await junkFlood({ url: `${serverUrl}/api/v1/pipelines/runs/${runId}`, apiKey, duration, randomKeyBody: apiKeys.randomKeyBody });
+
     const serverLog = [...server.lines.stdout, ...server.lines.stderr].filter((l) => !/listening on/.test(l));
     if (serverLog.length) {
       console.log(`\nconvergence serve wrote ${serverLog.length} line(s) besides its listening line (log level warn), e.g.:`);

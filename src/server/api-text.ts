@@ -50,4 +50,3 @@ export function forApiCaller(text: string): string {
   // Any flag left in prose keeps its name, not its dashes.
   return out.replace(/(^|[\s(])--([a-z][a-z0-9-]*)/g, '$1$2');
 }
-

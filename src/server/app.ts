@@ -9,7 +9,7 @@ import type { VerifiedKey } from '../services/keys.ts';
 import { redactKnownSecrets, redactKnownSecretsDeep } from '../lib/redaction.ts';
 import { forApiCaller } from './api-text.ts';
 import { Authenticator } from './auth.ts';
-import type { AuthFailureLimits } from './auth-failures.ts';
+import type { BucketLimits } from './buckets.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -30,11 +30,13 @@ export interface ServerOptions {
   /** How long key verifications and finished run reads are reused. */
   authCacheTtlMs: number;
   /** Failed authentications per client address before 429 (burst, then one more every refillEveryMs). */
-  authFailureLimits?: AuthFailureLimits;
+  authFailureLimits?: BucketLimits;
+  /** Verifications per tenant of keys not yet in the in-memory index (minted elsewhere a moment ago). */
+  unlistedKeyLimits?: BucketLimits;
   /** Verifications of keys not seen before that may wait on the warehouse at once; more get 503 at once. */
   maxConcurrentVerifications?: number;
-  /** How often the in-memory set of tenants with usable keys is reloaded. */
-  activeTenantsRefreshMs?: number;
+  /** How often the in-memory index of usable keys is reloaded: a key minted by another process is listed within this. */
+  keyIndexRefreshMs?: number;
   /**
    * Proxies in front of the server whose X-Forwarded-For entry is trusted, counted from the
    * socket: 1 on Cloud Run (its front end appends the client's address), 0 elsewhere, where the
@@ -129,9 +131,10 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
     cacheTtlMs: options.authCacheTtlMs,
     ...(options.authFailureLimits ? { failureLimits: options.authFailureLimits } : {}),
     ...(options.maxConcurrentVerifications !== undefined ? { maxConcurrentVerifications: options.maxConcurrentVerifications } : {}),
-    ...(options.activeTenantsRefreshMs !== undefined ? { activeTenantsRefreshMs: options.activeTenantsRefreshMs } : {}),
+    ...(options.keyIndexRefreshMs !== undefined ? { keyIndexRefreshMs: options.keyIndexRefreshMs } : {}),
+    ...(options.unlistedKeyLimits ? { unlistedLimits: options.unlistedKeyLimits } : {}),
     onTouchError: (err) => app.log.warn({ err: (err as Error).message }, 'could not record a key use'),
-    onRefreshError: (err) => app.log.warn({ err: (err as Error).message }, 'could not reload the tenants with active keys'),
+    onRefreshError: (err) => app.log.warn({ err: (err as Error).message }, 'could not reload the index of usable keys'),
     onShed: (reason) => metrics.authShed.inc({ reason }),
   });
   await auth.start();
@@ -215,7 +218,8 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
       ms: Math.round(reply.elapsedTime * 10) / 10,
       tenant_id: request.principal?.tenantId,
     };
-    if (reply.statusCode >= 500) request.log.error(fields, 'request failed');
+    // 503 is a deliberate refusal (load shed, shutting down), logged like any answer; other 5xx are failures.
+    if (reply.statusCode >= 500 && reply.statusCode !== 503) request.log.error(fields, 'request failed');
     else if (request.url !== '/health' && request.url !== '/metrics') request.log.info(fields, 'request');
   });
 

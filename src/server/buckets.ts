@@ -1,26 +1,77 @@
 import { isIPv6 } from 'node:net';
 
 /**
- * Failed authentications per client address: a token bucket per address that each refusal
- * empties by one and that refills slowly. Once an address has spent its burst, its requests are
- * answered 429 before any key is looked at, so guessing keys from one place costs the server
- * nothing and teaches the guesser nothing. Only failures are counted: a client whose key works is
- * never slowed by this.
+ * Token buckets by name: each spend takes one token, tokens come back one every `refillEveryMs`
+ * up to `burst`. The server keeps two: failed authentications per client address (an address
+ * that has spent its burst gets 429 before its keys are looked at) and verifications of unlisted
+ * keys per tenant (see Authenticator).
  */
-export interface AuthFailureLimits {
-  /** Failures an address may have in a row before it is refused (0 turns the limit off). */
+export interface BucketLimits {
+  /** Tokens a name has when full (0 turns the limit off). */
   burst: number;
-  /** One more failure is allowed every this many ms. */
+  /** One token comes back every this many ms. */
   refillEveryMs: number;
-  /** Addresses remembered at most; the least recently failing are forgotten first. */
-  maxAddresses?: number;
+  /** Names remembered at most; the least recently spending are forgotten first. */
+  maxNames?: number;
 }
 
-export const DEFAULT_AUTH_FAILURE_LIMITS: AuthFailureLimits = { burst: 10, refillEveryMs: 6_000 };
+/** Failed authentications per client address: 10 in a row, then one more every 6 s. */
+export const DEFAULT_AUTH_FAILURE_LIMITS: BucketLimits = { burst: 10, refillEveryMs: 6_000 };
 
 interface Bucket {
   tokens: number;
   at: number;
+}
+
+export class KeyedBuckets {
+  readonly #limits: Required<BucketLimits>;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(limits: BucketLimits, now: () => number = Date.now) {
+    this.#limits = { maxNames: 100_000, ...limits };
+    this.#now = now;
+  }
+
+  /** Ms until `name` has a token again; 0 when it has one now. */
+  waitFor(name: string): number {
+    if (this.#limits.burst <= 0) return 0;
+    const bucket = this.#refilled(name);
+    if (!bucket || bucket.tokens >= 1) return 0;
+    return Math.ceil((1 - bucket.tokens) * this.#limits.refillEveryMs);
+  }
+
+  /** Takes a token of `name`; false (and nothing taken) when it has none. */
+  take(name: string): boolean {
+    if (this.waitFor(name) > 0) return false;
+    this.spend(name);
+    return true;
+  }
+
+  /** Takes a token of `name`, down to none. */
+  spend(name: string): void {
+    if (this.#limits.burst <= 0) return;
+    const bucket = this.#refilled(name) ?? { tokens: this.#limits.burst, at: this.#now() };
+    bucket.tokens = Math.max(0, bucket.tokens - 1);
+    // Re-inserted so the map's order is least recently spending first.
+    this.#buckets.delete(name);
+    this.#buckets.set(name, bucket);
+    if (this.#buckets.size > this.#limits.maxNames) this.#buckets.delete(this.#buckets.keys().next().value!);
+  }
+
+  #refilled(name: string): Bucket | undefined {
+    const bucket = this.#buckets.get(name);
+    if (!bucket) return undefined;
+    const now = this.#now();
+    bucket.tokens = Math.min(this.#limits.burst, bucket.tokens + (now - bucket.at) / this.#limits.refillEveryMs);
+    bucket.at = now;
+    if (bucket.tokens >= this.#limits.burst) {
+      // A full bucket is the same as none: forget the name.
+      this.#buckets.delete(name);
+      return undefined;
+    }
+    return bucket;
+  }
 }
 
 /**
@@ -40,49 +91,4 @@ export function clientKey(address: string | undefined): string {
     .slice(0, 4)
     .map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''))
     .join(':')}::/64`;
-}
-
-export class AuthFailureLimiter {
-  readonly #limits: Required<AuthFailureLimits>;
-  readonly #now: () => number;
-  readonly #buckets = new Map<string, Bucket>();
-
-  constructor(limits: AuthFailureLimits, now: () => number = Date.now) {
-    this.#limits = { maxAddresses: 100_000, ...limits };
-    this.#now = now;
-  }
-
-  /** Ms until `address` may try again; 0 when it may try now. */
-  blockedFor(address: string | undefined): number {
-    if (this.#limits.burst <= 0) return 0;
-    const bucket = this.#refilled(clientKey(address));
-    if (!bucket || bucket.tokens >= 1) return 0;
-    return Math.ceil((1 - bucket.tokens) * this.#limits.refillEveryMs);
-  }
-
-  /** Counts one failed authentication of `address`. */
-  failed(address: string | undefined): void {
-    if (this.#limits.burst <= 0) return;
-    const key = clientKey(address);
-    const bucket = this.#refilled(key) ?? { tokens: this.#limits.burst, at: this.#now() };
-    bucket.tokens = Math.max(0, bucket.tokens - 1);
-    // Re-inserted so the map's order is least recently failing first.
-    this.#buckets.delete(key);
-    this.#buckets.set(key, bucket);
-    if (this.#buckets.size > this.#limits.maxAddresses) this.#buckets.delete(this.#buckets.keys().next().value!);
-  }
-
-  #refilled(key: string): Bucket | undefined {
-    const bucket = this.#buckets.get(key);
-    if (!bucket) return undefined;
-    const now = this.#now();
-    bucket.tokens = Math.min(this.#limits.burst, bucket.tokens + (now - bucket.at) / this.#limits.refillEveryMs);
-    bucket.at = now;
-    if (bucket.tokens >= this.#limits.burst) {
-      // A full bucket is the same as none: forget the address.
-      this.#buckets.delete(key);
-      return undefined;
-    }
-    return bucket;
-  }
 }

@@ -33,7 +33,7 @@ export class ServerMetrics {
   });
   readonly authShed = new Counter({
     name: 'convergence_auth_shed_total',
-    help: 'Key checks answered without the warehouse or key store, by reason (address_blocked, no_active_key, verifications_busy)',
+    help: 'Key checks answered without the warehouse or key store, by reason (address_blocked, not_listed, unlisted_budget, verifications_busy)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

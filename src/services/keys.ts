@@ -291,21 +291,20 @@ export async function verifyApiKey(ctx: ServiceContext, presented: string): Prom
 }
 
 /**
- * The tenants that hold at least one usable key (ACTIVE, unexpired, tenant ACTIVE), in one
- * statement: `serve` keeps this set in memory so that a key of any other tenant is refused
- * without a warehouse round trip.
+ * The digest and tenant of every usable key (ACTIVE, unexpired, tenant ACTIVE), in one statement:
+ * `serve` keeps them in memory so that any other key is refused without a warehouse round trip.
  */
-export async function tenantsWithActiveKeys(ctx: ServiceContext): Promise<Set<string>> {
+export async function activeKeyDigests(ctx: ServiceContext): Promise<Map<string, string>> {
   const warehouse = await ctx.backends.warehouse();
   const table = (name: string) => warehouse.qualify(METADATA_DATASET, name);
   const rows = await warehouse.query(
-    `SELECT DISTINCT k.tenant_id
+    `SELECT k.api_key_hash, k.tenant_id
      FROM ${table(T.apiKeys)} AS k
      JOIN ${table(T.profiles)} AS p ON p.tenant_id = k.tenant_id
      WHERE k.status = @active AND p.status = @active AND (k.expires_at IS NULL OR k.expires_at > @now)`,
     { active: 'ACTIVE', now: ctx.now() },
   );
-  return new Set(rows.map((row) => String(row.tenant_id)));
+  return new Map(rows.map((row) => [String(row.api_key_hash), String(row.tenant_id)]));
 }
 
 /** Records that a key was used (tenant_api_keys.last_used_at); callers throttle how often. */

@@ -1,10 +1,11 @@
 /**
  * Attack: a flood of junk API keys against `convergence serve`, meant to make every request cost
  * the warehouse a round trip and slow down the real tenants. Refused without the warehouse: keys
- * of unknown tenants and of tenants with no usable key (from an in-memory set), every key from an
- * address that keeps failing (429 after a small burst), junk admin keys (compared in memory); and
- * verifications of keys never seen before are capped (503 at once beyond the cap). The real
- * tenant's key keeps working throughout, and no tenant's keys change.
+ * the in-memory index of usable keys does not list (401 for tenants without keys; for a real
+ * tenant's prefix a few are verified per second, in case one was minted elsewhere a moment ago,
+ * the rest 503), every key from an address that keeps failing (429 after a small burst), junk
+ * admin keys (compared in memory); and verifications of keys never seen before are capped (503 at
+ * once beyond the cap). The real tenant's key keeps working throughout, and no tenant's keys change.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -95,11 +96,7 @@ describe('junk API keys cannot slow real tenants', () => {
     h.app.inject({ method: 'GET', url: runsUrl, headers: { 'x-api-key': key }, remoteAddress });
 
   before(async () => {
-    h = await apiHarness(
-      { maxConcurrentVerifications: 2, activeTenantsRefreshMs: 100, logLevel: 'silent' },
-      undefined,
-      watched(watch, secretReads),
-    );
+    h = await apiHarness({ keyIndexRefreshMs: 100, logLevel: 'silent' }, undefined, watched(watch, secretReads));
     await createTenant(h.ctx, { tenantId: 'keyless_co', name: 'No keys yet', plan: 'starter' });
     // other_co had a key; once revoked, the tenant has none.
     for (const key of await listKeys(h.ctx, 'other_co')) await revokeKey(h.ctx, key.apiKeyId);
@@ -147,8 +144,89 @@ describe('junk API keys cannot slow real tenants', () => {
     assert.equal((await get(junkKey('nosuch_tenant'), '2001:db8:1:3::1')).statusCode, 401);
   });
 
+  it("verifies only a few unlisted keys of a real tenant's prefix per second; the rest get 503 without the warehouse", async () => {
+    assert.equal((await get(h.keys.acme)).statusCode, 200);
+    const before = watch.verifications;
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await get(junkKey('acme_corp'))).statusCode);
+    const verified = watch.verifications - before;
+    assert.ok(verified >= 1 && verified <= 4, `${verified} junk keys reached the warehouse`);
+    assert.equal(statuses.filter((s) => s === 401).length, verified);
+    assert.equal(statuses.filter((s) => s === 503).length, 20 - verified);
+    const shed = await get(junkKey('acme_corp'));
+    assert.equal(shed.json<{ error: { code: string } }>().error.code, 'AUTH_BUSY');
+    assert.equal(shed.headers['retry-after'], '1');
+    assert.equal((await get(h.keys.acme)).statusCode, 200);
+  });
+
+  it('compares junk admin keys in memory: the key store is read once per cache period, not once per key', async () => {
+    const reads = secretReads.count;
+    for (let i = 0; i < 20; i++) {
+      const res = await h.app.inject({
+        method: 'GET',
+        url: '/api/v1/admin/tenants/acme_corp',
+        headers: { 'x-admin-key': `admin_${randomKeyBody()}` },
+        remoteAddress: freshAddress(),
+      });
+      assert.equal(res.statusCode, 401);
+    }
+    assert.ok(secretReads.count - reads <= 1, `${secretReads.count - reads} reads of the key store`);
+  });
+
+  it('accepts a key minted by another process within the refresh interval', async () => {
+    // Another process (the CLI) gives keyless_co its first key: refused from memory until the index is reloaded.
+    const minted = await withContext(h.root, async (ctx) => (await createKey(ctx, { tenantId: 'keyless_co' })).apiKey);
+    await waitFor(async () => (await get(minted)).statusCode === 200, 'the CLI-minted key to be accepted', 10_000, 50);
+  });
+
+  it("changes no tenant's keys", async () => {
+    const acme = await listKeys(h.ctx, 'acme_corp', { all: true });
+    assert.equal(acme.length, 1);
+    assert.equal(acme[0]!.status, 'ACTIVE');
+    assert.equal((await get(h.keys.acme)).statusCode, 200);
+  });
+});
+
+describe('a key issued through the admin API', () => {
+  it('is accepted at once, even for a tenant that had no key and with no reload due for an hour', async () => {
+    const h = await apiHarness({ keyIndexRefreshMs: 3_600_000, logLevel: 'silent' });
+    try {
+      await createTenant(h.ctx, { tenantId: 'brand_new', name: 'New', plan: 'starter' });
+      // Minted behind the server's back: the in-memory set does not know the tenant yet.
+      const cliKey = (await createKey(h.ctx, { tenantId: 'brand_new' })).apiKey;
+      assert.equal((await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: cliKey })).statusCode, 401);
+      const created = await h.call({
+        method: 'POST',
+        url: '/api/v1/admin/api-keys',
+        admin: h.keys.admin,
+        payload: { tenant_id: 'brand_new' },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const res = await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: created.json<{ api_key: string }>().api_key });
+      assert.equal(res.statusCode, 200, res.body);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('verifications of keys never seen before', () => {
+  const watch = new WatchedWarehouse();
+  let h: ApiHarness;
+  before(async () => {
+    // No per-tenant budget for unlisted keys here: this is about the cap behind it.
+    h = await apiHarness(
+      { maxConcurrentVerifications: 2, unlistedKeyLimits: { burst: 0, refillEveryMs: 1_000 }, logLevel: 'silent' },
+      undefined,
+      watched(watch, { count: 0 }),
+    );
+  });
+  after(() => h.close());
+  const get = (key: string) =>
+    h.app.inject({ method: 'GET', url: '/api/v1/pipelines/runs', headers: { 'x-api-key': key }, remoteAddress: freshAddress() });
+
   it('caps concurrent verifications of new keys: beyond the cap, 503 at once instead of queueing', async () => {
-    // The real key freshly verified, so it is known while the warehouse is held.
+    // The real key verified first, so it is known while the warehouse is held.
     assert.equal((await get(h.keys.acme)).statusCode, 200);
     watch.hold();
     const before = watch.verifications;
@@ -168,56 +246,6 @@ describe('junk API keys cannot slow real tenants', () => {
       for (const res of await Promise.all(first)) assert.equal(res.statusCode, 401);
     } finally {
       watch.release();
-    }
-  });
-
-  it('compares junk admin keys in memory: the key store is read once per cache period, not once per key', async () => {
-    const reads = secretReads.count;
-    for (let i = 0; i < 20; i++) {
-      const res = await h.app.inject({
-        method: 'GET',
-        url: '/api/v1/admin/tenants/acme_corp',
-        headers: { 'x-admin-key': `admin_${randomKeyBody()}` },
-        remoteAddress: freshAddress(),
-      });
-      assert.equal(res.statusCode, 401);
-    }
-    assert.ok(secretReads.count - reads <= 1, `${secretReads.count - reads} reads of the key store`);
-  });
-
-  it('accepts a key minted by another process within the refresh interval', async () => {
-    // Another process (the CLI) gives keyless_co its first key: refused from memory until the set is reloaded.
-    const minted = await withContext(h.root, async (ctx) => (await createKey(ctx, { tenantId: 'keyless_co' })).apiKey);
-    await waitFor(async () => (await get(minted)).statusCode === 200, 'the CLI-minted key to be accepted', 10_000, 50);
-  });
-
-  it("changes no tenant's keys", async () => {
-    const acme = await listKeys(h.ctx, 'acme_corp', { all: true });
-    assert.equal(acme.length, 1);
-    assert.equal(acme[0]!.status, 'ACTIVE');
-    assert.equal((await get(h.keys.acme)).statusCode, 200);
-  });
-});
-
-describe('a key issued through the admin API', () => {
-  it('is accepted at once, even for a tenant that had no key and with no reload due for an hour', async () => {
-    const h = await apiHarness({ activeTenantsRefreshMs: 3_600_000, logLevel: 'silent' });
-    try {
-      await createTenant(h.ctx, { tenantId: 'brand_new', name: 'New', plan: 'starter' });
-      // Minted behind the server's back: the in-memory set does not know the tenant yet.
-      const cliKey = (await createKey(h.ctx, { tenantId: 'brand_new' })).apiKey;
-      assert.equal((await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: cliKey })).statusCode, 401);
-      const created = await h.call({
-        method: 'POST',
-        url: '/api/v1/admin/api-keys',
-        admin: h.keys.admin,
-        payload: { tenant_id: 'brand_new' },
-      });
-      assert.equal(created.statusCode, 201, created.body);
-      const res = await h.call({ method: 'GET', url: '/api/v1/pipelines/runs', key: created.json<{ api_key: string }>().api_key });
-      assert.equal(res.statusCode, 200, res.body);
-    } finally {
-      await h.close();
     }
   });
 });

@@ -22,8 +22,16 @@ describe('tenant key checks', () => {
   let h: ApiHarness;
   const clock = manualClock(new Date());
   before(async () => {
-    // No verification cache: each request sees what other processes (the CLI) changed.
-    h = await apiHarness({ authCacheTtlMs: 0 }, clock);
+    // No verification cache: each request sees what other processes (the CLI) changed. This suite
+    // is about what each refusal looks like, so the junk-key limits (test/security/junk-keys) are wide.
+    h = await apiHarness(
+      {
+        authCacheTtlMs: 0,
+        authFailureLimits: { burst: 1_000, refillEveryMs: 1_000 },
+        unlistedKeyLimits: { burst: 1_000, refillEveryMs: 1_000 },
+      },
+      clock,
+    );
   });
   after(() => h.close());
 

@@ -1,5 +1,6 @@
 import type { PipelineStep, SourceConfig } from '../../domain/pipeline.ts';
 import { parseDuration } from '../../lib/duration.ts';
+import { validationError } from '../../lib/errors.ts';
 import { quarantineTable } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging.ts';
@@ -56,8 +57,11 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
   for (const value of userinfoSecrets(source.url)) rememberSecret(value);
   const params = render(source.params);
   const headers = render(source.headers);
+  const url = renderOne(source.url);
+  // Checked here so that the parser's own error, which carries the URL and so its secrets, never surfaces.
+  if (!URL.canParse(url)) throw validationError(`${file}: url is not a valid absolute URL once its templates are rendered`);
   return {
-    url: renderOne(source.url),
+    url,
     method: 'GET',
     pagination: source.pagination,
     secrets: [...secrets.values()],

@@ -167,8 +167,8 @@ export const adminRoutes =
           ...(body.description ? { description: body.description } : {}),
           ...(body.expires_in_days ? { expiresInMs: body.expires_in_days * DAY_MS } : {}),
         });
-        // Accepted at once, even if its tenant had no usable key a moment ago.
-        parts.auth.keyIssued(key.tenantId);
+        // Accepted at once: the in-memory index of usable keys lists it now, not at its next reload.
+        parts.auth.keyIssued(key.apiKey, key.tenantId);
         void reply.code(201);
         return {
           api_key: key.apiKey,
