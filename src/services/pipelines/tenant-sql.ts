@@ -2,7 +2,7 @@ import type { Warehouse } from '../../backends/warehouse/port.ts';
 import type { PipelineConfig } from '../../domain/pipeline.ts';
 import { expressionOrigin, nameRules } from '../../engine/dq/index.ts';
 import { checkTransformSql } from '../../engine/steps/transform.ts';
-import { ExitCode, isConvergenceError } from '../../lib/errors.ts';
+import { isConvergenceError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import type { PipelineBundle } from './bundle.ts';
 
@@ -11,8 +11,9 @@ import type { PipelineBundle } from './bundle.ts';
  * tenant SQL gate before anything runs: `pipeline validate` reports what it refuses, and a run
  * refuses to start (exit 2, before any lock or run row). The gate checks again when the SQL runs.
  *
- * On BigQuery the gate is a dry run, which needs the tables to exist: a table an earlier step of
- * the pipeline has not created yet (exit 8) leaves that piece to the check at run time.
+ * On BigQuery the gate is a dry run, which needs the tables to exist: a table of the tenant's
+ * dataset an earlier step has not created yet (TENANT_SQL_UNCHECKED) leaves that piece to the
+ * check at run time.
  */
 
 export interface TenantSqlItem {
@@ -63,7 +64,7 @@ export function sqlFileItem(warehouse: Warehouse, input: { tenantId: string; rel
   };
 }
 
-const notYetCheckable = (err: unknown) => isConvergenceError(err) && err.exitCode === ExitCode.notFound;
+const notYetCheckable = (err: unknown) => isConvergenceError(err) && err.code === 'TENANT_SQL_UNCHECKED';
 
 /** Runs the checks; returns one message per refusal (the gate's message names file and line). */
 export async function tenantSqlProblems(items: TenantSqlItem[]): Promise<string[]> {
@@ -83,7 +84,8 @@ export async function tenantSqlProblems(items: TenantSqlItem[]): Promise<string[
 
 /** Before a run: the first refusal of the pipeline's tenant SQL, thrown as the gate made it (exit 2). */
 export async function assertTenantSql(ctx: ServiceContext, bundle: PipelineBundle): Promise<void> {
-  const warehouse = await ctx.backends.tenantWarehouse(bundle.tenantId);
+  const tenant = await ctx.backends.tenantWarehouse(bundle.tenantId);
+  const warehouse = tenant.withLabels?.({ tenant_id: bundle.tenantId, pipeline_id: bundle.pipeline.pipeline_id }) ?? tenant;
   const items = pipelineSqlItems(warehouse, {
     tenantId: bundle.tenantId,
     display: `configs/${bundle.tenantId}/${bundle.file}`,

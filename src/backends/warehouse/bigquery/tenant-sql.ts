@@ -1,8 +1,9 @@
 import type { JobMetadata, QueryParameter } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import type { TenantExpressionScope, TenantQueryCheck } from '../port.ts';
-import { tenantSqlInvalid, tenantSqlRefused, type Place } from '../tenant-sql.ts';
-import { errorFacts, warehouseError } from './errors.ts';
+import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
+import { placeOf, tenantSqlInvalid, tenantSqlRefused, type Place } from '../tenant-sql.ts';
+import { errorFacts, isNotFound, warehouseError } from './errors.ts';
 import type { JobRunner } from './jobs.ts';
 import { tableRef } from './sql.ts';
 
@@ -36,23 +37,36 @@ interface QueryStatistics {
   schema?: { fields?: Array<{ name?: string }> };
 }
 
-/** Dry-runs the SQL; a query BigQuery cannot compile is the tenant's mistake (exit 2), not ours. */
+/**
+ * Dry-runs the SQL. A query BigQuery cannot compile is the tenant's mistake (exit 2). A table of the
+ * tenant's own dataset that does not exist yet (an earlier step makes it) leaves the query
+ * uncheckable for now: TENANT_SQL_UNCHECKED (exit 8), which validation passes over and the run
+ * meets again when the SQL runs. Any other missing table or dataset is an ordinary not-found.
+ */
 async function dryRun(
   gate: BigQueryGateContext,
   sql: string,
   params: QueryParameter[],
-  place: Place,
+  place: Place & { dataset: string },
   expression: boolean,
 ): Promise<QueryStatistics> {
   let metadata: JobMetadata;
+  const what = `check ${place.origin ?? 'tenant SQL'}`;
   try {
-    metadata = await gate.jobs.dryRun({ sql, params, what: `check ${place.origin ?? 'tenant SQL'}`, labels: { step: 'check' } });
+    metadata = await gate.jobs.dryRun({ sql, params, what, labels: { step: 'check' } });
   } catch (err) {
     const facts = errorFacts(err);
     if (facts.reasons.some((r) => r === 'invalidQuery' || r === 'invalid')) {
       throw tenantSqlInvalid(place, `BigQuery cannot run it: ${facts.message}`, { expression });
     }
-    throw warehouseError(err, { what: `check ${place.origin ?? 'tenant SQL'}`, project: gate.project }, facts);
+    if (isNotFound(facts) && facts.message.includes(`Table ${gate.project}:${place.dataset}.`)) {
+      throw new ConvergenceError('TENANT_SQL_UNCHECKED', ExitCode.notFound, `${placeOf(place)}: ${facts.message}`, {
+        suggestion: 'the table is made by an earlier step; the SQL is checked again when it runs',
+        data: { origin: place.origin ?? null, reasons: facts.reasons },
+        cause: err,
+      });
+    }
+    throw warehouseError(err, { what, project: gate.project }, facts);
   }
   return (metadata.statistics?.query ?? {}) as QueryStatistics;
 }
@@ -85,7 +99,7 @@ export async function checkBigQueryQuery(
   scope: { dataset: string; origin?: string | undefined },
 ): Promise<TenantQueryCheck> {
   const dataset = assertIdentifier('dataset', scope.dataset);
-  const place: Place = { origin: scope.origin };
+  const place = { origin: scope.origin, dataset };
   const stats = await dryRun(gate, sql, params, place, false);
   const problem = statementProblem(stats.statementType);
   if (problem) throw tenantSqlRefused(place, problem);
@@ -106,11 +120,12 @@ export async function checkBigQueryQuery(
  * A DQ expression, dry-run as the query `SELECT (<expr>) AS dq_expr FROM <table>`: it must stay one
  * query with one column, read that table and nothing else, and use no parameters (none are bound,
  * so an @name fails to compile). The statement the DQ step then runs is gated again as a whole.
+ * Returns the expression between newlines, the framing it was checked in.
  */
 export async function checkBigQueryExpression(gate: BigQueryGateContext, expr: string, scope: TenantExpressionScope): Promise<string> {
   const dataset = assertIdentifier('dataset', scope.dataset);
   const table = assertIdentifier('table', scope.table);
-  const place: Place = { origin: scope.origin };
+  const place = { origin: scope.origin, dataset };
   const refuse = (reason: string) => tenantSqlRefused(place, reason, { expression: true });
   const text = expr.trim();
   if (text === '') throw refuse('is empty');
@@ -126,5 +141,6 @@ export async function checkBigQueryExpression(gate: BigQueryGateContext, expr: s
     }
   }
   if ((stats.referencedRoutines ?? []).length > 0) throw refuse('calls a routine; an expression uses built-in functions only');
-  return text;
+  // Framed as it was checked: a trailing comment of the tenant's ends before the engine's SQL goes on.
+  return `\n${text}\n`;
 }
