@@ -84,8 +84,8 @@ export async function tenantSqlProblems(items: TenantSqlItem[]): Promise<string[
 
 /** Before a run: the first refusal of the pipeline's tenant SQL, thrown as the gate made it (exit 2). */
 export async function assertTenantSql(ctx: ServiceContext, bundle: PipelineBundle): Promise<void> {
-  const tenant = await ctx.backends.tenantWarehouse(bundle.tenantId);
-  const warehouse = tenant.withLabels?.({ tenant_id: bundle.tenantId, pipeline_id: bundle.pipeline.pipeline_id }) ?? tenant;
+  // Dry runs cost nothing and precede the run id, so they carry no run labels.
+  const warehouse = await ctx.backends.tenantWarehouse(bundle.tenantId);
   const items = pipelineSqlItems(warehouse, {
     tenantId: bundle.tenantId,
     display: `configs/${bundle.tenantId}/${bundle.file}`,
