@@ -1,3 +1,4 @@
+import { rememberSecret } from '../lib/redaction.ts';
 import type { ServiceContext } from './context.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
 
@@ -7,6 +8,13 @@ import { METADATA_DATASET, T } from './metadata/tables.ts';
  * KeyRing-encrypted cloud credentials. Undefined when neither has it.
  */
 export async function resolveSecret(ctx: ServiceContext, tenantId: string, name: string): Promise<string | undefined> {
+  const value = await lookUpSecret(ctx, tenantId, name);
+  // Whoever asked will send it somewhere: from now on this process redacts it wherever it writes.
+  rememberSecret(value);
+  return value;
+}
+
+async function lookUpSecret(ctx: ServiceContext, tenantId: string, name: string): Promise<string | undefined> {
   const fromStore = await (await ctx.backends.secrets()).get(tenantId, name);
   if (fromStore !== undefined) return fromStore;
   const warehouse = await ctx.backends.warehouse();

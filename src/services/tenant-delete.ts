@@ -4,9 +4,10 @@ import { assertTenantId } from '../domain/ids.ts';
 import { TERMINAL_RUN_STATES } from '../domain/states.ts';
 import { ExitCode, lockHeldError, notFoundError } from '../lib/errors.ts';
 import type { ServiceContext } from './context.ts';
-import { withLease } from './leases.ts';
+import { holderIsDeadHere, withLease } from './leases.ts';
 import { releaseRunLock } from './maintenance.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
+import { runLockKey } from './runs/admission.ts';
 import { closeOpenSteps, findLiveRuns, findRuns, finishRun, requestCancel, type RunRecord } from './runs/store.ts';
 import { requireTenant } from './tenants.ts';
 
@@ -54,19 +55,26 @@ function runsInProgressError(tenantId: string, live: RunRecord[]) {
 }
 
 /**
- * Asks each run to stop at its next checkpoint and waits for it; a run that does not stop in time
- * (its process is gone, or it is stuck) is ended CANCELLED here and its lock freed.
+ * Asks each run to stop at its next checkpoint and waits for the ones a live process is running; a
+ * run nobody runs (its process is gone, or it never started) or that does not stop in time is
+ * ended CANCELLED here and its lock freed.
  */
 async function cancelRuns(ctx: ServiceContext, live: RunRecord[], waitMs: number): Promise<string[]> {
   for (const run of live) await requestCancel(ctx, run.runId).catch(() => undefined);
   const ids = live.map((r) => r.runId);
   const deadline = Date.now() + waitMs;
-  let pending = live;
-  while (pending.length > 0 && Date.now() < deadline) {
+  let running = await heldByLiveProcess(ctx, live);
+  while (running.length > 0 && Date.now() < deadline) {
     await sleep(Math.min(250, Math.max(0, deadline - Date.now())));
-    pending = (await findRuns(ctx, ids)).filter((r) => !TERMINAL_RUN_STATES.has(r.status));
+    running = (
+      await findRuns(
+        ctx,
+        running.map((r) => r.runId),
+      )
+    ).filter((r) => !TERMINAL_RUN_STATES.has(r.status));
   }
-  for (const run of pending) {
+  const left = (await findRuns(ctx, ids)).filter((r) => !TERMINAL_RUN_STATES.has(r.status));
+  for (const run of left) {
     const ended = await finishRun(ctx, run.runId, {
       status: 'CANCELLED',
       exitCode: ExitCode.pipelineFailed,
@@ -76,6 +84,17 @@ async function cancelRuns(ctx: ServiceContext, live: RunRecord[], waitMs: number
     await releaseRunLock(ctx, run);
   }
   return ids;
+}
+
+/** The runs whose pipeline lock that very run holds, through a process not known to be dead. */
+async function heldByLiveProcess(ctx: ServiceContext, runs: RunRecord[]): Promise<RunRecord[]> {
+  const lock = await ctx.backends.lock();
+  const held: RunRecord[] = [];
+  for (const run of runs) {
+    const holder = await lock.inspect(runLockKey(run.tenantId, run.pipelineId));
+    if (holder?.info?.run_id === run.runId && !holderIsDeadHere(ctx, holder)) held.push(run);
+  }
+  return held;
 }
 
 async function deleteTenantRecords(ctx: ServiceContext, tenantId: string): Promise<Omit<DeleteTenantResult, 'runsCancelled'>> {

@@ -297,8 +297,13 @@ describe('--json on every command', () => {
     } finally {
       health.close();
     }
-    const deleted = await ok<{ tenantId: string; keysRevoked: number }>('tenant:delete', ['json_co', '--yes']);
-    assert.deepEqual([deleted.tenantId, deleted.keysRevoked], ['json_co', 1]);
+    // The run cancelled above is still PENDING (nobody ran it): --force ends it and deletes.
+    const deleted = await ok<{ tenantId: string; keysRevoked: number; runsCancelled: string[] }>('tenant:delete', [
+      'json_co',
+      '--force',
+      '--yes',
+    ]);
+    assert.deepEqual([deleted.tenantId, deleted.keysRevoked, deleted.runsCancelled], ['json_co', 1, [live]]);
   });
 
   it('covers every command of the manifest', () => {

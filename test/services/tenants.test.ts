@@ -5,12 +5,14 @@ import { once } from 'node:events';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { PLANS } from '../../src/domain/plans.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
 import { createKey, listKeys } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { createRun, getRun, markRunning } from '../../src/services/runs/store.ts';
+import { runLockKey } from '../../src/services/runs/admission.ts';
+import { createRun, finishRun, getRun, isCancelRequested, markRunning } from '../../src/services/runs/store.ts';
 import { deleteTenant } from '../../src/services/tenant-delete.ts';
 import {
   createTenant,
@@ -353,14 +355,46 @@ describe('deleteTenant', () => {
     assert.equal((await showTenant(ctx, 'busy_co')).status, 'ACTIVE');
     assert.equal(await w.datasetExists('busy_co'), true);
 
-    // Nobody runs this record, so it cannot stop by itself: it is ended here after the wait.
-    const result = await deleteTenant(ctx, 'busy_co', { force: true, cancelWaitMs: 300 });
+    // Nobody runs this record (no process holds its lock), so it is ended here at once.
+    const result = await deleteTenant(ctx, 'busy_co', { force: true, cancelWaitMs: 60_000 });
     assert.deepEqual(result.runsCancelled, [runId]);
     assert.equal(result.datasetDropped, true);
     const run = await getRun(ctx, runId);
     assert.equal(run.status, 'CANCELLED');
     assert.equal(run.cancelRequested, true);
     assert.match(run.errorMessage ?? '', /tenant was deleted/);
+  });
+
+  it('--force waits for a run a live process holds to stop at its checkpoint', async () => {
+    await createTenant(ctx, { tenantId: 'live_co', name: 'Live', plan: 'starter' });
+    const runId = randomUUID();
+    await createRun(ctx, {
+      runId,
+      tenantId: 'live_co',
+      pipelineId: 'p_main',
+      trigger: 'manual',
+      runDate: '2030-02-01',
+      parameters: {},
+      timeoutAt: new Date(clock.now().getTime() + 3_600_000),
+    });
+    await markRunning(ctx, runId);
+    const lock = await ctx.backends.lock();
+    const taken = await lock.acquire(runLockKey('live_co', 'p_main'), {
+      owner: 'this process',
+      ttlMs: 60_000,
+      info: { run_id: runId, pid: String(process.pid), host: os.hostname() },
+    });
+    assert.ok(taken.acquired);
+    // The engine's side: it notices the cancel request at a checkpoint and ends its run itself.
+    const engine = (async () => {
+      while (!(await isCancelRequested(ctx, runId))) await sleep(20);
+      await finishRun(ctx, runId, { status: 'CANCELLED', exitCode: 3, errorMessage: 'the run was cancelled (pipeline cancel)' });
+      await lock.release(taken.lease);
+    })();
+    const result = await deleteTenant(ctx, 'live_co', { force: true, cancelWaitMs: 60_000 });
+    await engine;
+    assert.deepEqual(result.runsCancelled, [runId]);
+    assert.equal((await getRun(ctx, runId)).errorMessage, 'the run was cancelled (pipeline cancel)');
   });
 
   it('a rerun finishes a drop that failed half way', async () => {

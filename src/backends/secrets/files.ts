@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertName, assertTenantId, NAME_PATTERN } from '../../domain/ids.ts';
+import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
+import { isInside } from '../../lib/paths.ts';
 import type { SecretStore } from './port.ts';
 
 /**
@@ -32,12 +34,38 @@ export class FileSecretStore implements SecretStore {
   async get(tenant: string | null, name: string): Promise<string | undefined> {
     const file = this.#file(tenant, name);
     try {
+      const resolved = await this.#confined(tenant, file);
       // Hand-edited files usually end in a newline that is not part of the secret.
-      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+      return (await readFile(resolved, 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The file a secret name resolves to, links followed, provided it lies in the secrets folder it
+   * was asked of: a link in one tenant's secrets/ must not hand over another tenant's secret (or
+   * the admin key), and neither may a linked secrets/ or tenant folder. The message names the link,
+   * never its target.
+   */
+  async #confined(tenant: string | null, file: string): Promise<string> {
+    const dir = this.#dir(tenant);
+    const owner = tenant === null ? this.#systemDir : path.dirname(dir);
+    const [resolved, realDir, realOwner] = await Promise.all([realpath(file), realpath(dir), realpath(owner)]);
+    const expectedDir = tenant === null ? realOwner : path.join(realOwner, 'secrets');
+    const ownerIsLink = tenant !== null && (await lstat(owner)).isSymbolicLink();
+    if (ownerIsLink || realDir !== expectedDir || !isInside(resolved, realDir)) {
+      throw new ConvergenceError(
+        'SECRET_PATH',
+        ExitCode.usage,
+        `secret file ${path.relative(this.#root, file)} leads outside ${path.relative(this.#root, dir)}/`,
+        {
+          suggestion: 'keep secret files (not links to other folders) in the secrets folder they belong to',
+        },
+      );
+    }
+    return resolved;
   }
 
   async put(tenant: string | null, name: string, value: string): Promise<void> {
