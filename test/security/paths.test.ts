@@ -160,7 +160,6 @@ const pathAttacks: Array<Omit<PathAttack, 'path'> & { path: string | (() => stri
   { name: 'the admin key through ../..', path: '../../.convergence/secrets/*.txt', refusal: /contains \\?"\.\.\\?"/ },
   { name: 'the keyring from the workspace root', path: '.convergence/keyring.key', refusal: /names \.convergence\/ of the workspace/ },
   { name: "globex's data through ..", path: `../${VICTIM}/payroll.csv`, refusal: /contains \\?"\.\.\\?"/ },
-  { name: "globex's data from the workspace root", path: `data/${VICTIM}/payroll.csv`, refusal: /names data\/ of the workspace/ },
   { name: "globex's secrets", path: `configs/${VICTIM}/secrets/*.txt`, refusal: /names configs\/ of the workspace/ },
   { name: '/etc/passwd without file_roots', path: '/etc/passwd', refusal: /is absolute and not under a folder listed in file_roots/ },
   {
@@ -246,6 +245,7 @@ describe("a tenant's file paths reach only its own data folder", () => {
     const cases: Array<[string, string, string[]]> = [
       ['own', 'ok.csv', []],
       ['own_prefixed', `data/${ATTACKER}/glob/a.csv`, []],
+      ['design_style', 'data/glob/a.csv', []],
       ['own_root', JSON.stringify(path.join(exportsDir, ATTACKER, 'ok.csv')), []],
       ['wide_root', JSON.stringify(data(ATTACKER, 'ok.csv')), ['--env', 'wide']],
     ];
@@ -262,6 +262,26 @@ describe("a tenant's file paths reach only its own data folder", () => {
       await rm(acme('pipelines', `p_${name}.yml`));
       await rm(acme('sources', `${name}.yml`));
     }
+  });
+});
+
+describe("data/ in a relative path is the tenant's own data folder", () => {
+  it(`data/${VICTIM}/payroll.csv written by ${ATTACKER} reads data/${ATTACKER}/${VICTIM}/payroll.csv, never globex's file`, async () => {
+    await mkdir(data(ATTACKER, VICTIM), { recursive: true });
+    await writeFile(data(ATTACKER, VICTIM, 'payroll.csv'), 'id,v\n1,acme-own-row\n');
+    await writeFile(acme('sources', 'named_like_victim.yml'), source('named_like_victim', `data/${VICTIM}/payroll.csv`));
+    await writeFile(acme('pipelines', 'p_named_like_victim.yml'), ingestPipeline('p_named_like_victim', 'sources/named_like_victim.yml'));
+    const before = await guarded();
+    const ran = await runJson<{ status: string; rowsProcessed: number }>(['pipeline', 'run', 'p_named_like_victim', '--tenant', ATTACKER], {
+      cwd: root,
+    });
+    assert.equal(ran.exitCode, 0, show(ran));
+    assert.deepEqual([ran.envelope.result?.status, ran.envelope.result?.rowsProcessed], ['COMPLETE', 1]);
+    assertNothingLeaked(ran, 'run');
+    const rows = await withWarehouse(root, (w) => w.query(`SELECT * FROM ${w.qualify(ATTACKER, 'p_named_like_victim')}`));
+    assert.ok(JSON.stringify(rows).includes('acme-own-row'), JSON.stringify(rows));
+    assert.ok(!JSON.stringify(rows).includes(CANARY.payroll));
+    assert.deepEqual(await guarded(), before);
   });
 });
 

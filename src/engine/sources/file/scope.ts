@@ -81,9 +81,8 @@ export function checkWrittenPath(written: string, scope: FileScope): WrittenPath
     if (forbidden) throw pathError(`file source path ${shown} lies in ${forbidden}, which no tenant's file source may read`);
     return { absolute: true, cwd: path.parse(written).root, pattern: written, where: 'the file_roots of this environment' };
   }
-  const prefix = `data/${tenant}/`;
   const relative = path.posix.normalize(written.replaceAll('\\', '/'));
-  const pattern = relative.startsWith(prefix) ? relative.slice(prefix.length) : relative;
+  const pattern = withinDataFolder(relative, tenant);
   const first = pattern.split('/')[0]!;
   if (WORKSPACE_FOLDERS.has(first)) {
     throw pathError(
@@ -93,6 +92,16 @@ export function checkWrittenPath(written: string, scope: FileScope): WrittenPath
   }
   if (pattern === '' || pattern === '.') throw pathError(`file source path ${shown} names no file`);
   return { absolute: false, cwd: dataFolder(scope), pattern, where: `data/${tenant}/` };
+}
+
+/**
+ * A relative path as written in a source, made relative to the tenant's data folder: the folder
+ * is the tenant's `data/`, so `data/usage_*.csv` (as DESIGN writes it) and `data/<tenant>/usage_*.csv`
+ * (written from the workspace root) both mean data/<tenant>/usage_*.csv, and `usage_*.csv` too.
+ */
+function withinDataFolder(relative: string, tenant: string): string {
+  for (const prefix of [`data/${tenant}/`, 'data/']) if (relative.startsWith(prefix)) return relative.slice(prefix.length);
+  return relative;
 }
 
 /**
