@@ -88,7 +88,11 @@ export class DuckDbSqlGate {
       const rows = (await conn.runAndReadAll(DENIED_FUNCTIONS_QUERY)).getRowObjectsJS();
       const denied = new Set([...SESSION_FUNCTIONS, ...rows.map((r) => String(r['name']))]);
       return { instance, conn, denied };
-    })();
+    })().catch((err: unknown) => {
+      // A parser that failed to open is tried again by the next check, not cached as broken.
+      this.#parser = undefined;
+      throw err;
+    });
     return this.#parser;
   }
 
