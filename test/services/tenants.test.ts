@@ -273,6 +273,22 @@ describe('list, show, suspend, resume', () => {
   });
 });
 
+/** A RUNNING run record of p_main, as admission writes it; returns its id. */
+async function runningRun(tenantId: string): Promise<string> {
+  const runId = randomUUID();
+  await createRun(ctx, {
+    runId,
+    tenantId,
+    pipelineId: 'p_main',
+    trigger: 'manual',
+    runDate: '2030-02-01',
+    parameters: {},
+    timeoutAt: new Date(clock.now().getTime() + 3_600_000),
+  });
+  await markRunning(ctx, runId);
+  return runId;
+}
+
 describe('deleteTenant', () => {
   it('keeps the profile as DELETED, revokes keys, cancels the subscription and drops the dataset', async () => {
     clock.set(T0);
@@ -333,17 +349,7 @@ describe('deleteTenant', () => {
     await createTenant(ctx, { tenantId: 'busy_co', name: 'Busy', plan: 'starter' });
     const w = await warehouse();
     await w.createTable('busy_co', { name: 'raw_usage', fields: [{ name: 'date', type: 'DATE' }] });
-    const runId = randomUUID();
-    await createRun(ctx, {
-      runId,
-      tenantId: 'busy_co',
-      pipelineId: 'p_main',
-      trigger: 'manual',
-      runDate: '2030-02-01',
-      parameters: {},
-      timeoutAt: new Date(clock.now().getTime() + 3_600_000),
-    });
-    await markRunning(ctx, runId);
+    const runId = await runningRun('busy_co');
 
     const err = await rejectsWith(
       deleteTenant(ctx, 'busy_co'),
@@ -367,17 +373,7 @@ describe('deleteTenant', () => {
 
   it('--force waits for a run a live process holds to stop at its checkpoint', async () => {
     await createTenant(ctx, { tenantId: 'live_co', name: 'Live', plan: 'starter' });
-    const runId = randomUUID();
-    await createRun(ctx, {
-      runId,
-      tenantId: 'live_co',
-      pipelineId: 'p_main',
-      trigger: 'manual',
-      runDate: '2030-02-01',
-      parameters: {},
-      timeoutAt: new Date(clock.now().getTime() + 3_600_000),
-    });
-    await markRunning(ctx, runId);
+    const runId = await runningRun('live_co');
     const lock = await ctx.backends.lock();
     const taken = await lock.acquire(runLockKey('live_co', 'p_main'), {
       owner: 'this process',
