@@ -1,5 +1,4 @@
 export { runDataQuality, type RunDataQualityOptions } from './run.ts';
-export { dqResultRows, type DqResultContext } from './rows.ts';
 export { defaultRuleName, nameRules, type DqRuleInput } from './rules.ts';
 export { checkExpression, expressionOrigin } from './expression.ts';
 export { planChecks, type AggregatePlan } from './plan.ts';

@@ -9,18 +9,10 @@ const describe = (r: { ruleName: string; failingCount: number; totalCount: numbe
 
 /** Checks every rule in one pass over the table; an error-severity failure is the step's verdict. */
 export async function runDq(env: StepEnv, step: DqStep): Promise<StepOutcome> {
-  const { runDataQuality, dqResultRows } = await import('../dq/index.ts');
+  const { runDataQuality } = await import('../dq/index.ts');
   env.progress({ message: `checking ${step.rules.length} rules on ${step.table}` });
   const outcome = await runDataQuality(env.warehouse, { dataset: env.dataset, table: step.table, rules: step.rules, now: env.now() });
   env.progress({ rows: outcome.totalRows });
-  const dqRows = dqResultRows(outcome, {
-    runId: env.runId,
-    tenantId: env.tenantId,
-    pipelineId: env.pipelineId,
-    stepName: step.name,
-    tableName: step.table,
-    checkedAt: env.now(),
-  });
   const notes = outcome.failedWarnings.map((r) => `data quality warning on ${step.table}: ${describe(r)}`);
   const passed = outcome.results.filter((r) => r.passed).length;
   const failure =
@@ -47,7 +39,7 @@ export async function runDq(env: StepEnv, step: DqStep): Promise<StepOutcome> {
       failedWarnings: outcome.failedWarnings.map((r) => r.ruleName),
     },
     notes,
-    dqRows,
+    dq: outcome,
     ...(failure ? { failure } : {}),
   };
 }

@@ -1,4 +1,5 @@
-import type { Row, Warehouse } from '../../backends/warehouse/port.ts';
+import type { Warehouse } from '../../backends/warehouse/port.ts';
+import type { DqOutcome } from '../dq/types.ts';
 import type { ConvergenceError } from '../../lib/errors.ts';
 import type { SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
 import type { FileScope } from '../sources/file/scope.ts';
@@ -40,6 +41,6 @@ export interface StepOutcome {
   notes: string[];
   /** Set when the step ran to the end but its verdict is a failure (a data-quality error rule). */
   failure?: ConvergenceError;
-  /** Rows for tenant_dq_results, written by the run around the step. */
-  dqRows?: Row[];
+  /** A DQ step's per-rule outcome; the run around the step records it (tenant_dq_results). */
+  dq?: DqOutcome;
 }

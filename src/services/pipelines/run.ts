@@ -8,8 +8,8 @@ import type { StepEnv, StepOutcome } from '../../engine/steps/types.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, usageError, validationError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { METADATA_DATASET, T } from '../metadata/tables.ts';
 import { admitRun } from '../runs/admission.ts';
+import { recordDqResults } from '../runs/dq-results.ts';
 import { createRun, finishRun, finishStep, isCancelRequested, markRunning, skipStep, startStep } from '../runs/store.ts';
 import { resolveSecret } from '../secrets.ts';
 import { requireTenant } from '../tenants.ts';
@@ -292,7 +292,16 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
       let error: ConvergenceError | undefined;
       try {
         result = await executeStep({ ...env, stagingDir: path.join(env.stagingDir, step.name) }, step);
-        if (result.dqRows?.length) await (await ctx.backends.warehouse()).insert(METADATA_DATASET, T.dqResults, result.dqRows);
+        if (result.dq && step.type === 'dq') {
+          await recordDqResults(ctx, result.dq, {
+            runId,
+            tenantId: input.tenantId,
+            pipelineId: input.pipelineId,
+            stepName: step.name,
+            tableName: step.table,
+            checkedAt: ctx.now(),
+          });
+        }
         error = result.failure;
       } catch (err) {
         error = stop.signal.aborted ? stopError(stop.signal.reason as StopReason) : asRunError(err);

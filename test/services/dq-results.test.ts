@@ -3,10 +3,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { dqResultRows, runDataQuality } from '../../../src/engine/dq/index.ts';
-import { METADATA_TABLES, T } from '../../../src/services/metadata/tables.ts';
-import { cleanupAll } from '../../helpers/tmp.ts';
-import { DATASET, freshWarehouse, makeTable, NOW } from './helpers.ts';
+import { runDataQuality } from '../../src/engine/dq/index.ts';
+import { METADATA_TABLES, T } from '../../src/services/metadata/tables.ts';
+import { dqResultRows } from '../../src/services/runs/dq-results.ts';
+import { DATASET, freshWarehouse, makeTable, NOW } from '../engine/dq/helpers.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
 
 after(cleanupAll);
 

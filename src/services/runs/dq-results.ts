@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Row } from '../../backends/warehouse/port.ts';
-import type { DqOutcome } from './types.ts';
+import type { DqOutcome } from '../../engine/dq/types.ts';
+import type { ServiceContext } from '../context.ts';
+import { METADATA_DATASET, T } from '../metadata/tables.ts';
 
 export interface DqResultContext {
   runId: string;
@@ -32,4 +34,10 @@ export function dqResultRows(outcome: DqOutcome, ctx: DqResultContext): Row[] {
     details: JSON.stringify(r.details),
     checked_at: ctx.checkedAt,
   }));
+}
+
+/** Writes a DQ step's outcome to tenant_dq_results (nothing when the step checked no rule). */
+export async function recordDqResults(ctx: ServiceContext, outcome: DqOutcome, row: DqResultContext): Promise<void> {
+  const rows = dqResultRows(outcome, row);
+  if (rows.length) await (await ctx.backends.warehouse()).insert(METADATA_DATASET, T.dqResults, rows);
 }
