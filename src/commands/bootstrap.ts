@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../lib/base-command.ts';
-import { confirm } from '../lib/prompt.ts';
-import { runStages } from '../lib/progress.ts';
-import { formatTable } from '../lib/render.ts';
+import { BaseCommand } from '../cli/base-command.ts';
+import { confirm } from '../cli/prompt.ts';
+import { runStages } from '../cli/progress.ts';
+import { formatTable } from '../cli/render.ts';
 import { bootstrap, type BootstrapResult } from '../services/bootstrap.ts';
 
 export default class Bootstrap extends BaseCommand<typeof Bootstrap> {

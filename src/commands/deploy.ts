@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../lib/base-command.ts';
-import { followStages } from '../lib/progress.ts';
-import { confirm } from '../lib/prompt.ts';
+import { BaseCommand } from '../cli/base-command.ts';
+import { followStages } from '../cli/progress.ts';
+import { confirm } from '../cli/prompt.ts';
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
   static override summary = 'Ship a new revision of the Cloud Run service, with an optional canary that rolls itself back.';

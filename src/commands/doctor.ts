@@ -1,4 +1,4 @@
-import { BaseCommand } from '../lib/base-command.ts';
+import { BaseCommand } from '../cli/base-command.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
 import { runDoctor, type DoctorReport } from '../services/doctor.ts';
 

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../lib/base-command.ts';
+import { BaseCommand } from '../cli/base-command.ts';
 import { initWorkspace, type InitResult } from '../services/init.ts';
 
 export default class Init extends BaseCommand<typeof Init> {

@@ -1,5 +1,5 @@
 import { Args, Errors, Flags } from '@oclif/core';
-import { BaseCommand } from '../lib/base-command.ts';
+import { BaseCommand } from '../cli/base-command.ts';
 import { ExitCode, isConvergenceError } from '../lib/errors.ts';
 import { cloudRunTask, JobLogger } from '../job/logger.ts';
 import { JOB_TASKS, type JobRuntime } from '../job/tasks.ts';

@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../lib/base-command.ts';
-import { runStages } from '../lib/progress.ts';
-import { confirm } from '../lib/prompt.ts';
-import { formatTable } from '../lib/render.ts';
+import { BaseCommand } from '../cli/base-command.ts';
+import { runStages } from '../cli/progress.ts';
+import { confirm } from '../cli/prompt.ts';
+import { formatTable } from '../cli/render.ts';
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Send all traffic of the Cloud Run service back to an earlier revision.';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import { DURATION_PATTERN } from '../lib/duration.ts';
 
 /** Durations as users write them: 90s, 10m, 24h, 90d (or plain milliseconds). */
-export const DURATION_PATTERN = /^(\d+)(ms|s|m|h|d)$/;
 const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30s, 10m, 24h or 90d');
 
 export const PROJECT_ID_PATTERN = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;

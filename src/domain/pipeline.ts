@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DURATION_PATTERN } from '../config/schema.ts';
+import { DURATION_PATTERN } from '../lib/duration.ts';
 import { IDENTIFIER_PATTERN, NAME_PATTERN } from './ids.ts';
 
 /**

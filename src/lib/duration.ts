@@ -1,5 +1,7 @@
-import { DURATION_PATTERN } from '../config/schema.ts';
 import { validationError } from './errors.ts';
+
+/** A number and a unit: 500ms, 30s, 10m, 24h, 90d. */
+export const DURATION_PATTERN = /^(\d+)(ms|s|m|h|d)$/;
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { BIN, MANIFEST, REPO_ROOT } from './paths.ts';
 
-/** The JSON envelope of --json (see src/lib/base-command.ts). */
+/** The JSON envelope of --json (see src/cli/base-command.ts). */
 export interface Envelope<R = unknown> {
   status: number;
   result?: R;

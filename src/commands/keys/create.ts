@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { createKey, type CreatedKey } from '../../services/keys.ts';
 

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { revokeKey } from '../../services/keys.ts';
 
 export default class KeysRevoke extends BaseCommand<typeof KeysRevoke> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { confirm } from '../../lib/prompt.ts';
+import { confirm } from '../../cli/prompt.ts';
 import { rotateKeys } from '../../services/keys.ts';
 
 export default class KeysRotate extends BaseCommand<typeof KeysRotate> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { formatTable } from '../../lib/render.ts';
+import { formatTable } from '../../cli/render.ts';
 import { cleanupOrphans, type CleanupResult } from '../../services/maintenance.ts';
 
 export default class MaintenanceCleanupOrphans extends BaseCommand<typeof MaintenanceCleanupOrphans> {

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { requestCancel, type CancelRequest } from '../../services/runs/store.ts';
 
 export default class PipelineCancel extends BaseCommand<typeof PipelineCancel> {

@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatTable } from '../../lib/render.ts';
-import { formatBytes, formatDuration, runStatus, stepNote } from '../../services/runs/display.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatTable } from '../../cli/render.ts';
+import { formatDuration, runStatus, stepNote } from '../../cli/display.ts';
+import { formatBytes } from '../../lib/bytes.ts';
 import { getRunDetails, type RunDetails } from '../../services/runs/store.ts';
 
 export default class PipelineLogs extends BaseCommand<typeof PipelineLogs> {

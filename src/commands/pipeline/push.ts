@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatTable } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatTable } from '../../cli/render.ts';
 import type { PushedPipeline } from '../../services/pipelines/push.ts';
 
 export default class PipelinePush extends BaseCommand<typeof PipelinePush> {

@@ -1,12 +1,13 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { ConvergenceError, usageError, type ExitCodeValue } from '../../lib/errors.ts';
-import { formatTable } from '../../lib/render.ts';
+import { formatTable } from '../../cli/render.ts';
 import type { RunPlan } from '../../services/pipelines/plan.ts';
 import type { RemoteRunResult } from '../../services/pipelines/remote.ts';
 import type { RunSummary, StepSummary } from '../../services/pipelines/run.ts';
 
-import { formatBytes, formatDuration } from '../../services/runs/display.ts';
+import { formatDuration } from '../../cli/display.ts';
+import { formatBytes } from '../../lib/bytes.ts';
 
 export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
   static override summary = "Run a tenant's pipeline on the local engine and land the data in the environment's warehouse.";
@@ -72,7 +73,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       return plan;
     }
 
-    const { followStages } = await import('../../lib/progress.ts');
+    const { followStages } = await import('../../cli/progress.ts');
     const { loadBundle } = await import('../../services/pipelines/bundle.ts');
     const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
     const interrupt = new AbortController();

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
 import { RUN_STATES, type RunState } from '../../domain/states.ts';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { formatTable } from '../../lib/render.ts';
-import { firstLine, formatDuration, runStatus } from '../../services/runs/display.ts';
+import { formatTable } from '../../cli/render.ts';
+import { firstLine, formatDuration, runStatus } from '../../cli/display.ts';
 import { listRuns, MAX_LIST_LIMIT, type RunRecord } from '../../services/runs/store.ts';
 
 export default class PipelineRuns extends BaseCommand<typeof PipelineRuns> {

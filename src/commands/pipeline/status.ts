@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatRecord, formatTable } from '../../lib/render.ts';
-import { formatDuration, runStatus, stepNote } from '../../services/runs/display.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatRecord, formatTable } from '../../cli/render.ts';
+import { formatDuration, runStatus, stepNote } from '../../cli/display.ts';
 import { getRunDetails, type RunDetails } from '../../services/runs/store.ts';
 
 export default class PipelineStatus extends BaseCommand<typeof PipelineStatus> {

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { usageError, validationError } from '../../lib/errors.ts';
 import { validateConfigs, type ValidationReport } from '../../services/pipelines/validate.ts';
 

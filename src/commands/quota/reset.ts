@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { usageError } from '../../lib/errors.ts';
-import { confirm } from '../../lib/prompt.ts';
+import { confirm } from '../../cli/prompt.ts';
 import { resetQuotas, type ResetResult } from '../../services/quotas.ts';
 
 export default class QuotaReset extends BaseCommand<typeof QuotaReset> {

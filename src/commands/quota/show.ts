@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatRecord } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatRecord } from '../../cli/render.ts';
 import { showQuota, type QuotaView } from '../../services/quotas.ts';
 
 export default class QuotaShow extends BaseCommand<typeof QuotaShow> {

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { confirm } from '../../lib/prompt.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { confirm } from '../../cli/prompt.ts';
 import { deleteScheduledJob, scheduledJobName, type DeleteResult } from '../../services/scheduler.ts';
 
 export default class SchedulerDelete extends BaseCommand<typeof SchedulerDelete> {

@@ -1,5 +1,5 @@
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatTable } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatTable } from '../../cli/render.ts';
 import { listSchedule, type ListResult } from '../../services/scheduler.ts';
 
 export default class SchedulerList extends BaseCommand<typeof SchedulerList> {

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { runScheduledJob, type RunResult } from '../../services/scheduler.ts';
 
 export default class SchedulerRun extends BaseCommand<typeof SchedulerRun> {

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { setupSchedule, type SetupResult } from '../../services/scheduler.ts';
 
 export default class SchedulerSetup extends BaseCommand<typeof SchedulerSetup> {

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { PLAN_NAMES } from '../../domain/plans.ts';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatRecord } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatRecord } from '../../cli/render.ts';
 import { createTenant, type CreateTenantResult } from '../../services/tenants.ts';
 
 export default class TenantCreate extends BaseCommand<typeof TenantCreate> {

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { confirm } from '../../lib/prompt.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { confirm } from '../../cli/prompt.ts';
 import { deleteTenant, type DeleteTenantResult } from '../../services/tenant-delete.ts';
 
 export default class TenantDelete extends BaseCommand<typeof TenantDelete> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { TENANT_STATUSES } from '../../domain/states.ts';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatTable } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatTable } from '../../cli/render.ts';
 import { listTenants, type TenantSummary } from '../../services/tenants.ts';
 
 export default class TenantList extends BaseCommand<typeof TenantList> {

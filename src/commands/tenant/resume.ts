@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
 import { setTenantStatus } from '../../services/tenants.ts';
 
 export default class TenantResume extends BaseCommand<typeof TenantResume> {

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../lib/base-command.ts';
-import { formatRecord } from '../../lib/render.ts';
+import { BaseCommand } from '../../cli/base-command.ts';
+import { formatRecord } from '../../cli/render.ts';
 import { showTenant, type TenantDetails } from '../../services/tenants.ts';
 
 export default class TenantShow extends BaseCommand<typeof TenantShow> {

@@ -3,7 +3,7 @@ import { pinnedTraffic } from '../../backends/run-platform/gcp.ts';
 import type { RunPlatform, ServiceState, TrafficTarget } from '../../backends/run-platform/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { ConvergenceError, ExitCode, usageError, validationError } from '../../lib/errors.ts';
-import type { StageReporter } from '../../lib/progress.ts';
+import type { StageReporter } from '../../lib/stages.ts';
 import type { ServiceContext } from '../context.ts';
 import { CanaryAnalysis, type AnalysisThresholds, type StepAnalysis } from './analysis.ts';
 import {

@@ -4,7 +4,7 @@ import { startingCursor } from '../../engine/steps/ingest.ts';
 import { renderTransform } from '../../engine/steps/transform.ts';
 import type { StepEnv } from '../../engine/steps/types.ts';
 import { isConvergenceError } from '../../lib/errors.ts';
-import { formatBytes } from '../runs/display.ts';
+import { formatBytes } from '../../lib/bytes.ts';
 import type { PipelineBundle } from './bundle.ts';
 
 /**

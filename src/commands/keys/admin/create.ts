@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../../lib/base-command.ts';
+import { BaseCommand } from '../../../cli/base-command.ts';
 import { createAdminKey } from '../../../services/keys.ts';
 
 export default class KeysAdminCreate extends BaseCommand<typeof KeysAdminCreate> {

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../../lib/base-command.ts';
+import { BaseCommand } from '../../../cli/base-command.ts';
 import { usageError } from '../../../lib/errors.ts';
 import { setTenantCredential } from '../../../services/tenants.ts';
 

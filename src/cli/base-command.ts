@@ -1,5 +1,5 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { ConvergenceError, ExitCode, isConvergenceError } from './errors.ts';
+import { ConvergenceError, ExitCode, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;

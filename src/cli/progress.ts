@@ -1,4 +1,5 @@
 import type { ListrTask } from 'listr2';
+import type { StageOutcome, StageReporter } from '../lib/stages.ts';
 
 export interface StageOptions {
   /** Silent when the command prints JSON: stdout carries only the envelope. */
@@ -29,13 +30,6 @@ export async function runStages<Ctx extends object>(tasks: ListrTask<Ctx>[], ctx
   return (await stageList(tasks, ctx, { ...options, exitOnError: true })).run();
 }
 
-/** How a piece of work tells the stage list what it is doing. */
-export interface StageReporter {
-  start(index: number): void;
-  update(index: number, text: string): void;
-  finish(index: number, outcome: { status: 'ok' | 'failed' | 'skipped'; title?: string; message?: string }): void;
-}
-
 interface Deferred<T> {
   promise: Promise<T>;
   resolve(value: T): void;
@@ -53,7 +47,7 @@ const deferred = <T>(): Deferred<T> => {
  */
 export async function followStages<R>(titles: string[], options: StageOptions, work: (stages: StageReporter) => Promise<R>): Promise<R> {
   const started = titles.map(() => deferred<void>());
-  const finished = titles.map(() => deferred<{ status: 'ok' | 'failed' | 'skipped'; title?: string; message?: string }>());
+  const finished = titles.map(() => deferred<StageOutcome>());
   const listeners = titles.map(() => [] as Array<(text: string) => void>);
   const reporter: StageReporter = {
     start: (i) => started[i]?.resolve(),

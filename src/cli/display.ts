@@ -1,4 +1,4 @@
-import type { RunRecord, StepRecord } from './store.ts';
+import type { RunRecord, StepRecord } from '../services/runs/store.ts';
 
 /** Text shapes shared by the run commands (terminal output only; --json gets the records). */
 export function formatDuration(ms: number | null): string | null {
@@ -9,18 +9,6 @@ export function formatDuration(ms: number | null): string | null {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
-
-export function formatBytes(bytes: number | null): string | null {
-  if (bytes === null) return null;
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes}B` : `${value.toFixed(1)}${units[unit]}`;
 }
 
 /** A run's status, with the pending cancel that has not taken effect yet. */

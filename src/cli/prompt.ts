@@ -1,4 +1,4 @@
-import { usageError } from './errors.ts';
+import { usageError } from '../lib/errors.ts';
 
 export interface ConfirmOptions {
   yes: boolean;
