@@ -1,20 +1,9 @@
 import type { FieldSpec } from '../backends/warehouse/port.ts';
 
 /**
- * The hand-over between a source and a load: Parquet files in a run's staging folder
- * (`.convergence/staging/<run_id>/<step>/`). Every file has the destination columns (typed as
- * `fields` says) plus three bookkeeping columns. A row whose `__reason` is not null could not be
- * parsed or typed: the load sends it to `<table>__quarantine` instead of the destination.
- *
- * Parquet types: INT64 Int64, FLOAT64 Float64, BOOL Boolean, DATE Date, TIMESTAMP Datetime(us, UTC),
- * STRING and JSON Utf8; NUMERIC as exact decimal text and BYTES as base64 text (nodejs-polars
- * cannot hand binary columns over), which the load decodes.
+ * What a source hands to the ingest step: the Parquet files it staged, in the format of the
+ * staged-data contract (src/backends/warehouse/staged.ts), and what it counted on the way.
  */
-export const REASON_COLUMN = '__reason';
-export const SOURCE_FILE_COLUMN = '__source_file';
-export const SOURCE_ROW_COLUMN = '__source_row';
-export const BOOKKEEPING_COLUMNS = [REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN] as const;
-
 export interface StagedData {
   /** Absolute paths of the Parquet files, in load order. May be empty when nothing was read. */
   files: string[];

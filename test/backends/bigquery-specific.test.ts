@@ -14,7 +14,7 @@ import pl from 'nodejs-polars';
 import { BigQueryWarehouse, type BigQueryWarehouseOptions } from '../../src/backends/warehouse/bigquery.ts';
 import type { FieldSpec, LoadRequest } from '../../src/backends/warehouse/port.ts';
 import { runDataQuality } from '../../src/engine/dq/index.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../src/engine/staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../src/backends/warehouse/staged.ts';
 import { POLARS_TYPE } from '../../src/engine/stage/typing.ts';
 import { FakeBigQuery, fakeClient, type FakeBigQueryOptions, type LoggedRequest } from '../fakes/bigquery/index.ts';
 import { rejectsWith } from '../helpers/assertions.ts';

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pl from 'nodejs-polars';
 import type { FieldSpec, FieldType } from '../../src/backends/warehouse/port.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../src/engine/staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../src/backends/warehouse/staged.ts';
 
 const POLARS_TYPE: Partial<Record<FieldType, pl.DataType>> = {
   STRING: pl.Utf8,

@@ -47,7 +47,7 @@ export type WriteOp =
 
 /** Where the rows of a load come from. */
 export type LoadSource =
-  /** Staged Parquet files (src/engine/staging.ts): rows with a `__reason` go to quarantine. */
+  /** Staged Parquet files (./staged.ts): rows with a `__reason` go to quarantine. */
   | { kind: 'parquet'; files: string[]; fields: FieldSpec[] }
   /**
    * A transform's SELECT, run in the warehouse. It is tenant SQL: the load checks it as

@@ -2,7 +2,7 @@ import type { FieldSpec, FieldType } from '../../backends/warehouse/port.ts';
 import type { TableSchemaFile } from '../../domain/pipeline.ts';
 import { IDENTIFIER_PATTERN } from '../../domain/ids.ts';
 import { validationError } from '../../lib/errors.ts';
-import { BOOKKEEPING_COLUMNS } from '../staging.ts';
+import { BOOKKEEPING_COLUMNS } from '../../backends/warehouse/staged.ts';
 
 /** BigQuery's legacy type names in schema files, mapped to the warehouse's standard ones. */
 const TYPE_ALIASES: Record<TableSchemaFile[number]['type'], FieldType> = {

@@ -1,7 +1,7 @@
 import pl from 'nodejs-polars';
 import type { Expr, LazyDataFrame } from 'nodejs-polars';
 import type { FieldSpec } from '../../backends/warehouse/port.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../backends/warehouse/staged.ts';
 import { asText, directCast, nullOf, parseText, POLARS_TYPE, preparedText, type RawColumn } from './typing.ts';
 
 /**

@@ -4,7 +4,7 @@ import pl from 'nodejs-polars';
 import type { LazyDataFrame } from 'nodejs-polars';
 import type { FieldSpec } from '../../backends/warehouse/port.ts';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../lib/private-fs.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../backends/warehouse/staged.ts';
 import { cursorMaxText, POLARS_TYPE } from './typing.ts';
 
 /** Staged files are numbered in load order: part-00000.parquet, part-00001.parquet, ... */

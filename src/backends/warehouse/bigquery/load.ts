@@ -1,7 +1,7 @@
 import type { TableField } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../../engine/staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
 import {
   quarantineTable,
@@ -16,7 +16,7 @@ import {
 } from '../port.ts';
 import type { JobRunner } from './jobs.ts';
 import { bq, parameterNames, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
-import { fingerprint, jobId, stagedType, stageSchema, uploadFile } from './stage.ts';
+import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 
 /**

@@ -2,21 +2,17 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { BOOKKEEPING_COLUMNS } from '../../../engine/staging.ts';
 import type { FieldSpec, FieldType, LoadRequest, Scalar } from '../port.ts';
+import { BOOKKEEPING_COLUMNS, stagedType } from '../staged.ts';
 
 /** Staged Parquet on its way to BigQuery: the staging table's schema, one upload file, and a fingerprint of the input. */
 
 /**
- * Types as staged (src/engine/staging.ts): NUMERIC is decimal text and BYTES base64 text, which the
+ * The load job's schema: autodetect stays off, so the bookkeeping columns are named too. Columns
+ * keep their types as staged (../staged.ts): NUMERIC decimal text and BYTES base64 text, which the
  * load converts in SQL; JSON is text too, so one malformed document fails in SQL with its row
  * rather than failing the whole load job.
  */
-export function stagedType(type: FieldType): FieldType {
-  return type === 'NUMERIC' || type === 'BYTES' || type === 'JSON' ? 'STRING' : type;
-}
-
-/** The load job's schema: autodetect stays off, so the bookkeeping columns are named too. */
 export function stageSchema(fields: FieldSpec[]): Array<{ name: string; type: FieldType; mode: 'NULLABLE' }> {
   return [
     ...fields.map((f) => ({ name: f.name, type: stagedType(f.type), mode: 'NULLABLE' as const })),

@@ -1,7 +1,7 @@
 import { listValue, type DuckDBValue } from '@duckdb/node-api';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
-import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../../../engine/staging.ts';
+import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
 import { quarantineTable, type FieldSpec, type LoadRequest, type LoadResult } from '../port.ts';
 import { applyWriteOp, fieldType, inTransaction, q, SQL_TYPE, type Session } from './session.ts';
@@ -88,7 +88,7 @@ export async function loadInto(s: Session, request: LoadRequest, query?: Checked
     await applySchema(s, target, plan);
 
     const into = plan.columns.map((c) => q(c.to)).join(', ');
-    // Staged BYTES arrive as base64 text (src/engine/staging.ts); everything else casts directly.
+    // Staged BYTES arrive as base64 text (../staged.ts); everything else casts directly.
     const stagedBytes = new Set(relation.staged ? relation.fields.filter((f) => f.type === 'BYTES').map((f) => f.name.toLowerCase()) : []);
     const select = plan.columns
       .map((c) => {
