@@ -1,6 +1,7 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { ConvergenceError, ExitCode, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
+import type { OpenedContext } from '../services/open-context.ts';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -34,7 +35,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected flags!: CommandFlags<T>;
   protected args!: CommandArgs<T>;
   private readonly collectedWarnings: string[] = [];
-  private contextPromise: Promise<ServiceContext> | undefined;
+  private contextPromise: Promise<OpenedContext> | undefined;
 
   public override async init(): Promise<void> {
     await super.init();
@@ -53,19 +54,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** Workspace, environment and adapters; loaded on first use so `init` needs none of them. */
   protected context(): Promise<ServiceContext> {
     this.contextPromise ??= (async () => {
-      const { loadWorkspace, resolveEnv } = await import('../config/workspace.ts');
-      const { createBackends } = await import('../backends/factory.ts');
-      const { defaultActor } = await import('../services/context.ts');
-      const workspace = await loadWorkspace(process.cwd());
-      const env = resolveEnv(workspace, this.flags.env, this.flags.project);
-      return {
-        workspace,
-        env,
-        backends: createBackends(workspace, env),
-        now: () => new Date(),
-        actor: defaultActor(),
-        warn: (message: string) => this.warn(message),
-      };
+      const { openContext } = await import('../services/open-context.ts');
+      return openContext(process.cwd(), { env: this.flags.env, project: this.flags.project, warn: (message) => this.warn(message) });
     })();
     return this.contextPromise;
   }
@@ -106,7 +96,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected override async finally(err: Error | undefined): Promise<void> {
     if (this.contextPromise) {
       const ctx = await this.contextPromise.catch(() => undefined);
-      await ctx?.backends.close();
+      await ctx?.close();
     }
     await super.finally(err);
   }

@@ -1,12 +1,13 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createBackends, type Backends } from '../backends/factory.ts';
+import type { Backends } from '../backends/factory.ts';
 import { loadWorkspace, resolveEnv, type ResolvedEnv, type Workspace } from '../config/workspace.ts';
 import { isConvergenceError } from '../lib/errors.ts';
 import { envFlag } from './context.ts';
 import { GITIGNORE_ENTRIES } from './init.ts';
 import { appliedSchemaVersion, LATEST_SCHEMA_VERSION } from './metadata/migrations.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
+import { contextFor } from './open-context.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export interface Check {
@@ -72,7 +73,7 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
     return { env: env?.name ?? null, ok: false, checks };
   }
 
-  const backends = createBackends(workspace, env);
+  const { backends, close } = contextFor(workspace, env);
   try {
     await warehouseChecks(backends, env, add);
     await keyringCheck(backends, add);
@@ -84,7 +85,7 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
       await gcpChecks(env.name, env.settings, backends, add);
     }
   } finally {
-    await backends.close();
+    await close();
   }
   return { env: env.name, ok: checks.every((c) => c.status !== 'fail'), checks };
 }

@@ -1,10 +1,9 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { createBackends } from '../../src/backends/factory.ts';
 import type { Warehouse } from '../../src/backends/warehouse/port.ts';
-import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
+import { openContext as openServiceContext } from '../../src/services/open-context.ts';
 import { initWorkspace } from '../../src/services/init.ts';
 import { METADATA_DATASET, METADATA_TABLES, T } from '../../src/services/metadata/tables.ts';
 import { makeTempDir } from './tmp.ts';
@@ -34,22 +33,16 @@ export interface TestContext extends ServiceContext {
   close(): Promise<void>;
 }
 
-/** Builds a ServiceContext the way BaseCommand.context() does, for a workspace at `root`. */
+/** The ServiceContext BaseCommand.context() builds, for a workspace at `root`, with warnings collected. */
 export async function openContext(root: string, options: { env?: string; clock?: Clock; actor?: string } = {}): Promise<TestContext> {
-  const workspace = await loadWorkspace(root);
-  const env = resolveEnv(workspace, options.env);
-  const backends = createBackends(workspace, env);
   const warnings: string[] = [];
-  return {
-    workspace,
-    env,
-    backends,
-    now: options.clock ? () => options.clock!.now() : () => new Date(),
+  const ctx = await openServiceContext(root, {
+    env: options.env,
+    now: options.clock ? () => options.clock!.now() : undefined,
     actor: options.actor ?? 'test:runner',
     warn: (message: string) => warnings.push(message),
-    warnings,
-    close: () => backends.close(),
-  };
+  });
+  return { ...ctx, warnings };
 }
 
 /** `convergence init` into a fresh temp dir, in process. Returns the workspace root. */
