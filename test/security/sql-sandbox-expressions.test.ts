@@ -1,0 +1,3 @@
+import { sqlSandboxSuite } from './sql-sandbox-suite.ts';
+
+sqlSandboxSuite('expressions');
