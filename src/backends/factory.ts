@@ -2,8 +2,37 @@ import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
 import type { KeyRing } from './keyring/port.ts';
 import type { Lock } from './lock/port.ts';
+import type { RunPlatform } from './run-platform/port.ts';
+import type { LocalRunner } from './schedule/local.ts';
+import type { Schedule } from './schedule/port.ts';
 import type { SecretStore } from './secrets/port.ts';
 import type { Warehouse } from './warehouse/port.ts';
+
+/** An environment on Google Cloud, with its convergence.yaml settings. */
+export type CloudEnv = Extract<ResolvedEnv, { backend: 'gcp' }>;
+
+/** The cloud environment `env` is, or undefined for the local one (which has no Cloud Run and no Cloud Scheduler). */
+export function cloudEnv(env: ResolvedEnv): CloudEnv | undefined {
+  return env.backend === 'gcp' ? env : undefined;
+}
+
+/** Settings a piece of work needs from a cloud environment; convergence.yaml may leave them out. */
+export type RequiredSetting = 'kms_key' | 'state_bucket' | 'service' | 'job' | 'service_account';
+
+/**
+ * The one check of a required environment setting: CONFIG_MISSING (exit 2) naming the
+ * convergence.yaml key, and what needs it.
+ */
+export function requiredSetting(env: CloudEnv, key: RequiredSetting, what: string): string {
+  const value = env.settings[key];
+  if (!value) {
+    throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" has no ${key} (needed for ${what})`, {
+      suggestion: `set environments.${env.name}.${key} in convergence.yaml`,
+      data: { key: `environments.${env.name}.${key}` },
+    });
+  }
+  return value;
+}
 
 /**
  * Picks the adapters of an environment. Each adapter module is imported only when first asked
@@ -21,6 +50,16 @@ export interface Backends {
   keyring(): Promise<KeyRing>;
   secrets(): Promise<SecretStore>;
   lock(): Promise<Lock>;
+  /**
+   * Cloud Run, for deploy, rollback and remote runs: a new adapter on its own clients, which the
+   * caller closes. Undefined where the environment has no run platform (local).
+   */
+  readonly runPlatform: (() => Promise<RunPlatform>) | undefined;
+  /**
+   * The environment's cron jobs: a new adapter, which the caller closes. `runners` do a job's work
+   * in process, by full job name, where the environment has no scheduler (local).
+   */
+  schedule(runners: ReadonlyMap<string, LocalRunner>): Promise<Schedule>;
   close(): Promise<void>;
 }
 
@@ -60,6 +99,11 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
           const { FileLock } = await import('./lock/files.ts');
           return new FileLock({ dir: `${env.stateDir}/locks` });
         }),
+      runPlatform: undefined,
+      schedule: async (runners) => {
+        const { LocalSchedule } = await import('./schedule/local.ts');
+        return new LocalSchedule({ envName: env.name, runners });
+      },
       close: async () => {
         const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;
         if (warehouse) await (await warehouse.catch(() => undefined))?.close();
@@ -72,14 +116,11 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     const { createGcpClients, gcpTarget } = await import('./gcp/clients.ts');
     return createGcpClients(gcpTarget(settings));
   });
-  const required = (key: 'kms_key' | 'state_bucket', what: string): string => {
-    const value = settings[key];
-    if (!value) {
-      throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" has no ${key} (needed for ${what})`, {
-        suggestion: `set environments.${env.name}.${key} in convergence.yaml`,
-      });
-    }
-    return value;
+  const required = (key: RequiredSetting, what: string): string => requiredSetting(env, key, what);
+  /** Clients of their own, for an adapter its caller closes. */
+  const ownClients = async () => {
+    const { createGcpClients, gcpTarget } = await import('./gcp/clients.ts');
+    return createGcpClients(gcpTarget(settings));
   };
   const warehouse = () =>
     once('warehouse', async () => {
@@ -121,6 +162,20 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
         const { GcsLock } = await import('./lock/gcs.ts');
         return new GcsLock({ storage: await (await clients).storage(), bucket });
       }),
+    runPlatform: async () => {
+      const { GcpRunPlatform } = await import('./run-platform/gcp.ts');
+      return new GcpRunPlatform(await ownClients());
+    },
+    schedule: async () => {
+      const { GcpSchedule } = await import('./schedule/gcp.ts');
+      const own = await ownClients();
+      return new GcpSchedule({
+        client: await own.scheduler(),
+        project: own.target.project,
+        region: own.target.region,
+        onClose: () => own.close(),
+      });
+    },
     close: async () => {
       const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;
       if (warehouse) await (await warehouse.catch(() => undefined))?.close();

@@ -1,6 +1,6 @@
+import { cloudEnv, requiredSetting, type CloudEnv } from '../backends/factory.ts';
 import type { JobSpec, Schedule, ScheduledJob } from '../backends/schedule/port.ts';
-import type { ResolvedEnv } from '../config/workspace.ts';
-import { ConvergenceError, ExitCode, usageError } from '../lib/errors.ts';
+import { usageError } from '../lib/errors.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -83,19 +83,8 @@ export function runJobBody(plan: JobPlan, envName: string): string {
   });
 }
 
-function requiredSetting(env: Extract<ResolvedEnv, { backend: 'gcp' }>, key: 'job' | 'service_account', what: string): string {
-  const value = env.settings[key];
-  if (!value) {
-    throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" has no ${key} (needed for ${what})`, {
-      suggestion: `set environments.${env.name}.${key} in convergence.yaml`,
-      data: { key: `environments.${env.name}.${key}` },
-    });
-  }
-  return value;
-}
-
 /** The jobs an environment should have, as Cloud Scheduler specs. */
-export function desiredJobs(env: Extract<ResolvedEnv, { backend: 'gcp' }>, parent: string): Array<{ plan: JobPlan; spec: JobSpec }> {
+export function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec: JobSpec }> {
   const job = requiredSetting(env, 'job', 'the Cloud Run job the scheduler starts');
   const serviceAccount = requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
   const project = env.settings.project!;
@@ -213,37 +202,25 @@ export interface SetupResult {
 
 /** Opens the environment's Schedule adapter; the caller closes it. */
 export async function openSchedule(ctx: ServiceContext): Promise<Schedule> {
-  const env = ctx.env;
-  if (env.backend === 'local') {
-    const { LocalSchedule } = await import('../backends/schedule/local.ts');
-    const prefix = jobIdPrefix(env.name);
-    const runners = new Map<string, () => Promise<unknown>>([
-      [
-        `${prefix}reset-daily-quotas`,
-        async () => {
-          const { resetQuotas } = await import('./quotas.ts');
-          return resetQuotas(ctx);
-        },
-      ],
-      [
-        `${prefix}cleanup-orphaned-pipelines`,
-        async () => {
-          const { cleanupOrphans } = await import('./maintenance.ts');
-          return cleanupOrphans(ctx);
-        },
-      ],
-    ]);
-    return new LocalSchedule({ envName: env.name, runners });
-  }
-  const { createGcpClients, gcpTarget } = await import('../backends/gcp/clients.ts');
-  const { GcpSchedule } = await import('../backends/schedule/gcp.ts');
-  const clients = createGcpClients(gcpTarget(env.settings));
-  return new GcpSchedule({
-    client: await clients.scheduler(),
-    project: clients.target.project,
-    region: clients.target.region,
-    onClose: () => clients.close(),
-  });
+  // What a job does when it is run in process (an environment without a scheduler: local).
+  const prefix = jobIdPrefix(ctx.env.name);
+  const runners = new Map<string, () => Promise<unknown>>([
+    [
+      `${prefix}reset-daily-quotas`,
+      async () => {
+        const { resetQuotas } = await import('./quotas.ts');
+        return resetQuotas(ctx);
+      },
+    ],
+    [
+      `${prefix}cleanup-orphaned-pipelines`,
+      async () => {
+        const { cleanupOrphans } = await import('./maintenance.ts');
+        return cleanupOrphans(ctx);
+      },
+    ],
+  ]);
+  return ctx.backends.schedule(runners);
 }
 
 async function withSchedule<R>(ctx: ServiceContext, work: (schedule: Schedule) => Promise<R>): Promise<R> {
@@ -274,8 +251,8 @@ function planOnly(ctx: ServiceContext, dryRun: boolean): SetupResult {
 
 export async function setupSchedule(ctx: ServiceContext, options: { dryRun?: boolean } = {}): Promise<SetupResult> {
   const dryRun = options.dryRun ?? false;
-  const env = ctx.env;
-  if (env.backend === 'local') return planOnly(ctx, dryRun);
+  const env = cloudEnv(ctx.env);
+  if (!env) return planOnly(ctx, dryRun);
   return withSchedule(ctx, async (schedule) => {
     const wanted = desiredJobs(env, schedule.parent);
     const jobs: SetupJobResult[] = [];
@@ -343,15 +320,16 @@ const shortId = (envName: string, name: string) => {
 };
 
 export async function listSchedule(ctx: ServiceContext): Promise<ListResult> {
-  const env = ctx.env;
-  if (env.backend === 'local') {
+  const env = cloudEnv(ctx.env);
+  if (!env) {
+    const name = ctx.env.name;
     return {
-      env: env.name,
+      env: name,
       backend: 'local',
-      parent: env.name,
+      parent: name,
       jobs: SCHEDULED_JOBS.map((plan) => ({
         id: plan.id,
-        name: `${jobIdPrefix(env.name)}${plan.id}`,
+        name: `${jobIdPrefix(name)}${plan.id}`,
         schedule: plan.schedule,
         timeZone: plan.timeZone,
         state: 'PLANNED',
@@ -457,9 +435,9 @@ export interface DeleteResult {
 
 /** The resolved name of a job, for the confirmation prompt before delete. */
 export function scheduledJobName(ctx: ServiceContext, job: string): string {
-  const env = ctx.env;
-  if (env.backend === 'local') {
-    throw usageError(`the local environment "${env.name}" has no Cloud Scheduler jobs to delete`, {
+  const env = cloudEnv(ctx.env);
+  if (!env) {
+    throw usageError(`the local environment "${ctx.env.name}" has no Cloud Scheduler jobs to delete`, {
       suggestion: 'pass --env <cloud environment>',
     });
   }

@@ -12,6 +12,7 @@ import type {
   TrafficStatus,
   TrafficTarget,
 } from './port.ts';
+import { pinnedTraffic } from './port.ts';
 
 /*
  * Cloud Run Admin API v2 through @google-cloud/run. GETs answer enums as names, while
@@ -256,15 +257,6 @@ function toApiTarget(target: TrafficTarget): Loose {
     : { type: LATEST, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) };
 }
 
-/** The serving list with LATEST replaced by the revision it resolves to: what a canary pins. */
-export function pinnedTraffic(state: ServiceState): TrafficTarget[] {
-  return state.traffic.map((target, index) => {
-    if (target.revision) return target;
-    const resolved = state.trafficStatuses[index]?.revision ?? state.latestReadyRevision;
-    return { ...target, ...(resolved ? { revision: resolved } : {}) };
-  });
-}
-
 function conditionOf(raw: Loose, type: string): Loose | undefined {
   if (type === 'Ready' && raw.terminalCondition) return raw.terminalCondition as Loose;
   return ((raw.conditions as Loose[]) ?? []).find((c) => c.type === type);
@@ -335,9 +327,4 @@ function toExecutionInfo(raw: Loose, job: string): ExecutionInfo {
     logUri: raw.logUri ? String(raw.logUri) : undefined,
     message: completed?.message ? String(completed.message) : undefined,
   };
-}
-
-/** The Cloud Run adapter of a cloud environment. */
-export async function createRunPlatform(clients: GcpClients): Promise<RunPlatform> {
-  return new GcpRunPlatform(clients);
 }

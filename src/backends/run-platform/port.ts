@@ -125,3 +125,12 @@ export interface RunPlatform {
   getExecution(job: string, execution: string): Promise<ExecutionInfo>;
   close(): Promise<void>;
 }
+
+/** The serving list with LATEST replaced by the revision it resolves to: what a canary pins. */
+export function pinnedTraffic(state: ServiceState): TrafficTarget[] {
+  return state.traffic.map((target, index) => {
+    if (target.revision) return target;
+    const resolved = state.trafficStatuses[index]?.revision ?? state.latestReadyRevision;
+    return { ...target, ...(resolved ? { revision: resolved } : {}) };
+  });
+}

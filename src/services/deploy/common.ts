@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { cloudEnv, requiredSetting } from '../../backends/factory.ts';
 import type { RunPlatform, ServiceState, TrafficTarget } from '../../backends/run-platform/port.ts';
 import type { GcpEnvironment } from '../../config/schema.ts';
-import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
+import { usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { DEPLOYMENT_HISTORY_TABLE, METADATA_DATASET } from '../metadata/tables.ts';
 import { probeUrlFromEnv, type ProbeUrlOf } from './probe.ts';
@@ -26,20 +27,16 @@ export interface DeployTarget {
   region: string;
 }
 
+const notCloud = (ctx: ServiceContext) =>
+  usageError(`environment "${ctx.env.name}" is local: deploy and rollback act on a cloud environment`, {
+    suggestion: 'pass --env with a cloud environment of convergence.yaml',
+  });
+
 /** The cloud environment and Cloud Run service a deploy or rollback acts on; no API call. */
 export function deployTarget(ctx: ServiceContext): DeployTarget {
-  const env = ctx.env;
-  if (env.backend !== 'gcp') {
-    throw usageError(`environment "${env.name}" is local: deploy and rollback act on a cloud environment`, {
-      suggestion: 'pass --env with a cloud environment of convergence.yaml',
-    });
-  }
-  const service = env.settings.service;
-  if (!service) {
-    throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" has no service`, {
-      suggestion: `set environments.${env.name}.service in convergence.yaml`,
-    });
-  }
+  const env = cloudEnv(ctx.env);
+  if (!env || !ctx.backends.runPlatform) throw notCloud(ctx);
+  const service = requiredSetting(env, 'service', 'deploy and rollback: the Cloud Run service they act on');
   const project = env.settings.project || process.env.GOOGLE_CLOUD_PROJECT;
   if (!project) throw usageError('no Google Cloud project', { suggestion: 'set `project:` for the environment in convergence.yaml' });
   return { env: env.name, settings: env.settings, service, project, region: env.settings.region };
@@ -50,10 +47,12 @@ export interface PlatformHandle {
   close(): Promise<void>;
 }
 
-export async function openPlatform(target: DeployTarget): Promise<PlatformHandle> {
-  const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
-  const { GcpRunPlatform } = await import('../../backends/run-platform/gcp.ts');
-  const platform = new GcpRunPlatform(createGcpClients(gcpTarget(target.settings)));
+/** The run platform of the environment deployTarget accepts; the caller closes it. */
+export async function openPlatform(ctx: ServiceContext): Promise<PlatformHandle> {
+  deployTarget(ctx);
+  const open = ctx.backends.runPlatform;
+  if (!open) throw notCloud(ctx);
+  const platform = await open();
   return { platform, close: () => platform.close() };
 }
 

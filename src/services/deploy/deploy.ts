@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { pinnedTraffic } from '../../backends/run-platform/gcp.ts';
+import { pinnedTraffic } from '../../backends/run-platform/port.ts';
 import type { RunPlatform, ServiceState, TrafficTarget } from '../../backends/run-platform/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { ConvergenceError, ExitCode, usageError, validationError } from '../../lib/errors.ts';
@@ -230,7 +230,7 @@ async function buildImage(plan: DeployPlan, target: DeployTarget): Promise<strin
  */
 export async function runDeploy(ctx: ServiceContext, plan: DeployPlan, hooks: DeployHooks = {}): Promise<DeployResult> {
   const target = deployTarget(ctx);
-  const handle = hooks.platform ? { platform: hooks.platform, close: async () => {} } : await openPlatform(target);
+  const handle = hooks.platform ? { platform: hooks.platform, close: async () => {} } : await openPlatform(ctx);
   try {
     return await deployWith(ctx, plan, target, handle.platform, hooks);
   } finally {

@@ -1,4 +1,4 @@
-import { pinnedTraffic } from '../../backends/run-platform/gcp.ts';
+import { pinnedTraffic } from '../../backends/run-platform/port.ts';
 import type { RevisionInfo, RunPlatform, TrafficTarget } from '../../backends/run-platform/port.ts';
 import { ConvergenceError, ExitCode, notFoundError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
@@ -40,7 +40,7 @@ export interface RollbackResult extends RollbackPlan {
 }
 
 async function withPlatform<R>(ctx: ServiceContext, hooks: RollbackHooks, work: (platform: RunPlatform) => Promise<R>): Promise<R> {
-  const handle = hooks.platform ? { platform: hooks.platform, close: async () => {} } : await openPlatform(deployTarget(ctx));
+  const handle = hooks.platform ? { platform: hooks.platform, close: async () => {} } : await openPlatform(ctx);
   try {
     return await work(handle.platform);
   } finally {

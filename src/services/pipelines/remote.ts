@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { cloudEnv, requiredSetting } from '../../backends/factory.ts';
 import type { ExecutionInfo, RunPlatform } from '../../backends/run-platform/port.ts';
 import type { Row } from '../../backends/warehouse/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
@@ -113,23 +114,14 @@ async function refuseWhileStarting(
  * quota used up) is refused here, before an execution is started: see checkRemoteAdmission.
  */
 export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput): Promise<RemoteRunResult> {
-  const env = ctx.env;
-  if (env.backend !== 'gcp') {
-    throw usageError(`--remote runs on Cloud Run Jobs; "${env.name}" is a local environment`, {
+  const env = cloudEnv(ctx.env);
+  const openPlatform = ctx.backends.runPlatform;
+  if (!env || !openPlatform) {
+    throw usageError(`--remote runs on Cloud Run Jobs; "${ctx.env.name}" is a local environment`, {
       suggestion: 'pass --env <cloud environment>, or drop --remote to run here',
     });
   }
-  const job = env.settings.job;
-  if (!job) {
-    throw new ConvergenceError(
-      'CONFIG_MISSING',
-      ExitCode.usage,
-      `environment "${env.name}" has no job (the Cloud Run job that runs pipelines)`,
-      {
-        suggestion: `set environments.${env.name}.job in convergence.yaml`,
-      },
-    );
-  }
+  const job = requiredSetting(env, 'job', 'remote runs: the Cloud Run job that runs pipelines');
   const profile = await requireTenant(ctx, input.tenantId);
   const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
   const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
@@ -141,9 +133,7 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
 
   const runId = randomUUID();
   const timeoutMs = parseDuration(pushed.pipeline.timeout, 'timeout');
-  const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
-  const { GcpRunPlatform } = await import('../../backends/run-platform/gcp.ts');
-  const platform = new GcpRunPlatform(createGcpClients(gcpTarget(env.settings)));
+  const platform = await openPlatform();
   try {
     // Starts of one pipeline are serialised: between this check and the container taking the run
     // lock, the PENDING row written here is what tells a second start that one is on its way.
