@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { ServiceContext } from '../services/context.ts';
-import type { VerifiedKey } from '../services/keys.ts';
 import { redactKnownSecrets, redactKnownSecretsDeep } from '../lib/redaction.ts';
 import { forApiCaller } from './api-text.ts';
 import { Authenticator } from './auth.ts';
-import type { BucketLimits } from './buckets.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -18,39 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { RouteMethods } from './route-methods.ts';
 import { RunLauncher } from './runs.ts';
-
-export interface ServerOptions {
-  version: string;
-  /** Largest request body accepted, in bytes (413 beyond). */
-  bodyLimit: number;
-  /** Requests per second over all callers (429 beyond); 0 turns the global limit off. */
-  globalRatePerSecond: number;
-  /** Overrides every plan's requests_per_minute (tests, benchmarks); undefined uses the plans. */
-  tenantRatePerMinute?: number;
-  /** How long key verifications and finished run reads are reused. */
-  authCacheTtlMs: number;
-  /** Failed authentications per client address before 429 (burst, then one more every refillEveryMs). */
-  authFailureLimits?: BucketLimits;
-  /** Verifications per tenant of keys not yet in the in-memory index (minted elsewhere a moment ago). */
-  unlistedKeyLimits?: BucketLimits;
-  /** Verifications of keys not seen before that may wait on the warehouse at once; more get 503 at once. */
-  maxConcurrentVerifications?: number;
-  /** How often the in-memory index of usable keys is reloaded: a key minted by another process is listed within this. */
-  keyIndexRefreshMs?: number;
-  /**
-   * Proxies in front of the server whose X-Forwarded-For entry is trusted, counted from the
-   * socket: 1 on Cloud Run (its front end appends the client's address), 0 elsewhere, where the
-   * header is ignored (a client could write any address into it).
-   */
-  trustedProxyHops?: number;
-  /** How long a live run's status read is reused (finished runs are kept longer). */
-  runCacheTtlMs: number;
-  /** pino level, or 'silent'. */
-  logLevel: string;
-  /** Where JSON log lines go (default stdout). */
-  logStream?: NodeJS.WritableStream;
-  defaultMetrics?: boolean;
-}
+import type { ServerOptions, ServerParts } from './types.ts';
 
 export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'version'> = {
   bodyLimit: 64 * 1024,
@@ -61,24 +27,6 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'version'> = {
   runCacheTtlMs: 500,
   logLevel: 'info',
 };
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: VerifiedKey;
-  }
-}
-
-export interface ServerParts {
-  ctx: ServiceContext;
-  options: ServerOptions;
-  auth: Authenticator;
-  runs: RunLauncher;
-  metrics: ServerMetrics;
-  /** preHandler of tenant routes: X-API-Key, then the tenant's rate limit. */
-  requireTenant: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-  /** preHandler of admin and scheduler routes: X-Admin-Key. */
-  requireAdmin: (request: FastifyRequest) => Promise<void>;
-}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Longest request target (path and query) served; longer ones get 414. Node refuses request heads over 16 KiB anyway. */

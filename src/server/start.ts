@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServiceContext } from '../services/context.ts';
-import { buildServer, type ServerOptions } from './app.ts';
+import { buildServer } from './app.ts';
+import type { ServerOptions } from './types.ts';
 
 export interface ListenOptions {
   host: string;

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { buildServer, DEFAULT_SERVER_OPTIONS, type ServerOptions, type ServerParts } from '../../src/server/app.ts';
+import { buildServer, DEFAULT_SERVER_OPTIONS } from '../../src/server/app.ts';
+import type { ServerOptions, ServerParts } from '../../src/server/types.ts';
 import type { ServiceContext } from '../../src/services/context.ts';
 import { installExample } from '../../src/services/example.ts';
 import { createAdminKey, createKey } from '../../src/services/keys.ts';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { PLAN_NAMES } from '../../domain/plans.ts';
-import type { ServerParts } from '../app.ts';
+import type { ServerParts } from '../types.ts';
 
 const TENANT_ID = { type: 'string', pattern: '^[a-z][a-z0-9_]{2,49}$' } as const;
 const DAY_MS = 86_400_000;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { LATEST_SCHEMA_VERSION, appliedSchemaVersion } from '../../services/metadata/migrations.ts';
-import type { ServerParts } from '../app.ts';
+import type { ServerParts } from '../types.ts';
 
 /** The service name the seeds' health checks and dashboards expect. */
 export const SERVICE_NAME = 'convergence-data-pipeline';

@@ -3,7 +3,7 @@ import { isCalendarDate } from '../../domain/dates.ts';
 import { RUN_STATES, TERMINAL_RUN_STATES } from '../../domain/states.ts';
 import { ExitCode, notFoundError, validationError } from '../../lib/errors.ts';
 import { getRunDetails, listRuns, requestCancel, type RunDetails } from '../../services/runs/store.ts';
-import type { ServerParts } from '../app.ts';
+import type { ServerParts } from '../types.ts';
 import { TtlCache } from '../cache.ts';
 import { runView, stepView } from '../views.ts';
 
