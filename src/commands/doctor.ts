@@ -1,6 +1,6 @@
 import { BaseCommand } from '../cli/base-command.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
-import { runDoctor, type DoctorReport } from '../services/doctor.ts';
+import { runDoctor, type DoctorReport } from '../services/doctor/index.ts';
 
 const MARK = { pass: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
 

@@ -3,7 +3,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bootstrap } from '../../src/services/bootstrap.ts';
-import { runDoctor, type DoctorReport } from '../../src/services/doctor.ts';
+import { runDoctor, type DoctorReport } from '../../src/services/doctor/index.ts';
 import { createAdminKey, createKey } from '../../src/services/keys.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';

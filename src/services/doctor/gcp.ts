@@ -1,11 +1,7 @@
-import type { Backends } from '../backends/factory.ts';
-import type { GcpClients } from '../backends/gcp/clients.ts';
-import type { GcpEnvironment } from '../config/schema.ts';
-import { isConvergenceError } from '../lib/errors.ts';
-import type { Check } from './doctor.ts';
-
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-const fixOf = (err: unknown, fallback: string) => (isConvergenceError(err) && err.suggestion ? err.suggestion : fallback);
+import type { Backends } from '../../backends/factory.ts';
+import type { GcpClients } from '../../backends/gcp/clients.ts';
+import type { GcpEnvironment } from '../../config/schema.ts';
+import { fixOf, message, type Check } from './check.ts';
 
 /**
  * The seeds' troubleshooting list as checks of a cloud environment: credentials, then each
@@ -13,7 +9,7 @@ const fixOf = (err: unknown, fallback: string) => (isConvergenceError(err) && er
  * the API to enable), so a failing check says what to run.
  */
 export async function gcpChecks(envName: string, settings: GcpEnvironment, backends: Backends, add: (c: Check) => void): Promise<void> {
-  const { createGcpClients, gcpTarget, ENDPOINT_VARS } = await import('../backends/gcp/clients.ts');
+  const { createGcpClients, gcpTarget, ENDPOINT_VARS } = await import('../../backends/gcp/clients.ts');
   const clients = createGcpClients(gcpTarget(settings));
   try {
     if (clients.overridden) {
@@ -86,7 +82,7 @@ async function cloudRunCheck(envName: string, settings: GcpEnvironment, clients:
     return;
   }
   const name = `projects/${clients.target.project}/locations/${clients.target.region}/services/${settings.service}`;
-  const { toConvergenceError, googleErrorFacts, GrpcCode } = await import('../backends/gcp/errors.ts');
+  const { toConvergenceError, googleErrorFacts, GrpcCode } = await import('../../backends/gcp/errors.ts');
   try {
     const services = await clients.runServices();
     const [service] = await services.getService({ name });
