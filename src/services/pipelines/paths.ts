@@ -1,12 +1,11 @@
 import path from 'node:path';
-import type { SourceConfig } from '../../domain/pipeline.ts';
+import { sourceSchema, type SourceConfig } from '../../domain/pipeline.ts';
 import { isRemotePath, matchInputFiles, type FileScope } from '../../engine/sources/file/resolve.ts';
 import { isConvergenceError, validationError } from '../../lib/errors.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
 import type { PipelineBundle } from './bundle.ts';
 import { readTenantText } from './files.ts';
-import { sourceSchema } from '../../domain/pipeline.ts';
 
 /**
  * Where the file sources of `tenantId` may read in this environment: data/<tenant>/ of the

@@ -101,13 +101,21 @@ function resolveRunDate(ctx: ServiceContext, value: string | undefined): string 
   return value;
 }
 
+/**
+ * Configuration errors (exit 2) found before any lock or run row: a file path the tenant may not
+ * read, tenant SQL the warehouse's parser refuses (checked again when it runs).
+ */
+async function refuseUnsafeConfig(ctx: ServiceContext, bundle: PipelineBundle): Promise<void> {
+  await assertSourcePaths(ctx, bundle);
+  await assertTenantSql(ctx, bundle);
+}
+
 /** Reads and checks everything, resolves what each step would do, and writes nothing. */
 export async function planPipelineRun(ctx: ServiceContext, input: RunInput): Promise<RunPlan> {
   await requireTenant(ctx, input.tenantId);
   const bundle = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId);
-  await assertSourcePaths(ctx, bundle);
-  await assertTenantSql(ctx, bundle);
   const runDate = resolveRunDate(ctx, input.runDate);
+  await refuseUnsafeConfig(ctx, bundle);
   const runId = input.runId ?? randomUUID();
   const env = await stepEnv(ctx, bundle, input, runId, runDate, new AbortController().signal, () => undefined);
   return describePlan(env, bundle, { runDate, fullRefresh: Boolean(input.fullRefresh) });
@@ -177,17 +185,12 @@ function stopError(reason: StopReason): ConvergenceError {
  */
 export async function runPipeline(ctx: ServiceContext, input: RunInput, observer: RunObserver = {}): Promise<RunSummary> {
   const bundle = input.bundle ?? (await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId));
-  // A path the tenant may not read is a configuration error: refused before any lock or run row.
-  await assertSourcePaths(ctx, bundle).catch(async (err: unknown) => {
-    if (input.runId) await endRefusedRun(ctx, input.runId, err);
-    throw err;
-  });
-  // So is tenant SQL the warehouse's parser refuses (checked again when it runs).
-  await assertTenantSql(ctx, bundle).catch(async (err: unknown) => {
-    if (input.runId) await endRefusedRun(ctx, input.runId, err);
-    throw err;
-  });
   const runDate = resolveRunDate(ctx, input.runDate);
+  await refuseUnsafeConfig(ctx, bundle).catch(async (err: unknown) => {
+    // A remote start wrote this run's row before its container got here: end it with the refusal.
+    if (input.runId) await endRefusedRun(ctx, input.runId, err);
+    throw err;
+  });
   const runId = input.runId ?? randomUUID();
   const timeoutMs = parseDuration(bundle.pipeline.timeout, 'timeout');
   const startedAt = Date.now();
