@@ -56,7 +56,7 @@ const contenders = {
   // then DuckDbWarehouse.load (one transaction, quarantine split). Imported from the TS sources.
   async engine() {
     const { stageFileSource } = await import('../src/engine/sources/file/index.ts');
-    const { DuckDbWarehouse } = await import('../src/backends/warehouse/duckdb.ts');
+    const { DuckDbWarehouse } = await import('../src/backends/warehouse/duckdb/index.ts');
     const imported = since();
     const source = { source_id: 'events', type: 'file', path: spec.csvGlob, format: 'csv' };
     let prepass = imported;

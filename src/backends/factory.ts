@@ -81,7 +81,7 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
   if (env.backend === 'local') {
     const warehouse = () =>
       once('warehouse', async () => {
-        const { DuckDbWarehouse } = await import('./warehouse/duckdb.ts');
+        const { DuckDbWarehouse } = await import('./warehouse/duckdb/index.ts');
         return new DuckDbWarehouse({ file: `${env.stateDir}/warehouse.duckdb` });
       });
     return {
@@ -124,7 +124,7 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
   };
   const warehouse = () =>
     once('warehouse', async () => {
-      const { BigQueryWarehouse } = await import('./warehouse/bigquery.ts');
+      const { BigQueryWarehouse } = await import('./warehouse/bigquery/index.ts');
       const c = await clients;
       return new BigQueryWarehouse({ client: await c.bigquery(), project: c.target.project, location: c.target.location });
     });
@@ -136,7 +136,7 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       template
         ? once(`warehouse:${tenantId}`, async () => {
             const [{ BigQueryWarehouse }, { tenantServiceAccount }] = await Promise.all([
-              import('./warehouse/bigquery.ts'),
+              import('./warehouse/bigquery/index.ts'),
               import('./gcp/clients.ts'),
             ]);
             const c = await clients;

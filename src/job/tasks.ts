@@ -1,10 +1,10 @@
 import { ConvergenceError, ExitCode, usageError, type ExitCodeValue } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
-import type { DispatchResult } from '../services/dispatch.ts';
+import type { DispatchResult } from '../services/schedules/dispatch.ts';
 import type { CleanupResult } from '../services/maintenance.ts';
 import type { RunSummary } from '../services/pipelines/run.ts';
 import type { ResetResult } from '../services/quotas.ts';
-import type { SyncedSchedule } from '../services/schedules.ts';
+import type { SyncedSchedule } from '../services/schedules/sync.ts';
 import type { CloudRunTask, JobLogger } from './logger.ts';
 
 export const JOB_TASKS = ['run-pipeline', 'dispatch', 'reset-quotas', 'cleanup-orphans', 'sync-schedules'] as const;
@@ -101,7 +101,7 @@ function triggeredBy(task: CloudRunTask): string {
 
 /** dispatch: this task's shard of the due schedules; exits 0 even when some schedule failed (each is logged). */
 export async function dispatchTask(rt: JobRuntime): Promise<DispatchResult> {
-  const { dispatchDueSchedules } = await import('../services/dispatch.ts');
+  const { dispatchDueSchedules } = await import('../services/schedules/dispatch.ts');
   const result = await dispatchDueSchedules(rt.ctx, {
     taskIndex: rt.task.taskIndex,
     taskCount: rt.task.taskCount,
@@ -181,7 +181,7 @@ export async function cleanupOrphansTask(rt: JobRuntime): Promise<CleanupResult>
 /** sync-schedules: tenant_scheduled_pipeline_runs from the `schedule:` key of the tenant's pushed pipelines. */
 export async function syncSchedulesTask(rt: JobRuntime, input: JobInput): Promise<SyncedSchedule[]> {
   if (!input.tenant) throw usageError('sync-schedules needs a tenant', { suggestion: 'pass --tenant <id> or set CONVERGENCE_TENANT' });
-  const { syncSchedules } = await import('../services/schedules.ts');
+  const { syncSchedules } = await import('../services/schedules/sync.ts');
   const synced = await syncSchedules(rt.ctx, input.tenant);
   const log = rt.log.child({ tenant_id: input.tenant });
   for (const s of synced) {

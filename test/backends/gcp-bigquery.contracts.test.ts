@@ -3,7 +3,7 @@
  * @google-cloud/bigquery client over a real socket to the in-process BigQuery REST fake.
  */
 import '../fakes/env-guard.ts';
-import { BigQueryWarehouse } from '../../src/backends/warehouse/bigquery.ts';
+import { BigQueryWarehouse } from '../../src/backends/warehouse/bigquery/index.ts';
 import { loadContract } from '../contracts/load.contract.ts';
 import { warehouseContract, type WarehouseFixture } from '../contracts/warehouse.contract.ts';
 import { FakeBigQuery, fakeClient } from '../fakes/bigquery/index.ts';

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { LocalKeyRing } from '../../src/backends/keyring/local-aes.ts';
 import { FileLock } from '../../src/backends/lock/files.ts';
 import { FileSecretStore } from '../../src/backends/secrets/files.ts';
-import { DuckDbWarehouse, translatePlaceholders } from '../../src/backends/warehouse/duckdb.ts';
+import { DuckDbWarehouse, translatePlaceholders } from '../../src/backends/warehouse/duckdb/index.ts';
 
 const execFileP = promisify(execFile);
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));

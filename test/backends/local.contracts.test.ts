@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LocalKeyRing } from '../../src/backends/keyring/local-aes.ts';
 import { FileLock } from '../../src/backends/lock/files.ts';
 import { FileSecretStore } from '../../src/backends/secrets/files.ts';
-import { DuckDbWarehouse } from '../../src/backends/warehouse/duckdb.ts';
+import { DuckDbWarehouse } from '../../src/backends/warehouse/duckdb/index.ts';
 import { keyringContract } from '../contracts/keyring.contract.ts';
 import { lockContract } from '../contracts/lock.contract.ts';
 import { secretsContract } from '../contracts/secrets.contract.ts';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DuckDbWarehouse } from '../../src/backends/warehouse/duckdb.ts';
+import { DuckDbWarehouse } from '../../src/backends/warehouse/duckdb/index.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 

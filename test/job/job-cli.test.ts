@@ -12,7 +12,7 @@ import { runLockKey } from '../../src/services/runs/admission.ts';
 import { EXAMPLE_API_TOKEN, EXAMPLE_TENANT, installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
-import { syncSchedules } from '../../src/services/schedules.ts';
+import { syncSchedules } from '../../src/services/schedules/sync.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { startFakeApi } from '../engine/rest/fake-api.ts';
 import { runCli, show, spawnCli, type CliResult } from '../helpers/cli.ts';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cloudRunTask, JobLogger, redact } from '../../src/job/logger.ts';
 import { resolveJobInput } from '../../src/job/tasks.ts';
-import { shardOf } from '../../src/services/dispatch.ts';
-import { nextOccurrence } from '../../src/services/schedules.ts';
+import { shardOf } from '../../src/services/schedules/dispatch.ts';
+import { nextOccurrence } from '../../src/services/schedules/sync.ts';
 
 const SECRET = 'acme_corp_api_' + 'A'.repeat(43);
 

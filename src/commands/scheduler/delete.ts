@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.ts';
 import { confirm } from '../../cli/prompt.ts';
-import { deleteScheduledJob, scheduledJobName, type DeleteResult } from '../../services/scheduler.ts';
+import { deleteScheduledJob, scheduledJobName, type DeleteResult } from '../../services/schedules/cloud-jobs.ts';
 
 export default class SchedulerDelete extends BaseCommand<typeof SchedulerDelete> {
   static override summary = 'Delete a Cloud Scheduler job of an environment.';

@@ -1,6 +1,6 @@
 import { BaseCommand } from '../../cli/base-command.ts';
 import { formatTable } from '../../cli/render.ts';
-import { listSchedule, type ListResult } from '../../services/scheduler.ts';
+import { listSchedule, type ListResult } from '../../services/schedules/cloud-jobs.ts';
 
 export default class SchedulerList extends BaseCommand<typeof SchedulerList> {
   static override summary = 'List the scheduler jobs of an environment: schedule, time zone, state and last attempt.';

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.ts';
-import { runScheduledJob, type RunResult } from '../../services/scheduler.ts';
+import { runScheduledJob, type ScheduledRunResult } from '../../services/schedules/cloud-jobs.ts';
 
 export default class SchedulerRun extends BaseCommand<typeof SchedulerRun> {
   static override summary = 'Run a scheduler job now.';
@@ -14,7 +14,7 @@ export default class SchedulerRun extends BaseCommand<typeof SchedulerRun> {
     job: Args.string({ description: 'Job: reset-daily-quotas, cleanup-orphaned-pipelines or dispatch-tenant-pipelines', required: true }),
   };
 
-  public async run(): Promise<RunResult> {
+  public async run(): Promise<ScheduledRunResult> {
     const ctx = await this.context();
     const result = await runScheduledJob(ctx, this.args.job);
     if (result.mode === 'in-process') this.log(`Ran ${result.id} in process on ${result.env}.`);

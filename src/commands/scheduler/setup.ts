@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.ts';
-import { setupSchedule, type SetupResult } from '../../services/scheduler.ts';
+import { setupSchedule, type SetupResult } from '../../services/schedules/cloud-jobs.ts';
 
 export default class SchedulerSetup extends BaseCommand<typeof SchedulerSetup> {
   static override summary = 'Create or update the Cloud Scheduler jobs of an environment: quota reset, orphan cleanup and the dispatcher.';

@@ -3,8 +3,8 @@ import { parseDuration } from '../../lib/duration.ts';
 import { validationError } from '../../lib/errors.ts';
 import { quarantineTable } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
-import type { StagedData } from '../staging.ts';
-import { cursorWrites, ensureStateTable, readCursor } from '../state.ts';
+import type { StagedData } from '../staging/staged-data.ts';
+import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
 import { renderText, templateNames } from '../template.ts';
 import { rememberSecret, userinfoSecrets } from '../../lib/redaction.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
@@ -101,7 +101,7 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
   const config = await restConfig(env, step, source, cursor?.value);
   const [{ fetchPages, sourceRedactor }, { stageRecords }] = await Promise.all([
     import('../sources/rest/client.ts'),
-    import('../stage/records.ts'),
+    import('../staging/records.ts'),
   ]);
   const redactor = sourceRedactor(config);
   let pages = 0;

@@ -3,7 +3,7 @@ import type { DqOutcome } from '../dq/types.ts';
 import type { ConvergenceError } from '../../lib/errors.ts';
 import type { SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
 import type { FileScope } from '../sources/file/scope.ts';
-import type { StepProgress } from '../staging.ts';
+import type { StepProgress } from '../staging/staged-data.ts';
 
 /** What a step needs from the run around it; the engine itself knows nothing of metadata tables. */
 export interface StepEnv {

@@ -24,7 +24,7 @@ export interface AdmitRunInput {
   lockTtlMs?: number;
 }
 
-export type RunResult = 'succeeded' | 'failed';
+export type ReleaseOutcome = 'succeeded' | 'failed';
 
 export interface Admission {
   readonly key: string;
@@ -33,7 +33,7 @@ export interface Admission {
   /** Throws LOCK_LOST (exit 5) when the lock expired or another run took it over. */
   checkpoint(): Promise<void>;
   /** Gives the quota slot and the lock back; never throws (problems become warnings). */
-  release(outcome: RunResult): Promise<void>;
+  release(outcome: ReleaseOutcome): Promise<void>;
 }
 
 export const RUN_LOCK_TTL_MS = 60_000;
@@ -172,7 +172,7 @@ class RunAdmission implements Admission {
     if (this.#lost) throw this.#lost;
   }
 
-  async release(outcome: RunResult): Promise<void> {
+  async release(outcome: ReleaseOutcome): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     clearInterval(this.#timer);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb.ts';
+import { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb/index.ts';
 import { checkExpression, expressionOrigin } from '../../../src/engine/dq/expression.ts';
 import { maskLiterals, referencedColumns } from '../../../src/engine/dq/expression.ts';
 import { nameRules, parseRules } from '../../../src/engine/dq/rules.ts';

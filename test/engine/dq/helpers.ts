@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { FieldSpec, Row } from '../../../src/backends/warehouse/port.ts';
-import { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb.ts';
+import { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb/index.ts';
 import type { DqWarehouse } from '../../../src/engine/dq/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb.ts';
+import type { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb/index.ts';
 import type { FieldSpec } from '../../../src/backends/warehouse/port.ts';
 import { runDataQuality, type DqRuleInput, type RuleResult } from '../../../src/engine/dq/index.ts';
 import { ExitCode } from '../../../src/lib/errors.ts';

@@ -15,7 +15,7 @@ import { runPipeline } from '../../../src/services/pipelines/run.ts';
 import { createTenant } from '../../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../../helpers/context.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
-import { pick } from '../stage/read-staged.ts';
+import { pick } from '../staging/read-staged.ts';
 import { stageIn, TENANT, workspace } from './workspace.ts';
 
 after(cleanupAll);

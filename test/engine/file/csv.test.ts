@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { TableSchemaFile } from '../../../src/domain/pipeline.ts';
 import { isConvergenceError } from '../../../src/lib/errors.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
-import { pick } from '../stage/read-staged.ts';
+import { pick } from '../staging/read-staged.ts';
 import { inData, scopeOf, stageIn, TENANT, workspace } from './workspace.ts';
 
 after(cleanupAll);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { sourceSchema, type SourceConfig, type TableSchemaFile } from '../../../src/domain/pipeline.ts';
 import { stageFileSource, type FileScope, type StageFileOptions } from '../../../src/engine/sources/file/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { readStaged } from '../stage/read-staged.ts';
+import { readStaged } from '../staging/read-staged.ts';
 
 export type FileSource = Extract<SourceConfig, { type: 'file' }>;
 

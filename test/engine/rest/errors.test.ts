@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
-import { HttpError, RecordsPathError, ResponseParseError } from '../../../src/engine/sources/rest/errors.ts';
+import { SourceHttpError, RecordsPathError, ResponseParseError } from '../../../src/engine/sources/rest/errors.ts';
 import { extractRecords } from '../../../src/engine/sources/rest/records.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import type { Handler, RecordedRequest } from './fake-api.ts';
@@ -138,12 +138,12 @@ describe('secrets', () => {
     });
   }
 
-  it('redacts the echoed token in HttpError body excerpts', async () => {
+  it('redacts the echoed token in SourceHttpError body excerpts', async () => {
     const { error } = await attempt(
       () => ({ status: 403, body: `forbidden for ${TOKEN}` }),
       (b) => ({ url: `${b}/s`, auth: { type: 'bearer', token: TOKEN }, pagination: { type: 'none' } }),
     );
-    assert.ok(error instanceof HttpError);
+    assert.ok(error instanceof SourceHttpError);
     assert.match(error.message, /forbidden for \[REDACTED\]/);
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
-import { HttpError } from '../../../src/engine/sources/rest/errors.ts';
+import { SourceHttpError } from '../../../src/engine/sources/rest/errors.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import { Redactor, basicCredentials, spellingsOf, userinfoSecrets } from '../../../src/lib/redaction.ts';
 import { collect, startFakeApi, type Handler } from './fake-api.ts';
@@ -102,7 +102,7 @@ describe('rest_api secrets in requests', () => {
     assert.equal(requests[0]!.headers['x-custom-key'], TOKEN);
     assert.equal(requests[0]!.url.searchParams.get('api_token'), PARAM);
     assertClean(error, requested, [PARAM, TOKEN, PATH]);
-    assert.ok(error instanceof HttpError);
+    assert.ok(error instanceof SourceHttpError);
     assert.match(error.message, /HTTP 401/);
     assert.match(error.bodyExcerpt, /\[REDACTED\]/);
     assert.match(error.message, /plain=kept/);
@@ -134,7 +134,7 @@ describe('rest_api secrets in requests', () => {
       () => ({ status: 400, body: `${'x'.repeat(190)}${TOKEN}` }),
       (b) => ({ url: `${b}/v1`, headers: { 'X-Key': TOKEN }, secrets: [TOKEN], pagination: { type: 'none' } }),
     );
-    assert.ok(error instanceof HttpError);
+    assert.ok(error instanceof SourceHttpError);
     assert.ok(!error.message.includes(TOKEN.slice(0, 8)), error.message);
   });
 

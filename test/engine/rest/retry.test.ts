@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
-import { HttpError, NetworkError } from '../../../src/engine/sources/rest/errors.ts';
+import { SourceHttpError, NetworkError } from '../../../src/engine/sources/rest/errors.ts';
 import { backoffDelay, isRetryable, parseRetryAfter } from '../../../src/engine/sources/rest/retry.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import type { Handler } from './fake-api.ts';
@@ -55,10 +55,10 @@ describe('parseRetryAfter / backoffDelay', () => {
   });
 
   it('classifies retryable errors', () => {
-    assert.equal(isRetryable(new HttpError(429, 'u', '')), true);
-    assert.equal(isRetryable(new HttpError(408, 'u', '')), true);
-    assert.equal(isRetryable(new HttpError(503, 'u', '')), true);
-    assert.equal(isRetryable(new HttpError(404, 'u', '')), false);
+    assert.equal(isRetryable(new SourceHttpError(429, 'u', '')), true);
+    assert.equal(isRetryable(new SourceHttpError(408, 'u', '')), true);
+    assert.equal(isRetryable(new SourceHttpError(503, 'u', '')), true);
+    assert.equal(isRetryable(new SourceHttpError(404, 'u', '')), false);
     assert.equal(isRetryable(new NetworkError('u', 'x', true)), true);
     assert.equal(isRetryable(new Error('x')), false);
   });
@@ -112,7 +112,7 @@ describe('retries', () => {
       () => ({ status: 503, body: { error: 'maintenance' } }),
       async (base, requests) => {
         const error = await collect(fetchPages(cfg(base, { retry: { max_attempts: 3 } }), time)).catch((e: unknown) => e);
-        assert.ok(error instanceof HttpError, String(error));
+        assert.ok(error instanceof SourceHttpError, String(error));
         assert.equal(error.status, 503);
         assert.equal(error.attempts, 3);
         assert.match(error.message, /HTTP 503/);
@@ -131,7 +131,7 @@ describe('retries', () => {
       () => ({ status: 404, body: { error: 'no such endpoint' } }),
       async (base, requests) => {
         const error = await collect(fetchPages(cfg(base), time)).catch((e: unknown) => e);
-        assert.ok(error instanceof HttpError);
+        assert.ok(error instanceof SourceHttpError);
         assert.equal(error.status, 404);
         assert.match(error.message, /no such endpoint/);
         assert.equal(requests.length, 1);

@@ -1,8 +1,8 @@
 import pl from 'nodejs-polars';
 import type { Expr, LazyDataFrame } from 'nodejs-polars';
 import type { FieldSpec } from '../../../backends/warehouse/port.ts';
-import { identifiersFor, matchColumn } from '../../stage/fields.ts';
-import { textType, TypeVote } from '../../stage/infer.ts';
+import { identifiersFor, matchColumn } from '../../staging/fields.ts';
+import { textType, TypeVote } from '../../staging/infer.ts';
 import type { CsvLayout } from './csv-layout.ts';
 import { malformedFile, polarsMessage, quotingHint } from './errors.ts';
 import type { InputFile } from './resolve.ts';

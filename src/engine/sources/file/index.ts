@@ -3,12 +3,12 @@ import pl from 'nodejs-polars';
 import type { Expr, LazyDataFrame } from 'nodejs-polars';
 import type { FieldSpec } from '../../../backends/warehouse/port.ts';
 import type { SourceConfig, TableSchemaFile } from '../../../domain/pipeline.ts';
-import { fieldsFromSchema } from '../../stage/fields.ts';
-import { typeFrame } from '../../stage/frame.ts';
-import { countRows, ensureStagingDir, partPath, sinkPart, summarizeParts } from '../../stage/parts.ts';
-import { stageRecordBatches } from '../../stage/records.ts';
-import { cursorFieldOf, cursorFilter, type RawColumn } from '../../stage/typing.ts';
-import type { StagedData, StepProgress } from '../../staging.ts';
+import { fieldsFromSchema } from '../../staging/fields.ts';
+import { typeFrame } from '../../staging/frame.ts';
+import { countRows, ensureStagingDir, partPath, sinkPart, summarizeParts } from '../../staging/parts.ts';
+import { stageRecordBatches } from '../../staging/records.ts';
+import { cursorFieldOf, cursorFilter, type RawColumn } from '../../staging/typing.ts';
+import type { StagedData, StepProgress } from '../../staging/staged-data.ts';
 import { scanCsvLayout, type CsvLayout } from './csv-layout.ts';
 import {
   csvColumns,

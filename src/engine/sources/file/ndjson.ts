@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
-import type { RecordBatch } from '../../stage/records.ts';
+import type { RecordBatch } from '../../staging/records.ts';
 import type { InputFile } from './resolve.ts';
 
 /**

@@ -2,8 +2,8 @@ import pl from 'nodejs-polars';
 import type { DataType } from 'nodejs-polars';
 import type { FieldSpec } from '../../../backends/warehouse/port.ts';
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
-import { identifiersFor, matchColumn, widerType } from '../../stage/fields.ts';
-import { fieldTypeOf } from '../../stage/typing.ts';
+import { identifiersFor, matchColumn, widerType } from '../../staging/fields.ts';
+import { fieldTypeOf } from '../../staging/typing.ts';
 import { malformedFile, polarsMessage } from './errors.ts';
 import type { InputFile } from './resolve.ts';
 

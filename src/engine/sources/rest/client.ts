@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import { basicCredentials, Redactor, userinfoSecrets } from '../../../lib/redaction.ts';
-import { HttpError, NetworkError, PaginationError, RedirectError, ResponseParseError, excerpt, safeUrl } from './errors.ts';
+import { SourceHttpError, NetworkError, PaginationError, RedirectError, ResponseParseError, excerpt, safeUrl } from './errors.ts';
 import { createPaginator, samePageError } from './paginators.ts';
 import { RateLimiter } from '../../../lib/rate-limiter.ts';
 import { extractRecords } from './records.ts';
@@ -160,7 +160,7 @@ async function requestOnce(
   if (response.status < 200 || response.status >= 300) {
     const retryAfter = parseRetryAfter(response.headers.get('retry-after'), now());
     // Redacted before it is cut: a secret cut in half by the excerpt would no longer match.
-    throw new HttpError(response.status, shown, excerpt(requester.redactor.redact(text)), retryAfter);
+    throw new SourceHttpError(response.status, shown, excerpt(requester.redactor.redact(text)), retryAfter);
   }
   return { status: response.status, headers: response.headers, text };
 }

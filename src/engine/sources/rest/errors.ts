@@ -7,8 +7,8 @@ export class RestSourceError extends Error {
   attempts: number | undefined;
 }
 
-export class HttpError extends RestSourceError {
-  override name = 'HttpError';
+export class SourceHttpError extends RestSourceError {
+  override name = 'SourceHttpError';
   readonly status: number;
   readonly url: string;
   readonly bodyExcerpt: string;

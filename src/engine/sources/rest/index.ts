@@ -1,6 +1,6 @@
 export { authOf, baseUrl, buildHeaders, fetchPages, sourceRedactor } from './client.ts';
 export {
-  HttpError,
+  SourceHttpError,
   NetworkError,
   PaginationError,
   RecordsPathError,

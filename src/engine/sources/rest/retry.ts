@@ -1,5 +1,5 @@
 import type { RestSourceError } from './errors.ts';
-import { HttpError, NetworkError } from './errors.ts';
+import { SourceHttpError, NetworkError } from './errors.ts';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -34,7 +34,7 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, random: () =>
 
 /** 408, 429, 5xx and network errors/timeouts are retryable; every other error is not. */
 export function isRetryable(error: unknown): boolean {
-  if (error instanceof HttpError) return error.status === 408 || error.status === 429 || error.status >= 500;
+  if (error instanceof SourceHttpError) return error.status === 408 || error.status === 429 || error.status >= 500;
   return error instanceof NetworkError;
 }
 
@@ -48,7 +48,7 @@ export interface RetryOptions {
 
 /**
  * Run `fn` until it succeeds, a non-retryable error occurs, or `maxAttempts` is reached.
- * A Retry-After carried by an HttpError is honoured instead of the jittered backoff.
+ * A Retry-After carried by an SourceHttpError is honoured instead of the jittered backoff.
  * When attempts are exhausted, the last error is rethrown with the attempt count in its message.
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, options: RetryOptions): Promise<T> {
@@ -66,7 +66,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, policy: 
         err.attempts = attempt;
         throw err;
       }
-      const retryAfter = err instanceof HttpError ? err.retryAfterMs : undefined;
+      const retryAfter = err instanceof SourceHttpError ? err.retryAfterMs : undefined;
       const delayMs = retryAfter !== undefined ? Math.min(retryAfter, MAX_RETRY_AFTER_MS) : backoffDelay(attempt, policy, options.random);
       options.onRetry?.({ attempt, delayMs, error: err });
       await options.sleep(delayMs);

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { stageRecords, type StageRecordsOptions } from '../../../src/engine/stage/records.ts';
+import { stageRecords, type StageRecordsOptions } from '../../../src/engine/staging/records.ts';
 import { cleanupAll, makeTempDir } from '../../helpers/tmp.ts';
 import { pick, readStaged, stagedTypes } from './read-staged.ts';
 

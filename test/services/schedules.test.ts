@@ -15,7 +15,7 @@ import {
   runScheduledJob,
   scheduledJobName,
   setupSchedule,
-} from '../../src/services/scheduler.ts';
+} from '../../src/services/schedules/cloud-jobs.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { showQuota } from '../../src/services/quotas.ts';
 import { createTenant } from '../../src/services/tenants.ts';

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import pl from 'nodejs-polars';
 
 import type { FieldSpec, FieldType } from '../../../src/backends/warehouse/port.ts';
-import { fieldsFromSchema, identifiersFor, widerType } from '../../../src/engine/stage/fields.ts';
-import { typeFrame } from '../../../src/engine/stage/frame.ts';
-import { textType, valueType } from '../../../src/engine/stage/infer.ts';
-import { cursorFilter } from '../../../src/engine/stage/typing.ts';
+import { fieldsFromSchema, identifiersFor, widerType } from '../../../src/engine/staging/fields.ts';
+import { typeFrame } from '../../../src/engine/staging/frame.ts';
+import { textType, valueType } from '../../../src/engine/staging/infer.ts';
+import { cursorFilter } from '../../../src/engine/staging/typing.ts';
 
 /** Types one text column and returns [value, reason] per input, values rendered as text. */
 function typeTexts(type: FieldType, values: Array<string | null>, mode?: FieldSpec['mode']) {

@@ -2,10 +2,10 @@ import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
-import { assertIdentifier } from '../../domain/ids.ts';
-import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../lib/errors.ts';
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../lib/private-fs.ts';
-import { loadInto } from './duckdb/load.ts';
+import { assertIdentifier } from '../../../domain/ids.ts';
+import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../../lib/private-fs.ts';
+import { loadInto } from './load.ts';
 import {
   applyWriteOp,
   checkOp,
@@ -22,8 +22,8 @@ import {
   translatePlaceholders,
   updateRows,
   whereClause,
-} from './duckdb/session.ts';
-import { DuckDbSqlGate, SANDBOX_SETTINGS, type CheckedQuery } from './duckdb/tenant-sql.ts';
+} from './session.ts';
+import { DuckDbSqlGate, SANDBOX_SETTINGS, type CheckedQuery } from './tenant-sql.ts';
 import type {
   FieldSpec,
   LoadRequest,
@@ -38,8 +38,8 @@ import type {
   Warehouse,
   Where,
   WriteOp,
-} from './port.ts';
-import { assertSelect } from './where.ts';
+} from '../port.ts';
+import { assertSelect } from '../where.ts';
 
 export { translatePlaceholders };
 

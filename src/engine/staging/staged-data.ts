@@ -1,4 +1,4 @@
-import type { FieldSpec } from '../backends/warehouse/port.ts';
+import type { FieldSpec } from '../../backends/warehouse/port.ts';
 
 /**
  * What a source hands to the ingest step: the Parquet files it staged, in the format of the

@@ -1,9 +1,9 @@
 import type { BigQuery, TableField, TableMetadata } from '@google-cloud/bigquery';
-import { assertIdentifier } from '../../domain/ids.ts';
-import { notFoundError, validationError } from '../../lib/errors.ts';
-import { errorFacts, isDuplicate, isNotFound, warehouseError } from './bigquery/errors.ts';
-import { JobRunner, type RetryPolicy } from './bigquery/jobs.ts';
-import { loadInto, partitioningOf } from './bigquery/load.ts';
+import { assertIdentifier } from '../../../domain/ids.ts';
+import { notFoundError, validationError } from '../../../lib/errors.ts';
+import { errorFacts, isDuplicate, isNotFound, warehouseError } from './errors.ts';
+import { JobRunner, type RetryPolicy } from './jobs.ts';
+import { loadInto, partitioningOf } from './load.ts';
 import {
   bq,
   checkOp,
@@ -17,10 +17,10 @@ import {
   whereSql,
   writeOpSql,
   type TableInfo,
-} from './bigquery/sql.ts';
-import { checkBigQueryExpression, checkBigQueryQuery, type BigQueryGateContext } from './bigquery/tenant-sql.ts';
-import { fieldTypeOf, inferType, queryParameter } from './bigquery/values.ts';
-import { assertSelect } from './where.ts';
+} from './sql.ts';
+import { checkBigQueryExpression, checkBigQueryQuery, type BigQueryGateContext } from './tenant-sql.ts';
+import { fieldTypeOf, inferType, queryParameter } from './values.ts';
+import { assertSelect } from '../where.ts';
 import type {
   FieldSpec,
   FieldType,
@@ -36,7 +36,7 @@ import type {
   Warehouse,
   Where,
   WriteOp,
-} from './port.ts';
+} from '../port.ts';
 
 /**
  * Warehouse on BigQuery, through @google-cloud/bigquery. The client is built elsewhere (ADC in real

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { isConvergenceError, ExitCode } from '../lib/errors.ts';
-import type { ServiceContext } from './context.ts';
-import { withLease } from './leases.ts';
-import { METADATA_DATASET, T } from './metadata/tables.ts';
-import { loadActiveBundle } from './pipelines/push.ts';
-import { runPipeline, type RunSummary } from './pipelines/run.ts';
-import { nextOccurrence, toSchedule, type ScheduleRow } from './schedules.ts';
+import { isConvergenceError, ExitCode } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
+import { withLease } from '../leases.ts';
+import { METADATA_DATASET, T } from '../metadata/tables.ts';
+import { loadActiveBundle } from '../pipelines/push.ts';
+import { runPipeline, type RunSummary } from '../pipelines/run.ts';
+import { nextOccurrence, toSchedule, type ScheduleRow } from './sync.ts';
 
 export interface DispatchOptions {
   /** This task's shard: CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT. */

@@ -2,7 +2,7 @@ import pl from 'nodejs-polars';
 import type { Expr } from 'nodejs-polars';
 import type { FieldSpec, FieldType } from '../../backends/warehouse/port.ts';
 import type { TableSchemaFile } from '../../domain/pipeline.ts';
-import type { StagedData, StepProgress } from '../staging.ts';
+import type { StagedData, StepProgress } from './staged-data.ts';
 import { fieldsFromSchema, matchColumn, uniqueIdentifier } from './fields.ts';
 import { TypeVote, valueType } from './infer.ts';
 import { typeFrame } from './frame.ts';

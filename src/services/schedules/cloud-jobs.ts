@@ -1,7 +1,7 @@
-import { cloudEnv, requiredSetting, type CloudEnv } from '../backends/factory.ts';
-import type { JobSpec, Schedule, ScheduledJob } from '../backends/schedule/port.ts';
-import { usageError } from '../lib/errors.ts';
-import type { ServiceContext } from './context.ts';
+import { cloudEnv, requiredSetting, type CloudEnv } from '../../backends/factory.ts';
+import type { JobSpec, Schedule, ScheduledJob } from '../../backends/schedule/port.ts';
+import { usageError } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
 
 /**
  * Cloud Scheduler jobs of an environment (seed 000 plus the dispatcher). Each one POSTs to the
@@ -9,7 +9,7 @@ import type { ServiceContext } from './context.ts';
  * account, overriding the container args to one headless task. `setup` reconciles: GET each job,
  * create the missing ones, update only the fields that differ, so a second run writes nothing.
  */
-export type JobTask = 'reset-quotas' | 'cleanup-orphans' | 'dispatch';
+export type ScheduledTask = 'reset-quotas' | 'cleanup-orphans' | 'dispatch';
 
 export interface JobPlan {
   /** Short id: reset-daily-quotas. */
@@ -17,7 +17,7 @@ export interface JobPlan {
   description: string;
   schedule: string;
   timeZone: string;
-  task: JobTask;
+  task: ScheduledTask;
   taskCount: number;
   retryCount: number;
   minBackoffSeconds: number;
@@ -179,7 +179,7 @@ export interface SetupJobResult {
   action: 'create' | 'update' | 'unchanged';
   schedule: string;
   timeZone: string;
-  task: JobTask;
+  task: ScheduledTask;
   taskCount: number;
   changes: FieldChange[];
   updateMask: string[];
@@ -208,14 +208,14 @@ export async function openSchedule(ctx: ServiceContext): Promise<Schedule> {
     [
       `${prefix}reset-daily-quotas`,
       async () => {
-        const { resetQuotas } = await import('./quotas.ts');
+        const { resetQuotas } = await import('../quotas.ts');
         return resetQuotas(ctx);
       },
     ],
     [
       `${prefix}cleanup-orphaned-pipelines`,
       async () => {
-        const { cleanupOrphans } = await import('./maintenance.ts');
+        const { cleanupOrphans } = await import('../maintenance.ts');
         return cleanupOrphans(ctx);
       },
     ],
@@ -303,7 +303,7 @@ export interface ListedJob {
   state: string;
   lastAttemptTime: Date | null;
   lastStatus: { code: number; message: string } | null;
-  task: JobTask | null;
+  task: ScheduledTask | null;
 }
 
 export interface ListResult {
@@ -389,7 +389,7 @@ export function resolveJobName(envName: string, parent: string, job: string): { 
   return { id, name };
 }
 
-export interface RunResult {
+export interface ScheduledRunResult {
   env: string;
   id: string;
   name: string;
@@ -402,7 +402,7 @@ export interface RunResult {
   result?: unknown;
 }
 
-export async function runScheduledJob(ctx: ServiceContext, job: string): Promise<RunResult> {
+export async function runScheduledJob(ctx: ServiceContext, job: string): Promise<ScheduledRunResult> {
   return withSchedule(ctx, async (schedule) => {
     const { id, name } = resolveJobName(ctx.env.name, schedule.parent, job);
     if (schedule.kind === 'local') {

@@ -1,10 +1,10 @@
 import { Cron } from 'croner';
-import type { Row } from '../backends/warehouse/port.ts';
-import { validationError } from '../lib/errors.ts';
-import type { ServiceContext } from './context.ts';
-import { METADATA_DATASET, T } from './metadata/tables.ts';
-import { activePushedConfigs, loadActiveBundle } from './pipelines/push.ts';
-import { requireTenant } from './tenants.ts';
+import type { Row } from '../../backends/warehouse/port.ts';
+import { validationError } from '../../lib/errors.ts';
+import type { ServiceContext } from '../context.ts';
+import { METADATA_DATASET, T } from '../metadata/tables.ts';
+import { activePushedConfigs, loadActiveBundle } from '../pipelines/push.ts';
+import { requireTenant } from '../tenants.ts';
 
 export interface ScheduleRow {
   scheduleId: string;
