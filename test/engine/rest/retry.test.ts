@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { SourceHttpError, NetworkError } from '../../../src/engine/sources/rest/errors.ts';
-import { backoffDelay, isRetryable, parseRetryAfter } from '../../../src/engine/sources/rest/retry.ts';
+import { isRetryable, parseRetryAfter } from '../../../src/engine/sources/rest/retry.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import type { Handler } from './fake-api.ts';
 import { collect, fakeTime, startFakeApi } from './fake-api.ts';
@@ -23,7 +23,7 @@ function cfg(base: string, extra: Partial<RestSourceConfig> = {}): RestSourceCon
   return { url: `${base}/data`, pagination: { type: 'none' }, records_path: 'data', ...extra };
 }
 
-describe('parseRetryAfter / backoffDelay', () => {
+describe('parseRetryAfter / isRetryable', () => {
   it('parses delay-seconds and HTTP-dates', () => {
     assert.equal(parseRetryAfter('3', NOW), 3000);
     assert.equal(parseRetryAfter(' 0 ', NOW), 0);
@@ -32,26 +32,6 @@ describe('parseRetryAfter / backoffDelay', () => {
     assert.equal(parseRetryAfter('soon', NOW), undefined);
     assert.equal(parseRetryAfter('-3', NOW), undefined);
     assert.equal(parseRetryAfter(null, NOW), undefined);
-  });
-
-  it('uses full jitter under an exponential, capped ceiling', () => {
-    const policy = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1000 };
-    assert.equal(
-      backoffDelay(1, policy, () => 0.999999),
-      99,
-    );
-    assert.equal(
-      backoffDelay(3, policy, () => 0.5),
-      200,
-    );
-    assert.equal(
-      backoffDelay(10, policy, () => 0.5),
-      500,
-    );
-    assert.equal(
-      backoffDelay(4, policy, () => 0),
-      0,
-    );
   });
 
   it('classifies retryable errors', () => {
@@ -86,6 +66,18 @@ describe('retries', () => {
         await collect(fetchPages(cfg(base), time));
         assert.equal(requests.length, 2);
         assert.deepEqual(time.sleeps, [12_000]);
+      },
+    );
+  });
+
+  it('caps a Retry-After longer than 15 minutes', async () => {
+    const time = fakeTime(NOW);
+    await withApi(
+      (_req, i) => (i === 0 ? { status: 503, headers: { 'retry-after': '7200' } } : { body: { data: [1] } }),
+      async (base, requests) => {
+        await collect(fetchPages(cfg(base), time));
+        assert.equal(requests.length, 2);
+        assert.deepEqual(time.sleeps, [15 * 60_000]);
       },
     );
   });

@@ -5,7 +5,8 @@ import { SourceHttpError, NetworkError, PaginationError, RedirectError, Response
 import { createPaginator, samePageError } from './paginators.ts';
 import { RateLimiter } from '../../../lib/rate-limiter.ts';
 import { extractRecords } from './records.ts';
-import { abortableSleep, parseRetryAfter, withRetry } from './retry.ts';
+import { abortableSleep, retry } from '../../../lib/retry.ts';
+import { parseRetryAfter, REST_RETRY_RULES } from './retry.ts';
 import type { FetchPagesOptions, Page, RestAuth, RestSourceConfig } from './types.ts';
 import { DEFAULTS } from './types.ts';
 
@@ -186,7 +187,7 @@ async function* pagesOf(config: RestSourceConfig, requester: Requester, options:
   const sleep = options.sleep ?? ((ms: number) => abortableSleep(ms, options.signal));
   const maxPages = config.max_pages ?? DEFAULTS.max_pages;
   const policy = {
-    maxAttempts: config.retry?.max_attempts ?? DEFAULTS.retry.max_attempts,
+    attempts: Math.max(1, Math.floor(config.retry?.max_attempts ?? DEFAULTS.retry.max_attempts)),
     baseDelayMs: config.retry?.base_delay_ms ?? DEFAULTS.retry.base_delay_ms,
     maxDelayMs: config.retry?.max_delay_ms ?? DEFAULTS.retry.max_delay_ms,
   };
@@ -212,7 +213,7 @@ async function* pagesOf(config: RestSourceConfig, requester: Requester, options:
     const current: URL = url;
     const pageNo = page;
 
-    const response = await withRetry(
+    const response = await retry(
       async (attempt) => {
         await limiter?.acquire();
         options.signal?.throwIfAborted();
@@ -220,7 +221,7 @@ async function* pagesOf(config: RestSourceConfig, requester: Requester, options:
         return requestOnce(current, config, requester, options, now);
       },
       policy,
-      { sleep, random: options.random, signal: options.signal },
+      { ...REST_RETRY_RULES, sleep, random: options.random, signal: options.signal },
     );
 
     let body: unknown;

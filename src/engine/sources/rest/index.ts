@@ -15,5 +15,5 @@ export type { Link } from './link-header.ts';
 export { createPaginator } from './paginators.ts';
 export { RateLimiter } from '../../../lib/rate-limiter.ts';
 export { extractRecords, getPath } from './records.ts';
-export { backoffDelay, isRetryable, parseRetryAfter, withRetry } from './retry.ts';
+export { isRetryable, parseRetryAfter } from './retry.ts';
 export type { FetchPagesOptions, Page, RequestInfo, RestAuth, RestPagination, RestRetryConfig, RestSourceConfig } from './types.ts';
