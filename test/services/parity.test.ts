@@ -2,6 +2,11 @@
  * The demo pipeline on the embedded default and on a cloud environment (BigQuery, Cloud KMS,
  * Secret Manager and Cloud Storage, all fakes behind the official clients) lands the same tables
  * with the same rows.
+ *
+ * The BigQuery fake translates BigQuery SQL and runs it on DuckDB, so both sides share one SQL
+ * engine: this proves the BigQuery adapter and the wire format it speaks, not that BigQuery itself
+ * evaluates the SQL the same way (its types, rounding, NULL ordering and functions are not tested
+ * here).
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
