@@ -2,7 +2,8 @@
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { googleErrorFacts, isTransient, retryTransient, toConvergenceError } from '../../src/backends/gcp/errors.ts';
+import { googleErrorFacts, isTransient, toConvergenceError } from '../../src/backends/gcp/errors.ts';
+import { IntegrityError, retryTransient } from '../../src/backends/gcp/retry.ts';
 import { ConvergenceError, notFoundError } from '../../src/lib/errors.ts';
 
 /** What gax rejects with for a gRPC status: "<code> <NAME>: <details>" plus the parsed ErrorInfo. */
@@ -278,5 +279,28 @@ describe('retryTransient', () => {
       /no/,
     );
     assert.equal(calls, 1);
+  });
+
+  it('makes four attempts unless told otherwise', async () => {
+    let calls = 0;
+    await assert.rejects(
+      retryTransient(async () => {
+        calls++;
+        throw grpcError(4, 'DEADLINE_EXCEEDED', 'slow');
+      }, fast),
+      /slow/,
+    );
+    assert.equal(calls, 4);
+  });
+
+  it('retries a response damaged in transit', async () => {
+    let calls = 0;
+    const result = await retryTransient(async (attempt) => {
+      calls++;
+      if (attempt === 1) throw new IntegrityError('checksum mismatch');
+      return 'ok';
+    }, fast);
+    assert.equal(result, 'ok');
+    assert.equal(calls, 2);
   });
 });

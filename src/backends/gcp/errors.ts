@@ -158,7 +158,7 @@ export function googleErrorFacts(error: unknown): GoogleErrorFacts {
   return { grpcCode: limited ? GrpcCode.RESOURCE_EXHAUSTED : grpcCode, httpStatus, reason, metadata, detail, errno };
 }
 
-/** Failures worth retrying: the call may succeed unchanged a moment later. */
+/** Failures worth retrying (gcp/retry.ts does): the call may succeed unchanged a moment later. */
 export function isTransient(err: unknown): boolean {
   const facts = googleErrorFacts(err);
   if (facts.errno && NETWORK_ERRNOS.has(facts.errno)) return true;
@@ -345,36 +345,4 @@ export function toConvergenceError(err: unknown, ctx: GoogleCallContext): Conver
   return build('GCP_ERROR', ExitCode.unexpected, `Google Cloud call failed for ${ctx.what}: ${detail}`, err, facts, undefined, {
     ...(isTransient(err) ? { transient: true } : {}),
   });
-}
-
-export interface RetryPolicy {
-  /** Total attempts, first one included. */
-  attempts: number;
-  /** First backoff; doubles each retry, with full jitter. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 4000 };
-
-/**
- * Runs `call` again while it fails transiently, a bounded number of times. Adapters pass gax
- * `retry: null` and rely on this instead, so every API gets the same bounded policy (gax's own
- * defaults differ per method: some never retry, others keep trying for ten minutes).
- */
-export async function retryTransient<T>(
-  call: (attempt: number) => Promise<T>,
-  policy: Partial<RetryPolicy> = {},
-  retryable: (err: unknown) => boolean = isTransient,
-): Promise<T> {
-  const { attempts, baseDelayMs, maxDelayMs } = { ...DEFAULT_RETRY, ...policy };
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call(attempt);
-    } catch (err) {
-      if (attempt >= attempts || !retryable(err)) throw err;
-      const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
-    }
-  }
 }

@@ -2,7 +2,9 @@ import type { KeyManagementServiceClient } from '@google-cloud/kms';
 import { crc32c } from '@aws-crypto/crc32c';
 import { randomBytes } from 'node:crypto';
 import { ConvergenceError, ExitCode, keyringError, usageError } from '../../lib/errors.ts';
-import { GrpcCode, googleErrorFacts, isTransient, retryTransient, toConvergenceError, type RetryPolicy } from '../gcp/errors.ts';
+import type { RetryPolicy } from '../../lib/retry.ts';
+import { GrpcCode, googleErrorFacts, toConvergenceError } from '../gcp/errors.ts';
+import { IntegrityError, retryTransient } from '../gcp/retry.ts';
 import type { KeyRing } from './port.ts';
 
 type TestIamPermissionsRequest = Parameters<KeyManagementServiceClient['testIamPermissions']>[0];
@@ -19,9 +21,6 @@ const USE_TO_DECRYPT = 'cloudkms.cryptoKeyVersions.useToDecrypt';
  */
 const EMPTY_MARKER_AAD = Buffer.from('convergence:keyring:empty-plaintext:v1');
 const EMPTY_MARKER = Buffer.from([0]);
-
-/** A response whose CRC32C does not match its data was damaged on the way: worth another try. */
-class IntegrityError extends Error {}
 
 type Int64Value = { value?: number | string | { toString(): string } | null } | null | undefined;
 const int64 = (field: Int64Value): number | undefined =>
@@ -152,7 +151,7 @@ export class KmsKeyRing implements KeyRing {
 
   async #call<T>(action: string, permission: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await retryTransient(call, this.#retry, (err) => err instanceof IntegrityError || isTransient(err));
+      return await retryTransient(call, this.#retry);
     } catch (err) {
       throw this.#mapError(err, action, permission);
     }

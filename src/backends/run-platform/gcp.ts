@@ -1,5 +1,6 @@
 import type { GcpClients } from '../gcp/clients.ts';
-import { googleErrorFacts, GrpcCode, retryTransient, toConvergenceError } from '../gcp/errors.ts';
+import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
+import { retryTransient } from '../gcp/retry.ts';
 import type {
   DeployRevisionRequest,
   DeployRevisionResult,

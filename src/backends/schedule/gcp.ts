@@ -1,5 +1,6 @@
 import type { CloudSchedulerClient, protos } from '@google-cloud/scheduler';
-import { GrpcCode, googleErrorFacts, retryTransient, toConvergenceError, type GoogleCallContext } from '../gcp/errors.ts';
+import { GrpcCode, googleErrorFacts, toConvergenceError, type GoogleCallContext } from '../gcp/errors.ts';
+import { retryTransient } from '../gcp/retry.ts';
 import type { JobSpec, Schedule, ScheduledJob } from './port.ts';
 
 type IJob = protos.google.cloud.scheduler.v1.IJob;

@@ -2,7 +2,9 @@ import type { SecretManagerServiceClient } from '@google-cloud/secret-manager';
 import { crc32c } from '@aws-crypto/crc32c';
 import { assertName, assertTenantId, NAME_PATTERN } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, conflictError, validationError } from '../../lib/errors.ts';
-import { GrpcCode, googleErrorFacts, isTransient, retryTransient, toConvergenceError, type RetryPolicy } from '../gcp/errors.ts';
+import type { RetryPolicy } from '../../lib/retry.ts';
+import { GrpcCode, googleErrorFacts, toConvergenceError } from '../gcp/errors.ts';
+import { IntegrityError, retryTransient } from '../gcp/retry.ts';
 import type { SecretStore } from './port.ts';
 
 /**
@@ -21,8 +23,6 @@ interface Needs {
   permission: string;
   role: string;
 }
-
-class IntegrityError extends Error {}
 
 export interface SecretManagerStoreOptions {
   client: SecretManagerServiceClient;
@@ -229,7 +229,7 @@ export class SecretManagerStore implements SecretStore {
   }
 
   #call<T>(call: () => Promise<T>): Promise<T> {
-    return retryTransient(call, this.#retry, (err) => err instanceof IntegrityError || isTransient(err));
+    return retryTransient(call, this.#retry);
   }
 
   /** `id` undefined means the call was about the project's secrets as a whole (list). */
