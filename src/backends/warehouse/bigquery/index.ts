@@ -2,7 +2,8 @@ import type { BigQuery, TableField, TableMetadata } from '@google-cloud/bigquery
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { notFoundError, validationError } from '../../../lib/errors.ts';
 import { errorFacts, isDuplicate, isNotFound, warehouseError } from './errors.ts';
-import { JobRunner, type RetryPolicy } from './jobs.ts';
+import type { RetryPolicy } from '../../../lib/retry.ts';
+import { JobRunner } from './jobs.ts';
 import { loadInto, partitioningOf } from './load.ts';
 import {
   bq,

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BigQuery, JobMetadata, QueryParameter, TableField } from '@google-cloud/bigquery';
+import { backoffDelay, retry, type RetryPolicy } from '../../../lib/retry.ts';
 import type { Row } from '../port.ts';
 import { errorFacts, isDuplicate, isRetryable, jobErrorFacts, warehouseError, type ErrorFacts } from './errors.ts';
 import { decodeRows } from './values.ts';
@@ -20,15 +21,9 @@ import { decodeRows } from './values.ts';
  * Retries. The client retries HTTP 429/5xx itself but not job failures, and not uploads; here a
  * job that ends with rateLimitExceeded / backendError / internalError (or loses a transaction
  * race) and a request that keeps failing transiently are retried with exponential backoff and
- * jitter, a bounded number of times.
+ * equal jitter (every wait at least half its ceiling: a struggling backend gets some room), a
+ * bounded number of times.
  */
-
-export interface RetryPolicy {
-  /** Attempts in all, first included. */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
 
 export interface JobRunnerOptions {
   client: BigQuery;
@@ -83,6 +78,9 @@ interface QueryResultsPage {
 
 const MAX_JOB_IDS = 25;
 
+/** A failed request worth making again, by BigQuery's own rules (errors.ts). */
+const isRetryableError = (err: unknown): boolean => isRetryable(errorFacts(err));
+
 export class JobRunner {
   readonly #client: BigQuery;
   readonly #project: string;
@@ -95,7 +93,7 @@ export class JobRunner {
     this.#project = options.project;
     this.#location = options.location;
     this.#labels = options.labels;
-    this.#retry = options.retry;
+    this.#retry = { ...options.retry, jitter: 'equal' };
   }
 
   #jobLabels(extra: Record<string, string> | undefined): Record<string, string> {
@@ -150,19 +148,17 @@ export class JobRunner {
       query['parameterMode'] = 'NAMED';
       query['queryParameters'] = spec.params;
     }
-    for (let attempt = 1; ; attempt++) {
-      try {
+    return retry(
+      async () => {
         const [job] = await this.#client.createJob({
           location: this.#location,
           configuration: { dryRun: true, query, labels: this.#jobLabels(spec.labels) },
         });
         return job.metadata as JobMetadata;
-      } catch (err) {
-        const facts = errorFacts(err);
-        if (!isRetryable(facts) || attempt >= this.#retry.attempts) throw err;
-        await this.#backoff(attempt);
-      }
-    }
+      },
+      this.#retry,
+      { retryable: isRetryableError },
+    );
   }
 
   /**
@@ -251,22 +247,20 @@ export class JobRunner {
 
   /** A plain API request through the client (its auth, endpoint and HTTP retries), transient failures retried. */
   async #request<T>(what: string, options: { uri: string; qs?: Record<string, unknown> }): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await new Promise<T>((resolve, reject) =>
-          this.#client.request(options as Parameters<BigQuery['request']>[0], (err, body) => (err ? reject(err) : resolve(body as T))),
-        );
-      } catch (err) {
-        const facts = errorFacts(err);
-        if (!isRetryable(facts) || attempt >= this.#retry.attempts) throw warehouseError(err, { what, project: this.#project }, facts);
-        await this.#backoff(attempt);
-      }
+    const request = () =>
+      new Promise<T>((resolve, reject) =>
+        this.#client.request(options as Parameters<BigQuery['request']>[0], (err, body) => (err ? reject(err) : resolve(body as T))),
+      );
+    try {
+      return await retry(request, this.#retry, { retryable: isRetryableError });
+    } catch (err) {
+      throw warehouseError(err, { what, project: this.#project });
     }
   }
 
-  async #backoff(attempt: number): Promise<void> {
-    const ceiling = Math.min(this.#retry.baseDelayMs * 2 ** (attempt - 1), this.#retry.maxDelayMs);
-    await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
+  /** The wait after the `failures`th failed attempt of a job. */
+  async #backoff(failures: number): Promise<void> {
+    await sleep(backoffDelay(failures, this.#retry));
   }
 
   /** Polls jobs.get until the job is DONE. */
