@@ -99,6 +99,9 @@ export function servingRevision(state: ServiceState | undefined): string | undef
   return statuses[0]?.revision || state.latestReadyRevision;
 }
 
+/** The message of a failure, whatever was thrown. */
+export const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 export const describeTraffic = (traffic: TrafficTarget[]) =>
   traffic.map((t) => `${t.revision ?? 'LATEST'} ${t.percent}%${t.tag ? ` (tag ${t.tag})` : ''}`).join(', ');
 
@@ -150,7 +153,7 @@ export async function recordHistory(ctx: ServiceContext, target: DeployTarget, r
     ]);
     return id;
   } catch (err) {
-    ctx.warn(`not recorded in ${METADATA_DATASET}.${DEPLOYMENT_HISTORY_TABLE}: ${err instanceof Error ? err.message : String(err)}`);
+    ctx.warn(`not recorded in ${METADATA_DATASET}.${DEPLOYMENT_HISTORY_TABLE}: ${messageOf(err)}`);
     return undefined;
   }
 }

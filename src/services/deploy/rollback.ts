@@ -2,7 +2,7 @@ import { pinnedTraffic } from '../../backends/run-platform/port.ts';
 import type { RevisionInfo, RunPlatform, TrafficTarget } from '../../backends/run-platform/port.ts';
 import { ConvergenceError, ExitCode, notFoundError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { deployTarget, healthUrl, openPlatform, probeSettings, recordHistory, servingRevision } from './common.ts';
+import { deployTarget, healthUrl, openPlatform, probeSettings, recordHistory, servingRevision, type DeployTarget } from './common.ts';
 import { healthGate, type ProbeUrlOf } from './probe.ts';
 
 export interface RevisionRow {
@@ -89,70 +89,106 @@ export async function rollback(ctx: ServiceContext, request: RollbackRequest, ho
   return withPlatform(ctx, hooks, async (platform) => {
     const service = await platform.getService(target.service);
     if (!service) throw notFoundError(`Cloud Run service ${target.service} is not deployed: nothing to roll back`);
-    const revisions = await platform.listRevisions(target.service);
     const from = servingRevision(service);
-    let to: RevisionInfo | undefined;
-    if (request.to) {
-      to = revisions.find((r) => r.name === request.to);
-      if (!to)
-        throw notFoundError(`revision ${request.to} of ${target.service} not found`, {
-          suggestion: `list them with \`convergence rollback --env ${target.env} --list\``,
-        });
-      if (!to.ready)
-        throw usageError(`revision ${request.to} is not ready and cannot serve traffic`, {
-          ...(to.message ? { data: { message: to.message } } : {}),
-        });
-    } else {
-      to = previousReady(revisions, from);
-      if (!to)
-        throw notFoundError(`no ready revision of ${target.service} older than ${from ?? 'the serving one'}`, {
-          suggestion: 'name one with --to',
-        });
-    }
+    const to = revisionToRestore(await platform.listRevisions(target.service), request, from, target);
     const trafficBefore = pinnedTraffic(service);
-    // Tags of other revisions stay reachable at 0%; everything else goes to the target.
-    const trafficAfter: TrafficTarget[] = [
-      { revision: to.name, percent: 100 },
-      ...trafficBefore.filter((t) => t.tag).map((t) => ({ ...t, percent: 0 })),
-    ];
+    const trafficAfter = allTrafficTo(to.name, trafficBefore);
     const plan: RollbackPlan = { env: target.env, service: target.service, from, to: to.name, trafficBefore, trafficAfter };
     if (request.dryRun) {
       await platform.setTraffic(target.service, trafficAfter, service.etag, { validateOnly: true });
       return { ...plan, dryRun: true, healthy: undefined, deploymentId: undefined };
     }
     const after = await platform.setTraffic(target.service, trafficAfter, service.etag);
-    const probe = probeSettings(target.settings, hooks.probeUrl);
-    const gate = await healthGate(
-      healthUrl(probe, { service: target.service, revision: to.name, tag: undefined, uri: after?.uri ?? service.uri }),
-      {
-        attempts: 10,
-        needed: 2,
-        periodMs: 200,
-        timeoutMs: 5000,
-      },
-    );
-    const deploymentId = await recordHistory(ctx, target, {
-      kind: 'ROLLBACK',
-      status: gate.ok ? 'SUCCEEDED' : 'FAILED',
-      image: to.image,
-      revision: to.name,
-      previousRevision: from,
-      trafficBefore,
+    const uri = after?.uri ?? service.uri;
+    const deploymentId = await checkAndRecord({
+      ctx,
+      target,
+      hooks,
+      plan,
+      to,
+      uri,
       trafficAfter: after?.traffic ?? trafficAfter,
-      message: gate.ok ? undefined : `health check failed: ${gate.probes.at(-1)?.error}`,
       startedAt,
     });
-    if (!gate.ok) {
-      throw new ConvergenceError(
-        'ROLLBACK_UNHEALTHY',
-        ExitCode.deployAborted,
-        `rolled back to ${to.name}, but it fails its health check (${gate.probes.at(-1)?.error})`,
-        {
-          suggestion: `pick another revision with \`convergence rollback --env ${target.env} --list\` and --to`,
-          data: { to: to.name, from },
-        },
-      );
-    }
     return { ...plan, trafficAfter: after?.traffic ?? trafficAfter, dryRun: false, healthy: true, deploymentId };
   });
+}
+
+/** --to when it names a ready revision, else the ready revision created before `from`. */
+function revisionToRestore(
+  revisions: RevisionInfo[],
+  request: RollbackRequest,
+  from: string | undefined,
+  target: DeployTarget,
+): RevisionInfo {
+  if (!request.to) {
+    const previous = previousReady(revisions, from);
+    if (!previous)
+      throw notFoundError(`no ready revision of ${target.service} older than ${from ?? 'the serving one'}`, {
+        suggestion: 'name one with --to',
+      });
+    return previous;
+  }
+  const named = revisions.find((r) => r.name === request.to);
+  if (!named)
+    throw notFoundError(`revision ${request.to} of ${target.service} not found`, {
+      suggestion: `list them with \`convergence rollback --env ${target.env} --list\``,
+    });
+  if (!named.ready)
+    throw usageError(`revision ${request.to} is not ready and cannot serve traffic`, {
+      ...(named.message ? { data: { message: named.message } } : {}),
+    });
+  return named;
+}
+
+/** Everything to `revision`; tags of other revisions stay reachable at 0%. */
+const allTrafficTo = (revision: string, trafficBefore: TrafficTarget[]): TrafficTarget[] => [
+  { revision, percent: 100 },
+  ...trafficBefore.filter((t) => t.tag).map((t) => ({ ...t, percent: 0 })),
+];
+
+interface RolledBack {
+  ctx: ServiceContext;
+  target: DeployTarget;
+  hooks: RollbackHooks;
+  plan: RollbackPlan;
+  to: RevisionInfo;
+  /** The service URL after the traffic change. */
+  uri: string;
+  trafficAfter: TrafficTarget[];
+  startedAt: Date;
+}
+
+/** Health-checks the revision now serving, records the rollback, and throws (exit 9) when it is unhealthy. */
+async function checkAndRecord({ ctx, target, hooks, plan, to, uri, trafficAfter, startedAt }: RolledBack): Promise<string | undefined> {
+  const probe = probeSettings(target.settings, hooks.probeUrl);
+  const gate = await healthGate(healthUrl(probe, { service: target.service, revision: to.name, tag: undefined, uri }), {
+    attempts: 10,
+    needed: 2,
+    periodMs: 200,
+    timeoutMs: 5000,
+  });
+  const deploymentId = await recordHistory(ctx, target, {
+    kind: 'ROLLBACK',
+    status: gate.ok ? 'SUCCEEDED' : 'FAILED',
+    image: to.image,
+    revision: to.name,
+    previousRevision: plan.from,
+    trafficBefore: plan.trafficBefore,
+    trafficAfter,
+    message: gate.ok ? undefined : `health check failed: ${gate.probes.at(-1)?.error}`,
+    startedAt,
+  });
+  if (!gate.ok) {
+    throw new ConvergenceError(
+      'ROLLBACK_UNHEALTHY',
+      ExitCode.deployAborted,
+      `rolled back to ${to.name}, but it fails its health check (${gate.probes.at(-1)?.error})`,
+      {
+        suggestion: `pick another revision with \`convergence rollback --env ${target.env} --list\` and --to`,
+        data: { to: to.name, from: plan.from },
+      },
+    );
+  }
+  return deploymentId;
 }
