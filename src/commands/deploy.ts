@@ -31,6 +31,7 @@ Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:808
     const ctx = await this.context();
     const { flags } = this;
     const { planDeploy, runDeploy } = await import('../services/deploy/deploy.ts');
+    const { deployPrompt } = await import('../services/deploy/production.ts');
     const { validationError } = await import('../lib/errors.ts');
     const rate = flags['max-error-rate'] === undefined ? undefined : Number(flags['max-error-rate']);
     if (rate !== undefined && !(rate >= 0 && rate <= 1))
@@ -47,12 +48,8 @@ Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:808
       failureLimit: flags['failure-limit'],
       dryRun: flags['dry-run'],
     });
-    if (!flags['dry-run'] && ctx.env.backend === 'gcp' && ctx.env.settings.production) {
-      await confirm(`Deploy ${plan.image ?? plan.source} to the PRODUCTION service ${plan.service} (${ctx.env.name})?`, {
-        yes: flags.yes,
-        action: `deploy to production environment "${ctx.env.name}"`,
-      });
-    }
+    const prompt = deployPrompt(ctx, plan);
+    if (prompt) await confirm(prompt.question, { yes: flags.yes, action: prompt.action });
     if (!this.jsonEnabled()) {
       this.logToStderr(
         `Plan for ${plan.service} in ${plan.project}/${plan.region}: ${plan.canary ? `canary ${plan.steps.join('% → ')}%` : '100% after the health check'}`,

@@ -24,6 +24,7 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
     const ctx = await this.context();
     const { flags } = this;
     const { listRevisions, rollback } = await import('../services/deploy/rollback.ts');
+    const { rollbackPrompt } = await import('../services/deploy/production.ts');
     if (flags.list) {
       const revisions = await listRevisions(ctx);
       this.log(
@@ -37,19 +38,16 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
       );
       return { revisions };
     }
-    if (!flags['dry-run'] && ctx.env.backend === 'gcp' && ctx.env.settings.production) {
-      await confirm(`Roll back the PRODUCTION service ${ctx.env.settings.service} (${ctx.env.name})${flags.to ? ` to ${flags.to}` : ''}?`, {
-        yes: flags.yes,
-        action: `roll back production environment "${ctx.env.name}"`,
-      });
-    }
+    const request = { to: flags.to, dryRun: flags['dry-run'] };
+    const prompt = rollbackPrompt(ctx, request);
+    if (prompt) await confirm(prompt.question, { yes: flags.yes, action: prompt.action });
     const state = { result: undefined as Awaited<ReturnType<typeof rollback>> | undefined };
     await runStages(
       [
         {
           title: flags['dry-run'] ? 'Validate the rollback (dry run)' : 'Roll back, then health-check',
           task: async (c, task) => {
-            c.result = await rollback(ctx, { to: flags.to, dryRun: flags['dry-run'] });
+            c.result = await rollback(ctx, request);
             task.title = `${c.result.dryRun ? 'Would roll back' : 'Rolled back'} ${c.result.service} from ${c.result.from ?? '(none)'} to ${c.result.to}${c.result.healthy ? ' (healthy)' : ''}`;
           },
         },
