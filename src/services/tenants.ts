@@ -2,7 +2,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Row, Warehouse, Where } from '../backends/warehouse/port.ts';
-import { assertName, assertTenantId } from '../domain/ids.ts';
+import { assertTenantId } from '../domain/ids.ts';
 import { assertPlan, PLANS, type PlanName } from '../domain/plans.ts';
 import type { TenantStatus } from '../domain/states.ts';
 import { conflictError, notFoundError, validationError } from '../lib/errors.ts';
@@ -290,52 +290,4 @@ export async function setTenantStatus(
     { tenant_id: tenantId, status: previous },
   );
   return { tenantId, previous, status: to, changed: true };
-}
-
-/** Stores a tenant credential KeyRing-encrypted; the previous value of the same name is marked REPLACED. */
-export async function setTenantCredential(
-  ctx: ServiceContext,
-  tenantId: string,
-  name: string,
-  value: string,
-): Promise<{ tenantId: string; name: string; credentialId: string; replaced: boolean }> {
-  assertName('credential name', name);
-  if (value.length === 0)
-    throw validationError('the credential value read from stdin is empty', {
-      suggestion: `printf '%s' "$VALUE" | convergence tenant credentials set ${tenantId} ${name}`,
-    });
-  await requireTenant(ctx, tenantId);
-  const keyring = await ctx.backends.keyring();
-  const warehouse = await ctx.backends.warehouse();
-  const encrypted = (await keyring.encrypt(Buffer.from(value, 'utf8'))).toString('base64');
-  const now = ctx.now();
-  const replaced =
-    (await warehouse.count(METADATA_DATASET, T.credentials, { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' })) > 0;
-  const credentialId = randomUUID();
-  await warehouse.atomic([
-    {
-      kind: 'update',
-      dataset: METADATA_DATASET,
-      table: T.credentials,
-      set: { status: 'REPLACED', updated_at: now },
-      where: { tenant_id: tenantId, credential_name: name, status: 'ACTIVE' },
-    },
-    {
-      kind: 'insert',
-      dataset: METADATA_DATASET,
-      table: T.credentials,
-      rows: [
-        {
-          credential_id: credentialId,
-          tenant_id: tenantId,
-          credential_name: name,
-          encrypted_value: encrypted,
-          status: 'ACTIVE',
-          created_at: now,
-          updated_at: now,
-        },
-      ],
-    },
-  ]);
-  return { tenantId, name, credentialId, replaced };
 }

@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { FileSecretStore } from '../../src/backends/secrets/files.ts';
 import { listPipelines } from '../../src/services/pipelines/catalog.ts';
 import { validateConfigs } from '../../src/services/pipelines/validate.ts';
-import { createTenant, setTenantCredential } from '../../src/services/tenants.ts';
+import { setTenantCredential } from '../../src/services/credentials.ts';
+import { createTenant } from '../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, openContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 

@@ -9,19 +9,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { PLANS } from '../../src/domain/plans.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
+import { setTenantCredential } from '../../src/services/credentials.ts';
 import { createKey, listKeys } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { runLockKey } from '../../src/services/runs/admission.ts';
 import { createRun, finishRun, getRun, isCancelRequested, markRunning } from '../../src/services/runs/store.ts';
 import { deleteTenant } from '../../src/services/tenant-delete.ts';
-import {
-  createTenant,
-  listTenants,
-  setTenantCredential,
-  setTenantStatus,
-  showTenant,
-  TENANT_CONFIG_DIRS,
-} from '../../src/services/tenants.ts';
+import { createTenant, listTenants, setTenantStatus, showTenant, TENANT_CONFIG_DIRS } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import {
   listDatasets,

@@ -11,7 +11,7 @@ import type { ServiceContext } from '../context.ts';
 import { admitRun } from '../runs/admission.ts';
 import { recordDqResults } from '../runs/dq-results.ts';
 import { createRun, finishRun, finishStep, isCancelRequested, markRunning, skipStep, startStep } from '../runs/store.ts';
-import { resolveSecret } from '../secrets.ts';
+import { resolveSecret } from '../credentials.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle, type PipelineBundle } from './bundle.ts';
 import { assertSourcePaths, fileScope } from './paths.ts';

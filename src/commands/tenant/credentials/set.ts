@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../../cli/base-command.ts';
 import { usageError } from '../../../lib/errors.ts';
-import { setTenantCredential } from '../../../services/tenants.ts';
+import { setTenantCredential } from '../../../services/credentials.ts';
 
 export default class TenantCredentialsSet extends BaseCommand<typeof TenantCredentialsSet> {
   static override summary = 'Store a tenant credential, read from stdin (never from argv), KeyRing-encrypted.';
