@@ -57,7 +57,7 @@ describe('DuckDbWarehouse (local)', () => {
     assert.equal(await wh.createDataset('tenants'), true);
     assert.ok((await stat(file)).isFile());
     assert.match(wh.describe, /warehouse\.duckdb/);
-    assert.equal(wh.dialect, 'duckdb');
+    assert.equal(wh.dialect.name, 'duckdb');
   });
 
   it('holds nothing open between calls, so another process opens the file at once', async () => {

@@ -5,6 +5,8 @@
  * never splice values into SQL. `query` is the escape hatch for SQL the engine owns; it takes
  * named parameters written as `@name` in both dialects.
  */
+import type { SqlDialect } from './dialect.ts';
+
 export type FieldType = 'STRING' | 'INT64' | 'FLOAT64' | 'NUMERIC' | 'BOOL' | 'TIMESTAMP' | 'DATE' | 'JSON' | 'BYTES';
 
 export interface FieldSpec {
@@ -111,8 +113,8 @@ export interface TenantQueryCheck {
 }
 
 export interface Warehouse {
-  /** 'duckdb' or 'bigquery': tells the engine which SQL dialect `query` speaks. */
-  readonly dialect: 'duckdb' | 'bigquery';
+  /** The SQL `query` speaks, for the SQL the engine writes itself; its name says which warehouse this is. */
+  readonly dialect: SqlDialect;
   /** Human-readable location for messages, e.g. the DuckDB file or project id. */
   readonly describe: string;
 

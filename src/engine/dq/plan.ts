@@ -1,7 +1,8 @@
+import type { SqlDialect } from '../../backends/warehouse/dialect.ts';
+import type { Params } from '../../backends/warehouse/params.ts';
 import type { Row, Scalar } from '../../backends/warehouse/port.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { ResolvedRule } from './rules.ts';
-import { Params, type Dialect } from './sql.ts';
 
 /**
  * Turns resolved rules into one aggregate statement plus, per rule, how to read its metrics back
@@ -39,7 +40,8 @@ export interface AggregatePlan {
 }
 
 export interface PlanContext {
-  dialect: Dialect;
+  /** The warehouse's SQL dialect (warehouse.dialect). */
+  dialect: SqlDialect;
   /** Quoted table reference from warehouse.qualify. */
   ref: string;
   now: Date;
@@ -62,7 +64,7 @@ function checkedExpression(rule: ResolvedRule): string {
 export const holdsTenantText = (rules: readonly ResolvedRule[]) => rules.some((r) => r.rule.check === 'expression');
 
 /** SQL that is TRUE exactly for the rows failing a row-level rule. */
-function failing(rule: ResolvedRule, d: Dialect, p: Params): string | undefined {
+function failing(rule: ResolvedRule, d: SqlDialect, p: Params): string | undefined {
   const r = rule.rule;
   const cols = rule.columns.map((c) => d.column(c));
   switch (r.check) {
@@ -106,7 +108,7 @@ const uniqueAlias = (base: string, taken: string[]) => {
 
 export function planChecks(rules: readonly ResolvedRule[], ctx: PlanContext): AggregatePlan {
   const { dialect: d, ref } = ctx;
-  const params = new Params();
+  const params = d.params();
   const select: string[] = [`count(*) AS ${TOTAL}`];
   const ctes: string[] = [];
   const joined: string[] = [];
@@ -120,7 +122,7 @@ export function planChecks(rules: readonly ResolvedRule[], ctx: PlanContext): Ag
     const predicateSample =
       (shape: 'value' | 'row') =>
       (limit: number): SampleQuery => {
-        const p = new Params();
+        const p = d.params();
         const where = failing(rule, d, p)!;
         // BigQuery cannot DISTINCT or ORDER BY JSON, so those columns stay out of samples.
         const shown = rule.columns.filter((_, i) => rule.types[i] !== 'JSON');
@@ -198,7 +200,7 @@ export function planChecks(rules: readonly ResolvedRule[], ctx: PlanContext): Ag
             details: { duplicate_keys: toCount(row[`${m}_keys`]) },
           }),
           sample: (limit) => {
-            const p = new Params();
+            const p = d.params();
             const n = uniqueAlias('dq_count', rule.columns);
             return {
               sql:

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
+import type { SqlDialect } from '../../backends/warehouse/dialect.ts';
 import type { FieldSpec, FieldType, Scalar } from '../../backends/warehouse/port.ts';
 import { ruleSchema, type DqRule } from '../../domain/pipeline.ts';
 import { validationError } from '../../lib/errors.ts';
-import { referencedColumns } from './expression.ts';
 import type { DqSeverity } from './types.ts';
 
 /** A rule as written in YAML (before defaults); the engine re-validates so any caller gets the same checks. */
@@ -26,7 +26,8 @@ export interface ResolvedRule {
 export interface TableContext {
   dataset: string;
   table: string;
-  dialect: 'duckdb' | 'bigquery';
+  /** Reads which columns an expression mentions (warehouse.dialect). */
+  dialect: Pick<SqlDialect, 'referencedColumns'>;
   fields: FieldSpec[];
 }
 
@@ -162,7 +163,7 @@ export function resolveRules(rules: readonly DqRule[], table: TableContext): Res
     }
     if (rule.check === 'expression') {
       resolved.expr = rule.expr.trim();
-      const referenced = referencedColumns(resolved.expr, table.fields, table.dialect);
+      const referenced = table.dialect.referencedColumns(resolved.expr, table.fields);
       resolved.columns = referenced;
       resolved.types = referenced.map((c) => byName.get(c.toLowerCase())!.type);
     }

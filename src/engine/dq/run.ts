@@ -1,3 +1,4 @@
+import type { SqlDialect } from '../../backends/warehouse/dialect.ts';
 import type { Row, Scalar } from '../../backends/warehouse/port.ts';
 import { assertIdentifier } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, validationError } from '../../lib/errors.ts';
@@ -5,7 +6,6 @@ import { checkExpression } from './expression.ts';
 import { jsonSafe } from './json.ts';
 import { holdsTenantText, planChecks, TOTAL, toCount, type AggregatePlan } from './plan.ts';
 import { parseRules, resolveRules, type DqRuleInput, type ResolvedRule } from './rules.ts';
-import { dialectFor, type Dialect } from './sql.ts';
 import type { DqOutcome, DqWarehouse, RuleResult } from './types.ts';
 
 export interface RunDataQualityOptions {
@@ -46,11 +46,11 @@ export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQua
       data: { dataset, table },
     });
   }
-  const resolved = resolveRules(rules, { dataset, table, dialect: warehouse.dialect, fields });
+  const { dialect } = warehouse;
+  const resolved = resolveRules(rules, { dataset, table, dialect, fields });
   for (const rule of resolved) {
     if (rule.expr !== undefined) rule.checkedExpr = await checkExpression(warehouse, rule.name, rule.expr, { dataset, table });
   }
-  const dialect = dialectFor(warehouse.dialect);
   const ref = warehouse.qualify(dataset, table);
   const plan = planChecks(resolved, { dialect, ref, now });
   const engineSql: RunQuery = (sql, params) => warehouse.query(sql, params);
@@ -106,7 +106,7 @@ export async function runDataQuality(warehouse: DqWarehouse, options: RunDataQua
 async function blame(
   runFor: (rules: readonly ResolvedRule[]) => RunQuery,
   rules: readonly ResolvedRule[],
-  ctx: { dialect: Dialect; ref: string; now: Date },
+  ctx: { dialect: SqlDialect; ref: string; now: Date },
   original: unknown,
 ): Promise<unknown> {
   if (rules.length < 1) return original;

@@ -23,7 +23,7 @@ export const healthRoutes =
         const warehouse = await parts.ctx.backends.warehouse();
         const schemaVersion = await appliedSchemaVersion(warehouse);
         // The kind of warehouse only: its describe may be a file path of this machine.
-        checks.warehouse = { status: 'ok', detail: warehouse.dialect };
+        checks.warehouse = { status: 'ok', detail: warehouse.dialect.name };
         checks.bootstrap =
           schemaVersion === LATEST_SCHEMA_VERSION
             ? { status: 'ok', detail: `schema version ${schemaVersion}` }

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { bigqueryDialect } from '../../../src/backends/warehouse/bigquery/dialect.ts';
 import type { FieldSpec, Row, Scalar } from '../../../src/backends/warehouse/port.ts';
 import { runDataQuality, type DqRuleInput, type DqWarehouse } from '../../../src/engine/dq/index.ts';
 import { NOW } from './helpers.ts';
@@ -50,7 +51,7 @@ function fakeBigQuery(responses: Row[][]): { warehouse: DqWarehouse; calls: Call
     calls,
     gated,
     warehouse: {
-      dialect: 'bigquery',
+      dialect: bigqueryDialect,
       qualify: (dataset, table) => `\`proj-1.${dataset}.${table}\``,
       getTableFields: async () => FIELDS,
       checkTenantExpression: async (expr) => expr.trim(),

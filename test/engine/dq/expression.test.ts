@@ -7,7 +7,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DuckDbWarehouse } from '../../../src/backends/warehouse/duckdb/index.ts';
 import { checkExpression, expressionOrigin } from '../../../src/engine/dq/expression.ts';
-import { maskLiterals, referencedColumns } from '../../../src/engine/dq/expression.ts';
+import { bigqueryDialect } from '../../../src/backends/warehouse/bigquery/dialect.ts';
+import { duckdbDialect } from '../../../src/backends/warehouse/duckdb/dialect.ts';
+import { maskLiterals } from '../../../src/backends/warehouse/expression-columns.ts';
 import { nameRules, parseRules } from '../../../src/engine/dq/rules.ts';
 import { ConvergenceError, ExitCode } from '../../../src/lib/errors.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
@@ -110,9 +112,12 @@ describe('expression reporting', () => {
       { name: 'abs', type: 'INT64' as const },
       { name: 'quoted col', type: 'INT64' as const },
     ];
-    assert.deepEqual(referencedColumns("abs(INPUT_TOKENS) > 0 AND status != 'input_tokens'", fields, 'duckdb'), ['input_tokens', 'Status']);
-    assert.deepEqual(referencedColumns('"quoted col" > 0 AND `abs` > 1', fields, 'duckdb'), ['quoted col']);
-    assert.deepEqual(referencedColumns('"quoted col" > 0 AND `abs` > 1', fields, 'bigquery'), ['abs']);
+    assert.deepEqual(duckdbDialect.referencedColumns("abs(INPUT_TOKENS) > 0 AND status != 'input_tokens'", fields), [
+      'input_tokens',
+      'Status',
+    ]);
+    assert.deepEqual(duckdbDialect.referencedColumns('"quoted col" > 0 AND `abs` > 1', fields), ['quoted col']);
+    assert.deepEqual(bigqueryDialect.referencedColumns('"quoted col" > 0 AND `abs` > 1', fields), ['abs']);
   });
 });
 

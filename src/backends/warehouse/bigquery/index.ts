@@ -10,15 +10,18 @@ import {
   checkOp,
   deleteSql,
   insertSql,
+  parameterList,
   parameterNames,
-  Params,
   tableInfo,
   tableRef,
   updateSql,
   whereSql,
+  typedParams,
   writeOpSql,
   type TableInfo,
+  type TypedParams,
 } from './sql.ts';
+import { bigqueryDialect } from './dialect.ts';
 import { checkBigQueryExpression, checkBigQueryQuery, type BigQueryGateContext } from './tenant-sql.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 import { assertSelect } from '../where.ts';
@@ -75,7 +78,7 @@ const labelValue = (value: string) =>
 const SCHEMA_TTL_MS = 30_000;
 
 export class BigQueryWarehouse implements Warehouse {
-  readonly dialect = 'bigquery' as const;
+  readonly dialect = bigqueryDialect;
   readonly describe: string;
   readonly #client: BigQuery;
   readonly #project: string;
@@ -269,19 +272,19 @@ export class BigQueryWarehouse implements Warehouse {
   async insert(dataset: string, table: string, rows: Row[]): Promise<void> {
     checkOp({ kind: 'insert', dataset, table, rows });
     if (rows.length === 0) return;
-    let params = new Params();
+    let params = typedParams();
     const sql = await this.#withInfo(dataset, table, (info) => {
-      params = new Params();
+      params = typedParams();
       return insertSql(info, rows, params);
     });
-    await this.#jobs.query({ sql, params: params.list, what: `insert into ${dataset}.${table}` });
+    await this.#jobs.query({ sql, params: parameterList(params), what: `insert into ${dataset}.${table}` });
   }
 
   async select(dataset: string, table: string, options: SelectOptions = {}): Promise<Row[]> {
     assertSelect(dataset, table, options);
-    let params = new Params();
+    let params = typedParams();
     const sql = await this.#withInfo(dataset, table, (info) => {
-      params = new Params();
+      params = typedParams();
       const columns = options.columns?.length ? options.columns.map((c) => bq(info.column(c).name)).join(', ') : '*';
       let text = `SELECT ${columns} FROM ${info.ref}`;
       if (options.where && Object.keys(options.where).length > 0) text += ` WHERE ${whereSql(options.where, info, params)}`;
@@ -293,7 +296,7 @@ export class BigQueryWarehouse implements Warehouse {
       if (options.offset !== undefined) text += ` OFFSET ${options.offset}`;
       return text;
     });
-    const { rows } = await this.#jobs.query({ sql, params: params.list, what: `select from ${dataset}.${table}`, rows: true });
+    const { rows } = await this.#jobs.query({ sql, params: parameterList(params), what: `select from ${dataset}.${table}`, rows: true });
     return rows;
   }
 
@@ -301,33 +304,33 @@ export class BigQueryWarehouse implements Warehouse {
     assertIdentifier('dataset', dataset);
     assertIdentifier('table', table);
     for (const name of Object.keys(where ?? {})) assertIdentifier('column', name);
-    let params = new Params();
+    let params = typedParams();
     const sql = await this.#withInfo(dataset, table, (info) => {
-      params = new Params();
+      params = typedParams();
       return `SELECT COUNT(*) AS n FROM ${info.ref} WHERE ${whereSql(where, info, params)}`;
     });
-    const { rows } = await this.#jobs.query({ sql, params: params.list, what: `count rows of ${dataset}.${table}`, rows: true });
+    const { rows } = await this.#jobs.query({ sql, params: parameterList(params), what: `count rows of ${dataset}.${table}`, rows: true });
     return Number(rows[0]?.['n'] ?? 0);
   }
 
   async update(dataset: string, table: string, set: Row, where: Where): Promise<number> {
     checkOp({ kind: 'update', dataset, table, set, where });
-    let params = new Params();
+    let params = typedParams();
     const sql = await this.#withInfo(dataset, table, (info) => {
-      params = new Params();
+      params = typedParams();
       return updateSql(info, set, where, params);
     });
-    return (await this.#jobs.query({ sql, params: params.list, what: `update ${dataset}.${table}` })).affectedRows;
+    return (await this.#jobs.query({ sql, params: parameterList(params), what: `update ${dataset}.${table}` })).affectedRows;
   }
 
   async delete(dataset: string, table: string, where: Where): Promise<number> {
     checkOp({ kind: 'delete', dataset, table, where });
-    let params = new Params();
+    let params = typedParams();
     const sql = await this.#withInfo(dataset, table, (info) => {
-      params = new Params();
+      params = typedParams();
       return deleteSql(info, where, params);
     });
-    return (await this.#jobs.query({ sql, params: params.list, what: `delete from ${dataset}.${table}` })).affectedRows;
+    return (await this.#jobs.query({ sql, params: parameterList(params), what: `delete from ${dataset}.${table}` })).affectedRows;
   }
 
   async atomic(ops: WriteOp[]): Promise<void> {
@@ -338,13 +341,13 @@ export class BigQueryWarehouse implements Warehouse {
       statements.sql.length === 1
         ? statements.sql[0]!
         : ['BEGIN TRANSACTION;', ...statements.sql.map((s) => `${s};`), 'COMMIT TRANSACTION;'].join('\n');
-    await this.#jobs.query({ sql, params: statements.params.list, what: `apply ${ops.length} writes atomically` });
+    await this.#jobs.query({ sql, params: parameterList(statements.params), what: `apply ${ops.length} writes atomically` });
   }
 
   /** SQL for a list of writes sharing one parameter list; schemas refreshed once if a column was unknown. */
-  async #statements(ops: WriteOp[]): Promise<{ sql: string[]; params: Params }> {
+  async #statements(ops: WriteOp[]): Promise<{ sql: string[]; params: TypedParams }> {
     const build = async (fresh: boolean) => {
-      const params = new Params();
+      const params = typedParams();
       const sql: string[] = [];
       for (const op of ops) sql.push(writeOpSql(op, await this.#info(op.dataset, op.table, fresh), params));
       return { sql, params };

@@ -15,7 +15,17 @@ import {
   type TenantSqlScope,
 } from '../port.ts';
 import type { JobRunner } from './jobs.ts';
-import { bq, parameterNames, Params, tableRef, writeOpSql, type TableInfo } from './sql.ts';
+import {
+  bindTyped,
+  bq,
+  parameterList,
+  parameterNames,
+  tableRef,
+  typedParams,
+  writeOpSql,
+  type TableInfo,
+  type TypedParams,
+} from './sql.ts';
 import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 
@@ -167,7 +177,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
   let created = false;
   let createdQuarantine = false;
   // State writes are checked against their tables before anything is written.
-  const params = new Params();
+  const params = typedParams();
   const alsoWrite: string[] = [];
   for (const op of request.alsoWrite ?? []) alsoWrite.push(writeOpSql(op, await ctx.tableInfo(op.dataset, op.table), params));
 
@@ -300,7 +310,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
     });
     const { rows } = await ctx.jobs.query({
       sql: script,
-      params: params.list,
+      params: parameterList(params),
       what: `load into ${where}`,
       jobId: ids.merge,
       labels: labels('merge'),
@@ -338,7 +348,7 @@ interface ScriptInput {
   relation: string;
   staged: boolean;
   target: string;
-  params: Params;
+  params: TypedParams;
   alsoWrite: string[];
   mergeKeys: string[];
   project: string;
@@ -389,7 +399,7 @@ function transactionScript(input: ScriptInput): string {
     const quarantine = tableRef(project, request.dataset, quarantineTable(request.table));
     lines.push(
       `INSERT INTO ${quarantine} (_run_id, _quarantined_at, _reason, _source_file, _source_row, record) ` +
-        `SELECT ${params.add(request.runId, 'STRING')}, CURRENT_TIMESTAMP(), st.${bq(REASON_COLUMN)}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
+        `SELECT ${bindTyped(params, request.runId, 'STRING')}, CURRENT_TIMESTAMP(), st.${bq(REASON_COLUMN)}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
         `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE st.${bq(REASON_COLUMN)} IS NOT NULL;`,
       `SET ${VARS.quarantined} = @@row_count;`,
     );

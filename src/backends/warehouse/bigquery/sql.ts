@@ -2,13 +2,17 @@ import type { QueryParameter, TableField } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { validationError } from '../../../lib/errors.ts';
 import type { FieldSpec, FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
+import { Params } from '../params.ts';
 import { whereTerms } from '../where.ts';
 import { fieldTypeOf, queryParameter } from './values.ts';
 
 /** SQL building blocks of the BigQuery warehouse: quoting, typed parameters and the DML statements. */
 
-/** Backquoted identifier; validated first, so nothing but [A-Za-z0-9_] ever sits between the backticks. */
-export const bq = (id: string) => `\`${assertIdentifier('identifier', id)}\``;
+/**
+ * Backquoted identifier; validated first, so nothing but [A-Za-z0-9_] ever sits between the
+ * backticks. `kind` names what it is in the refusal.
+ */
+export const bq = (id: string, kind = 'identifier') => `\`${assertIdentifier(kind, id)}\``;
 
 /** `project.dataset.table`, backquoted as one path (project ids may contain dashes). */
 export const tableRef = (project: string, dataset: string, table: string) =>
@@ -20,22 +24,26 @@ export const tableRef = (project: string, dataset: string, table: string) =>
  */
 export const MAX_PARAMETERS = 10_000;
 
-/** Collects named parameters, each typed from the column it is compared with or written to. */
-export class Params {
-  readonly list: QueryParameter[] = [];
-  #next = 0;
+/** The values of one BigQuery statement: named parameters, each typed. */
+export type TypedParams = Params<QueryParameter>;
 
-  add(value: Scalar, type: FieldType, what?: string): string {
-    const name = `p${this.#next++}`;
-    this.list.push(queryParameter(name, value, type, what));
-    if (this.list.length > MAX_PARAMETERS) {
-      throw validationError(`the statement needs more than ${MAX_PARAMETERS} values, BigQuery's limit for one query`, {
-        suggestion: 'write large batches through a load (staged Parquet) instead of insert',
-      });
-    }
-    return `@${name}`;
-  }
-}
+export const typedParams = (): TypedParams =>
+  new Params<QueryParameter>({
+    limit: {
+      max: MAX_PARAMETERS,
+      error: () =>
+        validationError(`the statement needs more than ${MAX_PARAMETERS} values, BigQuery's limit for one query`, {
+          suggestion: 'write large batches through a load (staged Parquet) instead of insert',
+        }),
+    },
+  });
+
+/** Binds a value typed from the column it is compared with or written to; returns its placeholder. */
+export const bindTyped = (params: TypedParams, value: Scalar, type: FieldType, what?: string): string =>
+  params.addNamed((name) => queryParameter(name, value, type, what));
+
+/** The parameters as the query job takes them, in binding order. */
+export const parameterList = (params: TypedParams): QueryParameter[] => Object.values(params.values);
 
 export interface Column {
   name: string;
@@ -76,42 +84,41 @@ export const fieldSpecs = (info: TableInfo): FieldSpec[] =>
   info.columns.map((c) => ({ name: c.name, type: c.type, mode: c.mode === 'REQUIRED' ? 'REQUIRED' : 'NULLABLE' }));
 
 /** Conjunction of the conditions; an empty Where is TRUE (BigQuery's UPDATE and DELETE need a WHERE). */
-/** Conjunction of the conditions; an empty Where is TRUE (BigQuery's UPDATE and DELETE need a WHERE). */
-export function whereSql(where: Where | undefined, table: TableInfo, params: Params): string {
+export function whereSql(where: Where | undefined, table: TableInfo, params: TypedParams): string {
   const terms = whereTerms(where, (name) => {
     const column = table.column(name);
     const what = `column ${table.dataset}.${table.table}.${column.name}`;
-    return { sql: bq(column.name), bind: (value) => params.add(value, column.type, what) };
+    return { sql: bq(column.name), bind: (value) => bindTyped(params, value, column.type, what) };
   });
   return terms.length ? terms.join(' AND ') : 'TRUE';
 }
 
-export function insertSql(table: TableInfo, rows: Row[], params: Params): string {
+export function insertSql(table: TableInfo, rows: Row[], params: TypedParams): string {
   const names = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   // A row of defaults has no column list in BigQuery; naming the first column as NULL is the same row.
   const columns = names.length ? names.map((n) => table.column(n)) : table.columns.slice(0, 1);
   const tuples = rows.map(
     (row) =>
-      `(${columns.map((c, i) => params.add(names.length ? (row[names[i]!] ?? null) : null, c.type, `column ${table.dataset}.${table.table}.${c.name}`)).join(', ')})`,
+      `(${columns.map((c, i) => bindTyped(params, names.length ? (row[names[i]!] ?? null) : null, c.type, `column ${table.dataset}.${table.table}.${c.name}`)).join(', ')})`,
   );
   return `INSERT INTO ${table.ref} (${columns.map((c) => bq(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`;
 }
 
-export function updateSql(table: TableInfo, set: Row, where: Where, params: Params): string {
+export function updateSql(table: TableInfo, set: Row, where: Where, params: TypedParams): string {
   const entries = Object.entries(set);
   if (entries.length === 0) throw validationError(`update of ${table.dataset}.${table.table} sets no columns`);
   const assignments = entries.map(([name, value]) => {
     const column = table.column(name);
-    return `${bq(column.name)} = ${params.add(value, column.type, `column ${table.dataset}.${table.table}.${column.name}`)}`;
+    return `${bq(column.name)} = ${bindTyped(params, value, column.type, `column ${table.dataset}.${table.table}.${column.name}`)}`;
   });
   return `UPDATE ${table.ref} SET ${assignments.join(', ')} WHERE ${whereSql(where, table, params)}`;
 }
 
-export function deleteSql(table: TableInfo, where: Where, params: Params): string {
+export function deleteSql(table: TableInfo, where: Where, params: TypedParams): string {
   return `DELETE FROM ${table.ref} WHERE ${whereSql(where, table, params)}`;
 }
 
-export function writeOpSql(op: WriteOp, table: TableInfo, params: Params): string {
+export function writeOpSql(op: WriteOp, table: TableInfo, params: TypedParams): string {
   if (op.kind === 'insert') return insertSql(table, op.rows, params);
   if (op.kind === 'update') return updateSql(table, op.set, op.where, params);
   if (op.kind === 'delete') return deleteSql(table, op.where, params);

@@ -5,6 +5,7 @@ import { DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../../lib/private-fs.ts';
+import { duckdbDialect } from './dialect.ts';
 import { loadInto } from './load.ts';
 import {
   applyWriteOp,
@@ -14,7 +15,8 @@ import {
   INSERT_CHUNK,
   insertRows,
   deleteRows,
-  Params,
+  bindValue,
+  duckParams,
   q,
   Session,
   SQL_TYPE,
@@ -83,7 +85,7 @@ function enqueue<T>(key: string, task: () => Promise<T>): Promise<T> {
 }
 
 export class DuckDbWarehouse implements Warehouse {
-  readonly dialect = 'duckdb' as const;
+  readonly dialect = duckdbDialect;
   readonly describe: string;
   readonly #file: string;
   readonly #busyTimeoutMs: number;
@@ -266,14 +268,14 @@ export class DuckDbWarehouse implements Warehouse {
     assertSelect(dataset, table, options);
     return this.#session(async (s) => {
       const t = await s.table(dataset, table);
-      const params = new Params();
+      const params = duckParams();
       const columns = options.columns?.length ? options.columns.map((c) => q(t.column(c).name)).join(', ') : '*';
       let sql = `SELECT ${columns} FROM ${t.ref}${whereClause(options.where, t, params)}`;
       if (options.orderBy?.length) {
         sql += ` ORDER BY ${options.orderBy.map(([c, d]) => `${q(t.column(c).name)} ${d.toUpperCase()}`).join(', ')}`;
       }
-      if (options.limit !== undefined) sql += ` LIMIT ${params.add(options.limit)}`;
-      if (options.offset !== undefined) sql += ` OFFSET ${params.add(options.offset)}`;
+      if (options.limit !== undefined) sql += ` LIMIT ${bindValue(params, options.limit)}`;
+      if (options.offset !== undefined) sql += ` OFFSET ${bindValue(params, options.offset)}`;
       return s.rows(sql, params.values);
     });
   }
@@ -284,7 +286,7 @@ export class DuckDbWarehouse implements Warehouse {
     for (const name of Object.keys(where ?? {})) assertIdentifier('column', name);
     return this.#session(async (s) => {
       const t = await s.table(dataset, table);
-      const params = new Params();
+      const params = duckParams();
       const [row] = await s.rows(`SELECT count(*) AS n FROM ${t.ref}${whereClause(where, t, params)}`, params.values);
       return Number(row?.['n'] ?? 0);
     });

@@ -14,6 +14,7 @@ import {
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { notFoundError, validationError } from '../../../lib/errors.ts';
 import type { FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
+import { Params } from '../params.ts';
 import { whereTerms } from '../where.ts';
 
 /** SQL building blocks of the DuckDB warehouse: one connection's session, bound values, DML. */
@@ -53,19 +54,17 @@ export interface Column {
   dataType: string;
 }
 
-/** Collects bound values; each placeholder is cast to its column's type so comparisons type-check. */
-export class Params {
-  readonly values: Record<string, DuckDBValue> = {};
-  #next = 0;
+/** The values of one DuckDB statement, in DuckDB's form, behind `$name` placeholders. */
+export type DuckParams = Params<DuckDBValue>;
 
-  add(value: Scalar, column?: Column): string {
-    const name = `p${this.#next++}`;
-    this.values[name] = toDuck(value);
-    const ref = `$${name}`;
-    if (!column) return ref;
-    if (column.dataType === 'BLOB') return `from_base64(CAST(${ref} AS VARCHAR))`;
-    return CASTABLE.test(column.dataType) ? `CAST(${ref} AS ${column.dataType})` : ref;
-  }
+export const duckParams = (): DuckParams => new Params<DuckDBValue>({ placeholder: '$' });
+
+/** Binds a value; with a column, the placeholder is cast to the column's type so comparisons type-check. */
+export function bindValue(params: DuckParams, value: Scalar, column?: Column): string {
+  const ref = params.add(toDuck(value));
+  if (!column) return ref;
+  if (column.dataType === 'BLOB') return `from_base64(CAST(${ref} AS VARCHAR))`;
+  return CASTABLE.test(column.dataType) ? `CAST(${ref} AS ${column.dataType})` : ref;
 }
 
 export function toDuck(value: Scalar): DuckDBValue {
@@ -213,10 +212,10 @@ export class Session {
 
 export type TableHandle = Awaited<ReturnType<Session['table']>>;
 
-export function whereClause(where: Where | undefined, table: TableHandle, params: Params): string {
+export function whereClause(where: Where | undefined, table: TableHandle, params: DuckParams): string {
   const terms = whereTerms(where, (name) => {
     const column = table.column(name);
-    return { sql: q(column.name), bind: (value) => params.add(value, column) };
+    return { sql: q(column.name), bind: (value) => bindValue(params, value, column) };
   });
   return terms.length ? ` WHERE ${terms.join(' AND ')}` : '';
 }
@@ -231,8 +230,8 @@ export async function insertRows(s: Session, dataset: string, table: string, row
       for (let i = 0; i < chunk.length; i++) await s.exec(`INSERT INTO ${t.ref} DEFAULT VALUES`);
       continue;
     }
-    const params = new Params();
-    const tuples = chunk.map((row) => `(${columns.map((c, i) => params.add(row[names[i]!] ?? null, c)).join(', ')})`);
+    const params = duckParams();
+    const tuples = chunk.map((row) => `(${columns.map((c, i) => bindValue(params, row[names[i]!] ?? null, c)).join(', ')})`);
     await s.exec(`INSERT INTO ${t.ref} (${columns.map((c) => q(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`, params.values);
   }
 }
@@ -241,17 +240,17 @@ export async function updateRows(s: Session, dataset: string, table: string, set
   const t = await s.table(dataset, table);
   const entries = Object.entries(set);
   if (entries.length === 0) throw validationError(`update of ${dataset}.${table} sets no columns`);
-  const params = new Params();
+  const params = duckParams();
   const assignments = entries.map(([name, value]) => {
     const column = t.column(name);
-    return `${q(column.name)} = ${params.add(value, column)}`;
+    return `${q(column.name)} = ${bindValue(params, value, column)}`;
   });
   return s.exec(`UPDATE ${t.ref} SET ${assignments.join(', ')}${whereClause(where, t, params)}`, params.values);
 }
 
 export async function deleteRows(s: Session, dataset: string, table: string, where: Where): Promise<number> {
   const t = await s.table(dataset, table);
-  const params = new Params();
+  const params = duckParams();
   return s.exec(`DELETE FROM ${t.ref}${whereClause(where, t, params)}`, params.values);
 }
 
