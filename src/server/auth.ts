@@ -1,7 +1,15 @@
-import { ADMIN_KEY_PATTERN, digestsEqual, hashKey, tenantOfKey } from '../domain/api-keys.ts';
+import { ADMIN_KEY_PATTERN, hashKey, tenantOfKey } from '../domain/api-keys.ts';
 import { authError, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
-import { activeKeyDigests, adminKeyDigest, invalidApiKeyError, touchKey, verifyApiKey, type VerifiedKey } from '../services/keys.ts';
+import {
+  activeKeyDigests,
+  adminKeyDigest,
+  adminKeyMatches,
+  invalidApiKeyError,
+  touchKey,
+  verifyApiKey,
+  type VerifiedKey,
+} from '../services/keys.ts';
 import { clientKey, DEFAULT_AUTH_FAILURE_LIMITS, KeyedBuckets, type BucketLimits } from './buckets.ts';
 import { TtlCache } from './cache.ts';
 import { HttpError } from './http-errors.ts';
@@ -126,9 +134,10 @@ export class Authenticator {
   async admin(presented: string | undefined, address?: string): Promise<void> {
     this.#refuseBlocked(address);
     if (!presented) throw this.#failed(address, missing('X-Admin-Key'));
+    // Junk is refused before the key store is read; adminKeyMatches checks the shape again on its own.
     if (!ADMIN_KEY_PATTERN.test(presented)) throw this.#failed(address, invalidAdminKey());
-    const stored = await this.#adminDigest.get('admin', async () => (await adminKeyDigest(this.#ctx)) ?? null);
-    if (!stored || !digestsEqual(stored, hashKey(presented))) throw this.#failed(address, invalidAdminKey());
+    const digest = await this.#adminDigest.get('admin', async () => (await adminKeyDigest(this.#ctx)) ?? null);
+    if (!adminKeyMatches(digest, presented)) throw this.#failed(address, invalidAdminKey());
   }
 
   /** A key was issued through the admin API: it is accepted at once. */
