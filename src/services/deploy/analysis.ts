@@ -65,16 +65,7 @@ export class CanaryAnalysis {
       const result = await probeOnce(url, timeoutMs);
       samples.push(result);
       if (!result.ok && firstFailureAt === undefined) firstFailureAt = result.at;
-      const window = samples.slice(-WINDOW);
-      const errors = window.filter((s) => !s.ok).length;
-      const rate = errors / window.length;
-      const latency = p95(window.map((s) => s.latencyMs));
-      const why =
-        rate > this.#thresholds.maxErrorRate
-          ? `error rate ${(rate * 100).toFixed(0)}% > ${(this.#thresholds.maxErrorRate * 100).toFixed(0)}% (${result.error ?? 'ok'})`
-          : latency > this.#thresholds.maxLatencyP95Ms
-            ? `p95 latency ${latency.toFixed(0)}ms > ${this.#thresholds.maxLatencyP95Ms}ms`
-            : undefined;
+      const why = this.#breach(samples.slice(-WINDOW), result);
       if (why) {
         this.#failedMeasurements += 1;
         stepFailures += 1;
@@ -87,6 +78,18 @@ export class CanaryAnalysis {
       await sleep(Math.min(periodMs, left));
     } while (Date.now() < deadline);
     return this.#summary(samples, reason, firstFailureAt, stepFailures);
+  }
+
+  /** Why the last WINDOW probes break a threshold (error rate first, then p95 latency); undefined when none. */
+  #breach(window: ProbeResult[], latest: ProbeResult): string | undefined {
+    const errors = window.filter((s) => !s.ok).length;
+    const rate = errors / window.length;
+    const latency = p95(window.map((s) => s.latencyMs));
+    if (rate > this.#thresholds.maxErrorRate) {
+      return `error rate ${(rate * 100).toFixed(0)}% > ${(this.#thresholds.maxErrorRate * 100).toFixed(0)}% (${latest.error ?? 'ok'})`;
+    }
+    if (latency > this.#thresholds.maxLatencyP95Ms) return `p95 latency ${latency.toFixed(0)}ms > ${this.#thresholds.maxLatencyP95Ms}ms`;
+    return undefined;
   }
 
   #summary(samples: ProbeResult[], reason: string | undefined, firstFailureAt: number | undefined, stepFailures: number): StepAnalysis {
