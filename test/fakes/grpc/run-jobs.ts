@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { paginate, timestamp, type OperationState } from './operations.ts';
+import { RunCollection } from './run-collection.ts';
 import {
   canonical,
   checkContainers,
@@ -16,11 +17,9 @@ import {
   condition,
   durationSeconds,
   etagOf,
-  isDnsLabel,
   normalize,
   notFound,
   pack,
-  parseLocation,
   parseName,
   seconds,
   suffix,
@@ -131,14 +130,12 @@ interface Job {
 const jobName = (job: Job) => `${job.location.path}/jobs/${job.id}`;
 const executionName = (execution: Execution) => `${jobName(execution.job)}/executions/${execution.id}`;
 
-export class RunJobs {
-  readonly #ctx: RunContext;
-  readonly #jobs = new Map<string, Job>();
+export class RunJobs extends RunCollection<Job> {
   #handler: RunJobHandler | undefined;
   #executionPolls = 0;
 
   constructor(ctx: RunContext) {
-    this.#ctx = ctx;
+    super(ctx, { collection: 'jobs', kind: 'JOB', type: 'Job', field: 'job', maxIdLength: MAX_JOB_ID });
   }
 
   onRunJob(handler: RunJobHandler | undefined): void {
@@ -150,49 +147,22 @@ export class RunJobs {
     this.#executionPolls = polls;
   }
 
-  peek(name: string): Message | undefined {
-    const job = this.#jobs.get(name);
-    return job && this.#describe(job);
-  }
-
   /** Executions of a job as ListExecutions answers (newest first), without counting as looks. */
   peekExecutions(name: string): Message[] {
-    const job = this.#jobs.get(name);
+    const job = this.resources.get(name);
     return job ? this.#newestFirst(job).map((execution) => this.#describeExecution(execution)) : [];
-  }
-
-  owns(resource: string): boolean {
-    if (!/^projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+$/.test(resource)) return false;
-    const { location, id } = parseName(resource, 'jobs');
-    if (!this.#jobs.has(resource)) throw notFound('JOB', id, location);
-    return true;
   }
 
   jobsHandlers(): Record<string, (request: Message) => unknown> {
     return {
+      ...this.commonHandlers(),
       CreateJob: (request) => this.#create(request),
-      GetJob: (request) => this.#describe(this.#find(String(request.name), 'run.jobs.get')),
       ListJobs: (request) => {
-        const location = parseLocation(String(request.parent));
-        this.#ctx.require('run.jobs.list', location.path);
-        const all = [...this.#jobs.values()].filter((job) => job.location.path === location.path).sort((a, b) => a.id.localeCompare(b.id));
-        const { items, nextPageToken } = paginate(all, request, MAX_PAGE);
-        return { jobs: items.map((job) => this.#describe(job)), nextPageToken };
+        const { items, nextPageToken } = this.listed(request);
+        return { jobs: items.map((job) => this.describe(job)), nextPageToken };
       },
       UpdateJob: (request) => this.#update(request),
-      DeleteJob: (request) => {
-        const job = this.#find(String(request.name), 'run.jobs.delete');
-        this.#settle(job);
-        checkEtag(String(request.etag ?? ''), etagOf(job.uid, job.serial), job.id);
-        const last = this.#describe(job);
-        if (!request.validateOnly) this.#jobs.delete(jobName(job));
-        return this.#ctx.operations.start(job.location.path, { metadata: () => pack('Job', last), complete: () => pack('Job', last) });
-      },
       RunJob: (request) => this.#run(request),
-      TestIamPermissions: (request) => {
-        this.#find(String(request.resource), 'run.jobs.get');
-        return { permissions: (request.permissions as string[]).filter((permission) => this.#holds(permission)) };
-      },
     };
   }
 
@@ -204,17 +174,9 @@ export class RunJobs {
         return this.#describeExecution(execution);
       },
       ListExecutions: (request) => {
-        const parent = String(request.parent);
-        const { location, id } = parseName(parent, 'jobs');
-        this.#ctx.require('run.executions.list', parent);
-        let jobs: Job[];
-        if (id === '-') jobs = [...this.#jobs.values()].filter((job) => job.location.path === location.path);
-        else {
-          const job = this.#jobs.get(parent);
-          if (!job) throw notFound('JOB', id, location);
-          jobs = [job];
-        }
-        const all = jobs.flatMap((job) => this.#newestFirst(job)).sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
+        const all = this.parentsOf(String(request.parent), 'run.executions.list')
+          .flatMap((job) => this.#newestFirst(job))
+          .sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
         const { items, nextPageToken } = paginate(all, request, MAX_PAGE);
         return { executions: items.map((execution) => this.#describeExecution(execution)), nextPageToken };
       },
@@ -225,7 +187,7 @@ export class RunJobs {
           throw new FakeStatus(status.FAILED_PRECONDITION, `Execution '${execution.id}' has already completed and cannot be cancelled.`);
         }
         if (!request.validateOnly) this.#finish(execution, 'cancelled');
-        return this.#ctx.operations.start(execution.job.location.path, {
+        return this.ctx.operations.start(execution.job.location.path, {
           metadata: () => pack('Execution', this.#describeExecution(execution)),
           complete: () => pack('Execution', this.#describeExecution(execution)),
         });
@@ -236,7 +198,7 @@ export class RunJobs {
         if (execution.state === 'running' && !request.validateOnly) this.#finish(execution, 'cancelled');
         const last = this.#describeExecution(execution);
         if (!request.validateOnly) execution.job.executions.delete(execution.id);
-        return this.#ctx.operations.start(execution.job.location.path, {
+        return this.ctx.operations.start(execution.job.location.path, {
           metadata: () => pack('Execution', last),
           complete: () => pack('Execution', last),
         });
@@ -244,35 +206,9 @@ export class RunJobs {
     };
   }
 
-  #holds(permission: string): boolean {
-    try {
-      this.#ctx.require(permission, '');
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   #create(request: Message, allowMissingName?: string) {
-    const body = request.job as Message | null;
-    if (!body) throw new FakeStatus(status.INVALID_ARGUMENT, 'job: Field is required.');
-    let location: Location;
-    let id: string;
-    if (allowMissingName) ({ location, id } = parseName(allowMissingName, 'jobs'));
-    else {
-      location = parseLocation(String(request.parent));
-      id = String(request.jobId ?? '');
-    }
-    this.#ctx.require('run.jobs.create', allowMissingName ?? location.path);
-    if (!isDnsLabel(id, MAX_JOB_ID)) {
-      throw new FakeStatus(
-        status.INVALID_ARGUMENT,
-        `Invalid job id '${id}': use lowercase letters, digits and hyphens, begin with a letter, do not end with a hyphen, at most ${MAX_JOB_ID} characters.`,
-      );
-    }
-    const name = `${location.path}/jobs/${id}`;
-    if (this.#jobs.has(name)) throw new FakeStatus(status.ALREADY_EXISTS, `Resource '${id}' already exists.`);
-    const now = this.#ctx.now();
+    const { body, location, id, name } = this.newResource(request, allowMissingName);
+    const now = this.ctx.now();
     const job: Job = {
       id,
       location,
@@ -288,42 +224,34 @@ export class RunJobs {
       executions: new Map(),
       operation: undefined,
     };
-    if (!request.validateOnly) this.#jobs.set(name, job);
+    if (!request.validateOnly) this.resources.set(name, job);
     return this.#reconcileOperation(job, Boolean(request.validateOnly));
   }
 
   #update(request: Message) {
-    const body = request.job as Message | null;
-    if (!body) throw new FakeStatus(status.INVALID_ARGUMENT, 'job: Field is required.');
-    const name = String(body.name);
-    const { location, id } = parseName(name, 'jobs');
-    this.#ctx.require('run.jobs.update', name);
-    const job = this.#jobs.get(name);
-    if (!job) {
-      if (request.allowMissing) return this.#create(request, name);
-      throw notFound('JOB', id, location);
-    }
-    this.#settle(job);
+    const { body, name, location, resource: job } = this.updating(request);
+    if (!job) return this.#create(request, name);
+    this.settle(job);
     checkEtag(String(body.etag ?? ''), etagOf(job.uid, job.serial), job.id);
     const spec = this.#spec(body);
     if (canonical(spec) === canonical(job.spec) || request.validateOnly) {
-      return this.#ctx.operations.start(location.path, {
-        metadata: () => pack('Job', this.#describe(job)),
-        complete: () => pack('Job', request.validateOnly ? this.#describe({ ...job, spec }) : this.#describe(job)),
+      return this.ctx.operations.start(location.path, {
+        metadata: () => pack('Job', this.describe(job)),
+        complete: () => pack('Job', request.validateOnly ? this.describe({ ...job, spec }) : this.describe(job)),
       });
     }
     job.spec = spec;
     job.generation += 1;
-    job.updateTime = this.#ctx.now();
+    job.updateTime = this.ctx.now();
     job.serial += 1;
     job.reconciling = true;
     return this.#reconcileOperation(job, false);
   }
 
   #reconcileOperation(job: Job, preview: boolean) {
-    const operation = this.#ctx.operations.start(job.location.path, {
+    const operation = this.ctx.operations.start(job.location.path, {
       ...(preview ? { polls: 0 } : {}),
-      metadata: () => pack('Job', this.#describe(job)),
+      metadata: () => pack('Job', this.describe(job)),
       complete: () => {
         if (!preview) {
           job.operation = undefined;
@@ -331,24 +259,20 @@ export class RunJobs {
           job.observedGeneration = job.generation;
           job.serial += 1;
         }
-        return pack('Job', this.#describe(job));
+        return pack('Job', this.describe(job));
       },
     });
     if (!operation.done && !preview) job.operation = String(operation.name);
     return operation;
   }
 
-  #settle(job: Job): void {
-    if (job.operation) this.#ctx.operations.settle(job.operation);
-  }
-
   async #run(request: Message) {
-    const job = this.#find(String(request.name), 'run.jobs.run');
+    const job = this.find(String(request.name), 'run.jobs.run');
     const overrides = request.overrides as Message | null;
     const containerOverrides = (overrides?.containerOverrides ?? []) as Message[];
     const overridden = Boolean(overrides && (containerOverrides.length > 0 || Number(overrides.taskCount) > 0 || overrides.timeout));
-    if (overridden) this.#ctx.require('run.jobs.runWithOverrides', jobName(job));
-    this.#settle(job);
+    if (overridden) this.ctx.require('run.jobs.runWithOverrides', jobName(job));
+    this.settle(job);
     checkEtag(String(request.etag ?? ''), etagOf(job.uid, job.serial), job.id);
 
     const executionTemplate = job.spec.template as Message;
@@ -402,7 +326,7 @@ export class RunJobs {
     }
     const timeoutSeconds = durationSeconds(taskTemplate.timeout) ?? 600;
 
-    const now = this.#ctx.now();
+    const now = this.ctx.now();
     let id = '';
     for (let attempt = 0; !id || job.executions.has(id); attempt += 1)
       id = `${job.id}-${suffix(`${job.uid}/${job.executionCount}/${attempt}`, 5)}`;
@@ -466,7 +390,7 @@ export class RunJobs {
       `https://console.cloud.google.com/logs/viewer?project=${project}&advancedFilter=resource.type%3D%22cloud_run_job%22%0Aresource.labels.job_name%3D%22${job.id}%22%0Aresource.labels.location%3D%22${region}%22%0Alabels.%22run.googleapis.com/execution_name%22%3D%22${execution.id}%22`;
 
     if (request.validateOnly) {
-      return this.#ctx.operations.start(job.location.path, {
+      return this.ctx.operations.start(job.location.path, {
         polls: 0,
         metadata: () => undefined,
         complete: () => pack('Execution', this.#describeExecution(execution)),
@@ -477,7 +401,7 @@ export class RunJobs {
     job.serial += 1;
     if (execution.remaining <= 0) this.#finish(execution, this.#ending(execution));
     let started = false;
-    return this.#ctx.operations.startDriven(job.location.path, {
+    return this.ctx.operations.startDriven(job.location.path, {
       poll: (): OperationState => {
         if (started) this.#look(execution);
         started = true;
@@ -508,7 +432,7 @@ export class RunJobs {
   }
 
   #finish(execution: Execution, state: Exclude<ExecutionState, 'running'>): void {
-    const now = this.#ctx.now();
+    const now = this.ctx.now();
     if (state === 'cancelled' && execution.state === 'running' && execution.outcome.cancelled === 0) {
       // Cancelled by a caller: the tasks still running never finish.
       execution.outcome = { ...execution.outcome, succeeded: 0, failed: 0, cancelled: execution.taskCount };
@@ -551,18 +475,10 @@ export class RunJobs {
     return normalize('Job', spec);
   }
 
-  #find(name: string, permission: string): Job {
-    const { location, id } = parseName(name, 'jobs');
-    this.#ctx.require(permission, name);
-    const job = this.#jobs.get(name);
-    if (!job) throw notFound('JOB', id, location);
-    return job;
-  }
-
   #findExecution(name: string, permission: string): Execution {
     const { location, id, subId } = parseName(name, 'jobs', 'executions');
-    this.#ctx.require(permission, name);
-    const execution = this.#jobs.get(`${location.path}/jobs/${id}`)?.executions.get(subId!);
+    this.ctx.require(permission, name);
+    const execution = this.resources.get(`${location.path}/jobs/${id}`)?.executions.get(subId!);
     if (!execution) throw notFound('EXECUTION', subId!, location);
     return execution;
   }
@@ -571,7 +487,7 @@ export class RunJobs {
     return [...job.executions.values()].sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
   }
 
-  #describe(job: Job): Message {
+  protected describe(job: Job): Message {
     const latest = this.#newestFirst(job)[0];
     const ready = job.reconciling ? 'CONDITION_RECONCILING' : 'CONDITION_SUCCEEDED';
     return {

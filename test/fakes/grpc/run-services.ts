@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { paginate, timestamp } from './operations.ts';
+import { RunCollection } from './run-collection.ts';
 import {
   applyMask,
   canonical,
@@ -27,7 +28,6 @@ import {
   normalize,
   notFound,
   pack,
-  parseLocation,
   parseName,
   suffix,
   type Location,
@@ -128,15 +128,13 @@ interface Service {
 const fullName = (service: Service) => `${service.location.path}/services/${service.id}`;
 const revisionName = (service: Service, revision: string) => `${fullName(service)}/revisions/${revision}`;
 
-export class RunServices {
-  readonly #ctx: RunContext;
-  readonly #services = new Map<string, Service>();
+export class RunServices extends RunCollection<Service> {
   readonly #userFields = new Set(fieldsOf('Service').filter((field) => !SERVICE_OUTPUT_ONLY.has(field)));
   #failNext: string[] = [];
   #etagConflicts = 0;
 
   constructor(ctx: RunContext) {
-    this.#ctx = ctx;
+    super(ctx, { collection: 'services', kind: 'SERVICE', type: 'Service', field: 'service', maxIdLength: MAX_SERVICE_ID });
   }
 
   failNextRevision(message: string): void {
@@ -147,54 +145,21 @@ export class RunServices {
     this.#etagConflicts = times;
   }
 
-  /** The service as GetService answers, or undefined. */
-  peek(name: string): Message | undefined {
-    const service = this.#services.get(name);
-    return service && this.#describe(service);
-  }
-
   /** Revisions of a service as ListRevisions answers (newest first). */
   peekRevisions(name: string): Message[] {
-    const service = this.#services.get(name);
+    const service = this.resources.get(name);
     return service ? this.#newestFirst(service).map((revision) => this.#describeRevision(service, revision)) : [];
-  }
-
-  exists(name: string): boolean {
-    return this.#services.has(name);
   }
 
   servicesHandlers(): Record<string, (request: Message) => unknown> {
     return {
+      ...this.commonHandlers(),
       CreateService: (request) => this.#create(request),
-      GetService: (request) => {
-        const service = this.#find(String(request.name), 'run.services.get');
-        return this.#describe(service);
-      },
       ListServices: (request) => {
-        const location = parseLocation(String(request.parent));
-        this.#ctx.require('run.services.list', location.path);
-        const all = [...this.#services.values()]
-          .filter((service) => service.location.path === location.path)
-          .sort((a, b) => a.id.localeCompare(b.id));
-        const { items, nextPageToken } = paginate(all, request, MAX_PAGE);
-        return { services: items.map((service) => this.#describe(service)), nextPageToken, unreachable: [] };
+        const { items, nextPageToken } = this.listed(request);
+        return { services: items.map((service) => this.describe(service)), nextPageToken, unreachable: [] };
       },
       UpdateService: (request) => this.#update(request),
-      DeleteService: (request) => {
-        const service = this.#find(String(request.name), 'run.services.delete');
-        this.#settle(service);
-        checkEtag(String(request.etag ?? ''), etagOf(service.uid, service.serial), service.id);
-        const last = this.#describe(service);
-        if (!request.validateOnly) this.#services.delete(fullName(service));
-        return this.#ctx.operations.start(service.location.path, {
-          metadata: () => pack('Service', last),
-          complete: () => pack('Service', last),
-        });
-      },
-      TestIamPermissions: (request) => {
-        this.#find(String(request.resource), 'run.services.get');
-        return { permissions: (request.permissions as string[]).filter((permission) => this.#holds(permission)) };
-      },
     };
   }
 
@@ -205,17 +170,7 @@ export class RunServices {
         return this.#describeRevision(service, revision);
       },
       ListRevisions: (request) => {
-        const parent = String(request.parent);
-        const { location, id } = parseName(parent, 'services');
-        this.#ctx.require('run.revisions.list', parent);
-        let services: Service[];
-        if (id === '-') services = [...this.#services.values()].filter((service) => service.location.path === location.path);
-        else {
-          const service = this.#services.get(parent);
-          if (!service) throw notFound('SERVICE', id, location);
-          services = [service];
-        }
-        const all = services
+        const all = this.parentsOf(String(request.parent), 'run.revisions.list')
           .flatMap((service) => [...service.revisions.values()].map((revision) => ({ service, revision })))
           .sort((a, b) => b.revision.createTime.getTime() - a.revision.createTime.getTime());
         const { items, nextPageToken } = paginate(all, request, MAX_PAGE);
@@ -223,7 +178,7 @@ export class RunServices {
       },
       DeleteRevision: (request) => {
         const { service, revision } = this.#findRevision(String(request.name), 'run.revisions.delete');
-        this.#settle(service);
+        this.settle(service);
         checkEtag(String(request.etag ?? ''), etagOf(revision.uid, revision.serial), revision.id);
         const serving =
           (service.spec.traffic as Message[]).some((target) => target.revision === revision.id) ||
@@ -242,7 +197,7 @@ export class RunServices {
         }
         const last = this.#describeRevision(service, revision);
         if (!request.validateOnly) service.revisions.delete(revision.id);
-        return this.#ctx.operations.start(service.location.path, {
+        return this.ctx.operations.start(service.location.path, {
           metadata: () => pack('Revision', last),
           complete: () => pack('Revision', last),
         });
@@ -250,44 +205,10 @@ export class RunServices {
     };
   }
 
-  /** Whether `resource` is a service here; throws NOT_FOUND for a service name that does not exist. */
-  owns(resource: string): boolean {
-    if (!/^projects\/[^/]+\/locations\/[^/]+\/services\/[^/]+$/.test(resource)) return false;
-    const { location, id } = parseName(resource, 'services');
-    if (!this.#services.has(resource)) throw notFound('SERVICE', id, location);
-    return true;
-  }
-
-  #holds(permission: string): boolean {
-    try {
-      this.#ctx.require(permission, '');
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   #create(request: Message, allowMissingName?: string) {
-    const body = request.service as Message | null;
-    if (!body) throw new FakeStatus(status.INVALID_ARGUMENT, 'service: Field is required.');
-    let location: Location;
-    let id: string;
-    if (allowMissingName) ({ location, id } = parseName(allowMissingName, 'services'));
-    else {
-      location = parseLocation(String(request.parent));
-      id = String(request.serviceId ?? '');
-    }
-    const name = `${location.path}/services/${id}`;
-    this.#ctx.require('run.services.create', allowMissingName ?? location.path);
-    if (!isDnsLabel(id, MAX_SERVICE_ID)) {
-      throw new FakeStatus(
-        status.INVALID_ARGUMENT,
-        `Invalid service id '${id}': use lowercase letters, digits and hyphens, begin with a letter, do not end with a hyphen, at most ${MAX_SERVICE_ID} characters.`,
-      );
-    }
-    if (this.#services.has(name)) throw new FakeStatus(status.ALREADY_EXISTS, `Resource '${id}' already exists.`);
+    const { body, location, id, name } = this.newResource(request, allowMissingName);
     const spec = this.#spec(body);
-    const now = this.#ctx.now();
+    const now = this.ctx.now();
     const service: Service = {
       id,
       location,
@@ -310,35 +231,27 @@ export class RunServices {
     const revisionId = this.#newRevisionId(service, spec, 1);
     this.#checkTraffic(service, spec.traffic as Message[], (revision) => revision === revisionId);
     if (request.validateOnly) {
-      return this.#ctx.operations.start(location.path, {
+      return this.ctx.operations.start(location.path, {
         polls: 0,
         metadata: () => undefined,
-        complete: () => pack('Service', this.#describe(service)),
+        complete: () => pack('Service', this.describe(service)),
       });
     }
-    this.#services.set(name, service);
+    this.resources.set(name, service);
     const created = this.#addRevision(service, revisionId, spec.template as Message, now);
     return this.#reconcileOperation(service, created);
   }
 
   #update(request: Message) {
-    const body = request.service as Message | null;
-    if (!body) throw new FakeStatus(status.INVALID_ARGUMENT, 'service: Field is required.');
-    const name = String(body.name);
-    const { location, id } = parseName(name, 'services');
-    this.#ctx.require('run.services.update', name);
-    const service = this.#services.get(name);
-    if (!service) {
-      if (request.allowMissing) return this.#create(request, name);
-      throw notFound('SERVICE', id, location);
-    }
-    this.#settle(service);
+    const { body, name, location, resource: service } = this.updating(request);
+    if (!service) return this.#create(request, name);
+    this.settle(service);
     const sentEtag = String(body.etag ?? '');
     if (sentEtag && this.#etagConflicts > 0) {
       // Another writer got there first: the service changed under the caller, whose etag is now stale.
       this.#etagConflicts -= 1;
       service.serial += 1;
-      service.updateTime = this.#ctx.now();
+      service.updateTime = this.ctx.now();
     }
     checkEtag(sentEtag, etagOf(service.uid, service.serial), service.id);
 
@@ -347,9 +260,9 @@ export class RunServices {
     const spec =
       paths.length > 0 ? this.#spec(applyMask(service.spec, normalize('Service', body), paths, this.#userFields)) : this.#spec(body);
     if (canonical(spec) === canonical(service.spec)) {
-      return this.#ctx.operations.start(location.path, {
-        metadata: () => pack('Service', this.#describe(service)),
-        complete: () => pack('Service', this.#describe(service)),
+      return this.ctx.operations.start(location.path, {
+        metadata: () => pack('Service', this.describe(service)),
+        complete: () => pack('Service', this.describe(service)),
       });
     }
     const generation = service.generation + 1;
@@ -357,10 +270,10 @@ export class RunServices {
     const revisionId = templateChanged ? this.#newRevisionId(service, spec, generation) : undefined;
     this.#checkTraffic(service, spec.traffic as Message[], (revision) => service.revisions.has(revision) || revision === revisionId);
     if (request.validateOnly) {
-      const preview = this.#describe({ ...service, spec, generation });
-      return this.#ctx.operations.start(location.path, { polls: 0, metadata: () => undefined, complete: () => pack('Service', preview) });
+      const preview = this.describe({ ...service, spec, generation });
+      return this.ctx.operations.start(location.path, { polls: 0, metadata: () => undefined, complete: () => pack('Service', preview) });
     }
-    const now = this.#ctx.now();
+    const now = this.ctx.now();
     service.spec = spec;
     service.generation = generation;
     service.updateTime = now;
@@ -373,12 +286,12 @@ export class RunServices {
 
   /** The operation that carries reconciliation: status fields change when it completes. */
   #reconcileOperation(service: Service, created: Revision | undefined) {
-    const operation = this.#ctx.operations.start(service.location.path, {
-      metadata: () => pack('Service', this.#describe(service)),
+    const operation = this.ctx.operations.start(service.location.path, {
+      metadata: () => pack('Service', this.describe(service)),
       complete: () => {
         service.operation = undefined;
         this.#reconcile(service, created);
-        return pack('Service', this.#describe(service));
+        return pack('Service', this.describe(service));
       },
     });
     if (!operation.done) service.operation = String(operation.name);
@@ -386,7 +299,7 @@ export class RunServices {
   }
 
   #reconcile(service: Service, created: Revision | undefined): void {
-    const now = this.#ctx.now();
+    const now = this.ctx.now();
     const failures: string[] = [];
     if (created?.state === 'pending') {
       created.state = created.willFail === undefined ? 'ready' : 'failed';
@@ -435,10 +348,6 @@ export class RunServices {
       condition('RoutesReady', 'CONDITION_SUCCEEDED', now),
       condition('ConfigurationsReady', 'CONDITION_SUCCEEDED', now),
     ];
-  }
-
-  #settle(service: Service): void {
-    if (service.operation) this.#ctx.operations.settle(service.operation);
   }
 
   #addRevision(service: Service, id: string, template: Message, now: Date): Revision {
@@ -556,18 +465,10 @@ export class RunServices {
     return normalize('Service', spec);
   }
 
-  #find(name: string, permission: string): Service {
-    const { location, id } = parseName(name, 'services');
-    this.#ctx.require(permission, name);
-    const service = this.#services.get(name);
-    if (!service) throw notFound('SERVICE', id, location);
-    return service;
-  }
-
   #findRevision(name: string, permission: string): { service: Service; revision: Revision } {
     const { location, id, subId } = parseName(name, 'services', 'revisions');
-    this.#ctx.require(permission, name);
-    const service = this.#services.get(`${location.path}/services/${id}`);
+    this.ctx.require(permission, name);
+    const service = this.resources.get(`${location.path}/services/${id}`);
     const revision = service?.revisions.get(subId!);
     if (!service || !revision) throw notFound('REVISION', subId!, location);
     return { service, revision };
@@ -577,7 +478,7 @@ export class RunServices {
     return [...service.revisions.values()].sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
   }
 
-  #describe(service: Service): Message {
+  protected describe(service: Service): Message {
     const uri = `https://${service.id}-${hostHash(service.location)}.a.run.app`;
     return {
       ...service.spec,
