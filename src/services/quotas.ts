@@ -118,6 +118,11 @@ const inFlight = (usage: Usage, liveRuns: number) => Math.max(usage.running, liv
 
 export async function showQuota(ctx: ServiceContext, tenantId: string): Promise<QuotaView> {
   await requireTenant(ctx, tenantId);
+  return readQuota(ctx, tenantId);
+}
+
+/** showQuota of a tenant the caller has already found. */
+export async function readQuota(ctx: ServiceContext, tenantId: string): Promise<QuotaView> {
   const warehouse = await ctx.backends.warehouse();
   const [row] = await warehouse.select(METADATA_DATASET, T.quotas, { where: { tenant_id: tenantId }, limit: 1 });
   const usage = row ? usageOf(row, utcDay(ctx.now())) : await withQuotaLease(ctx, tenantId, () => loadUsage(ctx, warehouse, tenantId));
@@ -196,6 +201,19 @@ export function concurrentLimitError(ctx: ServiceContext, tenantId: string, usag
 }
 
 /**
+ * The one quota rule of admission, for the run taking its slot and for a remote start looking
+ * ahead: exit 6 when today's runs are used up, or every concurrent slot is taken.
+ */
+export function assertRunSlot(
+  ctx: ServiceContext,
+  tenantId: string,
+  usage: { dailyLimit: number; runsToday: number; usageDate: string; resetsAt: Date; running: number; concurrentLimit: number },
+): void {
+  if (usage.runsToday >= usage.dailyLimit) throw dailyLimitError(ctx, tenantId, usage);
+  if (usage.running >= usage.concurrentLimit) throw concurrentLimitError(ctx, tenantId, usage);
+}
+
+/**
  * Takes one run slot of today's quota for `runId`, or fails with exit 6 naming the limit. Lazily
  * starts a fresh day when the row is from an earlier date.
  */
@@ -204,14 +222,8 @@ export async function reserveRun(ctx: ServiceContext, tenantId: string, runId: s
   const warehouse = await ctx.backends.warehouse();
   await withQuotaLease(ctx, tenantId, async () => {
     const usage = await loadUsage(ctx, warehouse, tenantId);
-    const resetsAt = nextUtcMidnight(ctx.now());
-    if (usage.runsToday >= usage.dailyLimit) {
-      throw dailyLimitError(ctx, tenantId, { ...usage, resetsAt });
-    }
     const running = inFlight(usage, await countLiveRuns(ctx, tenantId, { excludeRunId: runId }));
-    if (running >= usage.concurrentLimit) {
-      throw concurrentLimitError(ctx, tenantId, { running, concurrentLimit: usage.concurrentLimit });
-    }
+    assertRunSlot(ctx, tenantId, { ...usage, running, resetsAt: nextUtcMidnight(ctx.now()) });
     await saveUsage(ctx, warehouse, tenantId, { ...usage, runsToday: usage.runsToday + 1, running: running + 1 });
   });
 }

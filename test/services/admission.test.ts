@@ -10,7 +10,7 @@ import { FileLock } from '../../src/backends/lock/files.ts';
 import { ExitCode } from '../../src/lib/errors.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { showQuota } from '../../src/services/quotas.ts';
-import { admitRun, runLockKey, type Admission } from '../../src/services/runs/admission.ts';
+import { admitRun, checkRemoteAdmission, runLockKey, type Admission } from '../../src/services/runs/admission.ts';
 import { createRun, finishRun, getRun, markRunning } from '../../src/services/runs/store.ts';
 import { deleteTenant } from '../../src/services/tenant-delete.ts';
 import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
@@ -286,5 +286,28 @@ describe('quota', () => {
     const lost = results.find((r) => r.status === 'rejected');
     assert.equal((lost as PromiseRejectedResult).reason.exitCode, ExitCode.quotaExceeded);
     assert.equal((await quotaRow('race_co')).pipelines_run_today, 1);
+  });
+});
+
+describe('checkRemoteAdmission', () => {
+  it('answers as admission would, taking nothing: suspended 7, lock held 5, daily and concurrent quota 6', async () => {
+    await tenant('ahead_co');
+    await checkRemoteAdmission(ctx, 'ahead_co', 'p_main');
+    assert.equal(await new FileLock({ dir: lockDir }).inspect(runLockKey('ahead_co', 'p_main')), undefined, 'no lock taken');
+    assert.equal((await quotaRow('ahead_co')).pipelines_run_today, 0, 'no quota slot taken');
+
+    const { admission } = await admit('ahead_co');
+    await rejectsWith(checkRemoteAdmission(ctx, 'ahead_co', 'p_main'), ExitCode.alreadyRunning, /already running/);
+    await admission.release('succeeded');
+
+    const warehouse = await ctx.backends.warehouse();
+    await warehouse.update(METADATA_DATASET, T.quotas, { concurrent_pipelines_running: 1, concurrent_limit: 1 }, { tenant_id: 'ahead_co' });
+    await rejectsWith(checkRemoteAdmission(ctx, 'ahead_co', 'p_main'), ExitCode.quotaExceeded, /concurrent limit is 1/);
+    await warehouse.update(METADATA_DATASET, T.quotas, { daily_limit: 1 }, { tenant_id: 'ahead_co' });
+    await rejectsWith(checkRemoteAdmission(ctx, 'ahead_co', 'p_main'), ExitCode.quotaExceeded, /daily limit of 1/);
+
+    await setTenantStatus(ctx, 'ahead_co', 'SUSPENDED', 'audit');
+    await rejectsWith(checkRemoteAdmission(ctx, 'ahead_co', 'p_main'), ExitCode.auth, /suspended \(audit\)/);
+    await rejectsWith(checkRemoteAdmission(ctx, 'nobody_co', 'p_main'), ExitCode.notFound);
   });
 });

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cloudEnv, requiredSetting } from '../../backends/factory.ts';
 import type { ExecutionInfo, RunPlatform } from '../../backends/run-platform/port.ts';
-import type { Row } from '../../backends/warehouse/port.ts';
+import { resolveRunDate } from '../../domain/dates.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { ConvergenceError, ExitCode, lockHeldError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { concurrentLimitError, dailyLimitError, showQuota } from '../quotas.ts';
-import { assertRunnableTenant, runLockHeldError, runLockKey } from '../runs/admission.ts';
+import { checkRemoteAdmission } from '../runs/admission.ts';
 import { createRun, finishRun, getRun, listRuns, recordExecution, type RunRecord } from '../runs/store.ts';
 import { withLease } from '../leases.ts';
 import { requireTenant } from '../tenants.ts';
@@ -41,35 +40,6 @@ export interface RemoteRunResult {
   /** The run row the container wrote, once the execution has ended (with --wait). */
   run: RunRecord | null;
   exitCode: number;
-}
-
-/**
- * The answer the container's admission would give, read without taking anything: the tenant is
- * not suspended (exit 7, TENANT_SUSPENDED), no live lease holds the run lock of the pipeline
- * (exit 5, LOCK_HELD), and today's quota has a run and a concurrency slot left (exit 6,
- * QUOTA_EXCEEDED). The container still admits the run for real (it takes the lock and the quota
- * slot); this check only lets the caller learn at once what would otherwise surface as a failed
- * execution. A start racing another one that has not yet reached its admission passes here, and
- * its container is then refused with exit 5.
- */
-export async function checkRemoteAdmission(
-  ctx: ServiceContext,
-  tenantId: string,
-  pipelineId: string,
-  /** The tenant's profile when the caller has just read it. */
-  profile?: Row,
-): Promise<void> {
-  assertRunnableTenant(tenantId, profile ?? (await requireTenant(ctx, tenantId)));
-
-  // The Lock port reads a lease without taking it. Acquiring and releasing instead would raise the
-  // key's fencing token, and a container acquiring in that instant would be refused.
-  const key = runLockKey(tenantId, pipelineId);
-  const holder = await (await ctx.backends.lock()).inspect(key);
-  if (holder) throw runLockHeldError(ctx, key, { tenantId, pipelineId }, holder);
-
-  const quota = await showQuota(ctx, tenantId);
-  if (quota.remainingToday <= 0) throw dailyLimitError(ctx, tenantId, quota);
-  if (quota.running >= quota.concurrentLimit) throw concurrentLimitError(ctx, tenantId, quota);
 }
 
 /**
@@ -153,7 +123,7 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
           trigger: input.trigger ?? 'remote',
           ...(input.triggeredBy ? { triggeredBy: input.triggeredBy } : {}),
           configVersion: pushed.version,
-          runDate: ctx.now().toISOString().slice(0, 10),
+          runDate: resolveRunDate(undefined, ctx.now()),
           parameters: {},
           timeoutAt: new Date(ctx.now().getTime() + timeoutMs + START_ALLOWANCE_MS),
         });

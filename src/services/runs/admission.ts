@@ -5,7 +5,7 @@ import { assertName, assertTenantId } from '../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, lockHeldError, validationError } from '../../lib/errors.ts';
 import { envFlag, type ServiceContext } from '../context.ts';
 import { holderIdentity, holderIsDeadHere } from '../leases.ts';
-import { reserveRun, settleRun } from '../quotas.ts';
+import { assertRunSlot, readQuota, reserveRun, settleRun } from '../quotas.ts';
 import { requireTenant } from '../tenants.ts';
 import { assertRunId, finishRun } from './store.ts';
 
@@ -22,6 +22,8 @@ export interface AdmitRunInput {
   timeoutMs: number;
   /** Lease length of the run lock (default 60 s); renewed every third of it. */
   lockTtlMs?: number;
+  /** The tenant's profile when the caller has just read it: the tenant is then not read again. */
+  profile?: Row;
 }
 
 export type ReleaseOutcome = 'succeeded' | 'failed';
@@ -50,7 +52,7 @@ export async function admitRun(ctx: ServiceContext, input: AdmitRunInput): Promi
     throw validationError(`run timeout must be positive, got ${input.timeoutMs}`);
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw validationError(`lock ttl must be positive, got ${ttlMs}`);
 
-  await requireRunnableTenant(ctx, tenantId);
+  assertRunnableTenant(tenantId, input.profile ?? (await requireTenant(ctx, tenantId)));
   const lock = await ctx.backends.lock();
   const key = runLockKey(tenantId, pipelineId);
   const lease = await takeRunLock(ctx, lock, key, { tenantId, pipelineId, runId, ttlMs });
@@ -63,12 +65,36 @@ export async function admitRun(ctx: ServiceContext, input: AdmitRunInput): Promi
   return new RunAdmission(ctx, lock, lease, { tenantId, runId, ttlMs, deadline: Date.now() + input.timeoutMs });
 }
 
-async function requireRunnableTenant(ctx: ServiceContext, tenantId: string): Promise<void> {
-  assertRunnableTenant(tenantId, await requireTenant(ctx, tenantId));
+/**
+ * The answer the container's admission would give, read without taking anything: the tenant is
+ * not suspended (exit 7, TENANT_SUSPENDED), no live lease holds the run lock of the pipeline
+ * (exit 5, LOCK_HELD), and today's quota has a run and a concurrency slot left (exit 6,
+ * QUOTA_EXCEEDED). The container still admits the run for real (it takes the lock and the quota
+ * slot); this check only lets the caller learn at once what would otherwise surface as a failed
+ * execution. A start racing another one that has not yet reached its admission passes here, and
+ * its container is then refused with exit 5.
+ */
+export async function checkRemoteAdmission(
+  ctx: ServiceContext,
+  tenantId: string,
+  pipelineId: string,
+  /** The tenant's profile when the caller has just read it. */
+  profile?: Row,
+): Promise<void> {
+  assertRunnableTenant(tenantId, profile ?? (await requireTenant(ctx, tenantId)));
+
+  // The Lock port reads a lease without taking it. Acquiring and releasing instead would raise the
+  // key's fencing token, and a container acquiring in that instant would be refused.
+  const key = runLockKey(tenantId, pipelineId);
+  const holder = await (await ctx.backends.lock()).inspect(key);
+  if (holder) throw runLockHeldError(ctx, key, { tenantId, pipelineId }, holder);
+
+  // The tenant was found above: its quota is read without looking it up again.
+  assertRunSlot(ctx, tenantId, await readQuota(ctx, tenantId));
 }
 
 /** Refuses (exit 7, TENANT_SUSPENDED) a profile whose pipelines may not run. */
-export function assertRunnableTenant(tenantId: string, profile: Row): void {
+function assertRunnableTenant(tenantId: string, profile: Row): void {
   if (profile.status === 'SUSPENDED') {
     const reason = profile.status_reason ? ` (${String(profile.status_reason)})` : '';
     throw new ConvergenceError('TENANT_SUSPENDED', ExitCode.auth, `tenant "${tenantId}" is suspended${reason}; its pipelines cannot run`, {
@@ -116,7 +142,7 @@ async function failDeadRun(ctx: ServiceContext, req: LockRequest, dead: LockHold
 }
 
 /** Exit 5 (LOCK_HELD) naming the run that holds a pipeline's run lock and how to follow or stop it. */
-export function runLockHeldError(ctx: ServiceContext, key: string, req: { tenantId: string; pipelineId: string }, holder: LockHolder) {
+function runLockHeldError(ctx: ServiceContext, key: string, req: { tenantId: string; pipelineId: string }, holder: LockHolder) {
   const holderRunId = holder.info?.run_id ?? null;
   const where = holder.info?.pid ? ` (pid ${holder.info.pid} on ${holder.info.host ?? 'unknown host'})` : '';
   const env = envFlag(ctx.env.name);
