@@ -1,4 +1,4 @@
-import { ConvergenceError, ExitCode, usageError, type ExitCodeValue } from '../lib/errors.ts';
+import { ConvergenceError, ExitCode, usageError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { DispatchResult } from '../services/schedules/dispatch.ts';
 import type { CleanupResult } from '../services/maintenance.ts';
@@ -41,9 +41,10 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
   }
   const { requireTenant } = await import('../services/tenants.ts');
   const { loadActiveBundle } = await import('../services/pipelines/push.ts');
-  const { runPipeline } = await import('../services/pipelines/run.ts');
+  const { runFailure, runPipeline } = await import('../services/pipelines/run.ts');
   const log = rt.log.child({ tenant_id: input.tenant, pipeline_id: input.pipeline });
-  await requireTenant(rt.ctx, input.tenant);
+  // Read once: the run's admission checks this profile instead of reading it again.
+  const tenantProfile = await requireTenant(rt.ctx, input.tenant);
   const bundle = await loadActiveBundle(rt.ctx, input.tenant, input.pipeline, input.configVersion);
   const { randomUUID } = await import('node:crypto');
   // A remote start (pipeline run --remote) names the run id up front so it can follow the run row.
@@ -61,6 +62,7 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
       tenantId: input.tenant,
       pipelineId: input.pipeline,
       bundle,
+      tenantProfile,
       trigger: 'remote',
       runId,
       signal: rt.signal,
@@ -88,11 +90,7 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
     log.info(`run ${summary.runId} COMPLETE: ${summary.rowsProcessed} rows`, fields);
     return summary;
   }
-  const error = summary.error ?? { code: 'RUN_FAILED', message: `run ${summary.runId} ended ${summary.status}` };
-  throw new ConvergenceError(error.code, summary.exitCode as ExitCodeValue, `run ${summary.runId} ${summary.status}: ${error.message}`, {
-    suggestion: `see \`convergence pipeline logs ${summary.runId}\``,
-    data: { run: summary },
-  });
+  throw runFailure(summary);
 }
 
 function triggeredBy(task: CloudRunTask): string {

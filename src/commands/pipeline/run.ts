@@ -55,7 +55,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       ...(this.flags['run-date'] ? { runDate: this.flags['run-date'] } : {}),
     };
     const ctx = await this.context();
-    const { planPipelineRun, runPipeline } = await import('../../services/pipelines/run.ts');
+    const { planPipelineRun, runFailure, runPipeline } = await import('../../services/pipelines/run.ts');
 
     if (this.flags['dry-run']) {
       const plan = await planPipelineRun(ctx, input);
@@ -92,7 +92,8 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
         (stages) =>
           runPipeline(
             ctx,
-            { ...input, signal: interrupt.signal },
+            // The bundle read for the step titles is the one the run executes.
+            { ...input, bundle, signal: interrupt.signal },
             {
               stepStarted: (i) => stages.start(i),
               stepProgress: (i, text) => stages.update(i, text),
@@ -118,18 +119,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
         { header: 'TIME', get: (s) => formatDuration(s.durationMs) },
       ]),
     );
-    if (summary.status !== 'COMPLETE') {
-      const error = summary.error ?? { code: 'RUN_FAILED', message: `run ${summary.runId} ended ${summary.status}` };
-      throw new ConvergenceError(
-        error.code,
-        summary.exitCode as ExitCodeValue,
-        `run ${summary.runId} ${summary.status}: ${error.message}`,
-        {
-          suggestion: error.suggestion ?? `see \`convergence pipeline logs ${summary.runId}\``,
-          data: { run: summary },
-        },
-      );
-    }
+    if (summary.status !== 'COMPLETE') throw runFailure(summary);
     return summary;
   }
 
