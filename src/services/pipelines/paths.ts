@@ -5,7 +5,6 @@ import { isConvergenceError, validationError } from '../../lib/errors.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
 import type { PipelineBundle } from './bundle.ts';
-import { readTenantText } from './files.ts';
 
 /**
  * Where the file sources of `tenantId` may read in this environment: data/<tenant>/ of the
@@ -41,16 +40,18 @@ async function pathProblem(scope: FileScope, source: FileSource, sourceFile: str
   }
 }
 
-/** For `pipeline validate`: the problems of a source's `path:` (none for REST sources). */
+/**
+ * For `pipeline validate`: the problems of a source's `path:` (none for REST sources). `text` is
+ * the source file as validate read it, where a problem's line is found.
+ */
 export async function sourcePathProblems(
   ctx: ServiceContext,
   tenantId: string,
   sourceFile: string,
   source: SourceConfig,
+  text: string,
 ): Promise<string[]> {
   if (source.type !== 'file') return [];
-  const relative = path.relative(path.join('configs', tenantId), sourceFile);
-  const text = await readTenantText(ctx.workspace.root, tenantId, relative);
   const problem = await pathProblem(fileScope(ctx, tenantId), source, sourceFile, text);
   return problem ? [problem] : [];
 }

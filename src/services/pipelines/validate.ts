@@ -1,5 +1,6 @@
 import path from 'node:path';
-import type { PipelineConfig, SourceConfig } from '../../domain/pipeline.ts';
+import { sourceSchema, type PipelineConfig, type SourceConfig } from '../../domain/pipeline.ts';
+import { parseYamlWith } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { METADATA_DATASET, T } from '../metadata/tables.ts';
 import {
@@ -7,9 +8,9 @@ import {
   describeFailure,
   listConfigFiles,
   readPipeline,
-  readSource,
   readSql,
   readTableSchema,
+  readTenantText,
   type ConfigKind,
 } from './files.ts';
 import { sourcePathProblems } from './paths.ts';
@@ -26,6 +27,38 @@ export interface ValidationReport {
   ok: boolean;
   files: FileReport[];
   pipelines: string[];
+}
+
+/** A source file as validate read it: parsed, and its text, where a problem's line is found. */
+interface SourceFile {
+  source: SourceConfig;
+  text: string;
+}
+
+/** What one validation looks up, each once: source files (a source serves many pipelines) and secrets. */
+interface Lookups {
+  sourceFile(relative: string): Promise<SourceFile>;
+  secretResolves(name: string): Promise<boolean>;
+}
+
+function lookups(ctx: ServiceContext, tenantId: string): Lookups {
+  const sources = new Map<string, Promise<SourceFile>>();
+  const secrets = new Map<string, Promise<boolean>>();
+  return {
+    sourceFile: (relative) => {
+      if (!sources.has(relative)) sources.set(relative, readSourceFile(ctx.workspace.root, tenantId, relative));
+      return sources.get(relative)!;
+    },
+    secretResolves: (name) => {
+      if (!secrets.has(name)) secrets.set(name, resolvesSecret(ctx, tenantId, name));
+      return secrets.get(name)!;
+    },
+  };
+}
+
+async function readSourceFile(root: string, tenantId: string, relative: string): Promise<SourceFile> {
+  const text = await readTenantText(root, tenantId, relative);
+  return { source: await parseYamlWith(path.posix.join('configs', tenantId, relative), text, sourceSchema), text };
 }
 
 /**
@@ -49,11 +82,7 @@ export async function validateConfigs(ctx: ServiceContext, input: { tenantId?: s
       for (const relative of await listConfigFiles(root, tenantId, kind)) targets.push({ relative, kind });
     }
   }
-  const secretCache = new Map<string, Promise<boolean>>();
-  const secretResolves = (name: string) => {
-    if (!secretCache.has(name)) secretCache.set(name, resolvesSecret(ctx, tenantId, name));
-    return secretCache.get(name)!;
-  };
+  const read = lookups(ctx, tenantId);
 
   const files: FileReport[] = [];
   const pipelines: string[] = [];
@@ -66,11 +95,11 @@ export async function validateConfigs(ctx: ServiceContext, input: { tenantId?: s
         const expected = path.basename(target.relative).replace(/\.ya?ml$/, '');
         if (pipeline.pipeline_id !== expected)
           errors.push(`${display}: pipeline_id "${pipeline.pipeline_id}" differs from the file name "${expected}"`);
-        errors.push(...(await pipelineReferences(ctx, tenantId, display, pipeline, secretResolves)));
+        errors.push(...(await pipelineReferences(ctx, tenantId, display, pipeline, read)));
         if (errors.length === 0) pipelines.push(pipeline.pipeline_id);
       } else if (target.kind === 'source') {
-        const source = await readSource(root, tenantId, target.relative);
-        errors.push(...(await sourceReferences(ctx, tenantId, display, source, secretResolves)));
+        const file = await read.sourceFile(target.relative);
+        errors.push(...(await sourceReferences(ctx, tenantId, display, file, read)));
       } else if (target.kind === 'schema') {
         await readTableSchema(root, tenantId, target.relative);
       } else {
@@ -97,7 +126,7 @@ async function pipelineReferences(
   tenantId: string,
   display: string,
   pipeline: PipelineConfig,
-  secretResolves: (name: string) => Promise<boolean>,
+  read: Lookups,
 ): Promise<string[]> {
   const root = ctx.workspace.root;
   const errors: string[] = [];
@@ -105,8 +134,8 @@ async function pipelineReferences(
     const at = `${display}: steps.${index} (${step.name})`;
     try {
       if (step.type === 'ingest') {
-        const source = await readSource(root, tenantId, step.source_config);
-        errors.push(...(await sourceReferences(ctx, tenantId, path.join('configs', tenantId, step.source_config), source, secretResolves)));
+        const file = await read.sourceFile(step.source_config);
+        errors.push(...(await sourceReferences(ctx, tenantId, path.join('configs', tenantId, step.source_config), file, read)));
       } else if (step.type === 'transform') {
         if ((await readSql(root, tenantId, step.sql)).trim() === '') errors.push(`${at}: sql file ${step.sql} is empty`);
       }
@@ -125,8 +154,8 @@ async function sourceReferences(
   ctx: ServiceContext,
   tenantId: string,
   display: string,
-  source: SourceConfig,
-  secretResolves: (name: string) => Promise<boolean>,
+  { source, text }: SourceFile,
+  read: Lookups,
 ): Promise<string[]> {
   const errors: string[] = [];
   if (source.schema) {
@@ -137,11 +166,11 @@ async function sourceReferences(
     }
   }
   try {
-    errors.push(...(await sourcePathProblems(ctx, tenantId, display, source)));
+    errors.push(...(await sourcePathProblems(ctx, tenantId, display, source, text)));
   } catch (err) {
     errors.push(`${display}: path: ${describeFailure(err)}`);
   }
-  if (source.type === 'rest_api' && source.auth && !(await secretResolves(source.auth.secret))) {
+  if (source.type === 'rest_api' && source.auth && !(await read.secretResolves(source.auth.secret))) {
     errors.push(
       `${display}: auth.secret "${source.auth.secret}" not found in configs/${tenantId}/secrets/${source.auth.secret}.txt nor in tenant credentials`,
     );
