@@ -1,4 +1,5 @@
 import { Args, Errors, Flags } from '@oclif/core';
+import { cloudEnv } from '../backends/factory.ts';
 import { BaseCommand } from '../cli/base-command.ts';
 import { ExitCode, isConvergenceError } from '../lib/errors.ts';
 import { cloudRunTask, JobLogger } from '../job/logger.ts';
@@ -74,7 +75,7 @@ Exit codes: 0 ok, 2 usage, 3 the run failed or was cancelled, 4 data quality fai
     process.on('SIGINT', onSignal);
     try {
       const ctx = await this.context();
-      log.project = ctx.env.backend === 'gcp' ? ctx.env.settings.project : process.env.GOOGLE_CLOUD_PROJECT;
+      log.project = cloudEnv(ctx.env)?.settings.project ?? process.env.GOOGLE_CLOUD_PROJECT;
       log.info(`job ${this.args.task} started`, {
         env: ctx.env.name,
         taskCount: task.taskCount,

@@ -60,7 +60,8 @@ export class RunLauncher {
 
   async start(request: StartRunRequest): Promise<StartedRun> {
     try {
-      return this.#ctx.env.backend === 'gcp' ? await this.#startRemote(request) : await this.#startLocal(request);
+      // An environment with a run platform (Cloud Run Jobs) runs there; the embedded one runs here.
+      return this.#ctx.backends.runPlatform ? await this.#startRemote(request) : await this.#startLocal(request);
     } catch (err) {
       if (isConvergenceError(err)) this.#metrics.runsRefused.inc({ code: err.code });
       throw err;
