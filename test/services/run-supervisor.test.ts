@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import type { Admission } from '../../src/services/runs/admission.ts';
 import { createRun, markRunning, requestCancel } from '../../src/services/runs/store.ts';
 import { RunSupervisor, type SuperviseInput } from '../../src/services/runs/supervisor.ts';
 import { createTenant } from '../../src/services/tenants.ts';
@@ -14,14 +13,11 @@ let ctx: TestContext;
 const supervisors: RunSupervisor[] = [];
 
 /** The admission's side the supervisor uses: its checkpoint, which throws once the lock is lost. */
-function admission(lost?: Error): Admission {
+function admission(lost?: Error): SuperviseInput['admission'] {
   return {
-    key: 'run/super_co/p_main',
-    lease: undefined as never,
     checkpoint: async () => {
       if (lost) throw lost;
     },
-    release: async () => undefined,
   };
 }
 

@@ -4,7 +4,8 @@ import { ConvergenceError, usageError, type ExitCodeValue } from '../../lib/erro
 import { formatTable } from '../../cli/render.ts';
 import type { RunPlan } from '../../services/pipelines/plan.ts';
 import type { RemoteRunResult } from '../../services/pipelines/remote.ts';
-import type { RunSummary, StepSummary } from '../../services/pipelines/run.ts';
+import type { RunSummary } from '../../services/pipelines/run.ts';
+import type { StepSummary } from '../../services/runs/steps.ts';
 
 import { formatDuration } from '../../cli/display.ts';
 import { formatBytes } from '../../lib/bytes.ts';

@@ -19,8 +19,6 @@ import { assertSourcePaths } from './paths.ts';
 import { describePlan, type RunPlan } from './plan.ts';
 import { assertTenantSql } from './tenant-sql.ts';
 
-export type { StepSummary } from '../runs/steps.ts';
-
 export interface RunInput {
   tenantId: string;
   pipelineId: string;
@@ -156,16 +154,13 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
     durationMs: Date.now() - startedAt,
     rowsProcessed: recorder.rowsProcessed,
     steps: recorder.steps,
-    ...(outcome.error
-      ? {
-          error: {
-            code: outcome.error.code,
-            message: outcome.error.message,
-            ...(outcome.error.suggestion ? { suggestion: outcome.error.suggestion } : {}),
-          },
-        }
-      : {}),
+    ...(outcome.error ? { error: summaryError(outcome.error) } : {}),
   };
+}
+
+/** The error that ended a run, as its summary carries it: code, message and advice. */
+function summaryError(error: ConvergenceError): NonNullable<RunSummary['error']> {
+  return { code: error.code, message: error.message, ...(error.suggestion ? { suggestion: error.suggestion } : {}) };
 }
 
 /** The run row, written PENDING (or a remote start's PENDING row continued) and moved to RUNNING. */

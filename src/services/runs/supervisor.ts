@@ -16,7 +16,8 @@ export interface SuperviseInput {
   timeoutMs: number;
   /** The timeout as the pipeline wrote it, for the message. */
   timeoutText: string;
-  admission: Admission;
+  /** Its checkpoint throws once the run lock is lost. */
+  admission: Pick<Admission, 'checkpoint'>;
   /** The caller's own stop (Ctrl-C, SIGTERM, server shutdown). */
   signal?: AbortSignal;
 }
