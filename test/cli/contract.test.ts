@@ -12,10 +12,9 @@ import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { startFakeApi } from '../fakes/http-api.ts';
 import { randomUUID } from 'node:crypto';
 import { createRun } from '../../src/services/runs/store.ts';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 after(cleanupAll);
@@ -284,10 +283,9 @@ describe('--json on every command', () => {
     );
     await ok('scheduler:setup', ['--env', 'cloud'], { env: cloud.vars });
     await ok('scheduler:delete', ['dispatch-tenant-pipelines', '--env', 'cloud', '--yes'], { env: cloud.vars });
-    const health = http.createServer((_req, res) => res.end('{"status":"ok"}'));
-    await new Promise<void>((resolve) => health.listen(0, '127.0.0.1', resolve));
+    const health = await startFakeApi(() => ({ body: { status: 'ok' } }));
     try {
-      const deployEnv = { ...cloud.vars, CONVERGENCE_PROBE_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}` };
+      const deployEnv = { ...cloud.vars, CONVERGENCE_PROBE_URL: health.base };
       await ok('bootstrap', ['--env', 'cloud'], { env: deployEnv });
       await ok('deploy', ['--env', 'cloud', '--image', 'img:1'], { env: deployEnv });
       await ok('deploy', ['--env', 'cloud', '--image', 'img:2', '--canary', '--steps', '50,100', '--interval', '200ms'], {
@@ -295,7 +293,7 @@ describe('--json on every command', () => {
       });
       await ok('rollback', ['--env', 'cloud', '--yes'], { env: deployEnv });
     } finally {
-      health.close();
+      await health.close();
     }
     // The run cancelled above is still PENDING (nobody ran it): --force ends it and deletes.
     const deleted = await ok<{ tenantId: string; keysRevoked: number; runsCancelled: string[] }>('tenant:delete', [

@@ -15,7 +15,7 @@ import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
 import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { startFakeApi } from '../engine/rest/fake-api.ts';
+import { startFakeApi } from '../fakes/http-api.ts';
 
 after(cleanupAll);
 

@@ -5,8 +5,6 @@ import * as grpc from '@grpc/grpc-js';
 import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ConvergenceError } from '../../src/lib/errors.ts';
@@ -14,6 +12,7 @@ import { bootstrap } from '../../src/services/bootstrap.ts';
 import { planDeploy, runDeploy, type DeployEvent, type DeployRequest } from '../../src/services/deploy/deploy.ts';
 import { listRevisions, rollback } from '../../src/services/deploy/rollback.ts';
 import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
@@ -22,8 +21,8 @@ const IMAGE = 'us-docker.pkg.dev/demo-project/convergence/convergence';
 
 let fakes: CloudFakes;
 let root: string;
-let server: http.Server;
-let probeBase: string;
+/** The revisions' health endpoints the deploy probes: /<revision>/health. */
+let healthEndpoints: FakeApi;
 /** Revisions whose health endpoint answers 500, and when the first such answer went out. */
 const failing = new Set<string>();
 let firstFailureAt: number | undefined;
@@ -39,19 +38,17 @@ function setEnv(name: string, value: string | undefined) {
 before(async () => {
   fakes = await startCloudFakes();
   for (const [k, v] of Object.entries(fakes.vars)) setEnv(k, v);
-  server = http.createServer((req, res) => {
-    const [, revision, rest] = /^\/([^/]+)(\/.*)$/.exec(req.url ?? '') ?? [];
+  healthEndpoints = await startFakeApi((req) => {
+    const [, revision, rest] = /^\/([^/]+)(\/.*)$/.exec(req.path) ?? [];
     probed.push(`${revision} ${rest}`);
-    if (rest !== '/health') return res.writeHead(404).end();
+    if (rest !== '/health') return { status: 404 };
     if (revision && failing.has(revision)) {
       firstFailureAt ??= Date.now();
-      return res.writeHead(500).end('boom');
+      return { status: 500, body: 'boom' };
     }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    return { body: { ok: true } };
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  probeBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  setEnv('CONVERGENCE_PROBE_URL', `${probeBase}/{revision}`);
+  setEnv('CONVERGENCE_PROBE_URL', `${healthEndpoints.base}/{revision}`);
   root = await newWorkspace('deploy');
   await appendFile(path.join(root, 'convergence.yaml'), fakes.yaml('cloud'));
   await appendFile(
@@ -71,7 +68,7 @@ after(async () => {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await healthEndpoints.close();
   await fakes.stop();
   await cleanupAll();
 });

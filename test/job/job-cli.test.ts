@@ -14,7 +14,7 @@ import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { syncSchedules } from '../../src/services/schedules/sync.ts';
 import { createTenant } from '../../src/services/tenants.ts';
-import { startFakeApi } from '../engine/rest/fake-api.ts';
+import { startFakeApi } from '../fakes/http-api.ts';
 import { runCli, show, spawnCli, type CliResult } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';

@@ -16,7 +16,7 @@ import { createKey } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { createTenant } from '../../src/services/tenants.ts';
-import { startFakeApi, type FakeApi } from '../engine/rest/fake-api.ts';
+import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 import { runCli, show, startServe, type CliResult } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';

@@ -8,7 +8,7 @@ import { installExample } from '../../src/services/example.ts';
 import { createAdminKey, createKey } from '../../src/services/keys.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, openContext, type Clock, type TestContext } from '../helpers/context.ts';
-import { startFakeApi, type FakeApi } from '../engine/rest/fake-api.ts';
+import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 
 export interface ApiHarness {
   root: string;

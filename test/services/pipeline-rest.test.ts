@@ -8,7 +8,7 @@ import { setTenantCredential } from '../../src/services/credentials.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { startFakeApi, type FakeApi, type FakeReply, type RecordedRequest } from '../engine/rest/fake-api.ts';
+import { startFakeApi, type FakeApi, type FakeReply, type RecordedRequest } from '../fakes/http-api.ts';
 
 after(cleanupAll);
 

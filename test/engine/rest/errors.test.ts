@@ -5,8 +5,8 @@ import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { SourceHttpError, RecordsPathError, ResponseParseError } from '../../../src/engine/sources/rest/errors.ts';
 import { extractRecords } from '../../../src/engine/sources/rest/records.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
-import type { Handler, RecordedRequest } from './fake-api.ts';
-import { collect, startFakeApi } from './fake-api.ts';
+import { startFakeApi, type Handler, type RecordedRequest } from '../../fakes/http-api.ts';
+import { collect } from './pages-and-clock.ts';
 
 async function attempt(handler: Handler, config: (base: string) => RestSourceConfig) {
   const api = await startFakeApi(handler);

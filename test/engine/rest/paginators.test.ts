@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { PaginationError } from '../../../src/engine/sources/rest/errors.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
-import type { FakeApi, Handler } from './fake-api.ts';
-import { collect, startFakeApi } from './fake-api.ts';
+import { startFakeApi, type FakeApi, type Handler } from '../../fakes/http-api.ts';
+import { collect } from './pages-and-clock.ts';
 
 async function run(handler: Handler, config: (base: string) => RestSourceConfig) {
   const api = await startFakeApi(handler);

@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 
 import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { RateLimiter } from '../../../src/lib/rate-limiter.ts';
-import { collect, fakeTime, startFakeApi } from './fake-api.ts';
+import { startFakeApi } from '../../fakes/http-api.ts';
+import { collect, fakeTime } from './pages-and-clock.ts';
 
 describe('rate limiter', () => {
   it('spaces acquisitions by 1000 / requests_per_second (injected clock)', async () => {

@@ -5,7 +5,8 @@ import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { SourceHttpError } from '../../../src/engine/sources/rest/errors.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import { Redactor, basicCredentials, spellingsOf, userinfoSecrets } from '../../../src/lib/redaction.ts';
-import { collect, startFakeApi, type Handler } from './fake-api.ts';
+import { startFakeApi, type Handler } from '../../fakes/http-api.ts';
+import { collect } from './pages-and-clock.ts';
 
 /** A secret with characters that every encoding changes. */
 const SECRET = 'tok/en+with space&"quote"=Ω';

@@ -5,8 +5,8 @@ import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
 import { SourceHttpError, NetworkError } from '../../../src/engine/sources/rest/errors.ts';
 import { isRetryable, parseRetryAfter } from '../../../src/engine/sources/rest/retry.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
-import type { Handler } from './fake-api.ts';
-import { collect, fakeTime, startFakeApi } from './fake-api.ts';
+import { startFakeApi, type Handler } from '../../fakes/http-api.ts';
+import { collect, fakeTime } from './pages-and-clock.ts';
 
 const NOW = 1_700_000_000_000; // a whole second, so HTTP-dates round-trip exactly
 

@@ -1,3 +1,8 @@
+/**
+ * A scripted HTTP API on 127.0.0.1: each request is recorded and answered by the test's handler
+ * (status, headers, JSON or text body, or no answer at all). Stands in for the REST sources a
+ * pipeline pulls from, for the health endpoints deploy probes, and for any other plain HTTP peer.
+ */
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,26 +65,5 @@ export async function startFakeApi(handler: Handler): Promise<FakeApi> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
-  };
-}
-
-/** Collect every page of an async iterable. */
-export async function collect<T>(pages: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const page of pages) out.push(page);
-  return out;
-}
-
-/** Fake sleep that records requested delays and advances an optional fake clock. */
-export function fakeTime(start = 1_700_000_000_000): { now: () => number; sleep: (ms: number) => Promise<void>; sleeps: number[] } {
-  let t = start;
-  const sleeps: number[] = [];
-  return {
-    now: () => t,
-    sleep: async (ms: number) => {
-      sleeps.push(ms);
-      t += ms;
-    },
-    sleeps,
   };
 }
