@@ -4,6 +4,8 @@
  * with the official @google-cloud/scheduler client over a real socket to the Cloud Scheduler fake.
  */
 import '../fakes/env-guard.ts';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import { createGcpClients, ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { GcpSchedule } from '../../src/backends/schedule/gcp.ts';
 import { LocalSchedule } from '../../src/backends/schedule/local.ts';
@@ -23,6 +25,18 @@ scheduleContract('in process (local)', { storesJobs: false }, async () => {
     runsOf: (name) => (name === RUNNABLE_JOB ? runs : 0),
     cleanup: async () => {},
   };
+});
+
+describe('LocalSchedule beyond the contract', () => {
+  it('keeps what the last in-process run returned, for `scheduler run` to report', async () => {
+    let runs = 0;
+    const schedule = new LocalSchedule({ envName: 'contract', runners: new Map([[RUNNABLE_JOB, async () => ({ reset: ++runs })]]) });
+    assert.equal(schedule.lastResult, undefined);
+    await schedule.run(RUNNABLE_JOB);
+    assert.deepEqual(schedule.lastResult, { reset: 1 });
+    await schedule.run(RUNNABLE_JOB);
+    assert.deepEqual(schedule.lastResult, { reset: 2 });
+  });
 });
 
 scheduleContract('Cloud Scheduler (gRPC fake)', { storesJobs: true }, async () => {
