@@ -3,8 +3,8 @@
  * jobs on gcp, in-process runs on local. Local keeps no jobs (there is no scheduler daemon), so
  * the suite takes that as a capability: with `storesJobs` it proves create / read back / update
  * by mask / list / delete and the not-found answers; without it, that reads find nothing and
- * every write is refused as a usage error pointing at a cloud environment. Running a job now is
- * promised by both.
+ * that every write is refused as a usage error pointing at a cloud environment. Running a job
+ * now is promised by both. (The port has no pause or resume: setup leaves a paused job paused.)
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';

@@ -1,6 +1,7 @@
 /**
  * Cloud Run Admin API v2 as the deploy, rollback and remote-run code meets it: Services and
- * Revisions (run-services.ts), Jobs and Executions (run-jobs.ts), their long-running operations
+ * Revisions (run-services.ts), Jobs and Executions (run-jobs.ts), both built on the same
+ * resource handling (run-collection.ts), their long-running operations
  * (operations.ts, served from `run.operations`), per-project IAM permissions, and the hooks
  * tests steer it with:
  *   failNextRevision()     the next revision created never turns ready
