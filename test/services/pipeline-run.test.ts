@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { planPipelineRun, runPipeline, type RunSummary } from '../../src/services/pipelines/run.ts';
+import { loadBundle } from '../../src/services/pipelines/bundle.ts';
+import { planPipelineRun, runFailure, runPipeline, type RunSummary } from '../../src/services/pipelines/run.ts';
 import { admitRun } from '../../src/services/runs/admission.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
@@ -209,5 +210,50 @@ describe('pipeline run on the demo tenant', () => {
     });
     const again = await run(root);
     assert.equal(again.status, 'COMPLETE');
+  });
+});
+
+describe('the run path reads its configuration once', () => {
+  it('runs the bundle its caller already read, not the workspace files', async () => {
+    const root = await demoWorkspace();
+    const bundle = await loadBundle(root, TENANT, 'p_usage_daily');
+    await writeFile(path.join(PIPELINES(root), 'p_usage_daily.yml'), 'not: [a pipeline');
+    const summary = await run(root, 'p_usage_daily', { bundle });
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal(summary.configVersion, bundle.version);
+  });
+});
+
+describe('runFailure', () => {
+  const summary = (extra: Partial<RunSummary>): RunSummary => ({
+    runId: 'r1',
+    tenantId: TENANT,
+    pipelineId: 'p_usage_daily',
+    status: 'FAILED',
+    exitCode: 4,
+    runDate: '2025-01-31',
+    configVersion: 'v1',
+    durationMs: 1,
+    rowsProcessed: 0,
+    steps: [],
+    ...extra,
+  });
+
+  it("ends a command or job with the run's exit code, error and advice, the summary attached", () => {
+    const failed = summary({ error: { code: 'DATA_QUALITY_FAILED', message: '1 rule failed', suggestion: 'fix the data' } });
+    const err = runFailure(failed);
+    assert.deepEqual(
+      [err.code, err.exitCode, err.message, err.suggestion],
+      ['DATA_QUALITY_FAILED', 4, 'run r1 FAILED: 1 rule failed', 'fix the data'],
+    );
+    assert.deepEqual(err.data, { run: failed });
+  });
+
+  it('points at the run logs when the run gave no advice, and names a run that ended without an error', () => {
+    const err = runFailure(summary({ status: 'CANCELLED', exitCode: 3 }));
+    assert.deepEqual(
+      [err.code, err.exitCode, err.message, err.suggestion],
+      ['RUN_FAILED', 3, 'run r1 CANCELLED: run r1 ended CANCELLED', 'see `convergence pipeline logs r1`'],
+    );
   });
 });
