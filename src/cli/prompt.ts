@@ -7,7 +7,7 @@ export interface ConfirmOptions {
 }
 
 /** True when nobody can answer a prompt: no TTY, CI, or the headless job mode. */
-export function isNonInteractive(): boolean {
+function isNonInteractive(): boolean {
   return !process.stdin.isTTY || !process.stderr.isTTY || Boolean(process.env.CI) || process.env.CONVERGENCE_HEADLESS === '1';
 }
 

@@ -15,7 +15,7 @@ export function formatTable<R>(rows: R[], columns: Column<R>[]): string {
   return [line(columns.map((c) => c.header.toUpperCase())), ...cells.map(line)].join('\n');
 }
 
-export function cellText(value: unknown): string {
+function cellText(value: unknown): string {
   if (value === null || value === undefined) return '-';
   if (value instanceof Date) return value.toISOString().replace(/\.\d{3}Z$/, 'Z');
   if (typeof value === 'boolean') return value ? 'yes' : 'no';

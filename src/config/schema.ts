@@ -83,9 +83,9 @@ const localEnvironment = z
 
 // Discriminated on `backend` (absent means gcp), so an error names the offending key of the
 // environment the user meant instead of a bare "Invalid input" for the whole union.
-export const environmentSchema = z.discriminatedUnion('backend', [localEnvironment, gcpEnvironment]);
+const environmentSchema = z.discriminatedUnion('backend', [localEnvironment, gcpEnvironment]);
 
-export const ENV_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+const ENV_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 
 export const workspaceConfigSchema = z
   .object({
@@ -97,4 +97,3 @@ export const workspaceConfigSchema = z
 
 export type WorkspaceConfig = z.infer<typeof workspaceConfigSchema>;
 export type GcpEnvironment = z.infer<typeof gcpEnvironment>;
-export type LocalEnvironment = z.infer<typeof localEnvironment>;

@@ -21,7 +21,7 @@ export type ResolvedEnv =
 const withRoots = (roots: string[] | undefined) => (roots && roots.length > 0 ? { fileRoots: roots } : {});
 
 /** Nearest directory at or above `start` that holds a convergence.yaml. */
-export function findWorkspaceRoot(start: string): string | undefined {
+function findWorkspaceRoot(start: string): string | undefined {
   let dir = path.resolve(start);
   for (;;) {
     if (existsSync(path.join(dir, CONFIG_FILE))) return dir;

@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 /** 256 bits need 43 base62 digits; keys are padded to that fixed length. */
 export const KEY_BODY_LENGTH = 43;
-export const TENANT_KEY_PATTERN = /^([a-z][a-z0-9_]{2,49})_api_([0-9A-Za-z]{43})$/;
+const TENANT_KEY_PATTERN = /^([a-z][a-z0-9_]{2,49})_api_([0-9A-Za-z]{43})$/;
 export const ADMIN_KEY_PATTERN = /^admin_[0-9A-Za-z]{43}$/;
 
 export function base62(bytes: Buffer): string {

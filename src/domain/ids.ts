@@ -7,7 +7,7 @@ export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Datasets the system owns; a tenant may not take their names. */
-export const RESERVED_DATASETS = new Set(['tenants', 'information_schema', 'main', 'temp', 'system', 'pg_catalog']);
+const RESERVED_DATASETS = new Set(['tenants', 'information_schema', 'main', 'temp', 'system', 'pg_catalog']);
 
 const show = (value: string) => JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
 

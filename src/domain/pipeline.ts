@@ -17,7 +17,7 @@ const relativePath = z
 const severity = z.enum(['error', 'warn']).default('error');
 const onFailure = z.enum(['stop', 'continue']).default('stop');
 
-export const destinationSchema = z
+const destinationSchema = z
   .object({
     table: identifier,
     write_mode: z.enum(['append', 'replace', 'merge']).default('append'),
@@ -84,7 +84,7 @@ export const ruleSchema = z.discriminatedUnion('check', [
 ]);
 
 const stepBase = { name, on_failure: onFailure };
-export const stepSchema = z.discriminatedUnion('type', [
+const stepSchema = z.discriminatedUnion('type', [
   z.object({ ...stepBase, type: z.literal('ingest'), source_config: relativePath, destination: destinationSchema }).strict(),
   z.object({ ...stepBase, type: z.literal('dq'), table: identifier, rules: z.array(ruleSchema).nonempty() }).strict(),
   z.object({ ...stepBase, type: z.literal('transform'), sql: relativePath, destination: destinationSchema }).strict(),
@@ -214,6 +214,5 @@ export const tableSchemaFileSchema = z
 export type PipelineConfig = z.infer<typeof pipelineSchema>;
 export type PipelineStep = z.infer<typeof stepSchema>;
 export type DqRule = z.infer<typeof ruleSchema>;
-export type Destination = z.infer<typeof destinationSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
 export type TableSchemaFile = z.infer<typeof tableSchemaFileSchema>;

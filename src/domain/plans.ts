@@ -8,7 +8,6 @@ export const PLANS = {
 } as const;
 
 export type PlanName = keyof typeof PLANS;
-export type PlanLimits = (typeof PLANS)[PlanName];
 export const PLAN_NAMES = Object.keys(PLANS) as PlanName[];
 
 export function assertPlan(value: string): PlanName {

@@ -6,6 +6,3 @@ export type RunState = (typeof RUN_STATES)[number];
 export const STEP_STATES = [...RUN_STATES, 'SKIPPED'] as const;
 export type StepState = (typeof STEP_STATES)[number];
 export const TERMINAL_RUN_STATES: ReadonlySet<RunState> = new Set(['COMPLETE', 'FAILED', 'CANCELLED', 'TIMEOUT']);
-
-export const KEY_STATUSES = ['ACTIVE', 'REVOKED'] as const;
-export type KeyStatus = (typeof KEY_STATUSES)[number];

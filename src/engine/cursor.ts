@@ -4,7 +4,7 @@ import type { Warehouse, WriteOp } from '../backends/warehouse/port.ts';
  * Incremental cursors live next to the data they describe, in the tenant's own dataset, so the
  * load can commit a cursor in the same transaction as the rows it covers.
  */
-export const STATE_TABLE = '_convergence_state';
+const STATE_TABLE = '_convergence_state';
 
 const STATE_SPEC = {
   name: STATE_TABLE,

@@ -8,7 +8,7 @@ import { validationError } from '../lib/errors.ts';
  */
 const TAG = /('?)\{\{\s*(?:(ref|secret)\(\s*(['"])([^'"]*)\3\s*\)|([A-Za-z_][A-Za-z0-9_]*))\s*\}\}\1/g;
 
-export interface TemplateSite {
+interface TemplateSite {
   /** File the text came from, for messages. */
   file: string;
 }

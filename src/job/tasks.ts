@@ -8,7 +8,6 @@ import type { SyncedSchedule } from '../services/schedules/sync.ts';
 import type { CloudRunTask, JobLogger } from './logger.ts';
 
 export const JOB_TASKS = ['run-pipeline', 'dispatch', 'reset-quotas', 'cleanup-orphans', 'sync-schedules'] as const;
-export type JobTask = (typeof JOB_TASKS)[number];
 
 export interface JobInput {
   tenant?: string;

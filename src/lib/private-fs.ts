@@ -2,7 +2,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 
 /** Mode of local state files: the warehouse, locks, keys and staged data are the operator's alone. */
 export const PRIVATE_FILE_MODE = 0o600;
-export const PRIVATE_DIR_MODE = 0o700;
+const PRIVATE_DIR_MODE = 0o700;
 
 /**
  * Creates `dir` (and missing parents) readable by its owner only. An existing folder is narrowed

@@ -9,10 +9,10 @@
  * lines and API error bodies are written, as a last line of defence.
  */
 
-export const REDACTED = '[REDACTED]';
+const REDACTED = '[REDACTED]';
 
 /** Shorter values are not redacted: replacing every "abc" would garble messages and hide nothing. */
-export const MIN_SECRET_LENGTH = 4;
+const MIN_SECRET_LENGTH = 4;
 
 /** How many values the process-wide registry keeps; the oldest are forgotten first. */
 const PROCESS_REGISTRY_LIMIT = 10_000;
@@ -147,6 +147,3 @@ export const redactKnownSecrets = (text: string): string => processSecrets.redac
 
 /** A JSON-like value with every secret this process has resolved replaced in its strings. */
 export const redactKnownSecretsDeep = <T>(value: T): T => processSecrets.redactDeep(value);
-
-/** An error (message, stack, fields, causes) with every secret this process has resolved replaced, in place. */
-export const redactKnownSecretsIn = <E>(error: E): E => processSecrets.redactError(error);

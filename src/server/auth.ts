@@ -37,12 +37,12 @@ export interface AuthOptions {
   onShed?(reason: ShedReason): void;
 }
 
-export type ShedReason = 'address_blocked' | 'not_listed' | 'unlisted_budget' | 'verifications_busy';
+type ShedReason = 'address_blocked' | 'not_listed' | 'unlisted_budget' | 'verifications_busy';
 
-export const DEFAULT_KEY_INDEX_REFRESH_MS = 10_000;
+const DEFAULT_KEY_INDEX_REFRESH_MS = 10_000;
 /** An unlisted key of a tenant is verified at most 3 at a time, then one a second. */
-export const DEFAULT_UNLISTED_LIMITS: BucketLimits = { burst: 3, refillEveryMs: 1_000 };
-export const DEFAULT_MAX_CONCURRENT_VERIFICATIONS = 16;
+const DEFAULT_UNLISTED_LIMITS: BucketLimits = { burst: 3, refillEveryMs: 1_000 };
+const DEFAULT_MAX_CONCURRENT_VERIFICATIONS = 16;
 
 const missing = (header: string) => authError(`missing ${header} header`, { suggestion: `send the key in the ${header} header` });
 const invalidAdminKey = () =>

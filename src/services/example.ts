@@ -5,8 +5,8 @@ import { dayAfter, toCsv, usageRecords } from './example-data.ts';
 
 /** The demo tenant of `init --example`: an AI usage analytics pipeline in the spirit of the seeds. */
 export const EXAMPLE_TENANT = 'acme_corp';
-export const EXAMPLE_DAYS = 7;
-export const EXAMPLE_ROWS_PER_DAY = 300;
+const EXAMPLE_DAYS = 7;
+const EXAMPLE_ROWS_PER_DAY = 300;
 /** The bearer token the demo usage API (scripts/demo-usage-api.mjs) accepts; not a real secret. */
 export const EXAMPLE_API_TOKEN = 'demo-usage-token';
 

@@ -8,7 +8,7 @@ import { withLease } from './leases.ts';
 import { METADATA_DATASET, T } from './metadata/tables.ts';
 import { requireTenant } from './tenants.ts';
 
-export type KeyState = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
+type KeyState = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
 
 export interface KeyInfo {
   apiKeyId: string;

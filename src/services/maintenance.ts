@@ -41,7 +41,7 @@ export interface CleanupResult {
   stagingRemoved: string[];
 }
 
-export const stagingRoot = (ctx: ServiceContext) => path.join(ctx.env.stateDir, 'staging');
+const stagingRoot = (ctx: ServiceContext) => path.join(ctx.env.stateDir, 'staging');
 
 export async function cleanupOrphans(ctx: ServiceContext, options: CleanupOptions = {}): Promise<CleanupResult> {
   if (options.olderThanMs !== undefined && (!Number.isFinite(options.olderThanMs) || options.olderThanMs <= 0)) {

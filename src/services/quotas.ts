@@ -175,7 +175,7 @@ export async function resetQuotas(ctx: ServiceContext, options: { tenantId?: str
 }
 
 /** Exit 6: the tenant ran all of today's runs; data.resetsAt feeds Retry-After. */
-export function dailyLimitError(
+function dailyLimitError(
   ctx: ServiceContext,
   tenantId: string,
   usage: { dailyLimit: number; runsToday: number; usageDate: string; resetsAt: Date },
@@ -190,7 +190,7 @@ export function dailyLimitError(
 }
 
 /** Exit 6: every concurrent run slot of the tenant is taken. */
-export function concurrentLimitError(ctx: ServiceContext, tenantId: string, usage: { running: number; concurrentLimit: number }) {
+function concurrentLimitError(ctx: ServiceContext, tenantId: string, usage: { running: number; concurrentLimit: number }) {
   return quotaExceededError(
     `tenant "${tenantId}" already has ${usage.running} pipeline run(s) in progress; its concurrent limit is ${usage.concurrentLimit}`,
     {

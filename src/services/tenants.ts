@@ -50,7 +50,7 @@ async function metadataWarehouse(ctx: ServiceContext): Promise<Warehouse> {
   return warehouse;
 }
 
-export async function findProfile(warehouse: Warehouse, tenantId: string): Promise<Row | undefined> {
+async function findProfile(warehouse: Warehouse, tenantId: string): Promise<Row | undefined> {
   const rows = await warehouse.select(METADATA_DATASET, T.profiles, { where: { tenant_id: tenantId }, limit: 1 });
   return rows[0];
 }

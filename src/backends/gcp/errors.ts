@@ -30,7 +30,7 @@ export const GrpcCode = {
   DATA_LOSS: 15,
   UNAUTHENTICATED: 16,
 } as const;
-export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
+type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 
 const GRPC_NAMES = Object.fromEntries(Object.entries(GrpcCode).map(([name, code]) => [code, name])) as Record<number, string>;
 

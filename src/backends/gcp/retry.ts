@@ -12,7 +12,7 @@ const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 
 export class IntegrityError extends Error {}
 
 /** Failures a repeated call may get past: transient Google errors and responses damaged in transit. */
-export function isRetryable(err: unknown): boolean {
+function isRetryable(err: unknown): boolean {
   return err instanceof IntegrityError || isTransient(err);
 }
 

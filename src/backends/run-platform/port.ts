@@ -86,7 +86,7 @@ export interface RunJobRequest {
   timeoutSeconds?: number;
 }
 
-export type ExecutionState = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+type ExecutionState = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 
 export interface ExecutionInfo {
   /** Short execution id. */

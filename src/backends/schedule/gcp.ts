@@ -21,7 +21,7 @@ const text = (body: Uint8Array | string | null | undefined): string =>
   body == null ? '' : typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
 
 /** A JobSpec as the Cloud Scheduler API takes it. */
-export function toApiJob(spec: JobSpec): IJob {
+function toApiJob(spec: JobSpec): IJob {
   const target = spec.httpTarget;
   return {
     name: spec.name,
@@ -53,7 +53,7 @@ export function toApiJob(spec: JobSpec): IJob {
 }
 
 /** A job the API returned, read back into a JobSpec (what setup compares against). */
-export function fromApiJob(job: IJob): ScheduledJob {
+function fromApiJob(job: IJob): ScheduledJob {
   const http = job.httpTarget;
   const retry = job.retryConfig ?? {};
   const status =

@@ -5,7 +5,7 @@
  */
 
 /** An HTTP target as convergence writes it: POST with a JSON body and an OAuth token. */
-export interface HttpTargetSpec {
+interface HttpTargetSpec {
   uri: string;
   httpMethod: string;
   /** Headers convergence sets; Google may add its own (User-Agent), which are not compared. */
@@ -17,7 +17,7 @@ export interface HttpTargetSpec {
   oidcServiceAccount: string | null;
 }
 
-export interface RetrySpec {
+interface RetrySpec {
   retryCount: number;
   maxRetryDurationSeconds: number;
   minBackoffSeconds: number;
@@ -37,7 +37,7 @@ export interface JobSpec {
   attemptDeadlineSeconds: number;
 }
 
-export interface JobStatus {
+interface JobStatus {
   code: number;
   message: string;
 }

@@ -1,5 +1,5 @@
 import type { Params } from './params.ts';
-import type { FieldSpec } from './port.ts';
+import type { FieldSpec } from './columns.ts';
 
 /**
  * The SQL a warehouse speaks, as far as the engine writes SQL itself (the data quality aggregate

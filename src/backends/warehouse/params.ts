@@ -1,4 +1,4 @@
-import type { Scalar } from './port.ts';
+import type { Scalar } from './columns.ts';
 
 export interface ParamsOptions {
   /**

@@ -5,16 +5,10 @@
  * never splice values into SQL. `query` is the escape hatch for SQL the engine owns; it takes
  * named parameters written as `@name` in both dialects.
  */
+import type { FieldSpec, Row, Scalar } from './columns.ts';
 import type { SqlDialect } from './dialect.ts';
 
-export type FieldType = 'STRING' | 'INT64' | 'FLOAT64' | 'NUMERIC' | 'BOOL' | 'TIMESTAMP' | 'DATE' | 'JSON' | 'BYTES';
-
-export interface FieldSpec {
-  name: string;
-  type: FieldType;
-  mode?: 'NULLABLE' | 'REQUIRED';
-  description?: string;
-}
+export type { FieldSpec, FieldType, Row, Scalar } from './columns.ts';
 
 export interface TableSpec {
   name: string;
@@ -26,10 +20,8 @@ export interface TableSpec {
 }
 
 /** Values bound as parameters. DATE columns take 'YYYY-MM-DD' strings; TIMESTAMP takes Date. */
-export type Scalar = string | number | bigint | boolean | Date | null;
-export type Row = Record<string, Scalar>;
 
-export type Comparison =
+type Comparison =
   { op: '=' | '!=' | '<' | '<=' | '>' | '>='; value: Scalar } | { op: 'in'; values: Scalar[] } | { op: 'is null' | 'is not null' };
 /** Conjunction of column conditions; a bare scalar means equality (null means IS NULL). */
 export type Where = Record<string, Scalar | Comparison>;
@@ -48,7 +40,7 @@ export type WriteOp =
   | { kind: 'delete'; dataset: string; table: string; where: Where };
 
 /** Where the rows of a load come from. */
-export type LoadSource =
+type LoadSource =
   /** Staged Parquet files (./staged.ts): rows with a `__reason` go to quarantine. */
   | { kind: 'parquet'; files: string[]; fields: FieldSpec[] }
   /**

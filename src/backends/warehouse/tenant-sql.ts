@@ -4,11 +4,11 @@ import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
  * What both warehouses say when tenant SQL is refused. The rule every adapter enforces: one query
  * statement (SELECT or WITH … SELECT) reading only tables of the tenant's own dataset.
  */
-export const TENANT_QUERY_RULE =
+const TENANT_QUERY_RULE =
   "a transform is one query (SELECT or WITH … SELECT) over the tenant's own tables, named with {{ ref('table') }}; " +
   'no table functions, files, URLs, catalogs, settings or other datasets';
 
-export const TENANT_EXPRESSION_RULE =
+const TENANT_EXPRESSION_RULE =
   'a dq expression is one condition on a row of its table, e.g. "input_tokens >= 0" or "status != \'DELETED\'" ' +
   '(no subqueries, parameters, settings or other tables)';
 

@@ -1,5 +1,4 @@
-export { runDataQuality, type RunDataQualityOptions } from './run.ts';
-export { defaultRuleName, nameRules, type DqRuleInput } from './rules.ts';
-export { checkExpression, expressionOrigin } from './expression.ts';
-export { planChecks, type AggregatePlan } from './plan.ts';
-export type { DqCheck, DqOutcome, DqSeverity, DqWarehouse, RuleResult } from './types.ts';
+export { runDataQuality } from './run.ts';
+export { nameRules, type DqRuleInput } from './rules.ts';
+export { expressionOrigin } from './expression.ts';
+export type { DqWarehouse, RuleResult } from './types.ts';

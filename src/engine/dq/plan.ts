@@ -14,19 +14,19 @@ import type { ResolvedRule } from './rules.ts';
  * expression is FALSE — a NULL result passes, as in a CHECK constraint, and is reported in
  * details.null_results. Combine with not_null (or coalesce in the expression) to be strict.
  */
-export interface Verdict {
+interface Verdict {
   passed: boolean;
   failingCount: number;
   details: Record<string, unknown>;
 }
 
-export interface SampleQuery {
+interface SampleQuery {
   sql: string;
   params: Record<string, Scalar>;
   read(rows: Row[]): unknown[];
 }
 
-export interface RulePlan {
+interface RulePlan {
   rule: ResolvedRule;
   evaluate(row: Row, totalRows: number): Verdict;
   /** Undefined for checks whose failure has no values to show (not_null, row_count, freshness). */

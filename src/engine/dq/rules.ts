@@ -43,7 +43,7 @@ export function parseRules(inputs: readonly unknown[]): DqRule[] {
   });
 }
 
-export function ruleColumns(rule: DqRule): string[] {
+function ruleColumns(rule: DqRule): string[] {
   switch (rule.check) {
     case 'not_null':
     case 'unique':
@@ -59,7 +59,7 @@ export function ruleColumns(rule: DqRule): string[] {
   }
 }
 
-export const defaultRuleName = (rule: DqRule): string => [rule.check, ...ruleColumns(rule)].join('_');
+const defaultRuleName = (rule: DqRule): string => [rule.check, ...ruleColumns(rule)].join('_');
 
 /**
  * Explicit names must be unique (two rules with one name would be indistinguishable in

@@ -4,7 +4,7 @@ import type { DqRule } from '../../domain/pipeline.ts';
 /** The slice of the Warehouse port the DQ engine needs; tests can stand in for it with a small fake. */
 export type DqWarehouse = Pick<Warehouse, 'dialect' | 'qualify' | 'query' | 'getTableFields' | 'checkTenantExpression' | 'queryTenant'>;
 
-export type DqCheck = DqRule['check'];
+type DqCheck = DqRule['check'];
 export type DqSeverity = DqRule['severity'];
 
 export interface RuleResult {

@@ -32,7 +32,7 @@ export function fieldsFromSchema(schema: TableSchemaFile): FieldSpec[] {
 }
 
 /** A destination column may not shadow the bookkeeping columns the load relies on. */
-export function assertUsableNames(names: string[]): void {
+function assertUsableNames(names: string[]): void {
   const clash = names.find((n) => (BOOKKEEPING_COLUMNS as readonly string[]).includes(n));
   if (clash) throw validationError(`column "${clash}" clashes with a bookkeeping column of the staging files; rename it`);
 }
@@ -50,7 +50,7 @@ export function widerType(a: FieldType, b: FieldType): FieldType {
  * Source column names become warehouse identifiers (letters, digits, `_`): "Cost (USD)" becomes
  * `Cost_USD`. Used only when there is no schema file; with one, the schema's names win.
  */
-export function identifierFor(raw: string, position: number): string {
+function identifierFor(raw: string, position: number): string {
   const reserved = (n: string) => (BOOKKEEPING_COLUMNS as readonly string[]).includes(n);
   if (IDENTIFIER_PATTERN.test(raw) && !reserved(raw)) return raw;
   let name = raw

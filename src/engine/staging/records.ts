@@ -87,7 +87,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
  * is validated by polars' JSON reader, which stops at 128 levels, and JSON.stringify recurses: a
  * record past this limit is quarantined as too deep rather than misreported as invalid JSON.
  */
-export const MAX_NESTING = 100;
+const MAX_NESTING = 100;
 
 /** Why a parsed record cannot be staged, or null when it can. */
 function recordProblem(record: unknown): string | null {

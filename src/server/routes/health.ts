@@ -3,7 +3,7 @@ import { LATEST_SCHEMA_VERSION, appliedSchemaVersion } from '../../services/meta
 import type { ServerParts } from '../types.ts';
 
 /** The service name the seeds' health checks and dashboards expect. */
-export const SERVICE_NAME = 'convergence-data-pipeline';
+const SERVICE_NAME = 'convergence-data-pipeline';
 
 /** Liveness (/health, no I/O), readiness (/health/ready: warehouse reachable, metadata schema current) and /metrics. */
 export const healthRoutes =

@@ -25,9 +25,9 @@ export interface StepAnalysis {
   firstFailureAt: number | undefined;
 }
 
-export const WINDOW = 10;
+const WINDOW = 10;
 
-export function p95(values: number[]): number {
+function p95(values: number[]): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)]!;

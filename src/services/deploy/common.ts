@@ -7,8 +7,8 @@ import type { ServiceContext } from '../context.ts';
 import { DEPLOYMENT_HISTORY_TABLE, METADATA_DATASET } from '../metadata/tables.ts';
 import { probeUrlFromEnv, type ProbeUrlOf } from './probe.ts';
 
-export const MAX_TAG_AND_SERVICE = 46;
-export const MAX_REVISION_NAME = 63;
+const MAX_TAG_AND_SERVICE = 46;
+const MAX_REVISION_NAME = 63;
 
 export const CANARY_DEFAULTS = {
   steps: [25, 50, 100],

@@ -10,8 +10,7 @@ import type { DeployPlan } from './plan.ts';
 import type { DeployBase, DeployHooks, DeployResult, DeployRun, StageIndexes } from './types.ts';
 
 export { planDeploy, type DeployPlan, type DeployRequest } from './plan.ts';
-export { weightedTraffic } from './traffic.ts';
-export type { DeployEvent, DeployHooks, DeployResult, StepResult } from './types.ts';
+export type { DeployEvent, DeployHooks, DeployResult } from './types.ts';
 
 /**
  * Ships plan.image (or builds plan.source): a new revision with no traffic under a tag, a health
@@ -69,5 +68,3 @@ function resultBase(run: DeployRun, before: ServiceState | undefined): DeployBas
     plan: run.plan,
   };
 }
-
-export type { ServiceState };

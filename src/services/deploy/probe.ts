@@ -8,9 +8,9 @@
  *
  * The health path is appended to the rewritten URL. Code can inject its own mapping instead.
  */
-export const PROBE_URL_VAR = 'CONVERGENCE_PROBE_URL';
+const PROBE_URL_VAR = 'CONVERGENCE_PROBE_URL';
 
-export interface ProbeTarget {
+interface ProbeTarget {
   service: string;
   revision: string;
   tag: string | undefined;

@@ -24,7 +24,7 @@ export interface RollbackHooks {
   platform?: RunPlatform;
 }
 
-export interface RollbackPlan {
+interface RollbackPlan {
   env: string;
   service: string;
   from: string | undefined;
@@ -73,7 +73,7 @@ export async function listRevisions(ctx: ServiceContext, hooks: RollbackHooks = 
 }
 
 /** The ready revision created before `current`, newest first. */
-export function previousReady(revisions: RevisionInfo[], current: string | undefined): RevisionInfo | undefined {
+function previousReady(revisions: RevisionInfo[], current: string | undefined): RevisionInfo | undefined {
   const newestFirst = [...revisions].sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
   const at = newestFirst.findIndex((r) => r.name === current);
   return newestFirst.slice(at + 1).find((r) => r.ready && r.name !== current);

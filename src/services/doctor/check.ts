@@ -1,7 +1,7 @@
 import { isConvergenceError } from '../../lib/errors.ts';
 
 /** One line of `convergence doctor`: what was checked, how it went, and the fix when it did not pass. */
-export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export interface Check {
   name: string;
   status: CheckStatus;

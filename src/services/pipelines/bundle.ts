@@ -41,7 +41,7 @@ function pushedReader(tenantId: string, files: Record<string, string>, version: 
   };
 }
 
-export function bundleVersion(files: Record<string, string>): string {
+function bundleVersion(files: Record<string, string>): string {
   const hash = createHash('sha256');
   for (const relative of Object.keys(files).sort()) hash.update(`${relative}\0${files[relative]}\0`);
   return hash.digest('hex').slice(0, 16);

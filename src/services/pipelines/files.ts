@@ -2,7 +2,7 @@ import { readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { z } from 'zod';
 import { assertTenantId } from '../../domain/ids.ts';
-import { pipelineSchema, sourceSchema, tableSchemaFileSchema, type PipelineConfig, type SourceConfig } from '../../domain/pipeline.ts';
+import { pipelineSchema, tableSchemaFileSchema, type PipelineConfig } from '../../domain/pipeline.ts';
 import { isConvergenceError, notFoundError, validationError } from '../../lib/errors.ts';
 import { isInside } from '../../lib/paths.ts';
 import { parseYamlWith, readConfigText } from '../../lib/yaml-errors.ts';
@@ -11,7 +11,7 @@ export type ConfigKind = 'pipeline' | 'source' | 'schema' | 'sql';
 const FOLDER_KIND: Record<string, ConfigKind> = { pipelines: 'pipeline', sources: 'source', schemas: 'schema', sql: 'sql' };
 const KIND_EXT: Record<ConfigKind, RegExp> = { pipeline: /\.ya?ml$/, source: /\.ya?ml$/, schema: /\.json$/, sql: /\.sql$/ };
 
-export const tenantDir = (root: string, tenantId: string) => path.join(root, 'configs', assertTenantId(tenantId));
+const tenantDir = (root: string, tenantId: string) => path.join(root, 'configs', assertTenantId(tenantId));
 
 /** Where a file sits in the workspace: its tenant and kind, from configs/<tenant>/<folder>/. */
 export function classify(root: string, file: string): { tenantId: string; kind: ConfigKind } {
@@ -84,8 +84,6 @@ async function parseFile<T>(root: string, tenantId: string, relative: string, sc
 
 export const readPipeline = (root: string, tenantId: string, relative: string): Promise<PipelineConfig> =>
   parseFile(root, tenantId, relative, pipelineSchema);
-export const readSource = (root: string, tenantId: string, relative: string): Promise<SourceConfig> =>
-  parseFile(root, tenantId, relative, sourceSchema);
 export const readTableSchema = (root: string, tenantId: string, relative: string) =>
   parseFile(root, tenantId, relative, tableSchemaFileSchema);
 export const readSql = (root: string, tenantId: string, relative: string) => readTenantText(root, tenantId, relative);

@@ -21,7 +21,7 @@ async function estimateScan(env: StepEnv, sql: string, params: Record<string, st
   }
 }
 
-export interface PlannedStep {
+interface PlannedStep {
   index: number;
   name: string;
   type: PipelineStep['type'];

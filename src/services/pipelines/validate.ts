@@ -16,7 +16,7 @@ import {
 import { sourcePathProblems } from './paths.ts';
 import { pipelineSqlItems, sqlFileItem, tenantSqlProblems } from './tenant-sql.ts';
 
-export interface FileReport {
+interface FileReport {
   file: string;
   kind: ConfigKind;
   ok: boolean;

@@ -26,7 +26,7 @@ export interface AdmitRunInput {
   profile?: Row;
 }
 
-export type ReleaseOutcome = 'succeeded' | 'failed';
+type ReleaseOutcome = 'succeeded' | 'failed';
 
 export interface Admission {
   readonly key: string;
@@ -38,7 +38,7 @@ export interface Admission {
   release(outcome: ReleaseOutcome): Promise<void>;
 }
 
-export const RUN_LOCK_TTL_MS = 60_000;
+const RUN_LOCK_TTL_MS = 60_000;
 export const runLockKey = (tenantId: string, pipelineId: string) => `run/${tenantId}/${pipelineId}`;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

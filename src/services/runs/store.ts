@@ -15,10 +15,10 @@ import { requireTenant } from '../tenants.ts';
  * updates on the current status, so a run that cleanup-orphans already ended is never
  * resurrected by the process that owned it.
  */
-export const RUN_TRIGGERS = ['manual', 'scheduled', 'api', 'remote'] as const;
-export type RunTrigger = (typeof RUN_TRIGGERS)[number];
-export type RunOutcome = 'COMPLETE' | 'FAILED' | 'CANCELLED' | 'TIMEOUT';
-export const LIVE_RUN_STATES: RunState[] = ['PENDING', 'RUNNING'];
+const RUN_TRIGGERS = ['manual', 'scheduled', 'api', 'remote'] as const;
+type RunTrigger = (typeof RUN_TRIGGERS)[number];
+type RunOutcome = 'COMPLETE' | 'FAILED' | 'CANCELLED' | 'TIMEOUT';
+const LIVE_RUN_STATES: RunState[] = ['PENDING', 'RUNNING'];
 
 export interface RunRecord {
   runId: string;
@@ -133,7 +133,7 @@ function parseJson<T>(value: unknown, fallback: T): T {
   }
 }
 
-export function toRunRecord(row: Row): RunRecord {
+function toRunRecord(row: Row): RunRecord {
   return {
     runId: String(row.pipeline_logging_id),
     tenantId: String(row.tenant_id),
@@ -158,7 +158,7 @@ export function toRunRecord(row: Row): RunRecord {
   };
 }
 
-export function toStepRecord(row: Row): StepRecord {
+function toStepRecord(row: Row): StepRecord {
   return {
     stepLoggingId: String(row.step_logging_id),
     runId: String(row.pipeline_logging_id),

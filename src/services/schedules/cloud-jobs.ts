@@ -9,9 +9,9 @@ import type { ServiceContext } from '../context.ts';
  * account, overriding the container args to one headless task. `setup` reconciles: GET each job,
  * create the missing ones, update only the fields that differ, so a second run writes nothing.
  */
-export type ScheduledTask = 'reset-quotas' | 'cleanup-orphans' | 'dispatch';
+type ScheduledTask = 'reset-quotas' | 'cleanup-orphans' | 'dispatch';
 
-export interface JobPlan {
+interface JobPlan {
   /** Short id: reset-daily-quotas. */
   id: string;
   description: string;
@@ -25,7 +25,7 @@ export interface JobPlan {
   attemptDeadlineSeconds: number;
 }
 
-export const SCHEDULED_JOBS: readonly JobPlan[] = [
+const SCHEDULED_JOBS: readonly JobPlan[] = [
   {
     id: 'reset-daily-quotas',
     description: 'Reset the daily pipeline quotas of every tenant (midnight UTC)',
@@ -67,14 +67,14 @@ export const SCHEDULED_JOBS: readonly JobPlan[] = [
 export const OAUTH_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const MAX_DOUBLINGS = 5;
 
-export const jobIdPrefix = (envName: string) => `convergence-${envName}-`;
+const jobIdPrefix = (envName: string) => `convergence-${envName}-`;
 
 /** The Cloud Run Jobs v2 `:run` endpoint of a job. */
-export const runJobUri = (project: string, region: string, job: string) =>
+const runJobUri = (project: string, region: string, job: string) =>
   `https://run.googleapis.com/v2/projects/${project}/locations/${region}/jobs/${job}:run`;
 
 /** The RunJobRequest body Scheduler posts: the headless task as container args. */
-export function runJobBody(plan: JobPlan, envName: string): string {
+function runJobBody(plan: JobPlan, envName: string): string {
   return JSON.stringify({
     overrides: {
       containerOverrides: [{ args: ['job', plan.task], env: [{ name: 'CONVERGENCE_ENV', value: envName }] }],
@@ -84,7 +84,7 @@ export function runJobBody(plan: JobPlan, envName: string): string {
 }
 
 /** The jobs an environment should have, as Cloud Scheduler specs. */
-export function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec: JobSpec }> {
+function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec: JobSpec }> {
   const job = requiredSetting(env, 'job', 'the Cloud Run job the scheduler starts');
   const serviceAccount = requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
   const project = env.settings.project!;
@@ -117,7 +117,7 @@ export function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPla
   }));
 }
 
-export interface FieldChange {
+interface FieldChange {
   field: string;
   from: string | null;
   to: string;
@@ -157,7 +157,7 @@ const FIELDS: Array<{ field: string; get: (spec: JobSpec, want: JobSpec) => stri
 ];
 
 /** What differs between the job found and the job wanted, and the update mask that fixes it. */
-export function diffJob(found: JobSpec | undefined, want: JobSpec): { changes: FieldChange[]; mask: string[] } {
+function diffJob(found: JobSpec | undefined, want: JobSpec): { changes: FieldChange[]; mask: string[] } {
   const changes: FieldChange[] = [];
   for (const { field, get } of FIELDS) {
     const to = get(want, want) ?? '';
@@ -173,7 +173,7 @@ export function diffJob(found: JobSpec | undefined, want: JobSpec): { changes: F
   return { changes, mask };
 }
 
-export interface SetupJobResult {
+interface SetupJobResult {
   id: string;
   name: string;
   action: 'create' | 'update' | 'unchanged';
@@ -201,7 +201,7 @@ export interface SetupResult {
 }
 
 /** Opens the environment's Schedule adapter; the caller closes it. */
-export async function openSchedule(ctx: ServiceContext): Promise<Schedule> {
+async function openSchedule(ctx: ServiceContext): Promise<Schedule> {
   // What a job does when it is run in process (an environment without a scheduler: local).
   const prefix = jobIdPrefix(ctx.env.name);
   const runners = new Map<string, () => Promise<unknown>>([
@@ -294,7 +294,7 @@ export async function setupSchedule(ctx: ServiceContext, options: { dryRun?: boo
   });
 }
 
-export interface ListedJob {
+interface ListedJob {
   id: string;
   name: string;
   schedule: string;
@@ -374,7 +374,7 @@ export async function listSchedule(ctx: ServiceContext): Promise<ListResult> {
 }
 
 /** A job argument: the short id, the job id with its convergence-<env>- prefix, or the full name. */
-export function resolveJobName(envName: string, parent: string, job: string): { id: string; name: string } {
+function resolveJobName(envName: string, parent: string, job: string): { id: string; name: string } {
   const prefix = jobIdPrefix(envName);
   let id = job;
   if (job.includes('/')) {

@@ -17,12 +17,12 @@ export interface DispatchOptions {
   onEvent?: (event: DispatchEvent) => void;
 }
 
-export type DispatchEvent =
+type DispatchEvent =
   | { kind: 'claimed'; schedule: ScheduleRow; runId: string; nextRunAt: Date | null }
   | { kind: 'skipped'; schedule: ScheduleRow; reason: string }
   | { kind: 'finished'; schedule: ScheduleRow; outcome: ScheduleOutcome };
 
-export interface ScheduleOutcome {
+interface ScheduleOutcome {
   scheduleId: string;
   tenantId: string;
   pipelineId: string;
@@ -52,7 +52,7 @@ export function shardOf(scheduleId: string, taskCount: number): number {
 }
 
 /** Active schedules whose next_run_at has passed. */
-export async function dueSchedules(ctx: ServiceContext, at: Date = ctx.now()): Promise<ScheduleRow[]> {
+async function dueSchedules(ctx: ServiceContext, at: Date = ctx.now()): Promise<ScheduleRow[]> {
   const warehouse = await ctx.backends.warehouse();
   const rows = await warehouse.select(METADATA_DATASET, T.schedules, {
     where: { is_active: true, next_run_at: { op: '<=', value: at } },
@@ -71,7 +71,7 @@ export async function dueSchedules(ctx: ServiceContext, at: Date = ctx.now()): P
  * dispatchers gets `claimed`; the run happens after the claim, outside the lease, so a crash mid-run
  * never makes the same occurrence run twice (at most once per occurrence).
  */
-export async function claimSchedule(
+async function claimSchedule(
   ctx: ServiceContext,
   schedule: ScheduleRow,
   runId: string,

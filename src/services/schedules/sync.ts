@@ -18,7 +18,7 @@ export interface ScheduleRow {
   lastRunId: string | null;
 }
 
-export const scheduleIdOf = (tenantId: string, pipelineId: string) => `${tenantId}.${pipelineId}`;
+const scheduleIdOf = (tenantId: string, pipelineId: string) => `${tenantId}.${pipelineId}`;
 
 export function toSchedule(row: Row): ScheduleRow {
   const date = (v: unknown) => (v instanceof Date ? v : v === null || v === undefined ? null : new Date(String(v)));

@@ -1,7 +1,7 @@
 import type { QueryParameter, TableField } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { validationError } from '../../../lib/errors.ts';
-import type { FieldSpec, FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
+import type { FieldType, Row, Scalar, Where, WriteOp } from '../port.ts';
 import { Params } from '../params.ts';
 import { whereTerms } from '../where.ts';
 import { fieldTypeOf, queryParameter } from './values.ts';
@@ -22,7 +22,7 @@ export const tableRef = (project: string, dataset: string, table: string) =>
  * BigQuery refuses more than 10,000 parameters in one query; the port's metadata writes are a
  * few rows, and bulk data goes through `load`.
  */
-export const MAX_PARAMETERS = 10_000;
+const MAX_PARAMETERS = 10_000;
 
 /** The values of one BigQuery statement: named parameters, each typed. */
 export type TypedParams = Params<QueryParameter>;
@@ -45,7 +45,7 @@ export const bindTyped = (params: TypedParams, value: Scalar, type: FieldType, w
 /** The parameters as the query job takes them, in binding order. */
 export const parameterList = (params: TypedParams): QueryParameter[] => Object.values(params.values);
 
-export interface Column {
+interface Column {
   name: string;
   type: FieldType;
   mode: 'NULLABLE' | 'REQUIRED' | 'REPEATED';
@@ -79,9 +79,6 @@ export function tableInfo(project: string, dataset: string, table: string, field
     },
   };
 }
-
-export const fieldSpecs = (info: TableInfo): FieldSpec[] =>
-  info.columns.map((c) => ({ name: c.name, type: c.type, mode: c.mode === 'REQUIRED' ? 'REQUIRED' : 'NULLABLE' }));
 
 /** Conjunction of the conditions; an empty Where is TRUE (BigQuery's UPDATE and DELETE need a WHERE). */
 export function whereSql(where: Where | undefined, table: TableInfo, params: TypedParams): string {

@@ -63,7 +63,7 @@ function isoDate(value: Date): string {
 }
 
 /** The text BigQuery reads for `value` as a `type` parameter; null stays null. */
-export function parameterText(value: Scalar, type: FieldType, what: string): string | null {
+function parameterText(value: Scalar, type: FieldType, what: string): string | null {
   if (value === null) return null;
   if (value !== null && !['string', 'number', 'bigint', 'boolean'].includes(typeof value) && !(value instanceof Date)) {
     throw validationError(`unsupported value of type ${typeof value} for ${what}; use string, number, bigint, boolean, Date or null`);

@@ -46,7 +46,7 @@ export function fieldType(dataType: string): FieldType {
 
 export const q = (id: string) => `"${id}"`;
 /** Catalog type names we are willing to write into a CAST; anything else is bound uncast. */
-export const CASTABLE = /^[A-Z][A-Z0-9_ ]*(\(\d+(,\d+)?\))?$/;
+const CASTABLE = /^[A-Z][A-Z0-9_ ]*(\(\d+(,\d+)?\))?$/;
 export const INSERT_CHUNK = 500;
 
 export interface Column {

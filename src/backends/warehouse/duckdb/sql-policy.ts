@@ -31,7 +31,7 @@ export interface PolicyContext {
   expression?: boolean;
 }
 
-export interface Violation {
+interface Violation {
   reason: string;
   /** Byte offset in the parsed text, when the parser recorded one. */
   location?: number;
@@ -46,7 +46,7 @@ export interface PolicyReport {
 }
 
 /** Table functions that produce rows from their arguments alone. */
-export const GENERATOR_FUNCTIONS: ReadonlySet<string> = new Set(['unnest', 'range', 'generate_series', 'json_each', 'json_tree']);
+const GENERATOR_FUNCTIONS: ReadonlySet<string> = new Set(['unnest', 'range', 'generate_series', 'json_each', 'json_tree']);
 
 /**
  * Scalar functions that read the session, settings, environment, catalog or sequences (or write

@@ -20,7 +20,7 @@ interface RawResponse {
  * The credentials of a config: its `auth`, else the userinfo of its URL as basic auth (fetch
  * refuses URLs that carry credentials, and a URL is shown in messages, so they never stay in it).
  */
-export function authOf(config: RestSourceConfig): RestAuth | undefined {
+function authOf(config: RestSourceConfig): RestAuth | undefined {
   if (config.auth) return config.auth;
   const userinfo = userinfoOf(config.url);
   return userinfo ? { type: 'basic', ...userinfo } : undefined;
@@ -45,7 +45,7 @@ function userinfoOf(url: string): { username: string; password: string } | undef
 }
 
 /** Request headers for a config: Accept, configured headers, then auth (auth wins). */
-export function buildHeaders(config: RestSourceConfig): Record<string, string> {
+function buildHeaders(config: RestSourceConfig): Record<string, string> {
   const headers: Record<string, string> = { accept: 'application/json', ...(config.headers ?? {}) };
   const auth = authOf(config);
   if (auth?.type === 'bearer') headers.authorization = `Bearer ${auth.token}`;
@@ -74,7 +74,7 @@ export function sourceRedactor(config: RestSourceConfig): Redactor {
 }
 
 /** The base URL: config url without userinfo, with config params merged into its query. */
-export function baseUrl(config: RestSourceConfig): URL {
+function baseUrl(config: RestSourceConfig): URL {
   let url: URL;
   try {
     url = new URL(config.url);

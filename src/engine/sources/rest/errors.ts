@@ -1,5 +1,4 @@
 /** Error classes of the rest_api source. Messages never contain headers, tokens or credentials. */
-import { Redactor } from '../../../lib/redaction.ts';
 
 export class RestSourceError extends Error {
   override name = 'RestSourceError';
@@ -99,9 +98,4 @@ export function safeUrl(url: string | URL): string {
     if (SENSITIVE_PARAM.test(name)) parsed.searchParams.set(name, 'REDACTED');
   }
   return parsed.href;
-}
-
-/** Remove every spelling (plain, URL-encoded, JSON-escaped) of the given secrets from a text. */
-export function redact(text: string, secrets: readonly string[]): string {
-  return new Redactor(secrets).redact(text);
 }

@@ -4,7 +4,7 @@ import { getPath } from './records.ts';
 import type { RestPagination } from './types.ts';
 import { DEFAULTS } from './types.ts';
 
-export interface PageResult {
+interface PageResult {
   /** The URL that was requested. */
   url: URL;
   body: unknown;

@@ -8,7 +8,7 @@ import type { RestSourceError } from './errors.ts';
 import { SourceHttpError, NetworkError } from './errors.ts';
 
 /** Upper bound on any single wait, even when the server asks for longer via Retry-After. */
-export const MAX_RETRY_AFTER_MS = 15 * 60_000;
+const MAX_RETRY_AFTER_MS = 15 * 60_000;
 
 /**
  * Parse a Retry-After header value (RFC 9110 §10.2.3): either delay-seconds or an HTTP-date.

@@ -13,7 +13,7 @@ export type RestPagination =
   | { type: 'next_url'; next_url_path: string }
   | { type: 'none' };
 
-export interface RestRetryConfig {
+interface RestRetryConfig {
   max_attempts?: number;
   base_delay_ms?: number;
   max_delay_ms?: number;
@@ -39,7 +39,7 @@ export interface RestSourceConfig {
   max_pages?: number;
 }
 
-export interface RequestInfo {
+interface RequestInfo {
   url: string;
   page: number;
   attempt: number;
