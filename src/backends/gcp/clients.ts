@@ -1,5 +1,6 @@
 import type { GcpEnvironment } from '../../config/schema.ts';
 import { usageError } from '../../lib/errors.ts';
+import { applicationDefaultAuth, applicationDefaultAuthOptions } from './credentials.ts';
 
 /**
  * The one place Google clients are made. Real use: Application Default Credentials and the
@@ -65,7 +66,7 @@ async function passThroughAuth() {
 /** gax options for a gRPC client: the real endpoint with ADC, or the override without TLS or auth. */
 async function grpcOptions(target: GcpTarget, vars: Vars) {
   const override = vars[ENDPOINT_VARS.grpc];
-  if (!override) return { projectId: target.project };
+  if (!override) return { projectId: target.project, ...(await applicationDefaultAuthOptions(vars)) };
   const match = /^([^:]+):(\d+)$/.exec(override);
   if (!match) throw usageError(`${ENDPOINT_VARS.grpc}=${override} is not host:port`);
   const grpc = await import('@grpc/grpc-js');
@@ -95,7 +96,7 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         return new BigQuery({
           projectId: target.project,
           location: target.location,
-          ...(endpoint ? { apiEndpoint: endpoint, authClient: await passThroughAuth() } : {}),
+          ...(endpoint ? { apiEndpoint: endpoint, authClient: await passThroughAuth() } : await applicationDefaultAuthOptions(vars)),
         });
       }),
     /**
@@ -104,13 +105,10 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
      */
     bigqueryAs: (serviceAccount: string) =>
       once(`bigquery:${serviceAccount}`, async () => {
-        const [{ BigQuery }, { GoogleAuth, Impersonated }] = await Promise.all([
-          import('@google-cloud/bigquery'),
-          import('google-auth-library'),
-        ]);
+        const [{ BigQuery }, { Impersonated }] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
         const endpoint = vars[ENDPOINT_VARS.bigquery];
         const iam = vars[ENDPOINT_VARS.iamCredentials];
-        const sourceClient = endpoint ? await passThroughAuth() : await new GoogleAuth({ scopes: [CLOUD_PLATFORM] }).getClient();
+        const sourceClient = endpoint ? await passThroughAuth() : await (await applicationDefaultAuth([CLOUD_PLATFORM], vars)).getClient();
         const authClient = new Impersonated({
           sourceClient,
           targetPrincipal: serviceAccount,
@@ -131,7 +129,9 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const endpoint = vars[ENDPOINT_VARS.storage];
         return new Storage({
           projectId: target.project,
-          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true, authClient: await passThroughAuth() } : {}),
+          ...(endpoint
+            ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true, authClient: await passThroughAuth() }
+            : await applicationDefaultAuthOptions(vars)),
         });
       }),
     kms: () =>

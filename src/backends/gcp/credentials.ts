@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { GoogleAuth } from 'google-auth-library';
+import type { GoogleAuth, GoogleAuthOptions } from 'google-auth-library';
 
 /**
  * Application Default Credentials for the clients that talk to Google itself. One thing is added
@@ -27,11 +27,14 @@ function keyFileTokenUri(vars: Vars): string | undefined {
   return key.token_uri;
 }
 
-/** ADC with the given scopes; token requests go to the key file's own token endpoint when it names one. */
-export async function applicationDefaultAuth(scopes: string[], vars: Vars = process.env): Promise<GoogleAuth> {
-  const { GoogleAuth, gaxios } = await import('google-auth-library');
+/**
+ * GoogleAuth options that send token requests to the key file's own token endpoint when it names
+ * one; empty otherwise. Spread into a client's options so the library keeps its own scopes.
+ */
+export async function applicationDefaultAuthOptions(vars: Vars = process.env): Promise<Pick<GoogleAuthOptions, 'clientOptions'>> {
   const tokenUri = keyFileTokenUri(vars);
-  if (!tokenUri) return new GoogleAuth({ scopes });
+  if (!tokenUri) return {};
+  const { gaxios } = await import('google-auth-library');
   const transporter = new gaxios.Gaxios();
   transporter.interceptors.request.add({
     resolved: async (options) => {
@@ -40,5 +43,11 @@ export async function applicationDefaultAuth(scopes: string[], vars: Vars = proc
       return options;
     },
   });
-  return new GoogleAuth({ scopes, clientOptions: { transporter } });
+  return { clientOptions: { transporter } };
+}
+
+/** ADC with the given scopes, token requests routed as applicationDefaultAuthOptions says. */
+export async function applicationDefaultAuth(scopes: string[], vars: Vars = process.env): Promise<GoogleAuth> {
+  const { GoogleAuth } = await import('google-auth-library');
+  return new GoogleAuth({ scopes, ...(await applicationDefaultAuthOptions(vars)) });
 }
