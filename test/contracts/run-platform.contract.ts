@@ -24,6 +24,8 @@ export interface ExecutionEnding {
   failed?: number;
   cancelled?: number;
   message?: string;
+  /** The execution fails while no task is counted failed (its container never started). */
+  failedBeforeAnyTask?: boolean;
   /** Looks (getExecution) before the execution completes. */
   looksBeforeDone?: number;
 }
@@ -331,6 +333,16 @@ export function runPlatformContract(name: string, make: () => Promise<RunPlatfor
       fixture.executionsEnd({ cancelled: 1, looksBeforeDone: 1 });
       const cancelled = await platform.getExecution(JOB, (await platform.runJob(JOB, {})).execution);
       assert.deepEqual([cancelled.state, cancelled.cancelledCount], ['CANCELLED', 1]);
+    });
+
+    it('reads an execution whose Completed condition failed as FAILED even when no task is counted failed', async () => {
+      await fixture.createJob(JOB);
+      fixture.executionsEnd({ failedBeforeAnyTask: true, message: 'The container image could not be pulled.', looksBeforeDone: 1 });
+      const info = await platform.getExecution(JOB, (await platform.runJob(JOB, { taskCount: 2 })).execution);
+      assert.deepEqual(
+        [info.state, info.succeededCount, info.failedCount, info.cancelledCount, info.message],
+        ['FAILED', 0, 0, 0, 'The container image could not be pulled.'],
+      );
     });
 
     it('answers not found (exit 8) for a job or execution that does not exist', async () => {

@@ -21,7 +21,7 @@ import { rejectsWith } from '../helpers/assertions.ts';
 import { newWorkspace, withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
-import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
+import type { RunJobCall, RunJobOutcome } from '../fakes/grpc/run-jobs.ts';
 
 const TENANT = 'acme_corp';
 const JOB = 'convergence-pipeline-cloud';
@@ -46,34 +46,37 @@ before(async () => {
   await createRunJob(fakes, JOB);
   // As on Run, an execution is still running when RunJob returns; it ends a few looks later.
   fakes.run.setExecutionPolls(2);
-  fakes.run.onRunJob(async (call) => {
-    calls.push(call);
-    const summary = await withContext(
-      root,
-      async (ctx) =>
-        runPipeline(ctx, {
-          tenantId: call.env['CONVERGENCE_TENANT']!,
-          pipelineId: call.env['CONVERGENCE_PIPELINE']!,
-          bundle: await loadActiveBundle(
-            ctx,
-            call.env['CONVERGENCE_TENANT']!,
-            call.env['CONVERGENCE_PIPELINE']!,
-            call.env['CONVERGENCE_CONFIG_VERSION'],
-          ),
-          runId: call.env['CONVERGENCE_RUN_ID']!,
-          trigger: 'remote',
-        }),
-      { env: call.env['CONVERGENCE_ENV']! },
-    );
-    return summary.exitCode === 0
-      ? { succeeded: 1, logUri: 'https://console.cloud.google.com/logs/fake' }
-      : { failed: 1, message: `exit ${summary.exitCode}` };
-  });
+  fakes.run.onRunJob(playContainer);
 });
 after(async () => {
   await fakes.stop();
   await cleanupAll();
 });
+
+/** The container of the Run job: runs the pushed pipeline in process, as `convergence job run-pipeline` does. */
+async function playContainer(call: RunJobCall): Promise<RunJobOutcome> {
+  calls.push(call);
+  const summary = await withContext(
+    root,
+    async (ctx) =>
+      runPipeline(ctx, {
+        tenantId: call.env['CONVERGENCE_TENANT']!,
+        pipelineId: call.env['CONVERGENCE_PIPELINE']!,
+        bundle: await loadActiveBundle(
+          ctx,
+          call.env['CONVERGENCE_TENANT']!,
+          call.env['CONVERGENCE_PIPELINE']!,
+          call.env['CONVERGENCE_CONFIG_VERSION'],
+        ),
+        runId: call.env['CONVERGENCE_RUN_ID']!,
+        trigger: 'remote',
+      }),
+    { env: call.env['CONVERGENCE_ENV']! },
+  );
+  return summary.exitCode === 0
+    ? { succeeded: 1, logUri: 'https://console.cloud.google.com/logs/fake' }
+    : { failed: 1, message: `exit ${summary.exitCode}` };
+}
 
 const remote = (env: string, wait = true) =>
   withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait, pollMs: 10 }), { env });
@@ -117,6 +120,22 @@ describe('pipeline run --remote', () => {
       assert.equal(started.run, null);
     } finally {
       await writeFile(file, original);
+    }
+  });
+
+  it('reads an execution whose Completed condition failed with no task counted failed as FAILED and exits non-zero', async () => {
+    const message = 'The execution failed: the container image could not be pulled.';
+    fakes.run.onRunJob(() => ({ failedBeforeAnyTask: true, message }));
+    try {
+      const result = await remote('cloud');
+      assert.equal(result.state, 'FAILED');
+      assert.notEqual(result.exitCode, 0);
+      const [execution] = fakes.run.executions(`projects/${CLOUD_PROJECT}/locations/us-central1/jobs/${JOB}`);
+      assert.equal(execution?.failedCount, 0);
+      const completed = (execution?.conditions as Array<{ type: string; state: string; message: string }>)[0]!;
+      assert.deepEqual([completed.type, completed.state, completed.message], ['Completed', 'CONDITION_FAILED', message]);
+    } finally {
+      fakes.run.onRunJob(playContainer);
     }
   });
 

@@ -306,17 +306,30 @@ function toRevisionInfo(raw: Loose): RevisionInfo {
   };
 }
 
+/** ExecutionReason CANCELLED (3) and CANCELLING (4), by name or number. */
+const isCancelReason = (reason: unknown) => reason === 'CANCELLED' || reason === 'CANCELLING' || reason === 3 || reason === 4;
+
+/**
+ * The `Completed` condition decides: Run marks it FAILED for failures the task counts never
+ * show (a task that could not start, a timeout, a cancel before any task ran). The counts only
+ * decide when an execution has completed without a terminal condition.
+ */
+function executionState(raw: Loose, completed: Loose | undefined): ExecutionInfo['state'] {
+  const state = stateName(completed?.state);
+  if (state === 'CONDITION_SUCCEEDED') return 'SUCCEEDED';
+  if (state === 'CONDITION_FAILED') return isCancelReason(completed?.executionReason) ? 'CANCELLED' : 'FAILED';
+  if (!raw.completionTime) return 'RUNNING';
+  if (Number(raw.cancelledCount ?? 0) > 0) return 'CANCELLED';
+  return Number(raw.failedCount ?? 0) > 0 ? 'FAILED' : 'SUCCEEDED';
+}
+
 function toExecutionInfo(raw: Loose, job: string): ExecutionInfo {
   const taskCount = Number(raw.taskCount ?? 0);
   const succeededCount = Number(raw.succeededCount ?? 0);
   const failedCount = Number(raw.failedCount ?? 0);
   const cancelledCount = Number(raw.cancelledCount ?? 0);
   const completed = conditionOf({ conditions: raw.conditions }, 'Completed');
-  const done =
-    Boolean(raw.completionTime) ||
-    stateName(completed?.state) === 'CONDITION_SUCCEEDED' ||
-    stateName(completed?.state) === 'CONDITION_FAILED';
-  const state = !done ? 'RUNNING' : cancelledCount > 0 ? 'CANCELLED' : failedCount > 0 ? 'FAILED' : 'SUCCEEDED';
+  const state = executionState(raw, completed);
   return {
     name: shortName(raw.name) ?? '',
     job,

@@ -84,6 +84,11 @@ export interface RunJobOutcome {
   polls?: number;
   /** Message of the failed Completed condition. */
   message?: string;
+  /**
+   * The execution fails with no task counted failed, as when its container never starts or it
+   * times out before a task reports: only the Completed condition tells.
+   */
+  failedBeforeAnyTask?: boolean;
   /** The RunJob operation's error when tasks failed (default FAILED_PRECONDITION). */
   error?: { code: GrpcCode; message: string };
 }
@@ -378,7 +383,7 @@ export class RunJobs extends RunCollection<Job> {
     const outcome = (await this.#handler?.(call)) ?? {};
     const failed = outcome.failed ?? 0;
     const cancelled = outcome.cancelled ?? 0;
-    const succeeded = outcome.succeeded ?? Math.max(0, taskCount - failed - cancelled);
+    const succeeded = outcome.succeeded ?? (outcome.failedBeforeAnyTask ? 0 : Math.max(0, taskCount - failed - cancelled));
     if (succeeded + failed + cancelled > taskCount) {
       throw new Error(`onRunJob outcome counts ${succeeded}+${failed}+${cancelled} exceed the task count ${taskCount}`);
     }
@@ -427,8 +432,8 @@ export class RunJobs extends RunCollection<Job> {
   }
 
   #ending(execution: Execution): Exclude<ExecutionState, 'running'> {
-    const { failed, cancelled } = execution.outcome;
-    return failed > 0 ? 'failed' : cancelled > 0 ? 'cancelled' : 'succeeded';
+    const { failed, cancelled, failedBeforeAnyTask } = execution.outcome;
+    return failed > 0 || failedBeforeAnyTask ? 'failed' : cancelled > 0 ? 'cancelled' : 'succeeded';
   }
 
   #finish(execution: Execution, state: Exclude<ExecutionState, 'running'>): void {
