@@ -14,9 +14,9 @@
 FROM node:22-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# `npm install`, not `npm ci`: the lock file holds one platform's optional native packages
-# (polars, duckdb); install resolves the ones of this platform.
-RUN npm install --no-audit --no-fund
+# The lock file holds every platform's optional native packages (polars, DuckDB), so `npm ci`
+# installs exactly the versions CI tested, on any platform.
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/ scripts/
 COPY src/ src/
@@ -30,7 +30,7 @@ ENV NODE_ENV=production \
     CI=1
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin/ bin/
 COPY examples/ examples/
 COPY --from=build /src/dist/ dist/

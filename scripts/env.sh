@@ -26,9 +26,8 @@ cd "$ROOT"
 stamp="$ROOT/node_modules/.convergence-install"
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   echo "convergence: installing dependencies" >&2
-  # `npm install` with the committed lock file rather than `npm ci`: npm records only this
-  # platform's optional native packages (DuckDB, polars) in the lock, which `npm ci` rejects.
-  npm install --no-audit --no-fund --loglevel=error >&2
+  # `npm ci`: exactly the lock file's versions (it holds every platform's native packages).
+  npm ci --no-audit --no-fund --loglevel=error >&2
   touch "$stamp"
 fi
 if [ ! -f dist/commands/init.js ] || [ -n "$(find src -newer dist/.built -print -quit 2>/dev/null)" ] || [ ! -f dist/.built ]; then

@@ -35,10 +35,12 @@ describe('Dockerfile', () => {
     assert.ok(users.length > 0, 'the runtime stage sets a USER');
     assert.doesNotMatch(users.at(-1)!.args, /^(root|0)(:|$)/);
     assert.ok(
-      all('RUN').some((i) => /npm install\b.*--omit=dev/.test(i.args)),
-      'production dependencies only',
+      all('RUN').some((i) => /npm ci\b.*--omit=dev/.test(i.args)),
+      'production dependencies only, exactly as locked',
     );
-    assert.ok(!runtime.some((i) => i.op === 'RUN' && /npm ci\b/.test(i.args)));
+    for (const stage of stages) {
+      assert.ok(!stage.some((i) => i.op === 'RUN' && /npm (install|i)\b/.test(i.args)), 'every stage installs with npm ci');
+    }
     for (const copied of ['bin/', 'examples/', 'dist/', 'oclif.manifest.json']) {
       assert.ok(
         all('COPY').some((i) => i.args.includes(copied)),
@@ -47,6 +49,24 @@ describe('Dockerfile', () => {
     }
     assert.deepEqual(JSON.parse(all('ENTRYPOINT').at(-1)!.args), ['node', '/app/bin/run.js']);
     assert.deepEqual(JSON.parse(all('CMD').at(-1)!.args), ['job', 'run-pipeline']);
+  });
+
+  it("locks every platform's native packages, so npm ci works on Linux x64/arm64 and macOS", async () => {
+    const lock = JSON.parse(await readFile(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { optionalDependencies?: Record<string, string> }>;
+    };
+    const natives = ['node_modules/nodejs-polars', 'node_modules/@duckdb/node-bindings'];
+    for (const name of natives) {
+      const optional = Object.keys(lock.packages[name]?.optionalDependencies ?? {});
+      assert.ok(optional.length > 0, `${name} is locked with its platform packages`);
+      for (const platform of ['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64']) {
+        assert.ok(
+          optional.some((dep) => dep.includes(platform)),
+          `${name} offers ${platform}`,
+        );
+      }
+      for (const dep of optional) assert.ok(lock.packages[`node_modules/${dep}`], `${dep} is in the lock file`);
+    }
   });
 
   it('keeps secrets, dependencies and build output out of the build context', async () => {
