@@ -5,9 +5,12 @@ import { quarantineTable } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging/staged-data.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
+import { isGcsPath } from '../sources/file/gcs-path.ts';
+import type { ObjectPlan } from '../sources/file/gcs-source.ts';
 import { renderText, templateNames } from '../template.ts';
 import { rememberSecret, userinfoSecrets } from '../../lib/redaction.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
+import type { Storage } from '@google-cloud/storage';
 
 type IngestStep = Extract<PipelineStep, { type: 'ingest' }>;
 type RestSource = Extract<SourceConfig, { type: 'rest_api' }>;
@@ -81,14 +84,47 @@ function restSourceLabel(config: RestSourceConfig, redactor: { redact(text: stri
   return redactor.redact(url.origin + url.pathname);
 }
 
-async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; committed: boolean } | undefined): Promise<StagedData> {
+/** A gs:// source's objects and what this run loads of them (see sources/file/gcs-source.ts). */
+interface SourceObjects {
+  storage: Storage;
+  plan: ObjectPlan;
+}
+
+/**
+ * For a gs:// file source: lists its objects and, for append and merge writes, leaves out those
+ * already loaded at their current generation. Undefined for any other source.
+ */
+async function sourceObjects(env: StepEnv, step: IngestStep): Promise<SourceObjects | undefined> {
+  const source = env.source(step.source_config);
+  if (source.type !== 'file' || !isGcsPath(source.path)) return undefined;
+  const [{ storageForSources }, { planObjects }] = await Promise.all([
+    import('../../backends/gcp/storage.ts'),
+    import('../sources/file/gcs-source.ts'),
+  ]);
+  const storage = await storageForSources();
+  env.progress({ message: `listing ${source.path}` });
+  const byObject = !env.fullRefresh && step.destination.write_mode !== 'replace';
+  const plan = await planObjects(storage, source, {
+    warehouse: env.warehouse,
+    key: stateKey(env, step),
+    byObject,
+    runId: env.runId,
+    at: env.now(),
+  });
+  return { storage, plan };
+}
+
+async function stage(
+  env: StepEnv,
+  step: IngestStep,
+  cursor: { value: string; committed: boolean } | undefined,
+  objects: SourceObjects | undefined,
+): Promise<StagedData> {
   const source = env.source(step.source_config);
   const tableSchema = env.schema(source.schema ?? step.destination.schema);
   const onProgress = env.progress;
   if (source.type === 'file') {
-    const { stageFileSource } = await import('../sources/file/index.ts');
-    return stageFileSource(source, {
-      scope: env.fileScope,
+    const options = {
       stagingDir: env.stagingDir,
       ...(tableSchema ? { tableSchema } : {}),
       ...(source.incremental
@@ -96,7 +132,13 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
         : {}),
       signal: env.signal,
       onProgress,
-    });
+    };
+    if (objects) {
+      const { stageObjects } = await import('../sources/file/gcs-source.ts');
+      return stageObjects(objects.storage, objects.plan.toLoad, source, options);
+    }
+    const { stageFileSource } = await import('../sources/file/index.ts');
+    return stageFileSource(source, { ...options, scope: env.fileScope });
   }
   const config = await restConfig(env, step, source, cursor?.value);
   const [{ fetchPages, sourceRedactor }, { stageRecords }] = await Promise.all([
@@ -134,9 +176,19 @@ async function stage(env: StepEnv, step: IngestStep, cursor: { value: string; co
 export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOutcome> {
   const source = env.source(step.source_config);
   const cursor = await startingCursor(env, step);
-  const staged = await stage(env, step, cursor);
-  env.signal.throwIfAborted();
   const dest = step.destination;
+  const objects = await sourceObjects(env, step);
+  if (objects && objects.plan.toLoad.length === 0) {
+    return {
+      rowsIn: 0,
+      rowsOut: 0,
+      bytes: 0,
+      details: { table: dest.table, source: source.type, objects: 0, cursorFrom: cursor?.value ?? null, cursorTo: cursor?.value ?? null },
+      notes: [`no new or changed objects in ${source.type === 'file' ? source.path : ''} (${objects.plan.matched.length} already loaded)`],
+    };
+  }
+  const staged = await stage(env, step, cursor, objects);
+  env.signal.throwIfAborted();
   // Nothing read and no column known (an empty file without a schema): nothing to load or create.
   if (staged.fields.length === 0 && staged.rows === 0) {
     return {
@@ -150,7 +202,8 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
   // A full refresh of an append-only table would duplicate what is there: it replaces instead.
   const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
   const moveCursor = source.incremental && staged.cursorMax !== undefined;
-  if (moveCursor) await ensureStateTable(env.warehouse, env.dataset);
+  const objectWrites = objects?.plan.stateWrites ?? [];
+  if (moveCursor || objectWrites.length > 0) await ensureStateTable(env.warehouse, env.dataset);
   env.progress({ message: `loading ${staged.rows - staged.rejected} rows into ${dest.table} (${writeMode})` });
   const result = await env.warehouse.load({
     dataset: env.dataset,
@@ -161,16 +214,17 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),
     ...(dest.cluster_by ? { clusterBy: dest.cluster_by } : {}),
     runId: env.runId,
-    ...(moveCursor
-      ? {
-          alsoWrite: cursorWrites(stateKey(env, step), {
+    alsoWrite: [
+      ...(moveCursor
+        ? cursorWrites(stateKey(env, step), {
             field: source.incremental!.cursor_field,
             value: staged.cursorMax!,
             runId: env.runId,
             at: env.now(),
-          }),
-        }
-      : {}),
+          })
+        : []),
+      ...objectWrites,
+    ],
   });
   env.progress({ rows: result.rowsLoaded });
   const notes = [...(staged.warnings ?? [])];
@@ -185,6 +239,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       table: dest.table,
       writeMode,
       source: source.type,
+      ...(objects ? { objects: objects.plan.toLoad.length } : {}),
       cursorFrom: cursor?.value ?? null,
       cursorTo: moveCursor ? staged.cursorMax : (cursor?.value ?? null),
       quarantined: result.rowsQuarantined,

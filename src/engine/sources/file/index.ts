@@ -27,7 +27,7 @@ import { ndjsonBatches } from './ndjson.ts';
 import { inferParquetFields, parquetColumnMap, parquetColumns } from './parquet.ts';
 import { resolveInputFiles, type FileScope, type InputFile } from './resolve.ts';
 
-export { type FileScope } from './resolve.ts';
+export { type FileScope, type InputFile } from './resolve.ts';
 
 type FileSource = Extract<SourceConfig, { type: 'file' }>;
 
@@ -49,7 +49,15 @@ export interface StageFileOptions {
  * `__reason` so the load quarantines them; the run fails only when a file cannot be read at all.
  */
 export async function stageFileSource(source: FileSource, options: StageFileOptions): Promise<StagedData> {
-  const files = await resolveInputFiles(source.path, options.scope);
+  return stageInputFiles(await resolveInputFiles(source.path, options.scope), source, options);
+}
+
+/** Stages files already found (local matches, or gs:// objects downloaded to the staging folder). */
+export async function stageInputFiles(
+  files: InputFile[],
+  source: FileSource,
+  options: Omit<StageFileOptions, 'scope'>,
+): Promise<StagedData> {
   await ensureStagingDir(options.stagingDir);
   // An empty file has nothing to read (and is not even valid Parquet): it only gets a warning.
   const readable = files.filter((f) => f.size > 0);
@@ -71,7 +79,7 @@ function withEmptyFileNote(staged: StagedData, files: InputFile[]): StagedData {
   return { ...staged, warnings: [...(staged.warnings ?? []), note] };
 }
 
-async function stageNdjson(files: InputFile[], options: StageFileOptions): Promise<StagedData> {
+async function stageNdjson(files: InputFile[], options: Omit<StageFileOptions, 'scope'>): Promise<StagedData> {
   let bytes = 0;
   const batches = ndjsonBatches(files, { ...(options.signal ? { signal: options.signal } : {}), onBytes: (b) => (bytes = b) });
   return stageRecordBatches(batches, { ...options, sourceLabel: '', bytesRead: () => bytes });
@@ -96,7 +104,7 @@ interface FileFrame {
   format: string;
 }
 
-async function stageParts(files: InputFile[], plan: FilePlan, options: StageFileOptions): Promise<StagedData> {
+async function stageParts(files: InputFile[], plan: FilePlan, options: Omit<StageFileOptions, 'scope'>): Promise<StagedData> {
   const { fields, warnings } = plan;
   const cursorField = options.incremental?.cursorField;
   // A file with no columns at all (empty) has no cursor to check; any other file must have it.
@@ -141,7 +149,7 @@ async function stageParts(files: InputFile[], plan: FilePlan, options: StageFile
   return { files: parts, fields, ...summary, bytesRead: bytes, ...(notes.length > 0 ? { warnings: notes } : {}) };
 }
 
-async function planCsv(files: InputFile[], source: FileSource, options: StageFileOptions): Promise<FilePlan> {
+async function planCsv(files: InputFile[], source: FileSource, options: Omit<StageFileOptions, 'scope'>): Promise<FilePlan> {
   const settings: CsvSettings = { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true };
   const warnings = new Warnings();
   // The layout pass comes first: inference must not vote with ragged lines.
@@ -214,7 +222,7 @@ async function planCsv(files: InputFile[], source: FileSource, options: StageFil
   };
 }
 
-async function planParquet(files: InputFile[], options: StageFileOptions): Promise<FilePlan> {
+async function planParquet(files: InputFile[], options: Omit<StageFileOptions, 'scope'>): Promise<FilePlan> {
   const warnings = new Warnings();
   const columns = await Promise.all(files.map((f) => parquetColumns(f)));
   let fields: FieldSpec[];

@@ -31,9 +31,9 @@ export async function resolveInputFiles(pattern: string, scope: FileScope): Prom
     throw new ConvergenceError(
       'SOURCE_NOT_SUPPORTED',
       ExitCode.usage,
-      `gs:// paths are not supported on the local engine yet (${pattern})`,
+      `gs:// paths are listed in their bucket, not matched on disk (${pattern})`,
       {
-        suggestion: 'copy the files into the workspace, or run the pipeline on the cloud engine',
+        suggestion: 'read it with the gs:// source path of the ingest step (sources/file/gcs-source.ts)',
       },
     );
   }
