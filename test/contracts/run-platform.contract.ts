@@ -267,6 +267,41 @@ export function runPlatformContract(name: string, make: () => Promise<RunPlatfor
       assert.deepEqual((await platform.setTraffic(SERVICE, back, current!.etag))?.traffic, back);
     });
 
+    it('never overwrites a rollback made between the read and the traffic update: a list from the earlier read is a conflict', async () => {
+      const first = await deployed();
+      await platform.deployRevision(SERVICE, { image: `${IMAGE}:2`, revisionName: `${SERVICE}-v2`, noTraffic: true });
+      const promoted = [{ revision: `${SERVICE}-v2`, percent: 100 }];
+      const read = await platform.setTraffic(SERVICE, promoted, (await platform.getService(SERVICE))?.etag ?? first.etag);
+      const canary = [
+        { revision: `${SERVICE}-v2`, percent: 90 },
+        { revision: `${SERVICE}-v1`, percent: 10 },
+      ];
+      // Someone rolls back to v1 after the read: the canary's list, computed from that read, must not undo it.
+      const rolledBack = [{ revision: `${SERVICE}-v1`, percent: 100 }];
+      await platform.setTraffic(SERVICE, rolledBack, read!.etag);
+      await assert.rejects(platform.setTraffic(SERVICE, canary, read!.etag), failsWith('CONFLICT', 2));
+      assert.deepEqual((await platform.getService(SERVICE))?.traffic, rolledBack);
+    });
+
+    it('re-applies a traffic change to the fresh read after a stale etag, so the final traffic holds both writes', async () => {
+      const first = await deployed();
+      await platform.deployRevision(SERVICE, { image: `${IMAGE}:2`, revisionName: `${SERVICE}-v2`, noTraffic: true });
+      const promoted = [{ revision: `${SERVICE}-v2`, percent: 100 }];
+      const read = await platform.setTraffic(SERVICE, promoted, (await platform.getService(SERVICE))?.etag ?? first.etag);
+      const rolledBack = [{ revision: `${SERVICE}-v1`, percent: 100 }];
+      await platform.setTraffic(SERVICE, rolledBack, read!.etag);
+      // A tag for v2 at 0%, expressed on whatever the service serves when it is applied.
+      const tagged = await platform.setTraffic(
+        SERVICE,
+        (current) => [
+          ...current.traffic.filter((target) => target.revision !== `${SERVICE}-v2`),
+          { revision: `${SERVICE}-v2`, percent: 0, tag: 'preview' },
+        ],
+        read!.etag,
+      );
+      assert.deepEqual(tagged?.traffic, [...rolledBack, { revision: `${SERVICE}-v2`, percent: 0, tag: 'preview' }]);
+    });
+
     it('gives up on traffic after a bounded number of concurrent changes, as a conflict', async () => {
       const service = await deployed();
       await platform.deployRevision(SERVICE, { image: `${IMAGE}:2`, revisionName: `${SERVICE}-v2`, noTraffic: true });

@@ -1,5 +1,6 @@
 import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
+import { conflictError, notFoundError } from '../../lib/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
 import type {
   DeployRevisionRequest,
@@ -10,6 +11,7 @@ import type {
   RunPlatform,
   ServiceState,
   SetTrafficOptions,
+  TrafficChange,
   TrafficStatus,
   TrafficTarget,
 } from './port.ts';
@@ -44,10 +46,14 @@ const seconds = (ts: unknown): number => {
 
 /** Stale-etag conflicts retried from a fresh GET before giving up. */
 const ETAG_ATTEMPTS = 4;
+/** Service reads remembered by etag. */
+const READS_KEPT = 32;
 
 export class GcpRunPlatform implements RunPlatform {
   readonly #clients: GcpClients;
   readonly describe: string;
+  /** Services as this adapter read them, by etag: what a traffic list given with an etag was computed from. */
+  readonly #reads = new Map<string, ServiceState>();
 
   constructor(clients: GcpClients) {
     this.#clients = clients;
@@ -84,7 +90,17 @@ export class GcpRunPlatform implements RunPlatform {
 
   async getService(service: string): Promise<ServiceState | undefined> {
     const raw = await this.#rawService(service);
-    return raw && toServiceState(raw);
+    return raw && this.#remember(toServiceState(raw));
+  }
+
+  #remember(state: ServiceState): ServiceState {
+    this.#reads.set(state.etag, state);
+    // A long-lived adapter (serve) keeps only the recent reads.
+    for (const oldest of this.#reads.keys()) {
+      if (this.#reads.size <= READS_KEPT) break;
+      this.#reads.delete(oldest);
+    }
+    return state;
   }
 
   async listRevisions(service: string): Promise<RevisionInfo[]> {
@@ -159,26 +175,69 @@ export class GcpRunPlatform implements RunPlatform {
 
   async setTraffic(
     service: string,
-    targets: TrafficTarget[],
+    change: TrafficTarget[] | TrafficChange,
     etag: string,
     options: SetTrafficOptions = {},
   ): Promise<ServiceState | undefined> {
+    const wanted = typeof change === 'function' ? change : this.#listFromRead(service, change, etag);
     try {
-      await this.#update(service, { traffic: targets.map(toApiTarget) }, ['traffic'], etag, Boolean(options.validateOnly));
+      await this.#update(
+        service,
+        (current) => ({ traffic: wanted(current).map(toApiTarget) }),
+        ['traffic'],
+        etag,
+        Boolean(options.validateOnly),
+      );
     } catch (err) {
       this.#fail(err, `traffic of Cloud Run service ${service}`, 'run.services.update');
     }
     return options.validateOnly ? undefined : this.getService(service);
   }
 
-  /** UpdateService with an etag; a stale etag (ABORTED) is retried with the etag of a fresh GET. */
-  async #update(service: string, fields: Loose, paths: string[], etag: string, validateOnly: boolean): Promise<void> {
+  /**
+   * A whole list computed from the read with `etag`, as a change of the current service: it still
+   * applies when only other fields changed since that read (a new revision at 0%, a concurrent
+   * write of the template), and is a conflict when the serving split moved (a rollback, another
+   * canary) because re-sending it would silently undo that change.
+   */
+  #listFromRead(service: string, targets: TrafficTarget[], etag: string): TrafficChange {
+    const read = this.#reads.get(etag);
+    return (current) => {
+      if (current.etag === etag || (read && sameServingSplit(read, current))) return targets;
+      throw conflictError(
+        `the traffic of Cloud Run service ${service} changed since it was read (it now serves ${describeSplit(current)}); the list computed from the earlier read was not applied`,
+        {
+          suggestion: 'look at the service (`convergence rollback --list`), then run the command again',
+          data: { service, traffic: current.traffic },
+        },
+      );
+    };
+  }
+
+  /**
+   * UpdateService with an etag. `fields` is a function of the service as read: on a stale etag
+   * (ABORTED) the adapter GETs again and recomputes them from that fresh read, so a concurrent
+   * change is built upon rather than overwritten, a bounded number of times.
+   */
+  async #update(
+    service: string,
+    fields: Loose | ((current: ServiceState) => Loose),
+    paths: string[],
+    etag: string,
+    validateOnly: boolean,
+  ): Promise<void> {
     const client = await this.#clients.runServices();
+    const build = (state: ServiceState | undefined): Loose => {
+      if (typeof fields !== 'function') return fields;
+      if (!state) throw notFoundError(`Cloud Run service ${service} does not exist`);
+      return fields(state);
+    };
+    let current = this.#reads.get(etag) ?? (typeof fields === 'function' ? await this.getService(service) : undefined);
     let currentEtag = etag;
     for (let attempt = 1; ; attempt++) {
       try {
         const [operation] = await client.updateService({
-          service: { name: this.#serviceName(service), etag: currentEtag, ...fields } as never,
+          service: { name: this.#serviceName(service), etag: currentEtag, ...build(current) } as never,
           updateMask: { paths },
           validateOnly,
         });
@@ -186,9 +245,10 @@ export class GcpRunPlatform implements RunPlatform {
         return;
       } catch (err) {
         if (googleErrorFacts(err).grpcCode !== GrpcCode.ABORTED || attempt >= ETAG_ATTEMPTS) throw err;
-        const fresh = await this.#rawService(service);
+        const fresh = await this.getService(service);
         if (!fresh) throw err;
-        currentEtag = String(fresh.etag ?? '');
+        current = fresh;
+        currentEtag = fresh.etag;
       }
     }
   }
@@ -257,6 +317,19 @@ function toApiTarget(target: TrafficTarget): Loose {
     ? { type: BY_REVISION, revision: target.revision, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) }
     : { type: LATEST, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) };
 }
+
+/** Percent per revision of the targets that serve traffic (0% tags and their names left out). */
+function servingSplit(state: ServiceState): string {
+  return state.traffic
+    .filter((target) => target.percent > 0)
+    .map((target) => `${target.revision ?? 'LATEST'}=${target.percent}`)
+    .sort()
+    .join(',');
+}
+
+const sameServingSplit = (a: ServiceState, b: ServiceState) => servingSplit(a) === servingSplit(b);
+
+const describeSplit = (state: ServiceState) => servingSplit(state).replaceAll('=', ' ').replaceAll(',', '%, ') + '%';
 
 function conditionOf(raw: Loose, type: string): Loose | undefined {
   if (type === 'Ready' && raw.terminalCondition) return raw.terminalCondition as Loose;

@@ -12,6 +12,12 @@ export interface TrafficTarget {
   tag?: string;
 }
 
+/**
+ * A traffic change as a function of the service as just read: the whole list wanted from that
+ * state. Throw (a ConvergenceError) to refuse a state the change does not fit.
+ */
+export type TrafficChange = (current: ServiceState) => TrafficTarget[];
+
 /** A traffic target as Run resolved it: LATEST replaced by the revision it points at, with the tag URL. */
 export interface TrafficStatus {
   revision: string;
@@ -115,11 +121,18 @@ export interface RunPlatform {
    */
   deployRevision(service: string, request: DeployRevisionRequest): Promise<DeployRevisionResult>;
   /**
-   * Rewrites the whole traffic list. `etag` is the one of the GET the list was computed from;
-   * when someone else changed the service meanwhile (ABORTED), the adapter GETs again and
-   * re-applies the same list, a bounded number of times.
+   * Rewrites the whole traffic list, sent with `etag`. When someone else changed the service
+   * meanwhile (a stale etag), the adapter GETs it again and recomputes the list from that fresh
+   * read, a bounded number of times: a TrafficChange is re-applied to it; a fixed list is
+   * re-sent only while the serving split is still the one of the read it was computed from,
+   * otherwise it is a conflict (exit 2), so a concurrent rollback is never overwritten.
    */
-  setTraffic(service: string, targets: TrafficTarget[], etag: string, options?: SetTrafficOptions): Promise<ServiceState | undefined>;
+  setTraffic(
+    service: string,
+    change: TrafficTarget[] | TrafficChange,
+    etag: string,
+    options?: SetTrafficOptions,
+  ): Promise<ServiceState | undefined>;
   /** Starts an execution of a job; returns its short id. */
   runJob(job: string, request: RunJobRequest): Promise<{ execution: string }>;
   getExecution(job: string, execution: string): Promise<ExecutionInfo>;
