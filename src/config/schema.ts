@@ -31,6 +31,53 @@ const canary = z
   })
   .strict();
 
+const SECONDS_PATTERN = /^(\d+)(s|m|h)$/;
+const secondsOf = (value: string) => {
+  const [, amount, unit] = SECONDS_PATTERN.exec(value) ?? [];
+  return Number(amount) * (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1);
+};
+/** A whole-second duration Cloud Run accepts, within 1 second and `maxSeconds`. */
+const runDuration = (maxSeconds: number) =>
+  z
+    .string()
+    .regex(SECONDS_PATTERN, 'expected a duration in whole seconds, minutes or hours, e.g. 300s, 10m or 1h')
+    .refine((value) => secondsOf(value) >= 1 && secondsOf(value) <= maxSeconds, `expected a duration between 1s and ${maxSeconds}s`);
+
+/**
+ * What deploy sets on the Cloud Run service's revisions and on the pipeline job (Cloud Run
+ * Admin API v2 fields); a key left out keeps what the service or job has.
+ */
+const serviceSettings = {
+  cpu: z
+    .string()
+    .regex(/^(\d+(\.\d+)?|\d+m)$/, 'expected a CPU limit like "1", "2" or "1000m"')
+    .optional(),
+  memory: z
+    .string()
+    .regex(/^\d+(Mi|Gi)$/, 'expected a memory limit like "512Mi" or "2Gi"')
+    .optional(),
+  min_instances: z.number().int().min(0, 'expected 0 or more instances').optional(),
+  max_instances: z.number().int().min(1, 'expected at least 1 instance').optional(),
+  concurrency: z
+    .number()
+    .int()
+    .min(1, 'expected 1 to 1000 requests per instance')
+    .max(1000, 'expected 1 to 1000 requests per instance')
+    .optional(),
+  /** Request timeout of the service. */
+  timeout: runDuration(3600).optional(),
+  ingress: z
+    .enum(['all', 'internal', 'internal-and-cloud-load-balancing'], {
+      message: 'expected all, internal or internal-and-cloud-load-balancing',
+    })
+    .optional(),
+  /** Anyone may invoke the service (invokerIamDisabled); private services need an ID token. */
+  public: z.boolean().default(false),
+  /** Timeout of each task of the pipeline job (up to 168h). */
+  task_timeout: runDuration(168 * 3600).optional(),
+  max_retries: z.number().int().min(0, 'expected 0 to 10 retries').max(10, 'expected 0 to 10 retries').optional(),
+};
+
 const gcpEnvironment = z
   .object({
     backend: z.literal('gcp').optional(),
@@ -55,6 +102,7 @@ const gcpEnvironment = z
       .optional(),
     image: z.string().min(1).optional(),
     service_account: z.string().email('expected a service account email').optional(),
+    ...serviceSettings,
     /**
      * Run each tenant's warehouse jobs as its own service account (impersonated), e.g.
      * tenant-{tenant}@PROJECT.iam.gserviceaccount.com; off when absent.

@@ -1,4 +1,9 @@
-/** deploy against the Cloud Run fakes: canary to 100%, automatic rollback, etag retry, first deploy, dry run. */
+/**
+ * deploy against the Cloud Run fakes: canary to 100%, automatic rollback, etag retry, first
+ * deploy, dry run. The service is private: its health endpoints sit behind the Run fake's HTTP
+ * front, which lets a probe through only with an ID token for the service's URL (minted from a
+ * service-account key of the OAuth fake).
+ */
 import '../fakes/env-guard.ts';
 import { ServicesClient } from '@google-cloud/run';
 import * as grpc from '@grpc/grpc-js';
@@ -10,19 +15,31 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ConvergenceError } from '../../src/lib/errors.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { planDeploy, runDeploy, type DeployEvent, type DeployRequest } from '../../src/services/deploy/deploy.ts';
+import { ProbeIdentity } from '../../src/services/deploy/probe-auth.ts';
+import { probeOnce } from '../../src/services/deploy/probe.ts';
 import { listRevisions, rollback } from '../../src/services/deploy/rollback.ts';
 import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
-import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
+import { startRunFront, type RunFront } from '../fakes/grpc/run-front.ts';
+import { OAuthFake } from '../fakes/oauth.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
-const SERVICE_NAME = `projects/${CLOUD_PROJECT}/locations/us-central1/services/${CLOUD_SERVICE}`;
+const LOCATION = `projects/${CLOUD_PROJECT}/locations/us-central1`;
+const SERVICE_NAME = `${LOCATION}/services/${CLOUD_SERVICE}`;
+const JOB_NAME = `${LOCATION}/jobs/convergence-pipelines`;
+const DEPLOYER = `deployer@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
+const RUNTIME = `convergence-api@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
 const IMAGE = 'us-docker.pkg.dev/demo-project/convergence/convergence';
 
 let fakes: CloudFakes;
 let root: string;
-/** The revisions' health endpoints the deploy probes: /<revision>/health. */
-let healthEndpoints: FakeApi;
+let oauth: OAuthFake;
+/** The deployer's service-account key, issued by the OAuth fake: what probes mint ID tokens from. */
+let deployerKey: string;
+/** The services' URLs: the Run fake's HTTP front, in front of the revisions' /health. */
+let front: RunFront;
+/** Who each probe that got through called as (the ID token's email). */
+const callers: Array<string | undefined> = [];
 /** Revisions whose health endpoint answers 500, and when the first such answer went out. */
 const failing = new Set<string>();
 let firstFailureAt: number | undefined;
@@ -38,19 +55,49 @@ function setEnv(name: string, value: string | undefined) {
 before(async () => {
   fakes = await startCloudFakes();
   for (const [k, v] of Object.entries(fakes.vars)) setEnv(k, v);
-  healthEndpoints = await startFakeApi((req) => {
-    const [, revision, rest] = /^\/([^/]+)(\/.*)$/.exec(req.path) ?? [];
-    probed.push(`${revision} ${rest}`);
-    if (rest !== '/health') return { status: 404 };
-    if (revision && failing.has(revision)) {
-      firstFailureAt ??= Date.now();
-      return { status: 500, body: 'boom' };
-    }
-    return { body: { ok: true } };
+  oauth = await OAuthFake.start();
+  front = await startRunFront({
+    run: fakes.run,
+    location: LOCATION,
+    verifyIdToken: (token, audience) => oauth.verifyIdToken(token, audience),
+    app: ({ revision, path: rest, caller }) => {
+      probed.push(`${revision} ${rest}`);
+      callers.push(caller);
+      if (rest !== '/health') return { status: 404 };
+      if (revision && failing.has(revision)) {
+        firstFailureAt ??= Date.now();
+        return { status: 500, body: 'boom' };
+      }
+      return { body: { ok: true } };
+    },
   });
-  setEnv('CONVERGENCE_PROBE_URL', `${healthEndpoints.base}/{revision}`);
+  setEnv('CONVERGENCE_PROBE_URL', `${front.base}/{service}/{revision}`);
   root = await newWorkspace('deploy');
+  deployerKey = await oauth.writeKeyFile(root, DEPLOYER);
+  setEnv('GOOGLE_APPLICATION_CREDENTIALS', deployerKey);
   await appendFile(path.join(root, 'convergence.yaml'), fakes.yaml('cloud'));
+  await appendFile(
+    path.join(root, 'convergence.yaml'),
+    [
+      '    job: convergence-pipelines',
+      `    service_account: ${RUNTIME}`,
+      '    cpu: "2"',
+      '    memory: 1Gi',
+      '    min_instances: 0',
+      '    max_instances: 5',
+      '    concurrency: 40',
+      '    timeout: 120s',
+      '    ingress: internal-and-cloud-load-balancing',
+      '    task_timeout: 2h',
+      '    max_retries: 1',
+      '  public:',
+      `    project: ${CLOUD_PROJECT}`,
+      '    region: us-central1',
+      '    service: convergence-api-public',
+      '    public: true',
+      '',
+    ].join('\n'),
+  );
   await appendFile(
     path.join(root, 'convergence.yaml'),
     [
@@ -68,7 +115,8 @@ after(async () => {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  await healthEndpoints.close();
+  await front.close();
+  await oauth.stop();
   await fakes.stop();
   await cleanupAll();
 });
@@ -137,6 +185,37 @@ async function editServiceContainer(edit: (container: Record<string, unknown>) =
   }
 }
 
+/** The revision template fields deploy sets, as Run stores them. */
+interface ServiceTemplate {
+  serviceAccount: string;
+  containers: Array<{ resources: { limits: Record<string, string> } }>;
+  scaling: { maxInstanceCount: number };
+  maxInstanceRequestConcurrency: number;
+  timeout: { seconds: string };
+}
+
+/** The pipeline job's task template as Run stores it. */
+function jobTask() {
+  const job = fakes.run.job(JOB_NAME) as { template?: { template?: Record<string, unknown> } } | undefined;
+  const task = job?.template?.template as
+    | {
+        containers: Array<{ image: string; resources?: { limits?: Record<string, string> } }>;
+        serviceAccount: string;
+        maxRetries: number;
+        timeout: { seconds: string };
+      }
+    | undefined;
+  return (
+    task && {
+      image: task.containers[0]?.image,
+      limits: task.containers[0]?.resources?.limits,
+      serviceAccount: task.serviceAccount,
+      maxRetries: task.maxRetries,
+      timeoutSeconds: Number(task.timeout.seconds),
+    }
+  );
+}
+
 async function history() {
   return withContext(
     root,
@@ -165,9 +244,21 @@ describe('deploy --canary', () => {
     assert.equal(fakes.run.service(SERVICE_NAME), undefined);
     const creates = fakes.run.requests('CreateService');
     assert.ok(creates.length >= 1 && creates.every((r) => r.request.validateOnly === true));
+    // The settings diff covers the service and the job, neither of which exists yet.
+    const changed = Object.fromEntries(result.serviceChanges.map((c) => [c.setting, c]));
+    assert.deepEqual(changed.cpu, { setting: 'cpu', current: undefined, wanted: '2' });
+    assert.deepEqual(changed.ingress, { setting: 'ingress', current: undefined, wanted: 'INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER' });
+    assert.equal(result.job?.existed, false);
+    assert.deepEqual(
+      result.job?.changes.find((c) => c.setting === 'image'),
+      { setting: 'image', current: undefined, wanted: result.image },
+    );
+    assert.equal(fakes.run.job(JOB_NAME), undefined, 'the job was validated, not created');
+    assert.ok(fakes.run.requests('CreateJob').every((r) => r.request.validateOnly === true));
   });
 
   it('first deploy goes straight to 100% with a health check', async () => {
+    callers.length = 0;
     const { result } = await deploy();
     assert.equal(result.firstDeploy, true);
     assert.deepEqual(serviceTraffic(), [{ revision: result.revision, percent: 100 }]);
@@ -177,6 +268,26 @@ describe('deploy --canary', () => {
       probed.some((p) => p === `${result.revision} /health`),
       'the new revision was health-checked',
     );
+    assert.ok(callers.length > 0 && callers.every((c) => c === DEPLOYER), 'every probe carried the deployer ID token');
+    // convergence.yaml's service settings are on the revision template and the service.
+    const service = fakes.run.service(SERVICE_NAME) as { ingress: string; invokerIamDisabled: boolean; template: ServiceTemplate };
+    const template = service.template;
+    assert.equal(template.serviceAccount, RUNTIME);
+    assert.deepEqual(template.containers[0]!.resources.limits, { cpu: '2', memory: '1Gi' });
+    assert.equal(Number(template.scaling.maxInstanceCount), 5);
+    assert.equal(template.maxInstanceRequestConcurrency, 40);
+    assert.equal(Number(template.timeout.seconds), 120);
+    assert.equal(service.ingress, 'INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER');
+    assert.equal(service.invokerIamDisabled, false, 'private unless public: true');
+    // The pipeline job was created on the same image, account and resources.
+    assert.deepEqual(jobTask(), {
+      image: result.image,
+      limits: { cpu: '2', memory: '1Gi' },
+      serviceAccount: RUNTIME,
+      maxRetries: 1,
+      timeoutSeconds: 7200,
+    });
+    assert.equal(result.job?.existed, false);
     const rows = await history();
     assert.equal(rows.at(-1)?.kind, 'FIRST_DEPLOY');
     assert.equal(rows.at(-1)?.status, 'SUCCEEDED');
@@ -195,8 +306,20 @@ describe('deploy --canary', () => {
 
   it('a healthy canary reaches 100% step by step and is recorded', async () => {
     const weights: number[] = [];
-    const { result } = await deploy({}, (e) => e.type === 'step' && weights.push(e.weight));
+    let jobImageAtFirstStep: string | undefined;
+    const image = `${IMAGE}:canary-ok`;
+    const { result } = await deploy({ image }, (e) => {
+      if (e.type !== 'step') return;
+      weights.push(e.weight);
+      jobImageAtFirstStep ??= jobTask()?.image;
+    });
     assert.deepEqual(weights, [25, 50, 100]);
+    assert.equal(jobImageAtFirstStep, image, 'the job ran the new image before any traffic moved');
+    assert.deepEqual(
+      result.job?.changes.map((c) => [c.setting, c.wanted]),
+      [['image', image]],
+      'only the image of the job changed',
+    );
     assert.deepEqual(serviceTraffic(), [{ revision: result.revision, percent: 100 }]);
     assert.deepEqual(containerOf(result.revision), { args: ['serve'], env: { CONVERGENCE_ENV: 'cloud' } });
     assert.deepEqual(
@@ -316,6 +439,8 @@ describe('rollback', () => {
     assert.equal(result.healthy, true);
     assert.deepEqual(serviceTraffic(), [{ revision: target, percent: 100 }]);
     assert.ok(probed.includes(`${target} /health`));
+    assert.equal(jobTask()?.image, ready.at(-1)!.image, 'the job is back on the restored revision’s image');
+    assert.equal(result.job?.changes[0]?.setting, 'image');
     const rows = await history();
     assert.equal(rows.at(-1)?.kind, 'ROLLBACK');
     assert.equal(rows.at(-1)?.revision, target);
@@ -352,5 +477,80 @@ describe('service revisions run the API', () => {
     });
     const { result: fixed } = await deploy({ canary: false });
     assert.deepEqual(containerOf(fixed.revision), { args: ['serve'], env: { TEAM: 'data', CONVERGENCE_ENV: 'cloud' } });
+  });
+});
+
+describe('private and public services', () => {
+  const serving = () => serviceTraffic().find((t) => t.percent > 0)!.revision;
+  const healthOf = (service: string, revision: string) => `${front.base}/${service}/${revision}/health`;
+  const serviceUri = () => String(fakes.run.service(SERVICE_NAME)?.uri);
+
+  it('Run answers a probe without an ID token 403, one for another audience 401, one for the service URL 200', async () => {
+    const url = healthOf(CLOUD_SERVICE, serving());
+    assert.equal((await probeOnce(url, 5000)).status, 403);
+    const identity = new ProbeIdentity(false);
+    assert.equal((await probeOnce(url, 5000, identity.headersFor('https://another-service-abc.a.run.app'))).status, 401);
+    assert.equal((await probeOnce(url, 5000, identity.headersFor(serviceUri()))).status, 200);
+  });
+
+  it('a canary whose probes are refused (403: the deployer may not invoke) rolls back (exit 9)', async () => {
+    const savedTraffic = serviceTraffic();
+    front.invokers = new Set(['someone-else@demo-project.iam.gserviceaccount.com']);
+    try {
+      await assert.rejects(
+        () => deploy(),
+        (err: ConvergenceError) => err.code === 'DEPLOY_ROLLED_BACK' && err.exitCode === 9 && /HTTP 403/.test(err.message),
+      );
+    } finally {
+      front.invokers = undefined;
+    }
+    assert.deepEqual(serviceTraffic(), savedTraffic);
+  });
+
+  it('without credentials that mint ID tokens a canary stops before changing anything (exit 7)', async () => {
+    const revisions = fakes.run.revisions(SERVICE_NAME).length;
+    const etag = fakes.run.service(SERVICE_NAME)?.etag;
+    oauth.refuse('invalid_grant');
+    try {
+      await assert.rejects(
+        () => deploy(),
+        (err: ConvergenceError) =>
+          err.code === 'AUTH' &&
+          err.exitCode === 7 &&
+          /cannot mint an ID token/.test(err.message) &&
+          /public: true/.test(err.suggestion ?? ''),
+      );
+    } finally {
+      oauth.refuse(null);
+    }
+    assert.equal(fakes.run.revisions(SERVICE_NAME).length, revisions, 'no revision was created');
+    assert.equal(fakes.run.service(SERVICE_NAME)?.etag, etag);
+  });
+
+  it('a rollback without credentials that mint ID tokens changes nothing (exit 7)', async () => {
+    const savedTraffic = serviceTraffic();
+    oauth.refuse('invalid_grant');
+    try {
+      await assert.rejects(
+        () => withContext(root, (ctx) => rollback(ctx, { dryRun: false }), { env: 'cloud' }),
+        (err: ConvergenceError) => err.exitCode === 7,
+      );
+    } finally {
+      oauth.refuse(null);
+    }
+    assert.deepEqual(serviceTraffic(), savedTraffic);
+  });
+
+  it('public: true opens the service to anyone (invokerIamDisabled) and probes it with no credentials', async () => {
+    setEnv('GOOGLE_APPLICATION_CREDENTIALS', undefined);
+    callers.length = 0;
+    try {
+      const { result } = await deploy({ canary: false }, undefined, 'public');
+      assert.equal(result.firstDeploy, true);
+    } finally {
+      setEnv('GOOGLE_APPLICATION_CREDENTIALS', deployerKey);
+    }
+    assert.equal(fakes.run.service(`${LOCATION}/services/convergence-api-public`)?.invokerIamDisabled, true);
+    assert.ok(callers.length > 0 && callers.every((c) => c === undefined), 'the probes went through without a token');
   });
 });

@@ -2,10 +2,13 @@ import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
 import { conflictError, notFoundError } from '../../lib/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
+import { applyTemplateSettings, jobStateOf, jobTemplate, serviceLevelFields, serviceSettingsOf } from './gcp-settings.ts';
 import type {
   DeployRevisionRequest,
   DeployRevisionResult,
   ExecutionInfo,
+  JobSettings,
+  JobState,
   RevisionInfo,
   RunJobRequest,
   RunPlatform,
@@ -121,10 +124,13 @@ export class GcpRunPlatform implements RunPlatform {
     const what = `Cloud Run service ${service}`;
     if (!current) {
       // First deploy: no traffic to keep, so the new revision takes everything (pinned by name when named).
-      const template = {
-        ...(request.revisionName ? { revision: request.revisionName } : {}),
-        containers: [withContainerSettings({ image: request.image }, request)],
-      };
+      const template = applyTemplateSettings(
+        {
+          ...(request.revisionName ? { revision: request.revisionName } : {}),
+          containers: [withContainerSettings({ image: request.image }, request)],
+        },
+        request.settings,
+      );
       const traffic = [
         request.revisionName
           ? { type: BY_REVISION, revision: request.revisionName, percent: 100, ...(request.tag ? { tag: request.tag } : {}) }
@@ -134,7 +140,7 @@ export class GcpRunPlatform implements RunPlatform {
         const [operation] = await client.createService({
           parent: this.#location(),
           serviceId: service,
-          service: { template, traffic } as never,
+          service: { template, traffic, ...serviceLevelFields(request.settings).fields } as never,
           validateOnly: Boolean(request.validateOnly),
         });
         await operation.promise();
@@ -147,11 +153,10 @@ export class GcpRunPlatform implements RunPlatform {
     }
 
     const state = toServiceState(current);
-    const template = { ...((current.template as Loose) ?? {}) };
-    const containers = ((template.containers as Loose[]) ?? []).map((c) => ({ ...c }));
+    const containers = (((current.template as Loose | undefined)?.containers as Loose[]) ?? []).map((c) => ({ ...c }));
     if (containers.length === 0) containers.push({});
     containers[0] = withContainerSettings({ ...containers[0], image: request.image }, request);
-    template.containers = containers;
+    const template = applyTemplateSettings({ ...((current.template as Loose) ?? {}), containers }, request.settings);
     if (request.revisionName) template.revision = request.revisionName;
     else delete template.revision;
     let traffic: Loose[] | undefined;
@@ -162,9 +167,11 @@ export class GcpRunPlatform implements RunPlatform {
         { type: BY_REVISION, revision: request.revisionName, percent: 0, ...(request.tag ? { tag: request.tag } : {}) },
       ];
     }
-    const paths = traffic ? ['template', 'traffic'] : ['template'];
+    const serviceLevel = serviceLevelFields(request.settings);
+    const paths = [...(traffic ? ['template', 'traffic'] : ['template']), ...serviceLevel.paths];
     try {
-      await this.#update(service, { template, ...(traffic ? { traffic } : {}) }, paths, state.etag, Boolean(request.validateOnly));
+      const fields = { template, ...(traffic ? { traffic } : {}), ...serviceLevel.fields };
+      await this.#update(service, fields, paths, state.etag, Boolean(request.validateOnly));
     } catch (err) {
       this.#fail(err, what, 'run.services.update');
     }
@@ -251,6 +258,49 @@ export class GcpRunPlatform implements RunPlatform {
         currentEtag = fresh.etag;
       }
     }
+  }
+
+  async #rawJob(job: string): Promise<Loose | undefined> {
+    const client = await this.#clients.runJobs();
+    try {
+      const [found] = await retryTransient(() => client.getJob({ name: `${this.#location()}/jobs/${job}` }, { retry: null } as never));
+      return found as unknown as Loose;
+    } catch (err) {
+      if (googleErrorFacts(err).grpcCode === GrpcCode.NOT_FOUND) return undefined;
+      this.#fail(err, `Cloud Run job ${job}`, 'run.jobs.get');
+    }
+  }
+
+  async getJob(job: string): Promise<JobState | undefined> {
+    const raw = await this.#rawJob(job);
+    return raw && jobStateOf(raw);
+  }
+
+  async applyJob(job: string, settings: JobSettings, options: { validateOnly?: boolean } = {}): Promise<JobState | undefined> {
+    const client = await this.#clients.runJobs();
+    const current = await this.#rawJob(job);
+    const validateOnly = Boolean(options.validateOnly);
+    try {
+      if (!current) {
+        const [operation] = await client.createJob({
+          parent: this.#location(),
+          jobId: job,
+          job: { template: jobTemplate(undefined, settings) } as never,
+          validateOnly,
+        });
+        await operation.promise();
+      } else {
+        const [operation] = await client.updateJob({
+          // UpdateJob replaces the whole job: everything but the template goes back as read.
+          job: { ...current, template: jobTemplate(current, settings) } as never,
+          validateOnly,
+        });
+        await operation.promise();
+      }
+    } catch (err) {
+      this.#fail(err, `Cloud Run job ${job}`, current ? 'run.jobs.update' : 'run.jobs.create');
+    }
+    return validateOnly ? undefined : this.getJob(job);
   }
 
   async runJob(job: string, request: RunJobRequest): Promise<{ execution: string }> {
@@ -362,6 +412,7 @@ function toServiceState(raw: Loose): ServiceState {
     latestCreatedRevision: shortName(raw.latestCreatedRevision),
     ready: stateName(terminal?.state) === 'CONDITION_SUCCEEDED',
     message: stateName(terminal?.state) === 'CONDITION_FAILED' ? String(terminal?.message ?? '') : undefined,
+    settings: serviceSettingsOf(raw),
   };
 }
 

@@ -27,6 +27,40 @@ export interface TrafficStatus {
   uri?: string;
 }
 
+/**
+ * What deploy sets on the service beside its image: Cloud Run Admin API v2 fields, undefined
+ * meaning "keep what the service has".
+ */
+export interface ServiceSettings {
+  serviceAccount?: string | undefined;
+  cpu?: string | undefined;
+  memory?: string | undefined;
+  minInstances?: number | undefined;
+  maxInstances?: number | undefined;
+  concurrency?: number | undefined;
+  timeoutSeconds?: number | undefined;
+  /** INGRESS_TRAFFIC_ALL, INGRESS_TRAFFIC_INTERNAL_ONLY or INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER. */
+  ingress?: string | undefined;
+  /** invokerIamDisabled: anyone may call the service without an ID token. */
+  public?: boolean | undefined;
+}
+
+/** The pipeline job as deploy keeps it in step with the service. */
+export interface JobSettings {
+  image: string;
+  serviceAccount?: string | undefined;
+  cpu?: string | undefined;
+  memory?: string | undefined;
+  taskTimeoutSeconds?: number | undefined;
+  maxRetries?: number | undefined;
+}
+
+export interface JobState extends JobSettings {
+  /** Short job id. */
+  name: string;
+  etag: string;
+}
+
 export interface ServiceState {
   /** Short service id. */
   name: string;
@@ -43,6 +77,8 @@ export interface ServiceState {
   ready: boolean;
   /** Message of a failed terminal condition. */
   message: string | undefined;
+  /** The settings the service has now (every field read back). */
+  settings: ServiceSettings;
 }
 
 export interface RevisionInfo {
@@ -64,6 +100,8 @@ export interface DeployRevisionRequest {
   args?: string[];
   /** Container environment variables to set; the template's other variables are kept. */
   env?: Record<string, string>;
+  /** Service account, resources, scaling, timeout, ingress and invoker IAM; the service keeps what is left out. */
+  settings?: ServiceSettings;
   /** Tag routed to the new revision (gives it its own URL). */
   tag?: string;
   /** `<service>-…`, under 64 characters; Run picks one when absent. */
@@ -133,6 +171,14 @@ export interface RunPlatform {
     etag: string,
     options?: SetTrafficOptions,
   ): Promise<ServiceState | undefined>;
+  /** The job, or undefined when it does not exist. */
+  getJob(job: string): Promise<JobState | undefined>;
+  /**
+   * Creates the job or updates its first container's image, its service account, resources,
+   * task timeout and retries (settings left undefined keep what the job has). Resolves when Run
+   * has reconciled.
+   */
+  applyJob(job: string, settings: JobSettings, options?: { validateOnly?: boolean }): Promise<JobState | undefined>;
   /** Starts an execution of a job; returns its short id. */
   runJob(job: string, request: RunJobRequest): Promise<{ execution: string }>;
   getExecution(job: string, execution: string): Promise<ExecutionInfo>;

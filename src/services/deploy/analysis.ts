@@ -1,3 +1,4 @@
+import type { ProbeHeaders } from './probe-auth.ts';
 import { probeOnce, sleep, type ProbeResult } from './probe.ts';
 
 /**
@@ -55,6 +56,7 @@ export class CanaryAnalysis {
     periodMs: number,
     timeoutMs: number,
     onProbe?: (p: ProbeResult, s: StepAnalysis) => void,
+    headers?: ProbeHeaders,
   ): Promise<StepAnalysis> {
     const samples: ProbeResult[] = [];
     const deadline = Date.now() + durationMs;
@@ -62,7 +64,7 @@ export class CanaryAnalysis {
     let firstFailureAt: number | undefined;
     let stepFailures = 0;
     do {
-      const result = await probeOnce(url, timeoutMs);
+      const result = await probeOnce(url, timeoutMs, headers);
       samples.push(result);
       if (!result.ok && firstFailureAt === undefined) firstFailureAt = result.at;
       const why = this.#breach(samples.slice(-WINDOW), result);

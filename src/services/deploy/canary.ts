@@ -3,6 +3,7 @@ import { usageError } from '../../lib/errors.ts';
 import { abortAndRestore } from './abort.ts';
 import { CanaryAnalysis } from './analysis.ts';
 import { healthUrl, messageOf, recordHistory } from './common.ts';
+import { followWithJob, type JobUpdate } from './job.ts';
 import { healthGate } from './probe.ts';
 import { serviceContainer } from './revision.ts';
 import { gateOptions, probePeriod, probeTimeout } from './timing.ts';
@@ -18,15 +19,28 @@ export async function shipCanary(run: DeployRun, before: ServiceState, base: Dep
   const { plan } = run;
   if (before.traffic.some((t) => t.tag === plan.tag))
     throw usageError(`tag "${plan.tag}" is already in use on ${plan.service}`, { suggestion: 'pass another --tag' });
-  const canary: Canary = { run, saved: base.trafficBefore, previousRevision: base.previousRevision, steps: [] };
+  // A token now, before anything changes: without credentials for it every probe would fail.
+  await run.identity.check(before.uri);
+  const canary: Canary = { run, serviceUri: before.uri, saved: base.trafficBefore, previousRevision: base.previousRevision, steps: [] };
   await createTaggedRevision(canary);
   const url = await checkTag(canary);
+  const job = await updateJob(canary);
   const analysis = new CanaryAnalysis(plan.thresholds);
   for (const [index, weight] of plan.steps.entries()) {
     if (weight < 100) await canaryStep(canary, analysis, url, index, weight);
     else await promote(canary, index);
   }
-  return recordSuccess(canary, base);
+  return { ...(await recordSuccess(canary, base)), job };
+}
+
+/** The pipeline job on the new image once the revision is healthy, before any traffic moves. */
+async function updateJob(canary: Canary): Promise<JobUpdate | undefined> {
+  const { platform, target, image } = canary.run;
+  try {
+    return await followWithJob(platform, target.settings, image);
+  } catch (err) {
+    return abortAndRestore(canary, `the pipeline job could not be updated: ${messageOf(err)}`, err);
+  }
 }
 
 async function createTaggedRevision(canary: Canary): Promise<void> {
@@ -35,6 +49,7 @@ async function createTaggedRevision(canary: Canary): Promise<void> {
     await platform.deployRevision(plan.service, {
       image: canary.run.image,
       ...serviceContainer(plan),
+      settings: canary.run.settings,
       tag: plan.tag,
       revisionName: plan.revision,
       noTraffic: true,
@@ -46,13 +61,16 @@ async function createTaggedRevision(canary: Canary): Promise<void> {
   stages?.finish(canary.run.stage.deploy, { status: 'ok', title: `Deployed revision ${plan.revision} with no traffic, tag ${plan.tag}` });
 }
 
-/** The health gate on the new revision's tag URL; returns that URL, which the analysis probes too. */
+/**
+ * The health gate on the new revision's tag URL; returns that URL, which the analysis probes too.
+ * The ID token's audience is the service URL, which Run accepts on its tag URLs.
+ */
 async function checkTag(canary: Canary): Promise<string> {
   const { plan, platform, stages, stage } = canary.run;
   const tagUri = (await platform.getService(plan.service))?.trafficStatuses.find((t) => t.tag === plan.tag)?.uri ?? '';
   const url = healthUrl(canary.run.probe, { service: plan.service, revision: plan.revision, tag: plan.tag, uri: tagUri });
   stages?.start(stage.gate);
-  const gate = await healthGate(url, gateOptions(plan));
+  const gate = await healthGate(url, { ...gateOptions(plan), headers: canary.run.identity.headersFor(canary.serviceUri) });
   if (!gate.ok) {
     stages?.finish(stage.gate, { status: 'failed', message: `unhealthy: ${gate.probes.at(-1)?.error}` });
     await abortAndRestore(canary, `health check of ${plan.tag} failed (${gate.probes.at(-1)?.error})`);
@@ -63,12 +81,17 @@ async function checkTag(canary: Canary): Promise<string> {
 
 /** One step below 100%: shift the traffic, then probe the tag for the interval; a failed analysis aborts. */
 async function canaryStep(canary: Canary, analysis: CanaryAnalysis, url: string, index: number, weight: number): Promise<void> {
-  const { plan, stages, stage } = canary.run;
+  const { plan, stages, stage, identity } = canary.run;
   const i = stage.steps[index]!;
   const step = await shiftTraffic(canary, index, weight);
   stages?.update(i, `${weight}% on ${plan.revision}; analysing ${plan.tag}`);
-  const result = await analysis.runStep(url, plan.intervalMs, probePeriod(plan.intervalMs), probeTimeout(plan), (_p, s) =>
-    stages?.update(i, `${weight}%: ${s.probes} probes, ${s.errors} errors, p95 ${s.p95Ms}ms`),
+  const result = await analysis.runStep(
+    url,
+    plan.intervalMs,
+    probePeriod(plan.intervalMs),
+    probeTimeout(plan),
+    (_p, s) => stages?.update(i, `${weight}%: ${s.probes} probes, ${s.errors} errors, p95 ${s.p95Ms}ms`),
+    identity.headersFor(canary.serviceUri),
   );
   step.analysis = result;
   canary.run.emit({ type: 'analysis', weight, analysis: result, at: Date.now() });
@@ -127,5 +150,5 @@ async function recordSuccess(canary: Canary, base: DeployBase): Promise<DeployRe
     startedAt: canary.run.startedAt,
   });
   stages?.finish(stage.record, { status: deploymentId ? 'ok' : 'skipped', message: 'deployment_history missing' });
-  return { ...base, dryRun: false, tag: plan.tag, trafficAfter, steps: canary.steps, deploymentId };
+  return { ...base, dryRun: false, tag: plan.tag, trafficAfter, steps: canary.steps, deploymentId, job: undefined };
 }

@@ -7,6 +7,8 @@ import { deployTarget, openPlatform, probeSettings, servingRevision, type Deploy
 import { validateRevision } from './dry-run.ts';
 import { createService } from './first-deploy.ts';
 import type { DeployPlan } from './plan.ts';
+import { ProbeIdentity } from './probe-auth.ts';
+import { settingsDiff, wantedServiceSettings } from './settings.ts';
 import type { DeployBase, DeployHooks, DeployResult, DeployRun, StageIndexes } from './types.ts';
 
 export { planDeploy, type DeployPlan, type DeployRequest } from './plan.ts';
@@ -38,9 +40,25 @@ async function deployWith(
 ): Promise<DeployResult> {
   const startedAt = ctx.now();
   const probe = { ...probeSettings(target.settings, hooks.probeUrl), healthPath: plan.healthPath };
+  const settings = wantedServiceSettings(target.env, target.settings);
+  const identity = new ProbeIdentity(target.settings.public);
   const image = await imageToShip(plan, target, hooks.stages);
   const emit: DeployRun['emit'] = (event) => hooks.onEvent?.(event);
-  const run: DeployRun = { ctx, plan, target, platform, probe, image, startedAt, stages: hooks.stages, stage: stageIndexes(plan), emit };
+  const stages = hooks.stages;
+  const run: DeployRun = {
+    ctx,
+    plan,
+    target,
+    platform,
+    probe,
+    identity,
+    settings,
+    image,
+    startedAt,
+    stages,
+    stage: stageIndexes(plan),
+    emit,
+  };
   run.stages?.start(run.stage.deploy);
   const before = await platform.getService(plan.service);
   const base = resultBase(run, before);
@@ -66,5 +84,6 @@ function resultBase(run: DeployRun, before: ServiceState | undefined): DeployBas
     firstDeploy: before === undefined,
     trafficBefore: before ? pinnedTraffic(before) : [],
     plan: run.plan,
+    serviceChanges: settingsDiff(before?.settings, run.settings),
   };
 }

@@ -1,6 +1,7 @@
 import { pinnedTraffic, type TrafficTarget } from '../../backends/run-platform/port.ts';
 import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
 import { healthUrl, recordHistory } from './common.ts';
+import { followWithJob } from './job.ts';
 import { healthGate } from './probe.ts';
 import { serviceContainer } from './revision.ts';
 import { gateOptions } from './timing.ts';
@@ -12,9 +13,12 @@ import type { DeployBase, DeployResult, DeployRun } from './types.ts';
  */
 export async function createService(run: DeployRun, base: DeployBase): Promise<DeployResult> {
   const { plan, platform, stages } = run;
+  // The job first: creating the service puts all traffic on the new image at once.
+  const job = await followWithJob(platform, run.target.settings, run.image);
   await platform.deployRevision(plan.service, {
     image: run.image,
     ...serviceContainer(plan),
+    settings: run.settings,
     revisionName: plan.revision,
     noTraffic: false,
   });
@@ -27,7 +31,7 @@ export async function createService(run: DeployRun, base: DeployBase): Promise<D
   stages?.start(run.stage.record);
   const deploymentId = await recordFirstDeploy(run, 'SUCCEEDED', trafficAfter);
   stages?.finish(run.stage.record, { status: 'ok' });
-  return { ...base, dryRun: false, tag: undefined, trafficAfter, steps: [], deploymentId };
+  return { ...base, dryRun: false, tag: undefined, trafficAfter, steps: [], deploymentId, job };
 }
 
 /** The health gate on the service's own URL; returns its traffic, or records the failure and throws (exit 9). */
@@ -35,10 +39,11 @@ async function checkCreatedService(run: DeployRun): Promise<TrafficTarget[]> {
   const { plan, platform, stages } = run;
   stages?.start(run.stage.gate);
   const created = await platform.getService(plan.service);
-  const gate = await healthGate(
-    healthUrl(run.probe, { service: plan.service, revision: plan.revision, tag: undefined, uri: created?.uri ?? '' }),
-    gateOptions(plan),
-  );
+  const uri = created?.uri ?? '';
+  const gate = await healthGate(healthUrl(run.probe, { service: plan.service, revision: plan.revision, tag: undefined, uri }), {
+    ...gateOptions(plan),
+    headers: run.identity.headersFor(uri),
+  });
   const trafficAfter = created ? pinnedTraffic(created) : [];
   if (gate.ok) {
     stages?.finish(run.stage.gate, { status: 'ok', title: `Health check ${plan.healthPath}: healthy` });

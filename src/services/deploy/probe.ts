@@ -8,6 +8,8 @@
  *
  * The health path is appended to the rewritten URL. Code can inject its own mapping instead.
  */
+import type { ProbeHeaders } from './probe-auth.ts';
+
 const PROBE_URL_VAR = 'CONVERGENCE_PROBE_URL';
 
 interface ProbeTarget {
@@ -39,14 +41,18 @@ export interface ProbeResult {
   at: number;
 }
 
-/** One GET; a 2xx within the timeout is healthy, anything else (5xx, 4xx, refused, timeout) is not. */
-export async function probeOnce(url: string, timeoutMs: number): Promise<ProbeResult> {
+/**
+ * One GET with `headers` (the ID token of a private service); a 2xx within the timeout is
+ * healthy, anything else (5xx, 4xx, refused, timeout, no token) is not.
+ */
+export async function probeOnce(url: string, timeoutMs: number, headers?: ProbeHeaders): Promise<ProbeResult> {
   const started = performance.now();
   try {
+    const identity = headers ? await headers() : {};
     const response = await fetch(url, {
       signal: AbortSignal.timeout(timeoutMs),
       redirect: 'manual',
-      headers: { 'user-agent': 'convergence-deploy-probe' },
+      headers: { 'user-agent': 'convergence-deploy-probe', ...identity },
     });
     await response.arrayBuffer().catch(() => undefined);
     const ok = response.status >= 200 && response.status < 300;
@@ -78,12 +84,12 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  */
 export async function healthGate(
   url: string,
-  options: { attempts: number; needed: number; periodMs: number; timeoutMs: number },
+  options: { attempts: number; needed: number; periodMs: number; timeoutMs: number; headers?: ProbeHeaders },
 ): Promise<{ ok: boolean; probes: ProbeResult[] }> {
   const probes: ProbeResult[] = [];
   let streak = 0;
   for (let i = 0; i < options.attempts; i++) {
-    const result = await probeOnce(url, options.timeoutMs);
+    const result = await probeOnce(url, options.timeoutMs, options.headers);
     probes.push(result);
     streak = result.ok ? streak + 1 : 0;
     if (streak >= options.needed) return { ok: true, probes };

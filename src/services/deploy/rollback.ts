@@ -3,6 +3,8 @@ import type { RevisionInfo, RunPlatform, TrafficTarget } from '../../backends/ru
 import { ConvergenceError, ExitCode, notFoundError, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { deployTarget, healthUrl, openPlatform, probeSettings, recordHistory, servingRevision, type DeployTarget } from './common.ts';
+import { followWithJob, type JobUpdate } from './job.ts';
+import { ProbeIdentity } from './probe-auth.ts';
 import { healthGate, type ProbeUrlOf } from './probe.ts';
 
 export interface RevisionRow {
@@ -35,6 +37,8 @@ interface RollbackPlan {
 
 export interface RollbackResult extends RollbackPlan {
   dryRun: boolean;
+  /** The pipeline job put back on the restored revision's image; undefined when the environment names no job. */
+  job: JobUpdate | undefined;
   healthy: boolean | undefined;
   deploymentId: string | undefined;
 }
@@ -96,9 +100,14 @@ export async function rollback(ctx: ServiceContext, request: RollbackRequest, ho
     const plan: RollbackPlan = { env: target.env, service: target.service, from, to: to.name, trafficBefore, trafficAfter };
     if (request.dryRun) {
       await platform.setTraffic(target.service, trafficAfter, service.etag, { validateOnly: true });
-      return { ...plan, dryRun: true, healthy: undefined, deploymentId: undefined };
+      const job = to.image ? await followWithJob(platform, target.settings, to.image, { validateOnly: true }) : undefined;
+      return { ...plan, dryRun: true, healthy: undefined, deploymentId: undefined, job };
     }
+    const identity = new ProbeIdentity(target.settings.public);
+    await identity.check(service.uri);
     const after = await platform.setTraffic(target.service, trafficAfter, service.etag);
+    // The pipeline job goes back with the service, so remote runs use the restored code too.
+    const job = to.image ? await followWithJob(platform, target.settings, to.image) : undefined;
     const uri = after?.uri ?? service.uri;
     const deploymentId = await checkAndRecord({
       ctx,
@@ -107,10 +116,11 @@ export async function rollback(ctx: ServiceContext, request: RollbackRequest, ho
       plan,
       to,
       uri,
+      identity,
       trafficAfter: after?.traffic ?? trafficAfter,
       startedAt,
     });
-    return { ...plan, trafficAfter: after?.traffic ?? trafficAfter, dryRun: false, healthy: true, deploymentId };
+    return { ...plan, trafficAfter: after?.traffic ?? trafficAfter, dryRun: false, healthy: true, deploymentId, job };
   });
 }
 
@@ -155,18 +165,30 @@ interface RolledBack {
   to: RevisionInfo;
   /** The service URL after the traffic change. */
   uri: string;
+  identity: ProbeIdentity;
   trafficAfter: TrafficTarget[];
   startedAt: Date;
 }
 
 /** Health-checks the revision now serving, records the rollback, and throws (exit 9) when it is unhealthy. */
-async function checkAndRecord({ ctx, target, hooks, plan, to, uri, trafficAfter, startedAt }: RolledBack): Promise<string | undefined> {
+async function checkAndRecord({
+  ctx,
+  target,
+  hooks,
+  plan,
+  to,
+  uri,
+  identity,
+  trafficAfter,
+  startedAt,
+}: RolledBack): Promise<string | undefined> {
   const probe = probeSettings(target.settings, hooks.probeUrl);
   const gate = await healthGate(healthUrl(probe, { service: target.service, revision: to.name, tag: undefined, uri }), {
     attempts: 10,
     needed: 2,
     periodMs: 200,
     timeoutMs: 5000,
+    headers: identity.headersFor(uri),
   });
   const deploymentId = await recordHistory(ctx, target, {
     kind: 'ROLLBACK',

@@ -1,10 +1,13 @@
-import type { RunPlatform, TrafficTarget } from '../../backends/run-platform/port.ts';
+import type { RunPlatform, ServiceSettings, TrafficTarget } from '../../backends/run-platform/port.ts';
 import type { StageReporter } from '../../lib/stages.ts';
 import type { ServiceContext } from '../context.ts';
 import type { StepAnalysis } from './analysis.ts';
 import type { DeployTarget, ProbeSettings } from './common.ts';
+import type { JobUpdate } from './job.ts';
 import type { DeployPlan } from './plan.ts';
+import type { ProbeIdentity } from './probe-auth.ts';
 import type { ProbeUrlOf } from './probe.ts';
+import type { SettingChange } from './settings.ts';
 
 export type DeployEvent =
   | { type: 'step'; revision: string; weight: number; at: number }
@@ -39,12 +42,16 @@ export interface DeployResult {
   steps: StepResult[];
   deploymentId: string | undefined;
   plan: DeployPlan;
+  /** Service settings the deploy changes (current → wanted); on a dry run, would change. */
+  serviceChanges: SettingChange[];
+  /** The pipeline job put on the new image; undefined when the environment names no job. */
+  job: JobUpdate | undefined;
 }
 
 /** The result fields known once the service was read, before anything changed. */
 export type DeployBase = Pick<
   DeployResult,
-  'env' | 'service' | 'image' | 'revision' | 'previousRevision' | 'firstDeploy' | 'trafficBefore' | 'plan'
+  'env' | 'service' | 'image' | 'revision' | 'previousRevision' | 'firstDeploy' | 'trafficBefore' | 'plan' | 'serviceChanges'
 >;
 
 /** Indexes into plan.stages, as planDeploy lists them. */
@@ -62,6 +69,10 @@ export interface DeployRun {
   target: DeployTarget;
   platform: RunPlatform;
   probe: ProbeSettings;
+  /** Who the probes call the service as (an ID token unless the service is public). */
+  identity: ProbeIdentity;
+  /** What the environment wants of the service beside the image. */
+  settings: ServiceSettings;
   /** The image the revision runs (built from plan.source when there is one). */
   image: string;
   startedAt: Date;
@@ -73,6 +84,8 @@ export interface DeployRun {
 /** A canary deploy under way: the traffic to restore on failure, and the steps taken so far. */
 export interface Canary {
   run: DeployRun;
+  /** The service URL: the audience of the probes' ID tokens. */
+  serviceUri: string;
   saved: TrafficTarget[];
   previousRevision: string | undefined;
   steps: StepResult[];

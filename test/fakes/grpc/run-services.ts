@@ -21,6 +21,7 @@ import {
   checkContainers,
   checkEtag,
   condition,
+  durationSeconds,
   etagOf,
   fieldsOf,
   hostHash,
@@ -127,6 +128,25 @@ interface Service {
 
 const fullName = (service: Service) => `${service.location.path}/services/${service.id}`;
 const revisionName = (service: Service, revision: string) => `${fullName(service)}/revisions/${revision}`;
+
+/** The revision limits Run refuses to go beyond: concurrency 1..1000, request timeout up to 3600s, min <= max instances. */
+function checkServiceLimits(template: Message): void {
+  const concurrency = Number(template.maxInstanceRequestConcurrency);
+  if (concurrency < 1 || concurrency > 1000) {
+    throw new FakeStatus(
+      status.INVALID_ARGUMENT,
+      `service.template.max_instance_request_concurrency: must be between 1 and 1000, got ${concurrency}.`,
+    );
+  }
+  const timeout = durationSeconds(template.timeout) ?? 0;
+  if (timeout <= 0 || timeout > 3600) {
+    throw new FakeStatus(status.INVALID_ARGUMENT, `service.template.timeout: must be positive and at most 3600s, got ${timeout}s.`);
+  }
+  const scaling = template.scaling as Message | null;
+  if (scaling && Number(scaling.maxInstanceCount) > 0 && Number(scaling.minInstanceCount) > Number(scaling.maxInstanceCount)) {
+    throw new FakeStatus(status.INVALID_ARGUMENT, 'service.template.scaling: min_instance_count must not exceed max_instance_count.');
+  }
+}
 
 export class RunServices extends RunCollection<Service> {
   readonly #userFields = new Set(fieldsOf('Service').filter((field) => !SERVICE_OUTPUT_ONLY.has(field)));
@@ -457,6 +477,9 @@ export class RunServices extends RunCollection<Service> {
     const containers = checkContainers(template.containers, 'service.template.containers');
     if (!template.maxInstanceRequestConcurrency) template.maxInstanceRequestConcurrency = 80;
     template.timeout ??= { seconds: '300', nanos: 0 };
+    checkServiceLimits(template);
+    // Run reports the ingress it applies: everyone's traffic unless the service says otherwise.
+    if (!spec.ingress || spec.ingress === 'INGRESS_TRAFFIC_UNSPECIFIED') spec.ingress = 'INGRESS_TRAFFIC_ALL';
     for (const container of containers) {
       if ((container.ports as Message[]).length === 0) container.ports = [{ name: 'http1', containerPort: 8080 }];
       container.resources ??= { limits: { cpu: '1000m', memory: '512Mi' }, cpuIdle: true, startupCpuBoost: false };
