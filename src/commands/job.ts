@@ -14,7 +14,7 @@ export default class Job extends BaseCommand<typeof Job> {
   static override description = `Headless: never prompts, no colour, no progress display. Logs one JSON object per line on stdout in the Cloud Logging shape (severity, message, logging.googleapis.com/trace, logging.googleapis.com/labels with tenant_id, pipeline_id, run_id, execution, task_index; time). With --json those lines go to stderr and stdout carries the usual JSON envelope with the task's result.
 
 Tasks:
-  run-pipeline     runs the PUSHED config of --tenant/--pipeline (or CONVERGENCE_TENANT, CONVERGENCE_PIPELINE, CONVERGENCE_CONFIG_VERSION), trigger remote
+  run-pipeline     runs the PUSHED config of --tenant/--pipeline (or CONVERGENCE_TENANT, CONVERGENCE_PIPELINE, CONVERGENCE_CONFIG_VERSION), trigger remote; a remote start also sets CONVERGENCE_RUN_ID, CONVERGENCE_RUN_DATE (YYYY-MM-DD), CONVERGENCE_PARAMS (a JSON object of name → text) and CONVERGENCE_FULL_REFRESH (true|false)
   dispatch         runs the due schedules of tenant_scheduled_pipeline_runs of this task's shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT); a schedule is claimed under a lease and advanced before it runs, so it never runs twice
   reset-quotas     the reset-daily-quotas job (every tenant, or --tenant)
   cleanup-orphans  the cleanup-orphaned-pipelines job

@@ -32,8 +32,12 @@ export interface JobRuntime {
   signal: AbortSignal;
 }
 
-/** run-pipeline: the tenant's pushed config (active, or --config-version), trigger 'remote'. */
-export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<RunSummary> {
+/**
+ * run-pipeline: the tenant's pushed config (active, or --config-version), trigger 'remote'. A
+ * remote start hands over its run id (CONVERGENCE_RUN_ID) and request (CONVERGENCE_RUN_DATE,
+ * CONVERGENCE_PARAMS as JSON, CONVERGENCE_FULL_REFRESH) as env overrides of the execution.
+ */
+export async function runPipelineTask(rt: JobRuntime, input: JobInput, env: NodeJS.ProcessEnv = process.env): Promise<RunSummary> {
   if (!input.tenant) throw usageError('run-pipeline needs a tenant', { suggestion: 'pass --tenant <id> or set CONVERGENCE_TENANT' });
   if (!input.pipeline) {
     throw usageError('run-pipeline needs a pipeline', { suggestion: 'pass --pipeline <id> or set CONVERGENCE_PIPELINE' });
@@ -41,6 +45,8 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
   const { requireTenant } = await import('../services/tenants.ts');
   const { loadActiveBundle } = await import('../services/pipelines/push.ts');
   const { runFailure, runPipeline } = await import('../services/pipelines/run.ts');
+  const { readRunRequestEnv } = await import('../services/pipelines/run-request.ts');
+  const request = readRunRequestEnv(env);
   const log = rt.log.child({ tenant_id: input.tenant, pipeline_id: input.pipeline });
   // Read once: the run's admission checks this profile instead of reading it again.
   const tenantProfile = await requireTenant(rt.ctx, input.tenant);
@@ -48,11 +54,15 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
   const { randomUUID } = await import('node:crypto');
   // A remote start (pipeline run --remote) names the run id up front so it can follow the run row.
   const { assertRunId } = await import('../services/runs/store.ts');
-  const runId = process.env.CONVERGENCE_RUN_ID ? assertRunId(process.env.CONVERGENCE_RUN_ID) : randomUUID();
+  const runId = env.CONVERGENCE_RUN_ID ? assertRunId(env.CONVERGENCE_RUN_ID) : randomUUID();
   log.label({ run_id: runId });
   log.info(`starting run ${runId} of ${input.tenant}/${input.pipeline} with pushed config ${bundle.version}`, {
     configVersion: bundle.version,
     steps: bundle.pipeline.steps.length,
+    // Parameter names only: their values are tenant input and stay in the run row.
+    ...(request.runDate ? { runDate: request.runDate } : {}),
+    ...(request.params ? { params: Object.keys(request.params) } : {}),
+    ...(request.fullRefresh ? { fullRefresh: true } : {}),
   });
   const summary = await runPipeline(
     // The run's warnings (quarantined rows, data-quality warnings) carry its labels.
@@ -66,6 +76,9 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput): Promise<
       runId,
       signal: rt.signal,
       triggeredBy: triggeredBy(rt.task),
+      ...(request.params ? { params: request.params } : {}),
+      ...(request.runDate ? { runDate: request.runDate } : {}),
+      ...(request.fullRefresh ? { fullRefresh: true } : {}),
     },
     {
       stepStarted: (i) => log.info(`step ${bundle.pipeline.steps[i]?.name ?? i} started`, { step: i }),

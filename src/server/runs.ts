@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isConvergenceError, usageError } from '../lib/errors.ts';
+import { isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { RunSummary } from '../services/pipelines/run.ts';
 import { HttpError } from './http-errors.ts';
@@ -148,19 +148,6 @@ export class RunLauncher {
   }
 
   async #startRemote(request: StartRunRequest): Promise<StartedRun> {
-    // The execution runs the pushed config as it is (as `pipeline run --remote` does): refusing
-    // what it would not apply is better than answering 202 and silently dropping it.
-    const ignored = [
-      ...(request.params && Object.keys(request.params).length ? ['parameters'] : []),
-      ...(request.runDate ? ['run_date'] : []),
-      ...(request.fullRefresh ? ['full_refresh'] : []),
-    ];
-    if (ignored.length) {
-      throw usageError(
-        `on the cloud environment "${this.#ctx.env.name}" runs execute the pushed config as it is; ${ignored.join(', ')} cannot be applied`,
-        { suggestion: 'send the request without them, or set them in the pipeline (params) and push it again' },
-      );
-    }
     // Lock, quota and tenant state are checked before the execution starts (409 / 429 / 403).
     const { startRemoteRun } = await import('../services/pipelines/remote.ts');
     const started = await startRemoteRun(this.#ctx, {
@@ -169,6 +156,10 @@ export class RunLauncher {
       wait: false,
       trigger: 'api',
       triggeredBy: request.triggeredBy,
+      // Checked against the pushed pipeline before the execution starts (400), then its env overrides.
+      ...(request.params ? { params: request.params } : {}),
+      ...(request.runDate ? { runDate: request.runDate } : {}),
+      ...(request.fullRefresh ? { fullRefresh: true } : {}),
     });
     this.#metrics.runsStarted.inc({ mode: 'remote' });
     this.#options.log('info', { run_id: started.runId, tenant_id: request.tenantId, execution: started.execution }, 'remote run started');

@@ -6,15 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { bootstrap } from '../../src/services/bootstrap.ts';
+import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
+import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { getRun } from '../../src/services/runs/store.ts';
 import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
 import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
-import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { newBootstrappedWorkspace, newWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
 
 after(cleanupAll);
@@ -282,4 +288,75 @@ describe('pipeline run refuses bad input with the right exit code and writes not
       await withContext(root, (ctx) => setTenantStatus(ctx, 'bad_co', 'ACTIVE'));
     }
   });
+});
+
+describe('pipeline run --remote takes parameters, a run date and a full refresh', () => {
+  const TENANT_ID = 'acme_corp';
+  const JOB = 'convergence-pipeline-cloud';
+  let cloud: CloudFakes;
+  let root: string;
+  const calls: RunJobCall[] = [];
+  const remote = (...extra: string[]) =>
+    runJson<{ runId: string }>(['pipeline', 'run', 'p_usage_daily', '--tenant', TENANT_ID, '--env', 'cloud', '--remote', ...extra], {
+      cwd: root,
+      env: cloud.vars,
+    });
+
+  before(async () => {
+    cloud = await startCloudFakes({ pointProcess: true });
+    root = await newWorkspace('run-remote');
+    await appendFile(path.join(root, 'convergence.yaml'), `${cloud.yaml('cloud')}    job: ${JOB}\n`);
+    await installExample(root);
+    // A declared parameter (the example pipeline declares none).
+    const file = path.join(root, 'configs', TENANT_ID, 'pipelines', 'p_usage_daily.yml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
+    await withContext(
+      root,
+      async (ctx) => {
+        await bootstrap(ctx);
+        await createTenant(ctx, { tenantId: TENANT_ID, name: 'ACME', plan: 'scale' });
+        await pushPipelines(ctx, { tenantId: TENANT_ID, pipelineId: 'p_usage_daily' });
+      },
+      { env: 'cloud' },
+    );
+    await createRunJob(cloud, JOB);
+    // The execution stays running: what the container does is tested in test/services/pipeline-remote.test.ts.
+    cloud.run.setExecutionPolls(1_000);
+    cloud.run.onRunJob((call) => {
+      calls.push(call);
+    });
+  });
+  after(async () => {
+    await cloud?.stop();
+  });
+
+  it('starts the execution with them as env overrides and records them on the run row', async () => {
+    const r = await remote('--param', 'region=eu', '--run-date', '2025-01-31', '--full-refresh');
+    assert.equal(r.exitCode, 0, show(r));
+    const call = calls.at(-1)!;
+    assert.deepEqual(call.args, ['job', 'run-pipeline']);
+    assert.equal(call.env['CONVERGENCE_RUN_DATE'], '2025-01-31');
+    assert.deepEqual(JSON.parse(call.env['CONVERGENCE_PARAMS']!), { region: 'eu' });
+    assert.equal(call.env['CONVERGENCE_FULL_REFRESH'], 'true');
+    const run = await withContext(root, (ctx) => getRun(ctx, r.envelope.result!.runId), { env: 'cloud' });
+    assert.equal(run.status, 'PENDING');
+    assert.equal(run.runDate, '2025-01-31');
+    assert.deepEqual(run.parameters, { region: 'eu' });
+  });
+
+  const refusals: Array<[string, string[], RegExp]> = [
+    ['an unknown --param', ['--param', 'regoin=eu'], /takes no parameter "regoin"/],
+    ['a malformed --param', ['--param', 'region'], /is not name=value/],
+    ['a --run-date that is not a day', ['--run-date', '2025-02-30'], /not a calendar date/],
+    ['--dry-run', ['--dry-run'], /does not apply to --remote/],
+  ];
+  for (const [label, extra, message] of refusals) {
+    it(`refuses ${label} (exit 2) before any execution exists`, async () => {
+      const executions = cloud.run.requests('RunJob').length;
+      const r = await remote(...extra);
+      assert.equal(r.exitCode, 2, show(r));
+      assert.match(r.envelope.error?.message ?? '', message);
+      assert.equal(cloud.run.requests('RunJob').length, executions, 'no execution was started');
+    });
+  }
 });

@@ -12,6 +12,7 @@ import { runLockKey } from '../../src/services/runs/admission.ts';
 import { EXAMPLE_API_TOKEN, EXAMPLE_TENANT, installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { getRun } from '../../src/services/runs/store.ts';
 import { syncSchedules } from '../../src/services/schedules/sync.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
@@ -83,6 +84,49 @@ describe('job run-pipeline', () => {
     const notPushed = await runCli(['job', 'run-pipeline', '--tenant', EXAMPLE_TENANT, '--pipeline', 'p_usage_api'], { cwd: root });
     assert.equal(notPushed.exitCode, 8, show(notPushed));
     assert.match(logLines(notPushed).at(-1)!.message, /no pushed pipeline/);
+  });
+
+  it('runs with the run date, parameters and full refresh a remote start hands over as env', async () => {
+    const r = await runCli(['job', 'run-pipeline'], {
+      cwd: root,
+      env: {
+        ...CLOUD_RUN,
+        CONVERGENCE_TENANT: EXAMPLE_TENANT,
+        CONVERGENCE_PIPELINE: 'p_usage_daily',
+        CONVERGENCE_RUN_DATE: '2025-01-31',
+        CONVERGENCE_PARAMS: JSON.stringify({ region: 'eu --tenant other' }),
+        CONVERGENCE_FULL_REFRESH: 'true',
+      },
+    });
+    assert.equal(r.exitCode, 0, show(r));
+    const lines = logLines(r);
+    const started = lines.find((l) => l.message.startsWith('starting run'))!;
+    assert.equal(started['runDate'], '2025-01-31');
+    assert.deepEqual(started['params'], ['region']);
+    assert.equal(started['fullRefresh'], true);
+    assert.ok(!r.all.includes('other'), 'parameter values stay out of the logs');
+    const runId = started['logging.googleapis.com/labels']['run_id']!;
+    const run = await withContext(root, (ctx) => getRun(ctx, runId));
+    assert.equal(run.status, 'COMPLETE');
+    assert.equal(run.runDate, '2025-01-31');
+    assert.deepEqual(run.parameters, { region: 'eu --tenant other' });
+  });
+
+  it('refuses a malformed run request in its env (exit 2) before a run starts', async () => {
+    const base = { ...CLOUD_RUN, CONVERGENCE_TENANT: EXAMPLE_TENANT, CONVERGENCE_PIPELINE: 'p_usage_daily' };
+    for (const [name, value, message] of [
+      ['CONVERGENCE_PARAMS', 'region=eu', /CONVERGENCE_PARAMS must be a JSON object/],
+      ['CONVERGENCE_PARAMS', '{"region":1}', /CONVERGENCE_PARAMS must be a JSON object/],
+      ['CONVERGENCE_RUN_DATE', '2025-02-30', /not a calendar date/],
+      ['CONVERGENCE_FULL_REFRESH', 'yes', /CONVERGENCE_FULL_REFRESH must be true or false/],
+    ] as const) {
+      const r = await runCli(['job', 'run-pipeline'], { cwd: root, env: { ...base, [name]: value } });
+      assert.equal(r.exitCode, 2, show(r));
+      const last = logLines(r).at(-1)!;
+      assert.equal(last.severity, 'ERROR');
+      assert.match(last.message, message);
+      assert.ok(!logLines(r).some((l) => l.message.startsWith('starting run')), 'no run started');
+    }
   });
 
   it('prints the envelope on stdout under --json and the log lines on stderr', async () => {

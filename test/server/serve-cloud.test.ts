@@ -7,7 +7,7 @@ import '../fakes/env-guard.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Lease } from '../../src/backends/lock/port.ts';
@@ -201,10 +201,13 @@ describe('serve on a cloud environment', () => {
     }
   });
 
-  it('refuses parameters it could not hand to the execution (400) instead of dropping them', async () => {
+  it('refuses parameters the pushed pipeline does not take and a run date that is not a day (400) before any execution', async () => {
     const res = await startRun({ parameters: { region: 'eu' }, run_date: '2030-01-01' });
     assert.equal(res.statusCode, 400, res.body);
-    assert.match(res.json<{ error: { message: string } }>().error.message, /parameters, run_date cannot be applied/);
+    assert.match(res.json<{ error: { message: string } }>().error.message, /takes no parameter "region"/);
+    const date = await startRun({ run_date: '2025-02-30' });
+    assert.equal(date.statusCode, 400, date.body);
+    assert.match(date.json<{ error: { message: string } }>().error.message, /not a calendar date/);
     assert.equal(runJobs(), 1, 'no execution started');
   });
 
@@ -267,6 +270,31 @@ describe('serve on a cloud environment: starts in flight', () => {
       assert.match(read.json<{ error_message: string }>().error_message, /ended \(SUCCEEDED\) before the run began/);
     } finally {
       fakes.run.setExecutionPolls(1_000);
+    }
+  });
+
+  it('hands parameters, run_date and full_refresh to the execution as env overrides, recorded on the run row', async () => {
+    await settle();
+    const file = path.join(root, 'configs', TENANT, 'pipelines', `${PIPELINE}.yml`);
+    const original = await readFile(file, 'utf8');
+    await writeFile(file, original.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
+    try {
+      await pushPipelines(ctx, { tenantId: TENANT, pipelineId: PIPELINE });
+      const res = await startRun({ parameters: { region: 'eu' }, run_date: '2025-01-31', full_refresh: true });
+      assert.equal(res.statusCode, 202, res.body);
+      const call = calls.at(-1)!;
+      assert.deepEqual(call.args, ['job', 'run-pipeline']);
+      assert.equal(call.env['CONVERGENCE_RUN_DATE'], '2025-01-31');
+      assert.deepEqual(JSON.parse(call.env['CONVERGENCE_PARAMS']!), { region: 'eu' });
+      assert.equal(call.env['CONVERGENCE_FULL_REFRESH'], 'true');
+      const runId = res.json<{ pipeline_logging_id: string }>().pipeline_logging_id;
+      const read = await app.inject({ method: 'GET', url: `/api/v1/pipelines/runs/${runId}`, headers: { 'x-api-key': apiKey } });
+      const run = read.json<Record<string, unknown>>();
+      assert.equal(run.run_date, '2025-01-31', read.body);
+      assert.deepEqual(run.parameters, { region: 'eu' });
+    } finally {
+      await writeFile(file, original);
+      await pushPipelines(ctx, { tenantId: TENANT, pipelineId: PIPELINE });
     }
   });
 

@@ -10,9 +10,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { installExample } from '../../src/services/example.ts';
-import { loadActiveBundle, pushPipelines } from '../../src/services/pipelines/push.ts';
-import { startRemoteRun } from '../../src/services/pipelines/remote.ts';
-import { runPipeline } from '../../src/services/pipelines/run.ts';
+import { cloudRunTask, JobLogger } from '../../src/job/logger.ts';
+import { resolveJobInput, runPipelineTask } from '../../src/job/tasks.ts';
+import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { startRemoteRun, type RemoteRunInput } from '../../src/services/pipelines/remote.ts';
+import { listRuns } from '../../src/services/runs/store.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { utcDay } from '../../src/services/quotas.ts';
 import { runLockKey } from '../../src/services/runs/admission.ts';
@@ -28,6 +30,8 @@ const JOB = 'convergence-pipeline-cloud';
 let fakes: CloudFakes;
 let root: string;
 const calls: RunJobCall[] = [];
+/** The container's JSON log lines. */
+const jobLines: Record<string, unknown>[] = [];
 
 before(async () => {
   fakes = await startCloudFakes({ pointProcess: true });
@@ -53,33 +57,31 @@ after(async () => {
   await cleanupAll();
 });
 
-/** The container of the Run job: runs the pushed pipeline in process, as `convergence job run-pipeline` does. */
+/** The container of the Run job: `convergence job run-pipeline` in process, the execution's env overrides as its env. */
 async function playContainer(call: RunJobCall): Promise<RunJobOutcome> {
   calls.push(call);
-  const summary = await withContext(
+  const exitCode = await withContext(
     root,
-    async (ctx) =>
-      runPipeline(ctx, {
-        tenantId: call.env['CONVERGENCE_TENANT']!,
-        pipelineId: call.env['CONVERGENCE_PIPELINE']!,
-        bundle: await loadActiveBundle(
-          ctx,
-          call.env['CONVERGENCE_TENANT']!,
-          call.env['CONVERGENCE_PIPELINE']!,
-          call.env['CONVERGENCE_CONFIG_VERSION'],
-        ),
-        runId: call.env['CONVERGENCE_RUN_ID']!,
-        trigger: 'remote',
-      }),
+    async (ctx) => {
+      const task = cloudRunTask({ CLOUD_RUN_JOB: JOB, CLOUD_RUN_EXECUTION: call.execution.split('/').at(-1) });
+      const log = new JobLogger({ task, write: (line) => jobLines.push(JSON.parse(line) as Record<string, unknown>) });
+      const rt = { ctx, log, task, signal: new AbortController().signal };
+      return runPipelineTask(rt, resolveJobInput({}, call.env), call.env).then(
+        (summary) => summary.exitCode,
+        (err: unknown) => (err as { exitCode?: number }).exitCode ?? 1,
+      );
+    },
     { env: call.env['CONVERGENCE_ENV']! },
   );
-  return summary.exitCode === 0
+  return exitCode === 0
     ? { succeeded: 1, logUri: 'https://console.cloud.google.com/logs/fake' }
-    : { failed: 1, message: `exit ${summary.exitCode}` };
+    : { failed: 1, message: `exit ${exitCode}` };
 }
 
-const remote = (env: string, wait = true) =>
-  withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait, pollMs: 10 }), { env });
+const remote = (env: string, wait = true, request: Pick<RemoteRunInput, 'params' | 'runDate' | 'fullRefresh'> = {}) =>
+  withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait, pollMs: 10, ...request }), {
+    env,
+  });
 
 describe('pipeline run --remote', () => {
   it('starts the pushed config on the Run job and follows it to the run row it wrote', async () => {
@@ -193,5 +195,64 @@ describe('pipeline run --remote', () => {
       8,
       /no pushed pipeline "p_usage_api"/,
     );
+  });
+
+  describe('with parameters, a run date and a full refresh', () => {
+    const file = () => path.join(root, 'configs', TENANT, 'pipelines', 'p_usage_daily.yml');
+    const push = () => withContext(root, (ctx) => pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }), { env: 'cloud' });
+    let original: string;
+    before(async () => {
+      original = await readFile(file(), 'utf8');
+      // A declared parameter (the example pipeline declares none).
+      await writeFile(file(), original.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
+      await push();
+    });
+    after(async () => {
+      await writeFile(file(), original);
+      await push();
+    });
+
+    it('hands them to the execution as env overrides, never argv, and the container runs with them', async () => {
+      const value = 'eu --tenant other_corp';
+      const result = await remote('cloud', true, { params: { region: value }, runDate: '2025-01-31', fullRefresh: true });
+      assert.equal(result.exitCode, 0, result.run?.errorMessage ?? '');
+      const call = calls.at(-1)!;
+      assert.deepEqual(call.args, ['job', 'run-pipeline'], 'tenant input never becomes an argument');
+      assert.equal(call.env['CONVERGENCE_RUN_DATE'], '2025-01-31');
+      assert.deepEqual(JSON.parse(call.env['CONVERGENCE_PARAMS']!), { region: value });
+      assert.equal(call.env['CONVERGENCE_FULL_REFRESH'], 'true');
+      // The row the container continued carries what it ran with.
+      assert.equal(result.run?.status, 'COMPLETE');
+      assert.equal(result.run?.runDate, '2025-01-31');
+      assert.deepEqual(result.run?.parameters, { region: value });
+      const started = jobLines.find((l) => String(l['message']).startsWith(`starting run ${result.runId}`))!;
+      assert.equal(started['runDate'], '2025-01-31');
+      assert.deepEqual(started['params'], ['region']);
+      assert.equal(started['fullRefresh'], true);
+      assert.ok(!JSON.stringify(jobLines).includes(value), 'parameter values stay out of the logs');
+    });
+
+    it('without a run date hands over the day of the start, so a container starting after midnight keeps it', async () => {
+      await remote('cloud', false);
+      const call = calls.at(-1)!;
+      assert.equal(call.env['CONVERGENCE_RUN_DATE'], new Date().toISOString().slice(0, 10));
+      assert.deepEqual(JSON.parse(call.env['CONVERGENCE_PARAMS']!), {});
+      assert.equal(call.env['CONVERGENCE_FULL_REFRESH'], 'false');
+    });
+
+    it('refuses an unknown parameter, a run variable, an overlong value and a date that is not a day (exit 2) before any run row or execution', async () => {
+      const executions = fakes.run.requests('RunJob').length;
+      const rows = async () =>
+        (await withContext(root, (ctx) => listRuns(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', limit: 100 }), { env: 'cloud' }))
+          .length;
+      const rowsBefore = await rows();
+      const unknown = await rejectsWith(remote('cloud', false, { params: { regoin: 'eu' } }), 2, /takes no parameter "regoin"/);
+      assert.match(unknown.suggestion ?? '', /region/);
+      await rejectsWith(remote('cloud', false, { params: { run_date: '2025-01-31' } }), 2, /set by the run itself/);
+      await rejectsWith(remote('cloud', false, { params: { region: 'x'.repeat(1001) } }), 2, /at most 1000 characters/);
+      await rejectsWith(remote('cloud', false, { runDate: '2025-02-30' }), 2, /not a calendar date/);
+      assert.equal(fakes.run.requests('RunJob').length, executions, 'no execution was started');
+      assert.equal(await rows(), rowsBefore, 'no run row was written');
+    });
   });
 });

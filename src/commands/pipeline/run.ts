@@ -16,6 +16,8 @@ export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
 
 One run per tenant and pipeline at a time (exit 5 names the run holding it); the plan's daily run quota applies (exit 6). Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and releases the lock; loads are atomic, so a stopped or killed run can simply be run again.
 
+With --remote the pushed config runs on the environment's Cloud Run job; --param, --run-date and --full-refresh are checked against the pushed pipeline before the execution starts (exit 2) and handed to it.
+
 Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error failed, 5 already running, 6 quota exceeded.`;
   static override examples = [
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp',
@@ -23,6 +25,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --run-date 2025-01-31 --param region=eu',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --full-refresh --json',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --env prod --remote --wait',
+    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --env prod --remote --run-date 2025-01-31 --param region=eu',
   ];
   static override args = { pipeline_id: Args.string({ description: 'Pipeline id (configs/<tenant>/pipelines/<id>.yml)', required: true }) };
   static override flags = {
@@ -39,15 +42,8 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
   };
 
   public async run(): Promise<RunPlan | RunSummary | RemoteRunResult> {
-    if (this.flags.remote) return this.runRemote();
-    const params: Record<string, string> = {};
-    for (const pair of this.flags.param ?? []) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair.slice(0, eq))) {
-        throw usageError(`--param ${JSON.stringify(pair)} is not name=value`, { suggestion: '--param region=eu' });
-      }
-      params[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
+    const params = parseParams(this.flags.param ?? []);
+    if (this.flags.remote) return this.runRemote(params);
     const input = {
       tenantId: this.flags.tenant,
       pipelineId: this.args.pipeline_id,
@@ -124,15 +120,21 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     return summary;
   }
 
-  private async runRemote(): Promise<RemoteRunResult> {
-    if (this.flags['dry-run'] || this.flags['full-refresh'] || this.flags.param?.length || this.flags['run-date']) {
-      throw usageError('--remote runs the pushed config as it is; --dry-run, --full-refresh, --param and --run-date apply to local runs');
+  /** The pushed config on Cloud Run Jobs; params, run date and full refresh travel as the execution's env overrides. */
+  private async runRemote(params: Record<string, string>): Promise<RemoteRunResult> {
+    if (this.flags['dry-run']) {
+      throw usageError('--dry-run plans a run of the workspace here; it does not apply to --remote', {
+        suggestion: 'drop --remote to see the plan, or drop --dry-run to start the remote run',
+      });
     }
     const ctx = await this.context();
     const { startRemoteRun } = await import('../../services/pipelines/remote.ts');
     const result = await startRemoteRun(ctx, {
       tenantId: this.flags.tenant,
       pipelineId: this.args.pipeline_id,
+      params,
+      fullRefresh: this.flags['full-refresh'],
+      ...(this.flags['run-date'] ? { runDate: this.flags['run-date'] } : {}),
       wait: this.flags.wait,
       onProgress: (text) => {
         if (!this.jsonEnabled()) process.stderr.write(`${text}\n`);
@@ -153,6 +155,19 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
     }
     return result;
   }
+}
+
+/** --param name=value pairs (repeatable); a malformed pair is a usage error (exit 2). */
+function parseParams(pairs: string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(pair.slice(0, eq))) {
+      throw usageError(`--param ${JSON.stringify(pair)} is not name=value`, { suggestion: '--param region=eu' });
+    }
+    params[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return params;
 }
 
 function stageOutcome(step: StepSummary) {

@@ -12,6 +12,7 @@ import { withLease } from '../leases.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
 import { loadActiveBundle } from './push.ts';
+import { assertRunParams, runRequestEnv, type RunRequest } from './run-request.ts';
 
 /** Time a Cloud Run execution may take to start its container, on top of the pipeline's timeout. */
 const START_ALLOWANCE_MS = 10 * 60_000;
@@ -23,6 +24,11 @@ export interface RemoteRunInput {
   /** Recorded on the run row written before the execution starts (default: remote by the actor). */
   trigger?: 'remote' | 'api';
   triggeredBy?: string;
+  /** --param name=value: names the pushed pipeline declares (`params`) or uses as {{ name }}. */
+  params?: Record<string, string>;
+  /** YYYY-MM-DD; today (UTC) at the start by default, so a container starting after midnight keeps the day. */
+  runDate?: string;
+  fullRefresh?: boolean;
   /** How often to look at the execution while waiting. */
   pollMs?: number;
   /** Give up following after this long (default: the pipeline's timeout plus 10 minutes). */
@@ -92,8 +98,12 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
     });
   }
   const job = requiredSetting(env, 'job', 'remote runs: the Cloud Run job that runs pipelines');
+  const runDate = resolveRunDate(input.runDate, ctx.now());
   const profile = await requireTenant(ctx, input.tenantId);
   const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
+  const request: RunRequest = { params: input.params ?? {}, runDate, fullRefresh: Boolean(input.fullRefresh) };
+  // Refused here, before a row or an execution exists, rather than by the container.
+  assertRunParams(pushed, request.params);
   const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
   if (local && local.version !== pushed.version) {
     ctx.warn(
@@ -123,8 +133,8 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
           trigger: input.trigger ?? 'remote',
           ...(input.triggeredBy ? { triggeredBy: input.triggeredBy } : {}),
           configVersion: pushed.version,
-          runDate: resolveRunDate(undefined, ctx.now()),
-          parameters: {},
+          runDate,
+          parameters: request.params,
           timeoutAt: new Date(ctx.now().getTime() + timeoutMs + START_ALLOWANCE_MS),
         });
         const started = await platform
@@ -136,6 +146,7 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
               CONVERGENCE_PIPELINE: input.pipelineId,
               CONVERGENCE_CONFIG_VERSION: pushed.version,
               CONVERGENCE_RUN_ID: runId,
+              ...runRequestEnv(request),
             },
             taskCount: 1,
             timeoutSeconds: Math.ceil(timeoutMs / 1000),
