@@ -2,6 +2,7 @@ import type { Backends } from '../../backends/factory.ts';
 import type { GcpClients } from '../../backends/gcp/clients.ts';
 import type { GcpEnvironment } from '../../config/schema.ts';
 import { fixOf, message, type Check } from './check.ts';
+import { cloudRunJobCheck } from './cloud-run.ts';
 
 /**
  * The seeds' troubleshooting list as checks of a cloud environment: credentials, then each
@@ -38,6 +39,7 @@ export async function gcpChecks(envName: string, settings: GcpEnvironment, backe
       }
     }
     await cloudRunCheck(envName, settings, clients, add);
+    await cloudRunJobCheck(envName, settings, backends, add);
   } finally {
     await clients.close();
   }
