@@ -13,6 +13,7 @@ import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
+import { OAuthFake } from '../fakes/oauth.ts';
 import { randomUUID } from 'node:crypto';
 import { createRun } from '../../src/services/runs/store.ts';
 import path from 'node:path';
@@ -284,15 +285,20 @@ describe('--json on every command', () => {
     await ok('scheduler:setup', ['--env', 'cloud'], { env: cloud.vars });
     await ok('scheduler:delete', ['dispatch-tenant-pipelines', '--env', 'cloud', '--yes'], { env: cloud.vars });
     const health = await startFakeApi(() => ({ body: { status: 'ok' } }));
+    // The service is private: deploy's probes mint ID tokens from a service-account key.
+    const oauth = await OAuthFake.start();
     try {
-      const deployEnv = { ...cloud.vars, CONVERGENCE_PROBE_URL: health.base };
+      const deployer = await oauth.writeKeyFile(ws, 'deployer@demo-project.iam.gserviceaccount.com');
+      const deployEnv = { ...cloud.vars, CONVERGENCE_PROBE_URL: health.base, GOOGLE_APPLICATION_CREDENTIALS: deployer };
       await ok('bootstrap', ['--env', 'cloud'], { env: deployEnv });
       await ok('deploy', ['--env', 'cloud', '--image', 'img:1'], { env: deployEnv });
       await ok('deploy', ['--env', 'cloud', '--image', 'img:2', '--canary', '--steps', '50,100', '--interval', '200ms'], {
         env: deployEnv,
       });
       await ok('rollback', ['--env', 'cloud', '--yes'], { env: deployEnv });
+      assert.ok(health.requests.length > 0 && health.requests.every((r) => r.headers.authorization?.startsWith('Bearer ')));
     } finally {
+      await oauth.stop();
       await health.close();
     }
     // The run cancelled above is still PENDING (nobody ran it): --force ends it and deletes.
