@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { sourceSchema, type SourceConfig } from '../../domain/pipeline.ts';
+import { isGcsPath, parseGcsPath } from '../../engine/sources/file/gcs-path.ts';
 import { isRemotePath, matchInputFiles, type FileScope } from '../../engine/sources/file/resolve.ts';
-import { isConvergenceError, validationError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, isConvergenceError, validationError } from '../../lib/errors.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
 import type { PipelineBundle } from './bundle.ts';
@@ -23,14 +24,43 @@ export function fileScope(ctx: ServiceContext, tenantId: string): FileScope {
 type FileSource = Extract<SourceConfig, { type: 'file' }>;
 
 /**
- * The reason a file source's `path:` may not be read, at the line of `path:` in its file, or
- * undefined when it may (a path that matches no file yet is fine: data may arrive later).
- * gs:// and other URLs are left to the engine that reads them.
+ * A local `path:` in an environment on Google Cloud: its pipelines run in Cloud Run Jobs, which
+ * get the pushed configs and no workspace files, so such a source could only fail at run time.
  */
-async function pathProblem(scope: FileScope, source: FileSource, sourceFile: string, text: string): Promise<string | undefined> {
-  if (isRemotePath(source.path)) return undefined;
+function localPathInCloud(source: FileSource): ConvergenceError {
+  return new ConvergenceError(
+    'SOURCE_PATH',
+    ExitCode.usage,
+    `"${source.path}" is a local path, and pipelines of a Google Cloud environment run where the workspace's files are not`,
+    {
+      suggestion:
+        'upload the data to gs://<bucket>/... (`gcloud storage cp`) and point `path:` at it, e.g. gs://<bucket>/usage/usage_*.csv',
+    },
+  );
+}
+
+/** Throws SOURCE_PATH (exit 2) when a path may not be read; gs:// paths are checked for shape only. */
+async function checkPath(scope: FileScope, source: FileSource, cloud: boolean): Promise<void> {
+  if (isGcsPath(source.path)) parseGcsPath(source.path);
+  else if (isRemotePath(source.path)) return;
+  else if (cloud) throw localPathInCloud(source);
+  else await matchInputFiles(source.path, scope);
+}
+
+/**
+ * The reason a file source's `path:` may not be read, at the line of `path:` in its file, or
+ * undefined when it may (a path that matches no file or object yet is fine: data may arrive
+ * later). With `cloud`, only gs:// paths may be read.
+ */
+async function pathProblem(
+  scope: FileScope,
+  source: FileSource,
+  sourceFile: string,
+  text: string,
+  cloud = false,
+): Promise<string | undefined> {
   try {
-    await matchInputFiles(source.path, scope);
+    await checkPath(scope, source, cloud);
     return undefined;
   } catch (err) {
     if (!isConvergenceError(err) || err.code !== 'SOURCE_PATH') throw err;
@@ -41,7 +71,8 @@ async function pathProblem(scope: FileScope, source: FileSource, sourceFile: str
 }
 
 /**
- * For `pipeline validate`: the problems of a source's `path:` (none for REST sources). `text` is
+ * For `pipeline validate`: the problems of a source's `path:` (none for REST sources); in an
+ * environment on Google Cloud a local path is one. `text` is
  * the source file as validate read it, where a problem's line is found.
  */
 export async function sourcePathProblems(
@@ -52,7 +83,7 @@ export async function sourcePathProblems(
   text: string,
 ): Promise<string[]> {
   if (source.type !== 'file') return [];
-  const problem = await pathProblem(fileScope(ctx, tenantId), source, sourceFile, text);
+  const problem = await pathProblem(fileScope(ctx, tenantId), source, sourceFile, text, ctx.env.backend === 'gcp');
   return problem ? [problem] : [];
 }
 
