@@ -1,4 +1,5 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { credentialsError } from '../backends/gcp/errors.ts';
 import { ConvergenceError, ExitCode, isConvergenceError } from '../lib/errors.ts';
 import type { ServiceContext } from '../services/context.ts';
 import type { OpenedContext } from '../services/open-context.ts';
@@ -36,8 +37,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected args!: CommandArgs<T>;
   private readonly collectedWarnings: string[] = [];
   private contextPromise: Promise<OpenedContext> | undefined;
+  /** Set once the command's result or error is out; a stray rejection after that adds nothing to stdout. */
+  private reported = false;
 
   public override async init(): Promise<void> {
+    (globalThis as Record<symbol, unknown>)[STRAY_REJECTION_HOOK] = (reason: unknown) => this.onStrayRejection(reason);
     await super.init();
     const ctor = this.ctor as typeof BaseCommand;
     const { args, flags } = await this.parse({
@@ -77,11 +81,14 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override logJson(json: unknown): void {
+    this.reported = true;
     process.stdout.write(`${JSON.stringify(json, jsonReplacer, 2)}\n`);
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
     if (err instanceof Errors.ExitError) throw err;
+    if (this.reported) return;
+    this.reported = true;
     const e = describeError(err);
     process.exitCode = e.exitCode;
     if (this.jsonEnabled()) {
@@ -93,13 +100,43 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (e.exitCode === ExitCode.unexpected && process.env.DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
   }
 
+  /**
+   * A rejection no one awaited (bin/stray-rejections.js hands it here): while the command runs it
+   * becomes the command's error, reported once and the process ends with its exit code; after the
+   * command reported, only a worse exit code is kept, so stdout still holds one envelope.
+   */
+  private onStrayRejection(reason: unknown): void {
+    const err = asCommandError(reason);
+    if (!this.reported) {
+      void this.catch(err).finally(() => process.exit());
+      return;
+    }
+    const e = describeError(err);
+    if (!process.exitCode) {
+      process.exitCode = e.exitCode;
+      process.stderr.write(`Error: ${e.message}\n`);
+      if (e.suggestion) process.stderr.write(`Try: ${e.suggestion}\n`);
+    }
+  }
+
   protected override async finally(err: Error | undefined): Promise<void> {
+    this.reported ||= err === undefined && this.jsonEnabled() === false;
     if (this.contextPromise) {
       const ctx = await this.contextPromise.catch(() => undefined);
       await ctx?.close();
     }
     await super.finally(err);
   }
+}
+
+/** How bin/stray-rejections.js finds the running command. */
+const STRAY_REJECTION_HOOK = Symbol.for('convergence.strayRejection');
+
+/** A stray rejection as the error the command reports: Google credential problems get their fix. */
+function asCommandError(reason: unknown): Error {
+  const credentials = credentialsError(reason, { what: 'Google Cloud APIs' });
+  if (credentials) return credentials;
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function describeError(err: unknown): NonNullable<Envelope<never>['error']> {

@@ -1,6 +1,5 @@
 import { BaseCommand } from '../cli/base-command.ts';
-import { ConvergenceError, ExitCode } from '../lib/errors.ts';
-import { runDoctor, type DoctorReport } from '../services/doctor/index.ts';
+import { doctorFailure, runDoctor, type DoctorReport } from '../services/doctor/index.ts';
 
 const MARK = { pass: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
 
@@ -15,13 +14,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
       this.log(`[${MARK[check.status]}] ${check.name.padEnd(11)} ${check.detail}`);
       if (check.fix && check.status !== 'pass') this.log(`       ${''.padEnd(11)} fix: ${check.fix}`);
     }
-    if (!report.ok) {
-      const failed = report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
-      throw new ConvergenceError('DOCTOR_FAILED', ExitCode.usage, `${failed.length} check(s) failed: ${failed.join(', ')}`, {
-        suggestion: 'apply the fixes listed above and run `convergence doctor` again',
-        data: { report },
-      });
-    }
+    if (!report.ok) throw doctorFailure(report);
     this.log('\nAll checks passed.');
     return report;
   }

@@ -2,7 +2,7 @@
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { googleErrorFacts, isTransient, toConvergenceError } from '../../src/backends/gcp/errors.ts';
+import { credentialsError, googleErrorFacts, isTransient, toConvergenceError } from '../../src/backends/gcp/errors.ts';
 import { IntegrityError, retryTransient } from '../../src/backends/gcp/retry.ts';
 import { ConvergenceError, notFoundError } from '../../src/lib/errors.ts';
 
@@ -137,6 +137,80 @@ describe('toConvergenceError', () => {
       assert.equal(mapped.exitCode, 7);
       assert.match(mapped.suggestion!, /gcloud auth application-default login/);
     }
+  });
+
+  it('says whether credentials are missing or expired, however the client raised it', () => {
+    const missing = toConvergenceError(
+      new Error(
+        'Could not load the default credentials. Browse to https://cloud.google.com/docs/authentication/getting-started for more information.',
+      ),
+      ctx,
+    );
+    assert.match(missing.message, /credentials are missing/);
+    assert.equal(missing.data?.credentials, 'missing');
+    const expired = [
+      // gaxios from the token endpoint, as google-auth-library rewrites its message
+      Object.assign(gaxiosError(400, 'invalid_grant'), { message: 'invalid_grant: Token has been expired or revoked.' }),
+      // a user login that needs reauthentication
+      Object.assign(gaxiosError(400, 'invalid_rapt'), { message: 'invalid_grant: reauth related error (invalid_rapt)' }),
+      // gRPC: the token could not be minted for the call
+      grpcError(14, 'UNAVAILABLE', 'Getting metadata from plugin failed with error: invalid_grant: Token has been expired or revoked.'),
+    ];
+    for (const err of expired) {
+      const mapped = toConvergenceError(err, ctx);
+      assert.equal(mapped.exitCode, 7, mapped.message);
+      assert.match(mapped.message, /expired or revoked/);
+      assert.match(mapped.suggestion!, /gcloud auth application-default login/);
+      assert.equal(isTransient(err), false, 'retrying cannot log anyone in');
+    }
+  });
+
+  it('names the quota project command when user credentials bill the wrong project', () => {
+    const cases = [
+      grpcError(
+        7,
+        'PERMISSION_DENIED',
+        'Your application is authenticating by using local Application Default Credentials. The run.googleapis.com API requires a quota project, which is not set by default.',
+        { reason: 'SERVICE_DISABLED', errorInfoMetadata: { service: 'run.googleapis.com', consumer: 'projects/764086051850' } },
+      ),
+      gaxiosError(403, {
+        code: 403,
+        message: 'Cloud Run Admin API has not been used in project 764086051850 before or it is disabled.',
+        status: 'PERMISSION_DENIED',
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'SERVICE_DISABLED',
+            metadata: { service: 'run.googleapis.com', consumer: 'projects/764086051850' },
+          },
+        ],
+      }),
+      grpcError(7, 'PERMISSION_DENIED', 'Caller does not have required permission to use project other-project.', {
+        reason: 'USER_PROJECT_DENIED',
+      }),
+    ];
+    for (const err of cases) {
+      const mapped = toConvergenceError(err, { ...ctx, project: 'my-project' });
+      assert.equal(mapped.exitCode, 7, mapped.message);
+      assert.equal(mapped.data?.credentials, 'quota-project', mapped.message);
+      assert.match(mapped.suggestion!, /gcloud auth application-default set-quota-project my-project/);
+    }
+    // The API really disabled in the environment's own project stays a `gcloud services enable`.
+    const disabled = toConvergenceError(
+      grpcError(7, 'PERMISSION_DENIED', 'Cloud Run Admin API has not been used in project 123 before or it is disabled.', {
+        reason: 'SERVICE_DISABLED',
+        errorInfoMetadata: { service: 'run.googleapis.com', consumer: 'projects/123' },
+      }),
+      ctx,
+    );
+    assert.equal(disabled.code, 'SERVICE_DISABLED');
+  });
+
+  it('credentialsError leaves other errors alone and passes auth ConvergenceErrors through', () => {
+    assert.equal(credentialsError(grpcError(5, 'NOT_FOUND', 'no such key'), ctx), undefined);
+    assert.equal(credentialsError(notFoundError('x'), ctx), undefined);
+    const auth = toConvergenceError(new Error('Could not load the default credentials.'), ctx);
+    assert.equal(credentialsError(auth, ctx), auth);
   });
 
   it('maps NOT_FOUND and HTTP 404 to exit 8 naming the thing', () => {

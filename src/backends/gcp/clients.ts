@@ -1,6 +1,7 @@
 import type { GcpEnvironment } from '../../config/schema.ts';
 import { usageError } from '../../lib/errors.ts';
 import { applicationDefaultAuth, applicationDefaultAuthOptions } from './credentials.ts';
+import { credentialsError } from './errors.ts';
 
 /**
  * The one place Google clients are made. Real use: Application Default Credentials and the
@@ -79,6 +80,34 @@ async function grpcOptions(target: GcpTarget, vars: Vars) {
   };
 }
 
+/**
+ * The ADC client for the REST libraries, loaded up front: without credentials BigQuery and
+ * Storage would send their requests unauthenticated (for public resources) and fail later with a
+ * network or 401 error that hides the cause.
+ */
+async function adcClient(target: GcpTarget, vars: Vars) {
+  try {
+    return await (await applicationDefaultAuth([CLOUD_PLATFORM], vars)).getClient();
+  } catch (err) {
+    throw credentialsError(err, { what: 'Google Cloud APIs', project: target.project }) ?? err;
+  }
+}
+
+/**
+ * Loads a gRPC client's credentials before it is handed out. The generated clients start their
+ * own loading on the first call with `initialize().catch(err => { throw err })`, which turns
+ * missing credentials into an unhandled rejection next to the call's own error; loaded here, the
+ * failure is one ConvergenceError and that background promise never rejects.
+ */
+async function ready<T extends { initialize(): Promise<unknown> }>(client: T, target: GcpTarget): Promise<T> {
+  try {
+    await client.initialize();
+  } catch (err) {
+    throw credentialsError(err, { what: 'Google Cloud APIs', project: target.project }) ?? err;
+  }
+  return client;
+}
+
 export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
   const cache = new Map<string, Promise<unknown>>();
   const once = <T>(name: string, make: () => Promise<T>): Promise<T> => {
@@ -96,7 +125,8 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         return new BigQuery({
           projectId: target.project,
           location: target.location,
-          ...(endpoint ? { apiEndpoint: endpoint, authClient: await passThroughAuth() } : await applicationDefaultAuthOptions(vars)),
+          ...(endpoint ? { apiEndpoint: endpoint } : {}),
+          authClient: endpoint ? await passThroughAuth() : await adcClient(target, vars),
         });
       }),
     /**
@@ -108,7 +138,7 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const [{ BigQuery }, { Impersonated }] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
         const endpoint = vars[ENDPOINT_VARS.bigquery];
         const iam = vars[ENDPOINT_VARS.iamCredentials];
-        const sourceClient = endpoint ? await passThroughAuth() : await (await applicationDefaultAuth([CLOUD_PLATFORM], vars)).getClient();
+        const sourceClient = endpoint ? await passThroughAuth() : await adcClient(target, vars);
         const authClient = new Impersonated({
           sourceClient,
           targetPrincipal: serviceAccount,
@@ -129,48 +159,49 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const endpoint = vars[ENDPOINT_VARS.storage];
         return new Storage({
           projectId: target.project,
-          ...(endpoint
-            ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true, authClient: await passThroughAuth() }
-            : await applicationDefaultAuthOptions(vars)),
+          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true } : {}),
+          authClient: endpoint ? await passThroughAuth() : await adcClient(target, vars),
         });
       }),
     kms: () =>
       once('kms', async () => {
         const { KeyManagementServiceClient } = await import('@google-cloud/kms');
-        return new KeyManagementServiceClient(await grpcOptions(target, vars));
+        return ready(new KeyManagementServiceClient(await grpcOptions(target, vars)), target);
       }),
     secretManager: () =>
       once('secretManager', async () => {
         const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
-        return new SecretManagerServiceClient(await grpcOptions(target, vars));
+        return ready(new SecretManagerServiceClient(await grpcOptions(target, vars)), target);
       }),
     runServices: () =>
       once('runServices', async () => {
         const { ServicesClient } = await import('@google-cloud/run');
-        return new ServicesClient(await grpcOptions(target, vars));
+        return ready(new ServicesClient(await grpcOptions(target, vars)), target);
       }),
     runRevisions: () =>
       once('runRevisions', async () => {
         const { RevisionsClient } = await import('@google-cloud/run');
-        return new RevisionsClient(await grpcOptions(target, vars));
+        return ready(new RevisionsClient(await grpcOptions(target, vars)), target);
       }),
     runJobs: () =>
       once('runJobs', async () => {
         const { JobsClient } = await import('@google-cloud/run');
-        return new JobsClient(await grpcOptions(target, vars));
+        return ready(new JobsClient(await grpcOptions(target, vars)), target);
       }),
     runExecutions: () =>
       once('runExecutions', async () => {
         const { ExecutionsClient } = await import('@google-cloud/run');
-        return new ExecutionsClient(await grpcOptions(target, vars));
+        return ready(new ExecutionsClient(await grpcOptions(target, vars)), target);
       }),
     scheduler: () =>
       once('scheduler', async () => {
         const { CloudSchedulerClient } = await import('@google-cloud/scheduler');
-        return new CloudSchedulerClient(await grpcOptions(target, vars));
+        return ready(new CloudSchedulerClient(await grpcOptions(target, vars)), target);
       }),
     close: async () => {
-      for (const client of await Promise.all(cache.values())) {
+      // A client that never came up (no credentials) has nothing to close.
+      const made = await Promise.allSettled(cache.values());
+      for (const client of made.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []))) {
         const closable = client as { close?: () => Promise<void> };
         if (typeof closable.close === 'function') await closable.close().catch(() => undefined);
       }

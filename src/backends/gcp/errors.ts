@@ -161,6 +161,8 @@ export function googleErrorFacts(error: unknown): GoogleErrorFacts {
 /** Failures worth retrying (gcp/retry.ts does): the call may succeed unchanged a moment later. */
 export function isTransient(err: unknown): boolean {
   const facts = googleErrorFacts(err);
+  // gRPC reports a token that could not be minted as UNAVAILABLE; retrying cannot log anyone in.
+  if (NO_CREDENTIALS.test(facts.detail) || EXPIRED_CREDENTIALS.test(facts.detail)) return false;
   if (facts.errno && NETWORK_ERRNOS.has(facts.errno)) return true;
   if (facts.httpStatus !== undefined && [408, 500, 502, 503, 504].includes(facts.httpStatus)) return true;
   if (facts.grpcCode === GrpcCode.UNAVAILABLE || facts.grpcCode === GrpcCode.DEADLINE_EXCEEDED) return true;
@@ -171,8 +173,16 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
-const NO_CREDENTIALS =
-  /could not load the default credentials|invalid_grant|invalid_rapt|reauth(entication)? (is )?(related|required)|token has been expired or revoked/i;
+/** google-auth-library found no Application Default Credentials at all. */
+const NO_CREDENTIALS = /could not load the default credentials/i;
+/** The token endpoint refused the credentials: a revoked or expired login, a deleted key, a needed reauth. */
+const EXPIRED_CREDENTIALS =
+  /invalid_grant|invalid_rapt|reauth(entication)? (is )?(related|required)|token has been expired or revoked|invalid jwt signature|account not found/i;
+/** User credentials need a quota project for this API, and the one set (if any) cannot be billed. */
+const QUOTA_PROJECT_MESSAGE = /requires a quota project|quota project (is )?not set|set-quota-project/i;
+const QUOTA_PROJECT_REASONS = new Set(['USER_PROJECT_DENIED']);
+/** The gcloud CLI's own project: the consumer Google names when user ADC carry no quota project. */
+const GCLOUD_OWN_PROJECT = '764086051850';
 const NO_PROJECT = /unable to detect a project id/i;
 const DISABLED_MESSAGE = /has not been used in project \S+ before or it is disabled|API has not been enabled/i;
 
@@ -216,11 +226,67 @@ function build(code: string, exit: ExitCodeValue, message: string, err: unknown,
 }
 
 /**
+ * Credentials that are missing, expired or billed to the wrong project, whichever Google client
+ * or call raised it: one error with the login (or quota project) command. Undefined when the
+ * error is about something else.
+ */
+export function credentialsError(err: unknown, ctx: GoogleCallContext): ConvergenceError | undefined {
+  if (err instanceof ConvergenceError) return err.exitCode === ExitCode.auth ? err : undefined;
+  const facts = googleErrorFacts(err);
+  const { detail } = facts;
+  const denied = facts.grpcCode === GrpcCode.PERMISSION_DENIED || facts.httpStatus === 403;
+  const consumer = facts.metadata.consumer?.replace(/^projects\//, '');
+  const quotaProject =
+    QUOTA_PROJECT_MESSAGE.test(detail) ||
+    (facts.reason !== undefined && QUOTA_PROJECT_REASONS.has(facts.reason)) ||
+    (denied && consumer === GCLOUD_OWN_PROJECT);
+  if (quotaProject) {
+    const project = ctx.project ?? '<project>';
+    return build(
+      'UNAUTHENTICATED',
+      ExitCode.auth,
+      `the Application Default Credentials have no usable quota project for ${ctx.what}: ${detail}`,
+      err,
+      facts,
+      `run \`gcloud auth application-default set-quota-project ${project}\` (or \`${ADC_LOGIN}\` as an account that can use project ${project})`,
+      { credentials: 'quota-project' },
+    );
+  }
+  if (NO_CREDENTIALS.test(detail)) {
+    return build(
+      'UNAUTHENTICATED',
+      ExitCode.auth,
+      `Google credentials are missing: no Application Default Credentials found for ${ctx.what}`,
+      err,
+      facts,
+      `run \`${ADC_LOGIN}\`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file`,
+      { credentials: 'missing' },
+    );
+  }
+  if (EXPIRED_CREDENTIALS.test(detail)) {
+    return build(
+      'UNAUTHENTICATED',
+      ExitCode.auth,
+      `Google credentials are expired or revoked (used for ${ctx.what}): ${detail}`,
+      err,
+      facts,
+      `run \`${ADC_LOGIN}\` again (for a service account key: create a new key and point GOOGLE_APPLICATION_CREDENTIALS at it)`,
+      { credentials: 'expired' },
+    );
+  }
+  return undefined;
+}
+
+/**
  * Maps any error from a Google client to a ConvergenceError. ConvergenceErrors pass through, so
  * adapters can call this on whatever their try block caught.
  */
 export function toConvergenceError(err: unknown, ctx: GoogleCallContext): ConvergenceError {
   if (err instanceof ConvergenceError) return err;
+  // Raised by google-auth-library (often before any request leaves, so with no status to go
+  // by), and checked first: a token refresh fails with whatever status the transport reports.
+  const credentials = credentialsError(err, ctx);
+  if (credentials) return credentials;
   const facts = googleErrorFacts(err);
   const { detail } = facts;
 
@@ -238,17 +304,6 @@ export function toConvergenceError(err: unknown, ctx: GoogleCallContext): Conver
     );
   }
 
-  // Raised by google-auth-library before any request leaves, so there is no status to go by.
-  if (NO_CREDENTIALS.test(detail)) {
-    return build(
-      'UNAUTHENTICATED',
-      ExitCode.auth,
-      `no usable Google credentials for ${ctx.what}: ${detail}`,
-      err,
-      facts,
-      `run \`${ADC_LOGIN}\``,
-    );
-  }
   if (facts.grpcCode === undefined && NO_PROJECT.test(detail)) {
     return build(
       'USAGE',

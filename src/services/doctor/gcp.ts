@@ -4,40 +4,76 @@ import type { GcpEnvironment } from '../../config/schema.ts';
 import { fixOf, message, type Check } from './check.ts';
 import { cloudRunJobCheck } from './cloud-run.ts';
 
+const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
+/** The checks that call Google and so need credentials, in the order doctor runs them. */
+export const CHECKS_NEEDING_CREDENTIALS = [
+  'warehouse',
+  'schema',
+  'keyring',
+  'cloud run',
+  'cloud run job',
+  'secret manager',
+  'locks',
+] as const;
+
 /**
- * The seeds' troubleshooting list as checks of a cloud environment: credentials, then each
- * service the CLI uses. The adapters map Google errors to the exact remedy (the role to grant,
- * the API to enable), so a failing check says what to run.
+ * Application Default Credentials, checked first: loaded and a token minted, so a missing login,
+ * an expired or revoked one and a key the token endpoint refuses all fail here with the fix,
+ * instead of once per service. Returns whether the checks that call Google can run.
+ */
+export async function credentialsCheck(settings: GcpEnvironment, add: (c: Check) => void): Promise<boolean> {
+  const { ENDPOINT_VARS, gcpTarget } = await import('../../backends/gcp/clients.ts');
+  const endpoints = Object.values(ENDPOINT_VARS)
+    .filter((name) => process.env[name])
+    .map((name) => `${name}=${process.env[name]}`);
+  if (endpoints.length > 0) {
+    add({ name: 'credentials', status: 'pass', detail: `endpoint overrides, no Google credentials used (${endpoints.join(', ')})` });
+    return true;
+  }
+  const project = gcpTarget(settings).project;
+  const [{ applicationDefaultAuth }, { credentialsError }, { UserRefreshClient }] = await Promise.all([
+    import('../../backends/gcp/credentials.ts'),
+    import('../../backends/gcp/errors.ts'),
+    import('google-auth-library'),
+  ]);
+  try {
+    const auth = await applicationDefaultAuth([CLOUD_PLATFORM]);
+    const client = await auth.getClient();
+    await client.getAccessToken();
+    const credentials = await auth.getCredentials();
+    const who = credentials.client_email ? ` of ${credentials.client_email}` : '';
+    if (client instanceof UserRefreshClient && !client.quotaProjectId) {
+      add({
+        name: 'credentials',
+        status: 'warn',
+        detail: `Application Default Credentials${who} are user credentials without a quota project; some APIs refuse them`,
+        fix: `run \`gcloud auth application-default set-quota-project ${project}\``,
+      });
+    } else add({ name: 'credentials', status: 'pass', detail: `Application Default Credentials${who}` });
+    return true;
+  } catch (err) {
+    const mapped = credentialsError(err, { what: `project ${project}`, project });
+    add({
+      name: 'credentials',
+      status: 'fail',
+      detail: mapped?.message ?? message(err),
+      fix:
+        mapped?.suggestion ??
+        'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
+    });
+    return false;
+  }
+}
+
+/**
+ * The seeds' troubleshooting list as checks of a cloud environment, once credentials passed:
+ * each service the CLI uses. The adapters map Google errors to the exact remedy (the role to
+ * grant, the API to enable), so a failing check says what to run.
  */
 export async function gcpChecks(envName: string, settings: GcpEnvironment, backends: Backends, add: (c: Check) => void): Promise<void> {
-  const { createGcpClients, gcpTarget, ENDPOINT_VARS } = await import('../../backends/gcp/clients.ts');
+  const { createGcpClients, gcpTarget } = await import('../../backends/gcp/clients.ts');
   const clients = createGcpClients(gcpTarget(settings));
   try {
-    if (clients.overridden) {
-      const endpoints = Object.values(ENDPOINT_VARS)
-        .filter((name) => process.env[name])
-        .map((name) => `${name}=${process.env[name]}`);
-      add({ name: 'credentials', status: 'pass', detail: `endpoint overrides, no Google credentials used (${endpoints.join(', ')})` });
-    } else {
-      try {
-        const { GoogleAuth } = await import('google-auth-library');
-        const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
-        const credentials = await auth.getCredentials();
-        const project = await auth.getProjectId().catch(() => undefined);
-        add({
-          name: 'credentials',
-          status: 'pass',
-          detail: `Application Default Credentials${credentials.client_email ? ` of ${credentials.client_email}` : ''}${project ? ` (ADC project ${project})` : ''}`,
-        });
-      } catch (err) {
-        add({
-          name: 'credentials',
-          status: 'fail',
-          detail: message(err),
-          fix: 'run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
-        });
-      }
-    }
     await cloudRunCheck(envName, settings, clients, add);
     await cloudRunJobCheck(envName, settings, backends, add);
   } finally {

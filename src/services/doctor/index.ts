@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { loadWorkspace, resolveEnv, type ResolvedEnv, type Workspace } from '../../config/workspace.ts';
-import { isConvergenceError } from '../../lib/errors.ts';
+import { ConvergenceError, ExitCode, isConvergenceError } from '../../lib/errors.ts';
 import { contextFor } from '../open-context.ts';
 import { keyringCheck, warehouseChecks } from './adapters.ts';
 import { message, type Check } from './check.ts';
@@ -61,6 +61,15 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
     return { env: env?.name ?? null, ok: false, checks };
   }
 
+  if (env.backend !== 'local') {
+    const { CHECKS_NEEDING_CREDENTIALS, credentialsCheck } = await import('./gcp.ts');
+    if (!(await credentialsCheck(env.settings, add))) {
+      for (const name of CHECKS_NEEDING_CREDENTIALS)
+        add({ name, status: 'skip', detail: 'needs Google credentials (see the credentials check)' });
+      return { env: env.name, ok: false, checks };
+    }
+  }
+
   const { backends, close } = contextFor(workspace, env);
   try {
     await warehouseChecks(backends, env, add);
@@ -71,9 +80,30 @@ export async function runDoctor(cwd: string, envFlag: string | undefined): Promi
     } else {
       const { gcpChecks } = await import('./gcp.ts');
       await gcpChecks(env.name, env.settings, backends, add);
+      await (await import('./scheduler.ts')).schedulerCheck(env, backends, add);
     }
   } finally {
     await close();
   }
   return { env: env.name, ok: checks.every((c) => c.status !== 'fail'), checks };
+}
+
+/**
+ * The error a failed doctor run exits with: usage (2), or auth (7) when the credentials check
+ * failed, since then that is the one thing to fix before anything else can be checked.
+ */
+export function doctorFailure(report: DoctorReport): ConvergenceError {
+  const failed = report.checks.filter((c) => c.status === 'fail');
+  const credentials = failed.find((c) => c.name === 'credentials');
+  const names = failed.map((c) => c.name).join(', ');
+  if (credentials) {
+    return new ConvergenceError('DOCTOR_FAILED', ExitCode.auth, `${failed.length} check(s) failed: ${names}; ${credentials.detail}`, {
+      suggestion: `${credentials.fix ?? 'set up Google credentials'}, then run \`convergence doctor\` again`,
+      data: { report },
+    });
+  }
+  return new ConvergenceError('DOCTOR_FAILED', ExitCode.usage, `${failed.length} check(s) failed: ${names}`, {
+    suggestion: 'apply the fixes listed above and run `convergence doctor` again',
+    data: { report },
+  });
 }
