@@ -40,7 +40,7 @@ export function assertRunParams(bundle: PipelineBundle, params: Record<string, s
   for (const name of names) {
     if (RUN_VARIABLES.has(name)) {
       throw usageError(`parameter "${name}" is set by the run itself and cannot be passed`, {
-        suggestion: name === 'run_date' ? 'pass the run date with --run-date YYYY-MM-DD (API: run_date)' : `drop ${name}`,
+        suggestion: name === 'run_date' ? 'pass it as --run-date YYYY-MM-DD' : `drop ${name}`,
       });
     }
     if (!PARAM_NAME.test(name) || !accepted.has(name)) {
