@@ -2,10 +2,11 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.ts';
 import { followStages } from '../cli/progress.ts';
 import { confirm } from '../cli/prompt.ts';
+import type { DeployResult } from '../services/deploy/deploy.ts';
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
   static override summary = 'Ship a new revision of the Cloud Run service, with an optional canary that rolls itself back.';
-  static override description = `The new revision starts with no traffic under a tag and is health-checked on the tag URL. With --canary, traffic moves to it step by step while a background analysis probes the tag (error rate, p95 latency, failure limit; flags override the environment's canary settings in convergence.yaml). On any failure the traffic list saved before the deploy is restored and the command exits 9. The first deploy of a service goes straight to 100% with a health check. --dry-run prints the plan and validates it with Cloud Run's validateOnly, changing nothing.
+  static override description = `The new revision starts with no traffic under a tag and is health-checked on the tag URL. With --canary, traffic moves to it step by step while a background analysis probes the tag (error rate, p95 latency, failure limit; flags override the environment's canary settings in convergence.yaml). On any failure the traffic list saved before the deploy is restored and the command exits 9. The first deploy of a service goes straight to 100% with a health check. --dry-run prints the plan and the settings it would change on the service and the pipeline job (current → wanted), and validates both with Cloud Run's validateOnly, changing nothing. The environment's service_account, cpu, memory, min_instances, max_instances, concurrency, timeout, ingress and public keys go on the service; its job (same image, account, resources, task_timeout, max_retries) is created or updated before traffic moves. Unless public: true, the health probes carry an ID token for the service URL, minted from Application Default Credentials (a service account).
 
 Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:8080/{revision}, placeholders {tag}, {revision}, {service}) to probe through another address.`;
   static override examples = [
@@ -61,6 +62,7 @@ Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:808
         `Dry run: ${result.firstDeploy ? 'would create' : 'would deploy to'} ${result.service} revision ${result.revision}; validated by Cloud Run, nothing changed.`,
       );
       for (const stage of plan.stages) this.log(`  - ${stage}`);
+      for (const line of settingsLines(result)) this.log(line);
     } else {
       this.log(
         `Deployed ${result.revision} to ${result.service}: ${result.trafficAfter.map((t) => `${t.revision ?? 'LATEST'} ${t.percent}%`).join(', ')}`,
@@ -68,4 +70,19 @@ Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:808
     }
     return result;
   }
+}
+
+const shown = (value: unknown) => (value === undefined ? '(unset)' : String(value));
+
+/** The settings diff of a dry run: the service's, then the pipeline job's (current → wanted). */
+function settingsLines(result: DeployResult): string[] {
+  const service = result.serviceChanges.map((c) => `    ${c.setting}: ${shown(c.current)} → ${shown(c.wanted)}`);
+  const lines = [`Service ${result.service} settings:`, ...(service.length ? service : ['    (no change)'])];
+  if (!result.job) return lines;
+  const job = result.job.changes.map((c) => `    ${c.setting}: ${shown(c.current)} → ${shown(c.wanted)}`);
+  return [
+    ...lines,
+    `Job ${result.job.job}${result.job.existed ? '' : ' (would be created)'}:`,
+    ...(job.length ? job : ['    (no change)']),
+  ];
 }
