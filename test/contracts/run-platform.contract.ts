@@ -380,6 +380,68 @@ export function runPlatformContract(name: string, make: () => Promise<RunPlatfor
       );
     });
 
+    it('applies service settings to the revision and the service, and reads them back', async () => {
+      const settings = {
+        serviceAccount: 'api@contract-project.iam.gserviceaccount.com',
+        cpu: '2',
+        memory: '1Gi',
+        minInstances: 1,
+        maxInstances: 4,
+        concurrency: 20,
+        timeoutSeconds: 90,
+        ingress: 'INGRESS_TRAFFIC_INTERNAL_ONLY',
+        public: true,
+      };
+      const created = await platform.deployRevision(SERVICE, { image: `${IMAGE}:1`, noTraffic: false, settings });
+      assert.deepEqual(created.service?.settings, settings);
+      // A later deploy that names only some settings keeps the others.
+      const next = await platform.deployRevision(SERVICE, {
+        image: `${IMAGE}:2`,
+        revisionName: `${SERVICE}-v2`,
+        noTraffic: false,
+        settings: { memory: '2Gi', public: false },
+      });
+      assert.deepEqual(next.service?.settings, { ...settings, memory: '2Gi', public: false });
+    });
+
+    it('creates the pipeline job, then updates its image and settings and keeps what it is not given', async () => {
+      assert.equal(await platform.getJob(JOB), undefined);
+      assert.equal(await platform.applyJob(JOB, { image: `${IMAGE}:1` }, { validateOnly: true }), undefined);
+      assert.equal(await platform.getJob(JOB), undefined, 'validateOnly creates nothing');
+      const created = await platform.applyJob(JOB, {
+        image: `${IMAGE}:1`,
+        serviceAccount: 'jobs@contract-project.iam.gserviceaccount.com',
+        cpu: '2',
+        memory: '2Gi',
+        taskTimeoutSeconds: 3600,
+        maxRetries: 1,
+      });
+      assert.equal(created?.name, JOB);
+      const updated = await platform.applyJob(JOB, { image: `${IMAGE}:2`, maxRetries: 0 });
+      assert.deepEqual(
+        { ...updated, etag: undefined },
+        {
+          name: JOB,
+          etag: undefined,
+          image: `${IMAGE}:2`,
+          serviceAccount: 'jobs@contract-project.iam.gserviceaccount.com',
+          cpu: '2',
+          memory: '2Gi',
+          taskTimeoutSeconds: 3600,
+          maxRetries: 0,
+        },
+      );
+      assert.notEqual(updated?.etag, created?.etag);
+    });
+
+    it('keeps the other containers and settings of a job created outside convergence', async () => {
+      await fixture.createJob(JOB);
+      const before = await platform.getJob(JOB);
+      assert.ok(before);
+      const after = await platform.applyJob(JOB, { image: `${IMAGE}:9` });
+      assert.deepEqual({ ...after, etag: undefined }, { ...before, image: `${IMAGE}:9`, etag: undefined });
+    });
+
     it('answers not found (exit 8) for a job or execution that does not exist', async () => {
       await assert.rejects(platform.runJob('no-such-job', {}), failsWith('NOT_FOUND', 8));
       await fixture.createJob(JOB);
