@@ -507,6 +507,27 @@ describe('private and public services', () => {
     assert.deepEqual(serviceTraffic(), savedTraffic);
   });
 
+  it('a canary whose pipeline job cannot be updated rolls back before any traffic moves (exit 9)', async () => {
+    const savedTraffic = serviceTraffic();
+    const jobImage = jobTask()?.image;
+    const weights: number[] = [];
+    fakes.run.granted.delete('run.jobs.update');
+    try {
+      await assert.rejects(
+        () => deploy({}, (e) => e.type === 'step' && weights.push(e.weight)),
+        (err: ConvergenceError) =>
+          err.code === 'DEPLOY_ROLLED_BACK' &&
+          /pipeline job could not be updated/.test(err.message) &&
+          /run\.jobs\.update/.test(err.message),
+      );
+    } finally {
+      fakes.run.granted.add('run.jobs.update');
+    }
+    assert.deepEqual(weights, [], 'no traffic step was taken');
+    assert.deepEqual(serviceTraffic(), savedTraffic);
+    assert.equal(jobTask()?.image, jobImage);
+  });
+
   it('without credentials that mint ID tokens a canary stops before changing anything (exit 7)', async () => {
     const revisions = fakes.run.revisions(SERVICE_NAME).length;
     const etag = fakes.run.service(SERVICE_NAME)?.etag;
