@@ -1,4 +1,5 @@
 import { authError, ConvergenceError, ExitCode, isConvergenceError, notFoundError } from '../../../lib/errors.ts';
+import { credentialsError } from '../../gcp/errors.ts';
 
 /**
  * BigQuery failures as ConvergenceErrors. HTTP errors (ApiError: code + errors[].reason) and job
@@ -78,6 +79,9 @@ export interface ErrorContext {
 
 export function warehouseError(err: unknown, context: ErrorContext, facts: ErrorFacts = errorFacts(err)): ConvergenceError {
   if (isConvergenceError(err)) return err;
+  // A token that could not be minted (expired login, refused key) fails the request with a 400.
+  const credentials = credentialsError(err, context);
+  if (credentials) return credentials;
   const cause = err instanceof Error ? err : undefined;
   const data = { reasons: facts.reasons, status: facts.status ?? null, jobId: facts.jobId ?? null };
   if (facts.reasons.includes('accessDenied') || (facts.status === 403 && !facts.reasons.some((r) => /quota|billing|rateLimit/i.test(r)))) {
