@@ -9,8 +9,9 @@ import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
 import { RunFake } from './grpc/run.ts';
-import { SchedulerFake } from './grpc/scheduler.ts';
+import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
+import { IamCredentialsFake } from './iam-credentials.ts';
 import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
 
 export const CLOUD_PROJECT = 'demo-project';
@@ -26,6 +27,8 @@ export interface CloudFakes {
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
+  /** IAM Credentials: tokens for the service accounts the CLI impersonates. */
+  iamCredentials: IamCredentialsFake;
   /** Variables for the client factory; spread into process.env or a child's env. */
   vars: Record<string, string>;
   /** The `environments.<name>` entry of convergence.yaml for these fakes. */
@@ -46,10 +49,14 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const grpc = await startGrpcFake({ kms, secretManager, run, scheduler });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
+  const iamCredentials = await IamCredentialsFake.start();
+  // Scheduler ticks reach the Run fake as the job's service account, as Cloud Scheduler sends them.
+  scheduler.dispatchTo(runJobDispatcher(grpc.address));
   const vars = {
     [ENDPOINT_VARS.grpc]: `127.0.0.1:${grpc.port}`,
     [ENDPOINT_VARS.storage]: gcs.endpoint,
     [ENDPOINT_VARS.bigquery]: bigquery.url,
+    [ENDPOINT_VARS.iamCredentials]: iamCredentials.url,
     METADATA_SERVER_DETECTION: 'none',
     GCE_METADATA_HOST: '127.0.0.1:1',
   };
@@ -68,6 +75,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     grpc,
     gcs,
     bigquery,
+    iamCredentials,
     vars,
     yaml: (name = 'cloud') =>
       [
@@ -88,6 +96,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
       await grpc.stop();
       await gcs.close();
       await bigquery.stop();
+      await iamCredentials.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import { CloudSchedulerClient } from '@google-cloud/scheduler';
 import * as grpc from '@grpc/grpc-js';
 import { PassThroughClient } from 'google-auth-library';
 import { isConvergenceError } from '../../src/lib/errors.ts';
+import { runDoctor } from '../../src/services/doctor/index.ts';
 import {
   deleteScheduledJob,
   listSchedule,
@@ -19,7 +20,7 @@ import {
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { showQuota } from '../../src/services/quotas.ts';
 import { createTenant } from '../../src/services/tenants.ts';
-import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
@@ -62,9 +63,14 @@ async function expectExit(promise: Promise<unknown>, exitCode: number): Promise<
   assert.fail(`expected exit ${exitCode}, it succeeded`);
 }
 
+/** What roles/run.developer gives the scheduler's account on the job: start it, with overrides too. */
+const grantRunWithOverrides = (email: string) => fakes.run.grantedTo.set(email, new Set(['run.jobs.run', 'run.jobs.runWithOverrides']));
+
 before(async () => {
   fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('scheduler');
+  await createRunJob(fakes, 'convergence-job');
+  grantRunWithOverrides(SA);
 });
 after(async () => {
   await fakes.stop();
@@ -206,6 +212,94 @@ describe('scheduler setup refusals', () => {
     );
     assert.match(err.suggestion ?? '', /roles\/iam\.serviceAccountUser/);
     assert.match(err.suggestion ?? '', /no-act-as@demo-project\.iam\.gserviceaccount\.com/);
+  });
+});
+
+describe("the scheduler's permission to start the job with overrides", () => {
+  const RUN_JOB = `${PARENT}/jobs/convergence-job`;
+
+  it('setup exits 7 and prints the exact grant when the scheduler account lacks run.jobs.runWithOverrides (asked as that account)', async () => {
+    const invokerOnly = 'sched-invoker@demo-project.iam.gserviceaccount.com';
+    // roles/run.invoker: the job may be run, but not with the container overrides every tick sends.
+    fakes.run.grantedTo.set(invokerOnly, new Set(['run.jobs.run']));
+    const env = await addEnv({ serviceAccount: invokerOnly });
+    const minted = fakes.iamCredentials.minted.length;
+    const err = await expectExit(
+      withContext(root, (ctx) => setupSchedule(ctx), { env }),
+      7,
+    );
+    assert.match(err.message, /run\.jobs\.runWithOverrides/);
+    assert.ok(
+      (err.suggestion ?? '').includes(
+        `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.developer`,
+      ),
+      err.suggestion,
+    );
+    // The operator's credentials impersonated the scheduler's account to ask.
+    assert.deepEqual(fakes.iamCredentials.minted.slice(minted), [invokerOnly]);
+    const asked = fakes.run.requests('TestIamPermissions').at(-1)!.request as { resource: string; permissions: string[] };
+    assert.deepEqual([asked.resource, asked.permissions], [RUN_JOB, ['run.jobs.runWithOverrides']]);
+
+    grantRunWithOverrides(invokerOnly);
+    const again = await withContext(root, (ctx) => setupSchedule(ctx), { env });
+    assert.deepEqual([again.created, again.updated, again.unchanged], [0, 0, 3]);
+  });
+
+  it('doctor runs the same check: a failed scheduler check with the grant as its fix, then a pass once granted', async () => {
+    const invokerOnly = 'sched-doctor@demo-project.iam.gserviceaccount.com';
+    fakes.run.grantedTo.set(invokerOnly, new Set(['run.jobs.run']));
+    const env = await addEnv({ serviceAccount: invokerOnly });
+    const schedulerCheck = async () => (await runDoctor(root, env)).checks.find((check) => check.name === 'scheduler');
+    const failed = await schedulerCheck();
+    assert.equal(failed?.status, 'fail', failed?.detail);
+    assert.equal(
+      failed?.fix,
+      `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.developer`,
+    );
+    grantRunWithOverrides(invokerOnly);
+    assert.equal((await schedulerCheck())?.status, 'pass');
+  });
+
+  it('setup succeeds when the scheduler account holds the permission', async () => {
+    const env = await addEnv();
+    const result = await withContext(root, (ctx) => setupSchedule(ctx), { env });
+    assert.equal(result.created, 3);
+  });
+
+  it('setup exits 7 when the operator may not impersonate the scheduler account to ask', async () => {
+    const unimpersonable = 'sched-no-token@demo-project.iam.gserviceaccount.com';
+    grantRunWithOverrides(unimpersonable);
+    fakes.iamCredentials.denyTokenCreator(unimpersonable);
+    const env = await addEnv({ serviceAccount: unimpersonable });
+    const err = await expectExit(
+      withContext(root, (ctx) => setupSchedule(ctx), { env }),
+      7,
+    );
+    assert.match(err.message, /sched-no-token@demo-project\.iam\.gserviceaccount\.com/);
+    assert.match(err.suggestion ?? '', /roles\/iam\.serviceAccountTokenCreator/);
+    assert.match(err.suggestion ?? '', /gcloud iam service-accounts add-iam-policy-binding sched-no-token@/);
+  });
+
+  it('a tick Cloud Scheduler dispatches as an account without the grant is refused by Run with PERMISSION_DENIED', async () => {
+    const ungranted = 'sched-nogrant@demo-project.iam.gserviceaccount.com';
+    fakes.run.grantedTo.set(ungranted, new Set(['run.jobs.run']));
+    const env = await addEnv({ serviceAccount: ungranted });
+    await expectExit(
+      withContext(root, (ctx) => setupSchedule(ctx), { env }),
+      7,
+    );
+    const executions = fakes.run.executions(RUN_JOB).length;
+    const refused = await withContext(root, (ctx) => runScheduledJob(ctx, 'dispatch-tenant-pipelines'), { env });
+    assert.equal(refused.lastStatus?.code, 7);
+    assert.match(refused.lastStatus?.message ?? '', /run\.jobs\.runWithOverrides/);
+    assert.equal(fakes.run.executions(RUN_JOB).length, executions);
+
+    grantRunWithOverrides(ungranted);
+    const ran = await withContext(root, (ctx) => runScheduledJob(ctx, 'dispatch-tenant-pipelines'), { env });
+    assert.equal(ran.lastStatus, null);
+    const [started] = fakes.run.executions(RUN_JOB);
+    assert.equal(fakes.run.executions(RUN_JOB).length, executions + 1);
+    assert.equal(started?.taskCount, 3);
   });
 });
 

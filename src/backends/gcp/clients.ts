@@ -193,6 +193,34 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const { ExecutionsClient } = await import('@google-cloud/run');
         return ready(new ExecutionsClient(await grpcOptions(target, vars)), target);
       }),
+    /**
+     * Cloud Run jobs as another service account, impersonated through IAM Credentials as in
+     * bigqueryAs: asks what that account may do (the scheduler's, for instance). `callOptions`
+     * carries its token on each call where the channel cannot: grpc-js refuses call credentials
+     * on the insecure channel to local fakes.
+     */
+    runJobsAs: (serviceAccount: string) =>
+      once(`runJobs:${serviceAccount}`, async () => {
+        const [{ JobsClient }, { Impersonated }] = await Promise.all([import('@google-cloud/run'), import('google-auth-library')]);
+        const overridden = Boolean(vars[ENDPOINT_VARS.grpc]);
+        const iam = vars[ENDPOINT_VARS.iamCredentials];
+        const sourceClient = overridden
+          ? await passThroughAuth()
+          : await (await applicationDefaultAuth([CLOUD_PLATFORM], vars)).getClient();
+        const authClient = new Impersonated({
+          sourceClient,
+          targetPrincipal: serviceAccount,
+          targetScopes: [CLOUD_PLATFORM],
+          lifetime: 3600,
+          ...(iam ? { endpoint: iam } : {}),
+        });
+        if (!overridden) return { client: new JobsClient({ projectId: target.project, authClient }), callOptions: async () => ({}) };
+        const callOptions = async () => {
+          const authorization = (await authClient.getRequestHeaders()).get('authorization') ?? '';
+          return { otherArgs: { headers: { authorization } } };
+        };
+        return { client: new JobsClient(await grpcOptions(target, vars)), callOptions };
+      }),
     scheduler: () =>
       once('scheduler', async () => {
         const { CloudSchedulerClient } = await import('@google-cloud/scheduler');

@@ -303,6 +303,29 @@ export class GcpRunPlatform implements RunPlatform {
     return validateOnly ? undefined : this.getJob(job);
   }
 
+  async jobPermissionsOf(job: string, serviceAccount: string, permissions: string[]): Promise<string[]> {
+    try {
+      const { client, callOptions } = await this.#clients.runJobsAs(serviceAccount);
+      const options = { retry: null, ...(await callOptions()) } as never;
+      const [answer] = await client.testIamPermissions({ resource: `${this.#location()}/jobs/${job}`, permissions }, options);
+      return (answer.permissions ?? []).map(String);
+    } catch (err) {
+      const what = `Cloud Run job ${job}, asked as ${serviceAccount}`;
+      if (!/iam\.serviceAccounts\.getAccessToken/.test(googleErrorFacts(err).detail)) this.#fail(err, what);
+      // The caller could not mint a token for the account: the grant is on the account, not the job.
+      const { project } = this.#clients.target;
+      throw toConvergenceError(err, {
+        what,
+        permission: 'iam.serviceAccounts.getAccessToken',
+        role: 'roles/iam.serviceAccountTokenCreator',
+        resource: `the service account ${serviceAccount}`,
+        grantCommand: `gcloud iam service-accounts add-iam-policy-binding ${serviceAccount} --member=user:YOU@example.com --role=roles/iam.serviceAccountTokenCreator --project ${project}`,
+        api: 'iamcredentials.googleapis.com',
+        project,
+      });
+    }
+  }
+
   async runJob(job: string, request: RunJobRequest): Promise<{ execution: string }> {
     const client = await this.#clients.runJobs();
     const name = `${this.#location()}/jobs/${job}`;

@@ -179,6 +179,11 @@ export interface RunPlatform {
    * has reconciled.
    */
   applyJob(job: string, settings: JobSettings, options?: { validateOnly?: boolean }): Promise<JobState | undefined>;
+  /**
+   * Which of `permissions` a service account holds on the job: TestIamPermissions asked as that
+   * account (the caller's credentials impersonate it). A missing job rejects with NOT_FOUND.
+   */
+  jobPermissionsOf(job: string, serviceAccount: string, permissions: string[]): Promise<string[]>;
   /** Starts an execution of a job; returns its short id. */
   runJob(job: string, request: RunJobRequest): Promise<{ execution: string }>;
   getExecution(job: string, execution: string): Promise<ExecutionInfo>;

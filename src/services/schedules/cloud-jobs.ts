@@ -1,6 +1,7 @@
 import { cloudEnv, requiredSetting, type CloudEnv } from '../../backends/factory.ts';
 import type { JobSpec, Schedule, ScheduledJob } from '../../backends/schedule/port.ts';
-import { usageError } from '../../lib/errors.ts';
+import type { RunPlatform } from '../../backends/run-platform/port.ts';
+import { ConvergenceError, ExitCode, usageError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 
 /**
@@ -115,6 +116,58 @@ function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec
       attemptDeadlineSeconds: plan.attemptDeadlineSeconds,
     },
   }));
+}
+
+/**
+ * Ticks start the job with container overrides, which Cloud Run allows only with this permission
+ * on the job (roles/run.developer holds it; roles/run.invoker has run.jobs.run alone).
+ */
+const RUN_WITH_OVERRIDES = 'run.jobs.runWithOverrides';
+
+export interface SchedulerRunPermission {
+  job: string;
+  serviceAccount: string;
+  /** True when the scheduler's service account may start the job with overrides. */
+  granted: boolean;
+  /** The command that grants it. */
+  grant: string;
+}
+
+/**
+ * Whether Cloud Scheduler's ticks will be let through: TestIamPermissions on the job, asked as
+ * the scheduler's service account (the caller's credentials impersonate it), since the caller's
+ * own permissions say nothing about the account the ticks carry.
+ */
+export async function schedulerRunPermission(env: CloudEnv, platform: RunPlatform): Promise<SchedulerRunPermission> {
+  const job = requiredSetting(env, 'job', 'the Cloud Run job the scheduler starts');
+  const serviceAccount = requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
+  const held = await platform.jobPermissionsOf(job, serviceAccount, [RUN_WITH_OVERRIDES]);
+  return {
+    job,
+    serviceAccount,
+    granted: held.includes(RUN_WITH_OVERRIDES),
+    grant: `gcloud run jobs add-iam-policy-binding ${job} --region ${env.settings.region} --member serviceAccount:${serviceAccount} --role roles/run.developer`,
+  };
+}
+
+/** Refuses setup when every tick would be denied: the jobs would look fine and never run anything. */
+async function requireSchedulerMayRun(ctx: ServiceContext, env: CloudEnv): Promise<void> {
+  const platform = await ctx.backends.runPlatform!();
+  try {
+    const permission = await schedulerRunPermission(env, platform);
+    if (permission.granted) return;
+    throw new ConvergenceError(
+      'SCHEDULER_CANNOT_RUN_JOB',
+      ExitCode.auth,
+      `the scheduler's service account ${permission.serviceAccount} lacks ${RUN_WITH_OVERRIDES} on Cloud Run job ${permission.job}: every tick would be refused (ticks start the job with container overrides, which roles/run.invoker does not allow)`,
+      {
+        suggestion: `grant it with \`${permission.grant}\` (or a custom role holding ${RUN_WITH_OVERRIDES}), then run setup again`,
+        data: { ...permission },
+      },
+    );
+  } finally {
+    await platform.close();
+  }
 }
 
 interface FieldChange {
@@ -279,6 +332,8 @@ export async function setupSchedule(ctx: ServiceContext, options: { dryRun?: boo
       if (found?.state === 'PAUSED')
         ctx.warn(`${spec.name} is PAUSED; setup leaves it paused (resume it with gcloud scheduler jobs resume)`);
     }
+    // After the writes, so a second setup once the grant is in place has nothing left to do.
+    await requireSchedulerMayRun(ctx, env);
     const count = (action: SetupJobResult['action']) => jobs.filter((j) => j.action === action).length;
     return {
       env: env.name,

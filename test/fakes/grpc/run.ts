@@ -12,6 +12,7 @@
  *   requests(method)       the calls that reached the fake, oldest first
  * Names in responses carry the project as the request spelled it.
  */
+import { currentCaller } from './caller.ts';
 import { OperationsFake } from './operations.ts';
 import { denied, RUN_PERMISSIONS, RUN_PROTOS, type Message } from './run-common.ts';
 import { RunJobs, type RunJobHandler } from './run-jobs.ts';
@@ -33,6 +34,8 @@ export class RunFake implements FakeService {
   readonly operations: OperationsFake;
   /** Permissions the caller holds everywhere; tests remove some to see PERMISSION_DENIED. */
   granted = new Set<string>(RUN_PERMISSIONS);
+  /** Permissions of service accounts calling with their own token (see caller.ts); none unless granted. */
+  readonly grantedTo = new Map<string, Set<string>>();
   readonly #services: RunServices;
   readonly #jobs: RunJobs;
   readonly #log: RunRequest[] = [];
@@ -43,7 +46,7 @@ export class RunFake implements FakeService {
     const ctx = {
       operations: this.operations,
       require: (permission: string, resource: string) => {
-        if (!this.granted.has(permission)) throw denied(permission, resource);
+        if (!this.#callerHolds().has(permission)) throw denied(permission, resource);
       },
       now: () => {
         this.#lastTime = Math.max(Date.now(), this.#lastTime + 1);
@@ -102,7 +105,13 @@ export class RunFake implements FakeService {
   }
 
   iamPermissions(resource: string): ReadonlySet<string> | undefined {
-    return this.#services.owns(resource) || this.#jobs.owns(resource) ? this.granted : undefined;
+    return this.#services.owns(resource) || this.#jobs.owns(resource) ? this.#callerHolds() : undefined;
+  }
+
+  /** The operator's permissions, or those granted to the service account calling. */
+  #callerHolds(): ReadonlySet<string> {
+    const caller = currentCaller();
+    return caller === undefined ? this.granted : (this.grantedTo.get(caller) ?? new Set());
   }
 
   bindings(): ServiceBinding[] {

@@ -9,11 +9,14 @@
  * Test hooks: onRun(handler) decides what a forced run's target answered (default OK) and sees
  * the request Scheduler would send; dispatches() lists those; requests(method) is the call log
  * (count UpdateJob calls to prove a second `setup` changes nothing); denyActAs(email) makes the
- * caller lack iam.serviceAccounts.actAs on a service account.
+ * caller lack iam.serviceAccounts.actAs on a service account; dispatchTo(dispatcher) sends forced
+ * runs to their target (runJobDispatcher: the Run fake, as the job's OAuth service account) when
+ * no onRun handler decides.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
+import { accessTokenFor } from './caller.ts';
 import { paginate, timestamp } from './operations.ts';
 import { protosJsonOf } from './protos.ts';
 import type { FakeService, ServiceBinding } from './server.ts';
@@ -47,6 +50,53 @@ export interface SchedulerDispatch {
 }
 
 export type SchedulerRunHandler = (dispatch: SchedulerDispatch) => { code?: number; message?: string } | void;
+/** Sends a dispatch to its target and tells what the target answered. */
+export type SchedulerDispatcher = (dispatch: SchedulerDispatch) => Promise<{ code?: number; message?: string }>;
+
+/** A Cloud Run Admin API v2 `:run` URI: the job it names. */
+const RUN_JOB_URI = /^https:\/\/run\.googleapis\.com\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+):run$/;
+
+/**
+ * Delivers HTTP targets on the Cloud Run Jobs `:run` endpoint to the Run fake at `address`
+ * through the official client, with an access token of the target's OAuth service account, as
+ * Cloud Scheduler calls it: the Run fake then applies that account's permissions. Other targets
+ * answer OK, as before.
+ */
+export function runJobDispatcher(address: string): SchedulerDispatcher {
+  return async (dispatch) => {
+    const target = dispatch.httpTarget;
+    const match = RUN_JOB_URI.exec(String(target?.uri ?? ''));
+    if (!target || !match) return {};
+    const email = (target.oauthToken as Message | null)?.serviceAccountEmail;
+    if (!email) return { code: status.UNAUTHENTICATED, message: 'Request is missing required authentication credential.' };
+    const body = target.body as Uint8Array | null;
+    const request = body && body.length > 0 ? (JSON.parse(Buffer.from(body).toString('utf8')) as Message) : {};
+    const [{ JobsClient }, grpc, { PassThroughClient }] = await Promise.all([
+      import('@google-cloud/run'),
+      import('@grpc/grpc-js'),
+      import('google-auth-library'),
+    ]);
+    const [host, port] = address.split(':');
+    const jobs = new JobsClient({
+      apiEndpoint: host!,
+      port: Number(port),
+      sslCreds: grpc.credentials.createInsecure(),
+      authClient: new PassThroughClient(),
+    });
+    try {
+      await jobs.runJob({ ...request, name: match[1]! }, {
+        retry: null,
+        otherArgs: { headers: { authorization: `Bearer ${accessTokenFor(String(email))}` } },
+      } as never);
+      return {};
+    } catch (err) {
+      const { code, details } = err as { code?: number; details?: string };
+      return { code: code ?? status.UNKNOWN, message: details ?? String(err) };
+    } finally {
+      await jobs.close();
+    }
+  };
+}
 
 const PROTOS = protosJsonOf('@google-cloud/scheduler');
 const SERVICE = 'google.cloud.scheduler.v1.CloudScheduler';
@@ -142,10 +192,16 @@ export class SchedulerFake implements FakeService {
   readonly #dispatches: SchedulerDispatch[] = [];
   readonly #noActAs = new Set<string>();
   #onRun: SchedulerRunHandler | undefined;
+  #dispatcher: SchedulerDispatcher | undefined;
 
   /** Decides what the target answered when a job is forced to run; default OK. */
   onRun(handler: SchedulerRunHandler | undefined): void {
     this.#onRun = handler;
+  }
+
+  /** Where forced runs go when no onRun handler decides (startCloudFakes: the Run fake). */
+  dispatchTo(dispatcher: SchedulerDispatcher | undefined): void {
+    this.#dispatcher = dispatcher;
   }
 
   /** The caller lacks iam.serviceAccounts.actAs on this service account: jobs that use it are refused. */
@@ -201,7 +257,7 @@ export class SchedulerFake implements FakeService {
         job.state = 'ENABLED';
         return this.#describe(job);
       },
-      RunJob: (request) => {
+      RunJob: async (request) => {
         const job = this.#find(String(request.name), 'cloudscheduler.jobs.run');
         const time = new Date();
         const dispatch: SchedulerDispatch = {
@@ -212,7 +268,7 @@ export class SchedulerFake implements FakeService {
           time,
         };
         this.#dispatches.push(dispatch);
-        const answer = this.#onRun?.(dispatch) ?? {};
+        const answer = this.#onRun ? (this.#onRun(dispatch) ?? {}) : ((await this.#dispatcher?.(dispatch)) ?? {});
         job.lastAttemptTime = time;
         job.status = answer.code ? { code: answer.code, message: answer.message ?? '', details: [] } : null;
         return this.#describe(job);

@@ -21,6 +21,7 @@
  * server would, so state changes of a "timed out" call still happen.
  */
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { asCaller } from './caller.ts';
 import { iamBinding } from './iam.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
@@ -143,7 +144,8 @@ export async function startGrpcFake(services: FakeServices): Promise<GrpcFake> {
           entry.injected = true;
           throw new FakeStatus(fault.code, fault.message ?? `injected ${fault.code} for ${method}`, fault.errorInfo);
         }
-        let response = (await handler(call.request, { service, method })) as Record<string, unknown>;
+        const authorization = call.metadata.get('authorization')[0]?.toString();
+        let response = (await asCaller(authorization, () => handler(call.request, { service, method }))) as Record<string, unknown>;
         if (fault?.mutate) {
           entry.injected = true;
           response = fault.mutate(response);
