@@ -548,6 +548,20 @@ describe('private and public services', () => {
     assert.equal(fakes.run.service(SERVICE_NAME)?.etag, etag);
   });
 
+  it('without credentials that mint ID tokens a first deploy creates nothing (exit 7)', async () => {
+    const creates = fakes.run.requests('CreateService').length;
+    oauth.refuse('invalid_grant');
+    try {
+      await assert.rejects(
+        () => deploy({ canary: false, tag: 'c1' }, undefined, 'longname'),
+        (err: ConvergenceError) => err.exitCode === 7 && /cannot mint an ID token/.test(err.message),
+      );
+    } finally {
+      oauth.refuse(null);
+    }
+    assert.equal(fakes.run.requests('CreateService').length, creates, 'no service was created');
+  });
+
   it('a rollback without credentials that mint ID tokens changes nothing (exit 7)', async () => {
     const savedTraffic = serviceTraffic();
     oauth.refuse('invalid_grant');

@@ -13,6 +13,9 @@ import type { DeployBase, DeployResult, DeployRun } from './types.ts';
  */
 export async function createService(run: DeployRun, base: DeployBase): Promise<DeployResult> {
   const { plan, platform, stages } = run;
+  // The service URL is not known before it exists: a token for its would-be name proves the
+  // credentials can mint one, before anything is created.
+  await run.identity.check(`https://${plan.service}.run.app`);
   // The job first: creating the service puts all traffic on the new image at once.
   const job = await followWithJob(platform, run.target.settings, run.image);
   await platform.deployRevision(plan.service, {
