@@ -49,6 +49,8 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const grpc = await startGrpcFake({ kms, secretManager, run, scheduler });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
+  // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
+  bigquery.readObjectsFrom(gcs);
   const iamCredentials = await IamCredentialsFake.start();
   // Scheduler ticks reach the Run fake as the job's service account, as Cloud Scheduler sends them.
   scheduler.dispatchTo(runJobDispatcher(grpc.address));

@@ -47,7 +47,22 @@ type LoadSource =
    * A transform's SELECT, run in the warehouse. It is tenant SQL: the load checks it as
    * `checkTenantQuery` does, against the load's own dataset, before anything runs.
    */
-  | { kind: 'query'; sql: string; params?: Record<string, Scalar>; origin?: string };
+  | { kind: 'query'; sql: string; params?: Record<string, Scalar>; origin?: string }
+  /** Cloud Storage objects the warehouse reads itself; only where `loadsObjects` is true. */
+  | ObjectSource;
+
+/**
+ * Text objects in Cloud Storage (`gs://bucket/name`, one `*` allowed), read by the warehouse with no
+ * byte passing through the caller. Every column is read as text and typed in SQL, so a value that
+ * does not fit its type reaches quarantine with a reason, as a staged row does.
+ */
+export interface ObjectSource {
+  kind: 'objects';
+  uris: string[];
+  format: 'csv' | 'ndjson';
+  csv?: { delimiter: string; hasHeader: boolean };
+  fields: FieldSpec[];
+}
 
 export interface LoadRequest {
   dataset: string;
@@ -109,6 +124,8 @@ export interface Warehouse {
   readonly dialect: SqlDialect;
   /** Human-readable location for messages, e.g. the DuckDB file or project id. */
   readonly describe: string;
+  /** True when `load` takes an `objects` source: the warehouse reads gs:// objects itself. */
+  readonly loadsObjects?: boolean;
 
   datasetExists(dataset: string): Promise<boolean>;
   /** Creates the dataset when missing; returns whether it was created. */

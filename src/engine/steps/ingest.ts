@@ -172,6 +172,72 @@ async function stage(
   );
 }
 
+/**
+ * True when the destination warehouse should read a gs:// source's objects itself (BigQuery load
+ * jobs): it can, the format is text (CSV or NDJSON, typed in SQL) and a schema fixes the columns.
+ * A cursor_field still needs the rows to pass through here to find the new cursor, so a source
+ * with one, a Parquet source or one without a schema is downloaded and staged instead.
+ */
+function warehouseReadsObjects(env: StepEnv, step: IngestStep): boolean {
+  const source = env.source(step.source_config);
+  if (!env.warehouse.loadsObjects || source.type !== 'file' || source.format === 'parquet' || source.incremental) return false;
+  return env.schema(source.schema ?? step.destination.schema) !== undefined;
+}
+
+/** The warehouse loads the objects into the destination, with their loaded-object state, in one transaction. */
+async function loadObjectsInWarehouse(env: StepEnv, step: IngestStep, objects: SourceObjects): Promise<StepOutcome> {
+  const source = env.source(step.source_config) as Extract<SourceConfig, { type: 'file' }>;
+  const { fieldsFromSchema } = await import('../staging/fields.ts');
+  const fields = fieldsFromSchema(env.schema(source.schema ?? step.destination.schema)!);
+  const dest = step.destination;
+  const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
+  const { plan } = objects;
+  if (plan.stateWrites.length > 0) await ensureStateTable(env.warehouse, env.dataset);
+  // Every object to load named by its URI: a rerun must not pick up objects written since listing.
+  const uris = plan.toLoad.map((o) => `gs://${o.bucket}/${o.name}`);
+  env.progress({ message: `loading ${uris.length} object${uris.length === 1 ? '' : 's'} into ${dest.table} (${writeMode})` });
+  const result = await env.warehouse.load({
+    dataset: env.dataset,
+    table: dest.table,
+    source: {
+      kind: 'objects',
+      uris,
+      format: source.format === 'ndjson' ? 'ndjson' : 'csv',
+      csv: { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true },
+      fields,
+    },
+    writeMode,
+    ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
+    ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),
+    ...(dest.cluster_by ? { clusterBy: dest.cluster_by } : {}),
+    runId: env.runId,
+    alsoWrite: plan.stateWrites,
+  });
+  env.progress({ rows: result.rowsLoaded });
+  const notes: string[] = [];
+  if (result.rowsQuarantined > 0)
+    notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
+  if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);
+  return {
+    rowsIn: result.rowsLoaded + result.rowsQuarantined,
+    rowsOut: result.rowsLoaded,
+    bytes: plan.toLoad.reduce((sum, o) => sum + o.size, 0),
+    details: {
+      table: dest.table,
+      writeMode,
+      source: source.type,
+      objects: plan.toLoad.length,
+      loadedBy: 'warehouse',
+      quarantined: result.rowsQuarantined,
+      inserted: result.rowsInserted,
+      updated: result.rowsUpdated,
+      columnsAdded: result.columnsAdded,
+      created: result.created,
+    },
+    notes,
+  };
+}
+
 /** Stages the source, then lands it in one transaction together with the moved cursor. */
 export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOutcome> {
   const source = env.source(step.source_config);
@@ -187,6 +253,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       notes: [`no new or changed objects in ${source.type === 'file' ? source.path : ''} (${objects.plan.matched.length} already loaded)`],
     };
   }
+  if (objects && warehouseReadsObjects(env, step)) return loadObjectsInWarehouse(env, step, objects);
   const staged = await stage(env, step, cursor, objects);
   env.signal.throwIfAborted();
   // Nothing read and no column known (an empty file without a schema): nothing to load or create.

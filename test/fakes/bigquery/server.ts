@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Engine, validateLabels, type QueryOutput, type TableMeta } from './engine.ts';
 import { FakeError, REASON_STATUS, invalid, notFound } from './errors.ts';
 import { parseMultipart } from './multipart.ts';
+import { objectsToParquet, type ObjectLoadConfig, type ObjectStore } from './object-source.ts';
 import { encodeRow, jsonCellText, type EncodeOptions, type Field } from './values.ts';
 
 export interface LoggedRequest {
@@ -138,6 +139,7 @@ export class FakeBigQuery {
   readonly #jobFaults: Array<JobFault & { left: number }> = [];
   #server: http.Server | undefined;
   #tmp = '';
+  #objectStore: ObjectStore | undefined;
   #port = 0;
 
   private constructor(options: FakeBigQueryOptions) {
@@ -516,6 +518,31 @@ export class FakeBigQuery {
     };
   }
 
+  /** Load jobs with `sourceUris` read the objects of this store (the GCS fake), as BigQuery reads Cloud Storage. */
+  readObjectsFrom(store: ObjectStore): void {
+    this.#objectStore = store;
+  }
+
+  async #loadObjects(jobId: string, job: JobRecord, load: Record<string, unknown>, location: string): Promise<void> {
+    if (!this.#objectStore) throw invalid('This fake was given no GCS fake to read sourceUris from (readObjectsFrom)');
+    const folder = await mkdtemp(path.join(this.#tmp, `${jobId}-`));
+    try {
+      const file = path.join(folder, 'objects.parquet');
+      await objectsToParquet(this.#objectStore, load as ObjectLoadConfig, folder, file);
+      this.executions.set(jobId, (this.executions.get(jobId) ?? 0) + 1);
+      const { outputRows } = await this.engine.exclusive(() =>
+        this.engine.load({ ...(load as Parameters<Engine['load']>[0]), sourceFormat: 'PARQUET' }, file, location),
+      );
+      job.statistics['load'] = {
+        inputFiles: String((load['sourceUris'] as unknown[]).length),
+        outputRows: String(outputRows),
+        badRecords: '0',
+      };
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }
+
   async #insertJob(body: Record<string, unknown>, upload: Buffer | undefined, viaQuery = false): Promise<JobRecord> {
     const reference = (body['jobReference'] ?? {}) as { projectId?: string; jobId?: string; location?: string };
     const jobId = reference.jobId ?? `job_${randomUUID().replace(/-/g, '_')}`;
@@ -558,8 +585,10 @@ export class FakeBigQuery {
           jobFault.message ?? `${jobFault.reason}: injected job failure`,
         );
       }
-      if (kind === 'load') {
-        if (!upload) throw invalid('This fake loads from uploads only (no Cloud Storage source URIs)');
+      if (kind === 'load' && configuration.load?.['sourceUris'] !== undefined) {
+        await this.#loadObjects(jobId, job, configuration.load, location);
+      } else if (kind === 'load') {
+        if (!upload) throw invalid('This fake loads from uploads only, or from sourceUris once given a GCS fake (readObjectsFrom)');
         const file = path.join(this.#tmp, `${jobId}.upload`);
         await writeFile(file, upload);
         try {

@@ -202,6 +202,10 @@ export class GcsFake {
     this.#faults.length = 0;
   }
 
+  hasBucket(name: string): boolean {
+    return this.#buckets.has(name);
+  }
+
   object(bucket: string, name: string): StoredObject | undefined {
     return this.#buckets.get(bucket)?.objects.get(name);
   }

@@ -79,6 +79,8 @@ const SCHEMA_TTL_MS = 30_000;
 
 export class BigQueryWarehouse implements Warehouse {
   readonly dialect = bigqueryDialect;
+  /** Load jobs read gs:// objects straight from Cloud Storage (see object-load.ts). */
+  readonly loadsObjects = true;
   readonly describe: string;
   readonly #client: BigQuery;
   readonly #project: string;

@@ -166,6 +166,29 @@ export class JobRunner {
    * would put job labels inside configuration.load, where BigQuery ignores them, so the request
    * is made through the client's own authenticated transport with the job resource we need.
    */
+  /** A load job that reads Cloud Storage objects itself (`load.sourceUris`): nothing is uploaded. */
+  async loadFromUris(spec: Omit<UploadJobSpec, 'file'>): Promise<JobMetadata> {
+    return this.#run(
+      spec.what,
+      spec.jobId,
+      async (jobId) => {
+        try {
+          const [job] = await this.#client.createJob({
+            jobId,
+            location: this.#location,
+            configuration: { load: spec.load, labels: this.#jobLabels(spec.labels) },
+          });
+          return job.metadata as JobMetadata;
+        } catch (err) {
+          const response = (err as { response?: JobMetadata }).response;
+          if (response?.jobReference && response.status) return response;
+          throw err;
+        }
+      },
+      spec.accept,
+    );
+  }
+
   async upload(spec: UploadJobSpec): Promise<JobMetadata> {
     // A missing file would leave the streamed request body open; fail before sending anything.
     await stat(spec.file);

@@ -27,6 +27,7 @@ import {
   type TypedParams,
 } from './sql.ts';
 import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
+import { stageObjects } from './object-load.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 
 /**
@@ -169,7 +170,8 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
   const existing = existingFields ? toSpecs(existingFields) : undefined;
   const stageName = `${table}__stage_${request.runId.replace(/[^A-Za-z0-9_]/g, '').slice(0, 8)}_${fp.slice(0, 8)}`;
   const expiration = () => String(Date.now() + ctx.stagingTtlMs);
-  const staged = source.kind === 'parquet';
+  // Objects are staged as Parquet is, with a reason per row, so they quarantine the same way.
+  const staged = source.kind !== 'query';
   let stageExists = false;
   let plan: SchemaPlan;
   let incoming: FieldSpec[];
@@ -219,6 +221,23 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
         }
         relation = tableRef(ctx.project, dataset, stageName);
       }
+    } else if (source.kind === 'objects') {
+      incoming = source.fields;
+      plan = planSchema({ dataset, table }, existing, incoming, mergeKeys);
+      if (plan.create) partitioningOf(plan.fields, request.partitionBy, request.clusterBy, where);
+      stageExists = true;
+      await stageObjects({
+        ctx,
+        dataset,
+        stageName,
+        source,
+        label: source.uris.join(', '),
+        jobIds: { load: `${ids.stage}_objects`, type: ids.stage },
+        labels: labels('stage'),
+        expiration,
+        what: where,
+      });
+      relation = tableRef(ctx.project, dataset, stageName);
     } else {
       const queryParams = parameterNames(source.sql).map((name) => {
         if (!source.params || !Object.hasOwn(source.params, name)) throw validationError(`query parameter @${name} has no value`);

@@ -69,10 +69,13 @@ export async function fingerprint(request: LoadRequest): Promise<string> {
         mergeKeys: request.mergeKeys ?? [],
         partitionBy: request.partitionBy ?? null,
         clusterBy: request.clusterBy ?? [],
+        // Objects are named, not hashed: their generations are in alsoWrite (the loaded-object state).
         source:
           source.kind === 'parquet'
             ? { kind: 'parquet', fields: source.fields }
-            : { kind: 'query', sql: source.sql, params: (source.params ?? {}) as Record<string, Scalar> },
+            : source.kind === 'objects'
+              ? source
+              : { kind: 'query', sql: source.sql, params: (source.params ?? {}) as Record<string, Scalar> },
         alsoWrite: request.alsoWrite ?? [],
       }),
     ),

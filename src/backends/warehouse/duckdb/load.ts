@@ -44,6 +44,8 @@ async function sourceRelation(s: Session, request: LoadRequest, query: CheckedSo
       staged: true,
     };
   }
+  // The engine downloads gs:// objects and stages them for DuckDB, which does not read them itself (no loadsObjects).
+  if (source.kind === 'objects') throw new Error('DuckDB loads staged files; gs:// objects are downloaded and staged first');
   // Only the gate's restatement runs (one SELECT, no comment): nothing in it can close our parentheses.
   if (!query) throw new Error('a query load needs the checked query');
   const described = await s.rows(`DESCRIBE SELECT * FROM (\n${query.sql}\n)`, query.values);
