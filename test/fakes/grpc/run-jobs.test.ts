@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RunJobCall } from './run.ts';
 import { executions, fails, jobs, nextId, PARENT, run, shortName, useRunFake } from './run-harness.ts';
+import { accessTokenFor } from './caller.ts';
 import { status } from './status.ts';
 
 useRunFake();
@@ -205,5 +206,33 @@ describe('Cloud Run jobs and executions', () => {
     const [plain] = await jobs.runJob({ name: jobName(id) });
     await plain.promise();
     await assert.rejects(jobs.runJob({ name: jobName('absent') }), fails(status.NOT_FOUND));
+  });
+
+  it('answers each caller with its own grants: a service account token runs the job only as far as that account may', async () => {
+    const id = nextId('job');
+    await createJob(id);
+    const account = 'scheduler@demo-project.iam.gserviceaccount.com';
+    const as = (email: string) => ({ otherArgs: { headers: { authorization: `Bearer ${accessTokenFor(email)}` } } });
+    const withOverrides = { name: jobName(id), overrides: { containerOverrides: [{ args: ['job', 'dispatch'] }] } };
+    const asked = async (email: string) =>
+      (await jobs.testIamPermissions({ resource: jobName(id), permissions: ['run.jobs.run', 'run.jobs.runWithOverrides'] }, as(email)))[0]
+        .permissions;
+    // An account with no grant holds nothing, whatever the operator holds; asking needs no permission.
+    assert.deepEqual(await asked(account), []);
+    await assert.rejects(jobs.runJob({ name: jobName(id) }, as(account)), fails(status.PERMISSION_DENIED, /run\.jobs\.run'/));
+    // roles/run.invoker: a plain run, but not with overrides.
+    run.grantedTo.set(account, new Set(['run.jobs.run']));
+    assert.deepEqual(await asked(account), ['run.jobs.run']);
+    await (await jobs.runJob({ name: jobName(id) }, as(account)))[0].promise();
+    await assert.rejects(jobs.runJob(withOverrides, as(account)), fails(status.PERMISSION_DENIED, /run\.jobs\.runWithOverrides/));
+    // roles/run.developer: overrides too.
+    run.grantedTo.set(account, new Set(['run.jobs.run', 'run.jobs.runWithOverrides']));
+    await (await jobs.runJob(withOverrides, as(account)))[0].promise();
+    // The operator (no token) keeps its own grants.
+    assert.deepEqual(
+      (await jobs.testIamPermissions({ resource: jobName(id), permissions: ['run.jobs.runWithOverrides'] }))[0].permissions,
+      ['run.jobs.runWithOverrides'],
+    );
+    run.grantedTo.delete(account);
   });
 });

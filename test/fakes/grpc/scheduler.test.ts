@@ -3,12 +3,14 @@
  * socket, as `scheduler setup|list|run|delete` will drive it.
  */
 import '../env-guard.ts';
+import { JobsClient } from '@google-cloud/run';
 import { CloudSchedulerClient, type protos } from '@google-cloud/scheduler';
 import * as grpc from '@grpc/grpc-js';
 import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { isUnixCron, SCHEDULER_PERMISSIONS, SchedulerFake } from './scheduler.ts';
+import { RunFake } from './run.ts';
+import { isUnixCron, runJobDispatcher, SCHEDULER_PERMISSIONS, SchedulerFake } from './scheduler.ts';
 import { startGrpcFake, type GrpcFake } from './server.ts';
 import { status } from './status.ts';
 
@@ -309,5 +311,54 @@ describe('Cloud Scheduler jobs', () => {
     await assert.rejects(client.runJob({ name }), fails(status.RESOURCE_EXHAUSTED, /Quota exceeded/));
     const [ran] = await client.runJob({ name });
     assert.equal(ran.name, name);
+  });
+});
+
+describe('Cloud Scheduler dispatching to the Cloud Run fake', () => {
+  it('calls the Run jobs :run target as the job’s OAuth service account, so Run applies that account’s grants', async () => {
+    const run = new RunFake();
+    const dispatching = new SchedulerFake();
+    const server = await startGrpcFake({ run, scheduler: dispatching });
+    dispatching.dispatchTo(runJobDispatcher(server.address));
+    const options = {
+      apiEndpoint: '127.0.0.1',
+      port: server.port,
+      sslCreds: grpc.credentials.createInsecure(),
+      authClient: new PassThroughClient(),
+    };
+    const jobs = new JobsClient(options);
+    const schedules = new CloudSchedulerClient(options);
+    try {
+      const [created] = await jobs.createJob({
+        parent: PARENT,
+        jobId: 'convergence',
+        job: { template: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } } },
+      });
+      await created.promise();
+      const name = nextName('dispatch');
+      await schedules.createJob({ parent: PARENT, job: desired(name) });
+      // roles/run.invoker only: the tick's container overrides are refused.
+      run.grantedTo.set(ROBOT, new Set(['run.jobs.run']));
+      const [refused] = await schedules.runJob({ name });
+      assert.equal(refused.status?.code, status.PERMISSION_DENIED);
+      assert.match(String(refused.status?.message), /run\.jobs\.runWithOverrides/);
+      assert.deepEqual(run.executions(`${PARENT}/jobs/convergence`), []);
+      run.grantedTo.set(ROBOT, new Set(['run.jobs.run', 'run.jobs.runWithOverrides']));
+      const [ran] = await schedules.runJob({ name });
+      assert.equal(ran.status, null);
+      const [execution] = run.executions(`${PARENT}/jobs/convergence`);
+      assert.deepEqual((execution?.template as { containers: Array<{ args: string[] }> }).containers[0]!.args, ['job', 'reset-quotas']);
+      // Without an OAuth token the call reaches Run unauthenticated.
+      const anonymous = nextName('dispatch');
+      await schedules.createJob({
+        parent: PARENT,
+        job: desired(anonymous, { httpTarget: { ...desired(anonymous).httpTarget, oauthToken: null } }),
+      });
+      assert.equal((await schedules.runJob({ name: anonymous }))[0].status?.code, status.UNAUTHENTICATED);
+    } finally {
+      await jobs.close();
+      await schedules.close();
+      await server.stop();
+    }
   });
 });
