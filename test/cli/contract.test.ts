@@ -11,7 +11,7 @@ import { manifestCommandIds, mapLimit, runCli, show, startServe, type CliResult,
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { randomUUID } from 'node:crypto';
@@ -282,6 +282,9 @@ describe('--json on every command', () => {
       path.join(ws, 'convergence.yaml'),
       `${cloud.yaml('cloud')}    job: convergence-pipeline-cloud\n    service_account: convergence@demo-project.iam.gserviceaccount.com\n`,
     );
+    // Setup checks that the scheduler's account may start the job with overrides (roles/run.developer on it).
+    await createRunJob(cloud, 'convergence-pipeline-cloud');
+    cloud.run.grantedTo.set('convergence@demo-project.iam.gserviceaccount.com', new Set(['run.jobs.run', 'run.jobs.runWithOverrides']));
     await ok('scheduler:setup', ['--env', 'cloud'], { env: cloud.vars });
     await ok('scheduler:delete', ['dispatch-tenant-pipelines', '--env', 'cloud', '--yes'], { env: cloud.vars });
     const health = await startFakeApi(() => ({ body: { status: 'ok' } }));
