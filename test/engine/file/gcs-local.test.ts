@@ -9,6 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ENDPOINT_VARS } from '../../../src/backends/gcp/clients.ts';
+import { exampleGcsVariant, installExample } from '../../../src/services/example.ts';
 import { runPipeline } from '../../../src/services/pipelines/run.ts';
 import { createTenant } from '../../../src/services/tenants.ts';
 import { GcsFake } from '../../fakes/gcs/server.ts';
@@ -121,5 +122,17 @@ describe('a gs:// file source on the local engine', () => {
     assert.equal(again.status, 'COMPLETE', JSON.stringify(again.error));
     assert.equal(again.steps[0]!.rowsIn, 1);
     assert.equal(await count(root, 'orders'), 1);
+  });
+
+  it('runs the gs:// variant of the demo: the example exports read from the bucket', async () => {
+    const root = await newBootstrappedWorkspace('gcs-demo');
+    await installExample(root);
+    await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' }));
+    const { pipelineId, objects } = await exampleGcsVariant(root, BUCKET);
+    for (const [name, csv] of Object.entries(objects)) gcs.putObject(BUCKET, name, csv, 'text/csv');
+    const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId, runDate: '2025-01-08' }));
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal(await count(root, 'raw_usage'), 7 * 300 + 1);
+    assert.equal(await count(root, 'raw_usage__quarantine'), 2);
   });
 });
