@@ -152,25 +152,27 @@ export class GcpRunPlatform implements RunPlatform {
       return { revision: after?.latestCreatedRevision ?? request.revisionName, created: true, service: after };
     }
 
-    const state = toServiceState(current);
+    const state = this.#remember(toServiceState(current));
     const containers = (((current.template as Loose | undefined)?.containers as Loose[]) ?? []).map((c) => ({ ...c }));
     if (containers.length === 0) containers.push({});
     containers[0] = withContainerSettings({ ...containers[0], image: request.image }, request);
     const template = applyTemplateSettings({ ...((current.template as Loose) ?? {}), containers }, request.settings);
     if (request.revisionName) template.revision = request.revisionName;
     else delete template.revision;
-    let traffic: Loose[] | undefined;
-    if (request.noTraffic) {
-      if (!request.revisionName) throw new Error('deployRevision: noTraffic needs a revisionName to route the tag to');
-      traffic = [
-        ...pinnedTraffic(state).map(toApiTarget),
-        { type: BY_REVISION, revision: request.revisionName, percent: 0, ...(request.tag ? { tag: request.tag } : {}) },
-      ];
-    }
+    if (request.noTraffic && !request.revisionName) throw new Error('deployRevision: noTraffic needs a revisionName to route the tag to');
+    // Every target the service serves when the update lands stays where it is; the new revision joins at 0%.
+    const keepServing = (served: ServiceState): Loose[] => [
+      ...pinnedTraffic(served).map(toApiTarget),
+      { type: BY_REVISION, revision: request.revisionName, percent: 0, ...(request.tag ? { tag: request.tag } : {}) },
+    ];
     const serviceLevel = serviceLevelFields(request.settings);
-    const paths = [...(traffic ? ['template', 'traffic'] : ['template']), ...serviceLevel.paths];
+    const paths = [...(request.noTraffic ? ['template', 'traffic'] : ['template']), ...serviceLevel.paths];
     try {
-      const fields = { template, ...(traffic ? { traffic } : {}), ...serviceLevel.fields };
+      const fields = (served: ServiceState) => ({
+        template,
+        ...(request.noTraffic ? { traffic: keepServing(served) } : {}),
+        ...serviceLevel.fields,
+      });
       await this.#update(service, fields, paths, state.etag, Boolean(request.validateOnly));
     } catch (err) {
       this.#fail(err, what, 'run.services.update');
