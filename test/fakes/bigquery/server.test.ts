@@ -6,6 +6,7 @@
 import '../env-guard.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { GcsFake } from '../gcs/server.ts';
 import { FakeBigQuery, fakeClient } from './index.ts';
 
 describe('BigQuery REST fake: routes the warehouse does not use', () => {
@@ -50,5 +51,70 @@ describe('BigQuery REST fake: routes the warehouse does not use', () => {
       return true;
     });
     await assert.rejects(client.query({ query: 'SELECT * FROM `raw.events`', location: 'US' }), /not found in location US/);
+  });
+});
+
+describe('BigQuery REST fake: load jobs from Cloud Storage URIs', () => {
+  let fake: FakeBigQuery;
+  let gcs: GcsFake;
+  before(async () => {
+    fake = await FakeBigQuery.start({ projectId: 'proj-1' });
+    gcs = await GcsFake.start({ buckets: ['exports'] });
+    fake.readObjectsFrom(gcs);
+  });
+  after(async () => {
+    await fake.stop();
+    await gcs.close();
+  });
+
+  const schema = {
+    fields: [
+      { name: 'id', type: 'STRING' },
+      { name: 'name', type: 'STRING' },
+    ],
+  };
+  const loadJob = async (client: Awaited<ReturnType<typeof fakeClient>>, load: Record<string, unknown>) => {
+    const [job] = await client.createJob({
+      configuration: {
+        load: {
+          destinationTable: { projectId: 'proj-1', datasetId: 'raw', tableId: 't' },
+          schema,
+          writeDisposition: 'WRITE_TRUNCATE',
+          ...load,
+        },
+      },
+    });
+    const [metadata] = await job.getMetadata();
+    return metadata as { status?: { errorResult?: { reason?: string; message?: string } } };
+  };
+  const failure = (err: unknown) => err as { errors?: Array<{ reason?: string; message?: string }>; message?: string };
+
+  it('reads CSV (wildcard, header skipped, jagged lines) and NDJSON objects, and names a missing object as BigQuery does', async () => {
+    const client = await fakeClient(fake, { location: 'US' });
+    await client.createDataset('raw', { location: 'US' });
+    gcs.putObject('exports', 'a/1.csv', 'id,name\n1,x\n2\n');
+    gcs.putObject('exports', 'a/2.csv', 'id,name\n3,z\n');
+    gcs.putObject('exports', 'b/1.ndjson', '{"id": 1, "name": "n", "extra": true}\n');
+    assert.equal(
+      (await loadJob(client, { sourceUris: ['gs://exports/a/*.csv'], sourceFormat: 'CSV', skipLeadingRows: 1, allowJaggedRows: true }))
+        .status?.errorResult,
+      undefined,
+    );
+    const [rows] = await client.query({ query: 'SELECT id, name FROM `raw.t` ORDER BY id', location: 'US' });
+    assert.deepEqual(rows, [
+      { id: '1', name: 'x' },
+      { id: '2', name: null },
+      { id: '3', name: 'z' },
+    ]);
+    await loadJob(client, { sourceUris: ['gs://exports/b/1.ndjson'], sourceFormat: 'NEWLINE_DELIMITED_JSON', ignoreUnknownValues: true });
+    const [json] = await client.query({ query: 'SELECT id, name FROM `raw.t`', location: 'US' });
+    assert.deepEqual(json, [{ id: '1', name: 'n' }]);
+
+    for (const uri of ['gs://exports/none/*.csv', 'gs://no-bucket/x.csv']) {
+      const outcome = await loadJob(client, { sourceUris: [uri], sourceFormat: 'CSV' }).catch(failure);
+      const reason = 'status' in outcome ? outcome.status?.errorResult : failure(outcome).errors?.[0];
+      assert.equal(reason?.reason, 'notFound', uri);
+      assert.equal(reason?.message, `Not found: URI ${uri}`);
+    }
   });
 });
