@@ -204,9 +204,7 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const [{ JobsClient }, { Impersonated }] = await Promise.all([import('@google-cloud/run'), import('google-auth-library')]);
         const overridden = Boolean(vars[ENDPOINT_VARS.grpc]);
         const iam = vars[ENDPOINT_VARS.iamCredentials];
-        const sourceClient = overridden
-          ? await passThroughAuth()
-          : await (await applicationDefaultAuth([CLOUD_PLATFORM], vars)).getClient();
+        const sourceClient = overridden ? await passThroughAuth() : await adcClient(target, vars);
         const authClient = new Impersonated({
           sourceClient,
           targetPrincipal: serviceAccount,
@@ -230,7 +228,8 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
       // A client that never came up (no credentials) has nothing to close.
       const made = await Promise.allSettled(cache.values());
       for (const client of made.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []))) {
-        const closable = client as { close?: () => Promise<void> };
+        // runJobsAs caches the client together with its call options.
+        const closable = ((client as { client?: unknown }).client ?? client) as { close?: () => Promise<void> };
         if (typeof closable.close === 'function') await closable.close().catch(() => undefined);
       }
     },
