@@ -9,6 +9,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bootstrap } from '../../../src/services/bootstrap.ts';
+import { exampleGcsVariant, installExample } from '../../../src/services/example.ts';
 import { runPipeline } from '../../../src/services/pipelines/run.ts';
 import { createTenant } from '../../../src/services/tenants.ts';
 import { startCloudFakes, type CloudFakes } from '../../fakes/cloud.ts';
@@ -121,5 +122,17 @@ describe('a gs:// file source into BigQuery', () => {
     assert.equal(summary.status, 'FAILED');
     assert.equal(summary.exitCode, 3);
     assert.equal(summary.error?.code, 'SOURCE_NO_FILES');
+  });
+
+  it('runs the gs:// variant of the demo (its cursor_field has the rows pass through the engine, then into BigQuery)', async () => {
+    await installExample(root);
+    const { pipelineId, objects } = await exampleGcsVariant(root, BUCKET);
+    for (const [name, csv] of Object.entries(objects)) fakes.gcs.putObject(BUCKET, name, csv, 'text/csv');
+    const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId, runDate: '2025-01-08' }), {
+      env: 'cloud',
+    });
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal(await count('raw_usage'), 7 * 300 + 1);
+    assert.equal(await count('raw_usage__quarantine'), 2);
   });
 });
