@@ -18,6 +18,7 @@ import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newWorkspace } from '../helpers/context.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
 const PROJECT = 'my-project-stage';
@@ -245,5 +246,77 @@ describe('a service-account key whose token endpoint refuses it', () => {
       'the token request went to the key file token endpoint',
     );
     assert.deepEqual(await networkAttempts(), [], 'no connection beyond 127.0.0.1');
+  });
+});
+
+/**
+ * A command whose library leaves a rejected promise behind (the shape of the gRPC clients' own
+ * `initialize().catch(err => { throw err })`), run through bin/stray-rejections.js and the
+ * built base command: before the command reported, the rejection is its error; after, the exit
+ * code of the reported error stays and stdout keeps its one envelope.
+ */
+const STRAY_COMMAND = `
+import { reportStrayRejections } from ${JSON.stringify(path.join(REPO_ROOT, 'bin', 'stray-rejections.js'))};
+reportStrayRejections();
+const { BaseCommand } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'cli', 'base-command.js'))});
+const { notFoundError } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'lib', 'errors.js'))});
+const noAdc = () => new Error('Could not load the default credentials. Browse to https://cloud.google.com/docs/authentication/getting-started for more information.');
+class Stray extends BaseCommand {
+  static flags = {};
+  async run() {
+    if (process.env.STRAY_AFTER === '1') {
+      setTimeout(() => void Promise.reject(noAdc()), 100);
+      throw notFoundError('tenant nobody_co not found');
+    }
+    void Promise.reject(noAdc());
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    return { finished: true };
+  }
+}
+await Stray.run(process.argv.slice(2), ${JSON.stringify(REPO_ROOT)});
+`;
+
+describe('a rejection nobody awaited', () => {
+  let script: string;
+  before(async () => {
+    script = path.join(await makeTempDir('stray'), 'stray-command.mjs');
+    await writeFile(script, STRAY_COMMAND);
+  });
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    execa(process.execPath, [script, ...args], { env: { ...env, NO_COLOR: '1' }, reject: false, timeout: 60_000 });
+
+  it('while the command runs: it becomes the command error, exit 7 with the login command, no stack trace', async () => {
+    const json = await run(['--json']);
+    assert.doesNotMatch(`${json.stdout}\n${json.stderr}`, STACK_LINE, json.stderr);
+    const envelope = JSON.parse(json.stdout) as Envelope;
+    assert.equal(json.exitCode, 7);
+    assert.equal(envelope.status, 7);
+    assert.match(envelope.error!.suggestion!, /gcloud auth application-default login/);
+    const text = await run([]);
+    assert.equal(text.exitCode, 7);
+    assert.match(text.stderr, /^Error: Google credentials are missing/m);
+    assert.doesNotMatch(text.stderr, STACK_LINE);
+  });
+
+  it('after the command reported its error: the exit code and the one envelope stay', async () => {
+    const r = await run(['--json'], { STRAY_AFTER: '1' });
+    assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, STACK_LINE, r.stderr);
+    const envelope = JSON.parse(r.stdout) as Envelope;
+    assert.equal(envelope.status, 8);
+    assert.equal(r.exitCode, 8);
+  });
+
+  it('before any command is loaded: the message alone, exit 1', async () => {
+    const r = await execa(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { reportStrayRejections } from ${JSON.stringify(path.join(REPO_ROOT, 'bin', 'stray-rejections.js'))}; reportStrayRejections(); Promise.reject(new Error('boom'));`,
+      ],
+      { reject: false },
+    );
+    assert.equal(r.exitCode, 1);
+    assert.equal(r.stderr, 'Error: boom');
   });
 });
