@@ -9,6 +9,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ENDPOINT_VARS } from '../../../src/backends/gcp/clients.ts';
+import { storageForSources } from '../../../src/backends/gcp/storage.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
 import { exampleGcsVariant, installExample } from '../../../src/services/example.ts';
 import { runPipeline } from '../../../src/services/pipelines/run.ts';
 import { createTenant } from '../../../src/services/tenants.ts';
@@ -134,5 +136,31 @@ describe('a gs:// file source on the local engine', () => {
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
     assert.equal(await count(root, 'raw_usage'), 7 * 300 + 1);
     assert.equal(await count(root, 'raw_usage__quarantine'), 2);
+  });
+
+  it('without Application Default Credentials: one clean error (exit 7) with the login command', async () => {
+    const home = await makeTempDir('no-adc');
+    // No endpoint override, no credentials anywhere google-auth looks, no metadata server (env-guard).
+    const saved = { HOME: process.env.HOME, CLOUDSDK_CONFIG: process.env.CLOUDSDK_CONFIG, GAC: process.env.GOOGLE_APPLICATION_CREDENTIALS };
+    process.env.HOME = home;
+    process.env.CLOUDSDK_CONFIG = home;
+    delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    try {
+      await assert.rejects(storageForSources({}), (err: { exitCode?: number; code?: string; suggestion?: string }) => {
+        assert.equal(err.code, 'UNAUTHENTICATED');
+        assert.equal(err.exitCode, 7);
+        assert.match(err.suggestion ?? '', /gcloud auth application-default login/);
+        return true;
+      });
+    } finally {
+      for (const [name, value] of [
+        ['HOME', saved.HOME],
+        ['CLOUDSDK_CONFIG', saved.CLOUDSDK_CONFIG],
+        ['GOOGLE_APPLICATION_CREDENTIALS', saved.GAC],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 });
