@@ -303,7 +303,10 @@ describe('csv files and globs', () => {
       assert.match(err.message, /no file matches "usage_\*\.csv" \(looked in data\/acme_corp\/\)/);
       return true;
     });
-    await assert.rejects(stageIn(root, { path: 'gs://bucket/usage_*.csv', format: 'csv' }), /gs:\/\/ paths are listed in their bucket, not matched on disk/);
+    await assert.rejects(
+      stageIn(root, { path: 'gs://bucket/usage_*.csv', format: 'csv' }),
+      /gs:\/\/ paths are listed in their bucket, not matched on disk/,
+    );
     await assert.rejects(stageIn(root, { path: '../elsewhere/*.csv', format: 'csv' }), { code: 'SOURCE_PATH', exitCode: 2 });
     await assert.rejects(stageIn(root, { path: inData(root, 'x.csv'), format: 'csv' }), { code: 'SOURCE_PATH', exitCode: 2 });
   });

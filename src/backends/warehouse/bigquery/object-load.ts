@@ -53,7 +53,7 @@ function reasonSql(fields: FieldSpec[]): string {
   return `NULLIF(SUBSTR(CONCAT(${parts.join(', ')}), 3), '')`;
 }
 
-export interface ObjectStage {
+interface ObjectStage {
   ctx: LoadContext;
   dataset: string;
   stageName: string;

@@ -27,7 +27,7 @@ import { ndjsonBatches } from './ndjson.ts';
 import { inferParquetFields, parquetColumnMap, parquetColumns } from './parquet.ts';
 import { resolveInputFiles, type FileScope, type InputFile } from './resolve.ts';
 
-export { type FileScope, type InputFile } from './resolve.ts';
+export { type FileScope } from './resolve.ts';
 
 type FileSource = Extract<SourceConfig, { type: 'file' }>;
 
