@@ -5,7 +5,8 @@ const MARK = { pass: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'Check the workspace, configuration, warehouse, schema version, keyring and secret permissions.';
-  static override description = 'Every failing check comes with the fix. Exits 2 when any check fails.';
+  static override description =
+    'Every failing check comes with the fix. Exits 7 when the Google credentials fail (the checks that need them are listed as skipped), else 2 when any check fails.';
   static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json'];
 
   public async run(): Promise<DoctorReport> {

@@ -3,29 +3,9 @@ import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
-import {
-  quarantineTable,
-  type FieldSpec,
-  type FieldType,
-  type LoadRequest,
-  type LoadResult,
-  type Scalar,
-  type TableSpec,
-  type TenantQueryCheck,
-  type TenantSqlScope,
-} from '../port.ts';
-import type { JobRunner } from './jobs.ts';
-import {
-  bindTyped,
-  bq,
-  parameterList,
-  parameterNames,
-  tableRef,
-  typedParams,
-  writeOpSql,
-  type TableInfo,
-  type TypedParams,
-} from './sql.ts';
+import { quarantineTable, type FieldSpec, type FieldType, type LoadRequest, type LoadResult, type Scalar } from '../port.ts';
+import type { LoadContext } from './load-context.ts';
+import { bindTyped, bq, parameterList, parameterNames, tableRef, typedParams, writeOpSql, type TypedParams } from './sql.ts';
 import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
 import { stageObjects } from './object-load.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
@@ -48,25 +28,6 @@ import { fieldTypeOf, inferType, queryParameter } from './values.ts';
  * The stage and merge jobs have deterministic ids (run, table, input fingerprint): a retried or
  * re-run load adopts jobs that already succeeded, and a committed merge is never applied twice.
  */
-
-export interface LoadContext {
-  project: string;
-  jobs: JobRunner;
-  stagingTtlMs: number;
-  datasetExists(dataset: string): Promise<boolean>;
-  /** Live schema (no cache), or undefined when the table is missing. */
-  tableFields(dataset: string, table: string): Promise<TableField[] | undefined>;
-  /** Rows in a table (tables.get numRows), or undefined when it is missing. */
-  tableRows(dataset: string, table: string): Promise<number | undefined>;
-  tableInfo(dataset: string, table: string): Promise<TableInfo>;
-  createTable(dataset: string, spec: TableSpec, extra?: { expirationTime?: string; labels?: Record<string, string> }): Promise<boolean>;
-  dropTable(dataset: string, table: string): Promise<void>;
-  setExpiration(dataset: string, table: string, expirationTime: string): Promise<void>;
-  forget(dataset: string, table: string): void;
-  labelValue(value: string): string;
-  /** The tenant SQL gate (a dry run): a query source runs only once it has passed. */
-  checkTenantQuery(sql: string, scope: TenantSqlScope): Promise<TenantQueryCheck>;
-}
 
 const VARS = { inserted: 'convergence_inserted', updated: 'convergence_updated', quarantined: 'convergence_quarantined' };
 

@@ -1,6 +1,6 @@
 import type { FieldSpec, FieldType, ObjectSource } from '../port.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
-import type { LoadContext } from './load.ts';
+import type { LoadContext } from './load-context.ts';
 import { bq, tableRef } from './sql.ts';
 
 /**
