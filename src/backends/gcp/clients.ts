@@ -81,6 +81,22 @@ async function grpcOptions(target: GcpTarget, vars: Vars) {
 }
 
 /**
+ * Credentials of another service account, minted through IAM Credentials from the environment's
+ * own (ADC, or the pass-through client when the API endpoint is a local override).
+ */
+async function impersonated(serviceAccount: string, overridden: boolean, target: GcpTarget, vars: Vars) {
+  const { Impersonated } = await import('google-auth-library');
+  const iam = vars[ENDPOINT_VARS.iamCredentials];
+  return new Impersonated({
+    sourceClient: overridden ? await passThroughAuth() : await adcClient(target, vars),
+    targetPrincipal: serviceAccount,
+    targetScopes: [CLOUD_PLATFORM],
+    lifetime: 3600,
+    ...(iam ? { endpoint: iam } : {}),
+  });
+}
+
+/**
  * The ADC client for the REST libraries, loaded up front: without credentials BigQuery and
  * Storage would send their requests unauthenticated (for public resources) and fail later with a
  * network or 401 error that hides the cause.
@@ -135,17 +151,9 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
      */
     bigqueryAs: (serviceAccount: string) =>
       once(`bigquery:${serviceAccount}`, async () => {
-        const [{ BigQuery }, { Impersonated }] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
+        const { BigQuery } = await import('@google-cloud/bigquery');
         const endpoint = vars[ENDPOINT_VARS.bigquery];
-        const iam = vars[ENDPOINT_VARS.iamCredentials];
-        const sourceClient = endpoint ? await passThroughAuth() : await adcClient(target, vars);
-        const authClient = new Impersonated({
-          sourceClient,
-          targetPrincipal: serviceAccount,
-          targetScopes: [CLOUD_PLATFORM],
-          lifetime: 3600,
-          ...(iam ? { endpoint: iam } : {}),
-        });
+        const authClient = await impersonated(serviceAccount, Boolean(endpoint), target, vars);
         return new BigQuery({
           projectId: target.project,
           location: target.location,
@@ -201,17 +209,9 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
      */
     runJobsAs: (serviceAccount: string) =>
       once(`runJobs:${serviceAccount}`, async () => {
-        const [{ JobsClient }, { Impersonated }] = await Promise.all([import('@google-cloud/run'), import('google-auth-library')]);
+        const { JobsClient } = await import('@google-cloud/run');
         const overridden = Boolean(vars[ENDPOINT_VARS.grpc]);
-        const iam = vars[ENDPOINT_VARS.iamCredentials];
-        const sourceClient = overridden ? await passThroughAuth() : await adcClient(target, vars);
-        const authClient = new Impersonated({
-          sourceClient,
-          targetPrincipal: serviceAccount,
-          targetScopes: [CLOUD_PLATFORM],
-          lifetime: 3600,
-          ...(iam ? { endpoint: iam } : {}),
-        });
+        const authClient = await impersonated(serviceAccount, overridden, target, vars);
         if (!overridden) return { client: new JobsClient({ projectId: target.project, authClient }), callOptions: async () => ({}) };
         const callOptions = async () => {
           const authorization = (await authClient.getRequestHeaders()).get('authorization') ?? '';

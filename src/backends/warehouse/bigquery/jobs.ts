@@ -115,19 +115,7 @@ export class JobRunner {
           query['writeDisposition'] = 'WRITE_TRUNCATE';
           query['createDisposition'] = 'CREATE_IF_NEEDED';
         }
-        try {
-          const [job] = await this.#client.createJob({
-            jobId,
-            location: this.#location,
-            configuration: { query, labels: this.#jobLabels(spec.labels) },
-          });
-          return job.metadata as JobMetadata;
-        } catch (err) {
-          // A job that fails at once comes back as an error carrying the job resource.
-          const response = (err as { response?: JobMetadata }).response;
-          if (response?.jobReference && response.status) return response;
-          throw err;
-        }
+        return this.#createJob(jobId, { query, labels: this.#jobLabels(spec.labels) });
       },
       spec.accept,
     );
@@ -161,34 +149,33 @@ export class JobRunner {
     );
   }
 
-  /**
-   * A load job with its data in the request (multipart media upload). The client's createLoadJob
-   * would put job labels inside configuration.load, where BigQuery ignores them, so the request
-   * is made through the client's own authenticated transport with the job resource we need.
-   */
   /** A load job that reads Cloud Storage objects itself (`load.sourceUris`): nothing is uploaded. */
   async loadFromUris(spec: Omit<UploadJobSpec, 'file'>): Promise<JobMetadata> {
     return this.#run(
       spec.what,
       spec.jobId,
-      async (jobId) => {
-        try {
-          const [job] = await this.#client.createJob({
-            jobId,
-            location: this.#location,
-            configuration: { load: spec.load, labels: this.#jobLabels(spec.labels) },
-          });
-          return job.metadata as JobMetadata;
-        } catch (err) {
-          const response = (err as { response?: JobMetadata }).response;
-          if (response?.jobReference && response.status) return response;
-          throw err;
-        }
-      },
+      (jobId) => this.#createJob(jobId, { load: spec.load, labels: this.#jobLabels(spec.labels) }),
       spec.accept,
     );
   }
 
+  /** jobs.insert of one job; a job that fails at once comes back as an error carrying the job resource, which is returned. */
+  async #createJob(jobId: string, configuration: Record<string, unknown>): Promise<JobMetadata> {
+    try {
+      const [job] = await this.#client.createJob({ jobId, location: this.#location, configuration });
+      return job.metadata as JobMetadata;
+    } catch (err) {
+      const response = (err as { response?: JobMetadata }).response;
+      if (response?.jobReference && response.status) return response;
+      throw err;
+    }
+  }
+
+  /**
+   * A load job with its data in the request (multipart media upload). The client's createLoadJob
+   * would put job labels inside configuration.load, where BigQuery ignores them, so the request
+   * is made through the client's own authenticated transport with the job resource we need.
+   */
   async upload(spec: UploadJobSpec): Promise<JobMetadata> {
     // A missing file would leave the streamed request body open; fail before sending anything.
     await stat(spec.file);
