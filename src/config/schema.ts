@@ -7,18 +7,23 @@ const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30
 export const PROJECT_ID_PATTERN = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
 /**
- * Absolute folders the tenants' file sources may read with an absolute `path:` (none by default;
- * relative paths read data/<tenant>/). `{tenant}` in a root stands for the tenant id, which keeps
- * the tenants of a shared export folder apart; a root without it is open to every tenant.
+ * Where the tenants' file sources may read besides data/<tenant>/ (nothing by default): absolute
+ * folders for an absolute `path:`, and `gs://bucket/prefix/` for a gs:// one. `{tenant}` in a
+ * root stands for the tenant id, which keeps the tenants of a shared folder or bucket apart; a
+ * root without it is open to every tenant.
  */
-const fileRoots = z
-  .array(
-    z
-      .string()
-      .startsWith('/', 'expected an absolute folder, e.g. /srv/exports/{tenant}')
-      .refine((root) => !root.split('/').includes('..'), 'expected a folder without ".."'),
+const fileRoot = z
+  .string()
+  .refine(
+    (root) => root.startsWith('/') || /^gs:\/\//i.test(root),
+    'expected an absolute folder or a gs:// prefix, e.g. /srv/exports/{tenant} or gs://acme-exports/{tenant}/',
   )
-  .optional();
+  .refine((root) => !root.split('/').includes('..'), 'expected a folder without ".."')
+  .refine(
+    (root) => !/^gs:\/\//i.test(root) || !/[*?[\]]/.test(root),
+    'expected a gs:// prefix without wildcards, e.g. gs://acme-exports/{tenant}/',
+  );
+const fileRoots = z.array(fileRoot).optional();
 
 const canary = z
   .object({

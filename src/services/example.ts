@@ -71,11 +71,15 @@ function exampleUsageExports(): Record<string, string> {
 /**
  * The example's file pipeline reading its exports from Cloud Storage instead of data/acme_corp/,
  * as a Google Cloud environment needs (its jobs see no workspace files): the source
- * `sources/usage_files_gcs.yml` (gs://<bucket>/usage/usage_*.csv) and the pipeline
+ * `sources/usage_files_gcs.yml` (gs://<bucket>/acme_corp/usage/usage_*.csv) and the pipeline
  * `p_usage_daily_gcs`, the same steps as p_usage_daily. `objects` are what to upload, by object
- * name (`gcloud storage cp data/acme_corp/usage_*.csv gs://<bucket>/usage/`).
+ * name (`gcloud storage cp data/acme_corp/usage_*.csv gs://<bucket>/acme_corp/usage/`);
+ * `fileRoot` is the file_roots entry that lets each tenant read its own prefix of the bucket.
  */
-export async function exampleGcsVariant(root: string, bucket: string): Promise<{ pipelineId: string; objects: Record<string, string> }> {
+export async function exampleGcsVariant(
+  root: string,
+  bucket: string,
+): Promise<{ pipelineId: string; objects: Record<string, string>; fileRoot: string }> {
   const tenantDir = path.join(root, 'configs', EXAMPLE_TENANT);
   const source = await readFile(path.join(EXAMPLE_DIR, 'sources', 'usage_files.yml'), 'utf8');
   const pipeline = await readFile(path.join(EXAMPLE_DIR, 'pipelines', 'p_usage_daily.yml'), 'utf8');
@@ -85,7 +89,7 @@ export async function exampleGcsVariant(root: string, bucket: string): Promise<{
     path.join(tenantDir, 'sources', 'usage_files_gcs.yml'),
     source
       .replace(/^source_id: .*$/m, 'source_id: usage_files_gcs')
-      .replace(/^path: .*$/m, `path: gs://${bucket}/usage/usage_*.csv # the exports, uploaded to Cloud Storage`),
+      .replace(/^path: .*$/m, `path: gs://${bucket}/${EXAMPLE_TENANT}/usage/usage_*.csv # the exports, uploaded to Cloud Storage`),
   );
   await writeFile(
     path.join(tenantDir, 'pipelines', 'p_usage_daily_gcs.yml'),
@@ -93,6 +97,6 @@ export async function exampleGcsVariant(root: string, bucket: string): Promise<{
       .replace(/^pipeline_id: .*$/m, 'pipeline_id: p_usage_daily_gcs')
       .replace('source_config: sources/usage_files.yml', 'source_config: sources/usage_files_gcs.yml'),
   );
-  const objects = Object.fromEntries(Object.entries(exampleUsageExports()).map(([name, csv]) => [`usage/${name}`, csv]));
-  return { pipelineId: 'p_usage_daily_gcs', objects };
+  const objects = Object.fromEntries(Object.entries(exampleUsageExports()).map(([name, csv]) => [`${EXAMPLE_TENANT}/usage/${name}`, csv]));
+  return { pipelineId: 'p_usage_daily_gcs', objects, fileRoot: `gs://${bucket}/{tenant}/` };
 }

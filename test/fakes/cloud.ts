@@ -17,6 +17,8 @@ import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
 export const CLOUD_PROJECT = 'demo-project';
 export const CLOUD_BUCKET = 'demo-project-convergence-state';
 export const CLOUD_SERVICE = 'convergence-api-cloud';
+/** The bucket tenants' gs:// file sources read, each tenant under its own prefix (file_roots). */
+export const CLOUD_DATA_BUCKET = 'demo-project-tenant-exports';
 export const CLOUD_KEY = `projects/${CLOUD_PROJECT}/locations/us-central1/keyRings/convergence/cryptoKeys/api-key-encryption`;
 
 export interface CloudFakes {
@@ -47,7 +49,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const run = new RunFake();
   const scheduler = new SchedulerFake();
   const grpc = await startGrpcFake({ kms, secretManager, run, scheduler });
-  const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET] });
+  const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
   bigquery.readObjectsFrom(gcs);
@@ -88,6 +90,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
         `    kms_key: ${CLOUD_KEY}`,
         `    state_bucket: ${CLOUD_BUCKET}`,
         `    service: ${CLOUD_SERVICE}`,
+        `    file_roots: ['gs://${CLOUD_DATA_BUCKET}/{tenant}/']`,
         '',
       ].join('\n'),
     stop: async () => {
