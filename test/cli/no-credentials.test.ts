@@ -14,28 +14,21 @@ import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { mapLimit, runCli, show, type CliResult, type Envelope } from '../helpers/cli.ts';
 import { newWorkspace } from '../helpers/context.ts';
+import { noCredentialsEnv, STAGING_PROJECT, stagingEnvironment, type EnvChanges } from '../helpers/no-credentials.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
-const PROJECT = 'my-project-stage';
 const TENANT = 'acme_corp';
-const STAGING = [
-  '  staging:',
-  `    project: ${PROJECT}`,
-  '    region: us-central1',
-  '    location: US',
-  `    kms_key: projects/${PROJECT}/locations/us-central1/keyRings/convergence/cryptoKeys/api-key-encryption`,
-  `    state_bucket: ${PROJECT}-convergence-state`,
-  '    service: convergence-api-staging',
-  '    job: convergence-pipeline-staging',
-  `    image: us-docker.pkg.dev/${PROJECT}/convergence/convergence:1`,
-  `    service_account: convergence-api-staging@${PROJECT}.iam.gserviceaccount.com`,
-  '',
-].join('\n');
+const STAGING = stagingEnvironment({
+  job: 'convergence-pipeline-staging',
+  image: `us-docker.pkg.dev/${STAGING_PROJECT}/convergence/convergence:1`,
+  service_account: `convergence-api-staging@${STAGING_PROJECT}.iam.gserviceaccount.com`,
+  // The tenant's gs:// source lies under its prefix, so the run reaches the credentials.
+  file_roots: "['gs://acme-exports/{tenant}/']",
+});
 
 /** Every command that talks to Google on a cloud environment, with arguments that get it there. */
 const CLOUD_COMMANDS: string[][] = [
@@ -114,7 +107,7 @@ net.Socket.prototype.connect = function (...args) {
 let root: string;
 let guard: string;
 let networkLog: string;
-let noCredentials: Record<string, string | undefined>;
+let noCredentials: EnvChanges;
 
 before(async () => {
   root = await newWorkspace('no-credentials');
@@ -124,7 +117,7 @@ before(async () => {
   await mkdir(path.join(tenantDir, 'pipelines'), { recursive: true });
   await writeFile(
     path.join(tenantDir, 'sources', 'events.yml'),
-    'source_id: events\ntype: file\npath: gs://acme-exports/events_*.csv\nformat: csv\n',
+    'source_id: events\ntype: file\npath: gs://acme-exports/acme_corp/events_*.csv\nformat: csv\n',
   );
   await writeFile(
     path.join(tenantDir, 'pipelines', 'p_events.yml'),
@@ -135,23 +128,7 @@ before(async () => {
   await writeFile(guard, NETWORK_GUARD);
   networkLog = path.join(dir, 'network.log');
   await writeFile(networkLog, '');
-  const home = path.join(dir, 'home');
-  const gcloud = path.join(dir, 'gcloud');
-  await mkdir(home);
-  await mkdir(gcloud);
-  noCredentials = {
-    HOME: home,
-    CLOUDSDK_CONFIG: gcloud,
-    GOOGLE_APPLICATION_CREDENTIALS: undefined,
-    GOOGLE_CLOUD_PROJECT: undefined,
-    GCLOUD_PROJECT: undefined,
-    METADATA_SERVER_DETECTION: 'none',
-    GCE_METADATA_HOST: '127.0.0.1:1',
-    GCE_METADATA_IP: '127.0.0.1:1',
-    NODE_OPTIONS: `--import ${guard}`,
-    CONVERGENCE_TEST_NETWORK_LOG: networkLog,
-    ...Object.fromEntries(Object.values(ENDPOINT_VARS).map((name) => [name, undefined])),
-  };
+  noCredentials = { ...(await noCredentialsEnv()), NODE_OPTIONS: `--import ${guard}`, CONVERGENCE_TEST_NETWORK_LOG: networkLog };
 });
 after(cleanupAll);
 

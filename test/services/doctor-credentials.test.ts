@@ -8,40 +8,21 @@ import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { CHECKS_NEEDING_CREDENTIALS } from '../../src/services/doctor/gcp.ts';
 import { doctorFailure, runDoctor, type DoctorReport } from '../../src/services/doctor/index.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { newWorkspace } from '../helpers/context.ts';
+import { applyToProcessEnv, noCredentialsEnv, STAGING_PROJECT, stagingEnvironment } from '../helpers/no-credentials.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
-const PROJECT = 'my-project-stage';
-const STAGING = [
-  '  staging:',
-  `    project: ${PROJECT}`,
-  '    region: us-central1',
-  '    location: US',
-  `    kms_key: projects/${PROJECT}/locations/us-central1/keyRings/convergence/cryptoKeys/api-key-encryption`,
-  `    state_bucket: ${PROJECT}-convergence-state`,
-  '    service: convergence-api-staging',
-  '',
-].join('\n');
-
-/** Variables that could lead google-auth-library to credentials or to a Google endpoint. */
-const ISOLATED = ['HOME', 'CLOUDSDK_CONFIG', 'GOOGLE_APPLICATION_CREDENTIALS', ...Object.values(ENDPOINT_VARS)];
-const saved = new Map(ISOLATED.map((name) => [name, process.env[name]]));
-
+let restoreEnv: () => void;
 let root: string;
 let oauth: OAuthFake;
 
 before(async () => {
   root = await newWorkspace('doctor-credentials');
-  await appendFile(path.join(root, 'convergence.yaml'), STAGING);
-  for (const name of Object.values(ENDPOINT_VARS)) delete process.env[name];
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
-  // No gcloud login to find: the well-known ADC file lives under these.
-  process.env.HOME = await makeTempDir('home');
-  process.env.CLOUDSDK_CONFIG = await makeTempDir('gcloud');
+  await appendFile(path.join(root, 'convergence.yaml'), stagingEnvironment());
+  restoreEnv = applyToProcessEnv(await noCredentialsEnv());
   oauth = await OAuthFake.start();
 });
 afterEach(() => {
@@ -49,10 +30,7 @@ afterEach(() => {
   oauth.refuse(null);
 });
 after(async () => {
-  for (const [name, value] of saved) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  restoreEnv();
   await oauth.stop();
   await cleanupAll();
 });
@@ -108,7 +86,7 @@ describe('doctor without usable Google credentials', () => {
     process.env.GOOGLE_APPLICATION_CREDENTIALS = await oauth.writeKeyFile(await makeTempDir('key'), email);
     const { credentialsCheck } = await import('../../src/services/doctor/gcp.ts');
     const checks: DoctorReport['checks'] = [];
-    const settings = { project: PROJECT } as Parameters<typeof credentialsCheck>[0];
+    const settings = { project: STAGING_PROJECT } as Parameters<typeof credentialsCheck>[0];
     assert.equal(await credentialsCheck(settings, (c) => checks.push(c)), true);
     assert.equal(checks[0]?.status, 'pass', checks[0]?.detail);
     assert.match(checks[0]!.detail, new RegExp(email));
