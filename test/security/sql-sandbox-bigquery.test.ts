@@ -9,59 +9,31 @@
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ENDPOINT_VARS, tenantServiceAccount } from '../../src/backends/gcp/clients.ts';
+import { tenantServiceAccount } from '../../src/backends/gcp/clients.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
-import { createKey } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { validateConfigs } from '../../src/services/pipelines/validate.ts';
-import { setTenantCredential } from '../../src/services/credentials.ts';
-import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
+import { ATTACKER, CANARY, dqPipeline, seedAttackTargets, transformPipeline, VICTIM } from '../helpers/sql-attack-targets.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { accessTokenFor } from '../fakes/grpc/caller.ts';
 
-const ATTACKER = 'acme_corp';
-const VICTIM = 'globex_inc';
-const CANARY = { payroll: 'GLOBEX_PAYROLL_b7c2e9', credential: 'GLOBEX_CREDENTIAL_61f0aa' };
 const SA_TEMPLATE = `tenant-{tenant}@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
 const ACME_SA = `tenant-acme-corp@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
 
 let fakes: CloudFakes;
 let root: string;
-let iam: { server: http.Server; minted: string[] };
 let apiKey: string;
 
-/** IAM Credentials generateAccessToken, as the Impersonated client calls it: one token per account. */
-async function startIamFake(): Promise<{ server: http.Server; minted: string[]; url: string }> {
-  const minted: string[] = [];
-  const server = http.createServer((req, res) => {
-    const match = /^\/v1\/projects\/-\/serviceAccounts\/([^:]+):generateAccessToken$/.exec(req.url ?? '');
-    req.resume();
-    if (req.method !== 'POST' || !match) {
-      res.writeHead(404).end();
-      return;
-    }
-    const account = decodeURIComponent(match[1]!);
-    minted.push(account);
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ accessToken: `token-for-${account}`, expireTime: new Date(Date.now() + 3600_000).toISOString() }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, minted, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
 before(async () => {
+  // pointProcess points IAM Credentials too: tenant jobs mint their tokens from fakes.iamCredentials.
   fakes = await startCloudFakes({ pointProcess: true });
-  const started = await startIamFake();
-  iam = started;
-  process.env[ENDPOINT_VARS.iamCredentials] = started.url;
   root = await newWorkspace('sql-sandbox-bq');
   await appendFile(
     path.join(root, 'convergence.yaml'),
@@ -71,37 +43,13 @@ before(async () => {
     root,
     async (ctx) => {
       await bootstrap(ctx);
-      for (const tenantId of [ATTACKER, VICTIM]) await createTenant(ctx, { tenantId, name: tenantId, plan: 'scale' });
-      apiKey = (await createKey(ctx, { tenantId: VICTIM })).apiKey;
-      await setTenantCredential(ctx, VICTIM, 'warehouse_token', CANARY.credential);
-      const wh = await ctx.backends.warehouse();
-      await wh.createTable(VICTIM, {
-        name: 'payroll',
-        fields: [
-          { name: 'id', type: 'INT64' },
-          { name: 'salary', type: 'STRING' },
-        ],
-      });
-      await wh.insert(VICTIM, 'payroll', [{ id: 1, salary: CANARY.payroll }]);
-      await wh.createTable(ATTACKER, {
-        name: 'events',
-        fields: [
-          { name: 'id', type: 'INT64' },
-          { name: 'amount', type: 'FLOAT64' },
-        ],
-      });
-      await wh.insert(ATTACKER, 'events', [
-        { id: 1, amount: 2.5 },
-        { id: 2, amount: 4 },
-      ]);
+      apiKey = await seedAttackTargets(ctx);
     },
     { env: 'cloud' },
   );
   await mkdir(acme('sql'), { recursive: true });
 });
 after(async () => {
-  delete process.env[ENDPOINT_VARS.iamCredentials];
-  await new Promise((resolve) => iam.server.close(resolve));
   await fakes.stop();
   await cleanupAll();
 });
@@ -136,11 +84,6 @@ function executedWith(marker: string): string[] {
     .filter((b) => !b.configuration?.dryRun && (b.configuration?.query?.query ?? '').includes(marker))
     .map((b) => b.configuration!.query!.query!);
 }
-
-const transformPipeline = (id: string, sqlFile: string) =>
-  `pipeline_id: ${id}\nsteps:\n  - { name: build, type: transform, sql: ${sqlFile}, destination: { table: ${id}, write_mode: replace } }\n`;
-const dqPipeline = (id: string, expr: string) =>
-  `pipeline_id: ${id}\nsteps:\n  - name: check\n    type: dq\n    table: events\n    rules:\n      - { check: expression, name: attack, expr: ${JSON.stringify(expr)} }\n`;
 
 const P = CLOUD_PROJECT;
 /** Each attack carries a marker comment, so the jobs that saw its text can be found. */
@@ -329,16 +272,17 @@ describe('tenant jobs under their own service account (tenant_service_account)',
     await writeFile(acme('pipelines', 'p_bq_sa.yml'), transformPipeline('p_bq_sa', 'sql/sa.sql'));
     const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: ATTACKER, pipelineId: 'p_bq_sa' }), { env: 'tenant_sa' });
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
-    assert.ok(iam.minted.includes(ACME_SA), `a token was minted for ${ACME_SA}: ${iam.minted.join(', ')}`);
+    const { minted } = fakes.iamCredentials;
+    assert.ok(minted.includes(ACME_SA), `a token was minted for ${ACME_SA}: ${minted.join(', ')}`);
 
     const requests = fakes.bigquery.requests.slice(mark);
     const jobs = requests.filter((r) => r.route === 'jobs.insert');
     const tenantJobs = jobs.filter((r) => JSON.stringify(r.body).includes(`"tenant_id":"${ATTACKER}"`));
     assert.ok(tenantJobs.length >= 2, 'the check and the transform ran as jobs');
-    for (const r of tenantJobs) assert.equal(r.authorization, `Bearer token-for-${ACME_SA}`, JSON.stringify(r.body));
+    for (const r of tenantJobs) assert.equal(r.authorization, `Bearer ${accessTokenFor(ACME_SA)}`, JSON.stringify(r.body));
     // Run rows, step logs and locks are the platform's: written with the environment's own credentials.
     const metadataWrites = jobs.filter((r) => JSON.stringify(r.body).includes('tenant_pipeline_runs'));
     assert.ok(metadataWrites.length > 0);
-    for (const r of metadataWrites) assert.notEqual(r.authorization, `Bearer token-for-${ACME_SA}`);
+    for (const r of metadataWrites) assert.notEqual(r.authorization, `Bearer ${accessTokenFor(ACME_SA)}`);
   });
 });

@@ -13,12 +13,10 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createKey } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { setTenantCredential } from '../../src/services/credentials.ts';
-import { createTenant } from '../../src/services/tenants.ts';
 import { runJson, show, type JsonResult } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { ATTACKER, CANARY, dqPipeline, seedAttackTargets, transformPipeline, VICTIM } from '../helpers/sql-attack-targets.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
 interface SqlAttack {
@@ -33,9 +31,6 @@ interface SqlAttack {
 export function sqlSandboxSuite(part: 'transforms' | 'expressions'): void {
   after(cleanupAll);
 
-  const ATTACKER = 'acme_corp';
-  const VICTIM = 'globex_inc';
-  const CANARY = { payroll: 'GLOBEX_PAYROLL_4e1d77', credential: 'GLOBEX_CREDENTIAL_93ab0c' };
   /** First line of /etc/passwd on any Linux: must never be printed. */
   const PASSWD = 'root:x:0:0';
 
@@ -49,32 +44,7 @@ export function sqlSandboxSuite(part: 'transforms' | 'expressions'): void {
   before(async () => {
     root = await newBootstrappedWorkspace('sql-sandbox');
     outside = await makeTempDir('sql-outside');
-    await withContext(root, async (ctx) => {
-      for (const tenantId of [ATTACKER, VICTIM]) await createTenant(ctx, { tenantId, name: tenantId, plan: 'scale' });
-      secrets.push((await createKey(ctx, { tenantId: VICTIM })).apiKey);
-      await setTenantCredential(ctx, VICTIM, 'warehouse_token', CANARY.credential);
-      const wh = await ctx.backends.warehouse();
-      await wh.createTable(VICTIM, {
-        name: 'payroll',
-        fields: [
-          { name: 'id', type: 'INT64' },
-          { name: 'salary', type: 'STRING' },
-        ],
-      });
-      await wh.insert(VICTIM, 'payroll', [{ id: 1, salary: CANARY.payroll }]);
-      await wh.createTable(ATTACKER, {
-        name: 'events',
-        fields: [
-          { name: 'id', type: 'INT64' },
-          { name: 'amount', type: 'FLOAT64' },
-          { name: 'status', type: 'STRING' },
-        ],
-      });
-      await wh.insert(ATTACKER, 'events', [
-        { id: 1, amount: 2.5, status: 'ok' },
-        { id: 2, amount: 4, status: 'ok' },
-      ]);
-    });
+    secrets.push(await withContext(root, seedAttackTargets));
     secrets.push((await readFile(path.join(root, '.convergence', 'keyring.key'), 'utf8')).trim());
     // The warehouse's folder: current_setting('temp_directory') would have printed it.
     secrets.push(path.join(root, '.convergence'));
@@ -316,11 +286,6 @@ export function sqlSandboxSuite(part: 'transforms' | 'expressions'): void {
     { name: 'a second statement', expr: `amount > 0; DROP SCHEMA ${VICTIM} CASCADE`, refusal: /DuckDB cannot parse it/ },
     { name: "the engine's own parameters", expr: 'amount > $p0', refusal: /uses a query parameter/ },
   ];
-
-  const transformPipeline = (id: string, sqlFile: string) =>
-    `pipeline_id: ${id}\nsteps:\n  - { name: build, type: transform, sql: ${sqlFile}, destination: { table: ${id}, write_mode: replace } }\n`;
-  const dqPipeline = (id: string, expr: string) =>
-    `pipeline_id: ${id}\nsteps:\n  - name: check\n    type: dq\n    table: events\n    rules:\n      - { check: expression, name: attack, expr: ${JSON.stringify(expr)} }\n`;
 
   /** The attack files acme_corp holds, written once: `pipeline validate --tenant` judges them all in one call. */
   const attackFiles: string[] = [];
