@@ -247,6 +247,7 @@ describe('pipeline run refuses bad input with the right exit code and writes not
     ['unknown tenant', ['pipeline', 'run', 'p_ok', '--tenant', 'nobody_co'], 8, /nobody_co/],
     ['invalid tenant id', ['pipeline', 'run', 'p_ok', '--tenant', 'Bad-Id'], 2, /tenant id/i],
     ['bad --param', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--param', 'novalue'], 2, /is not name=value/],
+    ['unknown --param', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--param', 'region=eu'], 2, /takes no parameter "region"/],
     ['bad --run-date', ['pipeline', 'run', 'p_ok', '--tenant', 'bad_co', '--run-date', '2025-02-30x'], 2, /is not a calendar date/],
     [
       'impossible --run-date',

@@ -17,6 +17,7 @@ import { requireTenant } from '../tenants.ts';
 import { loadBundle, type PipelineBundle } from './bundle.ts';
 import { assertSourcePaths } from './paths.ts';
 import { describePlan, type RunPlan } from './plan.ts';
+import { assertRunParams } from './run-request.ts';
 import { assertTenantSql } from './tenant-sql.ts';
 
 export interface RunInput {
@@ -58,9 +59,14 @@ export interface RunObserver extends StepObserver {
   runStarted?(runId: string): void;
 }
 
-/** The configuration and run date of a run, read once: the caller's bundle, or the workspace's. */
+/**
+ * The configuration and run date of a run, read once: the caller's bundle, or the workspace's.
+ * Its parameters are checked against that configuration here, so local, API, scheduled and
+ * headless runs refuse the same names and sizes a remote start does (exit 2).
+ */
 async function prepareRun(ctx: ServiceContext, input: RunInput): Promise<{ bundle: PipelineBundle; runDate: string }> {
   const bundle = input.bundle ?? (await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId));
+  assertRunParams(bundle, input.params ?? {});
   return { bundle, runDate: resolveRunDate(input.runDate, ctx.now()) };
 }
 
@@ -100,12 +106,12 @@ export async function planPipelineRun(ctx: ServiceContext, input: RunInput): Pro
  * and which exit code to use.
  */
 export async function runPipeline(ctx: ServiceContext, input: RunInput, observer: RunObserver = {}): Promise<RunSummary> {
-  const { bundle, runDate } = await prepareRun(ctx, input);
   // A remote start wrote this run's row before its container got here: a refusal ends it.
   const refuse = async (err: unknown): Promise<never> => {
     if (input.runId) await endRefusedRun(ctx, input.runId, err);
     throw err;
   };
+  const { bundle, runDate } = await prepareRun(ctx, input).catch(refuse);
   await refuseUnsafeConfig(ctx, bundle).catch(refuse);
   const runId = input.runId ?? randomUUID();
   const timeoutMs = parseDuration(bundle.pipeline.timeout, 'timeout');
