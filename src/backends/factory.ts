@@ -1,3 +1,4 @@
+import type { Storage } from '@google-cloud/storage';
 import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
 import type { KeyRing } from './keyring/port.ts';
@@ -47,6 +48,12 @@ export interface Backends {
    * reach; otherwise it is `warehouse()`.
    */
   tenantWarehouse(tenantId: string): Promise<Warehouse>;
+  /**
+   * Cloud Storage for reading a tenant's gs:// file sources: as the tenant's service account where
+   * the environment sets `tenant_service_account` (bucket IAM then bounds what it can list), else
+   * with the environment's credentials. Which objects may be named at all is file_roots' business.
+   */
+  tenantStorage(tenantId: string): Promise<Storage>;
   keyring(): Promise<KeyRing>;
   secrets(): Promise<SecretStore>;
   lock(): Promise<Lock>;
@@ -88,6 +95,12 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       env,
       warehouse,
       tenantWarehouse: () => warehouse(),
+      // A local environment has no project and no tenant accounts: the operator's own credentials.
+      tenantStorage: () =>
+        once('storage', async () => {
+          const { storageForSources } = await import('./gcp/storage.ts');
+          return storageForSources();
+        }),
       keyring: () =>
         once('keyring', async () => {
           const { LocalKeyRing } = await import('./keyring/local-aes.ts');
@@ -144,6 +157,12 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
             return new BigQueryWarehouse({ client, project: c.target.project, location: c.target.location });
           })
         : warehouse(),
+    tenantStorage: async (tenantId) => {
+      const c = await clients;
+      if (!template) return c.storage();
+      const { tenantServiceAccount } = await import('./gcp/clients.ts');
+      return c.storageAs(tenantServiceAccount(template, tenantId));
+    },
     keyring: () =>
       once('keyring', async () => {
         const keyName = required('kms_key', 'encrypting API keys and credentials with Cloud KMS');

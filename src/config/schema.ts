@@ -12,6 +12,8 @@ export const PROJECT_ID_PATTERN = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
  * root stands for the tenant id, which keeps the tenants of a shared folder or bucket apart; a
  * root without it is open to every tenant.
  */
+/** gs://, a bucket name (lowercase letters, digits, "-", "_", "."), then an optional prefix without wildcards. */
+const GCS_ROOT = /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/[^*?[\]]*)?$/;
 const fileRoot = z
   .string()
   .refine(
@@ -20,8 +22,8 @@ const fileRoot = z
   )
   .refine((root) => !root.split('/').includes('..'), 'expected a folder without ".."')
   .refine(
-    (root) => !/^gs:\/\//i.test(root) || !/[*?[\]]/.test(root),
-    'expected a gs:// prefix without wildcards, e.g. gs://acme-exports/{tenant}/',
+    (root) => !/^gs:\/\//i.test(root) || GCS_ROOT.test(root.replaceAll('{tenant}', 'tenant')),
+    'expected gs://<bucket>/<prefix>/ with a lowercase bucket name and no wildcards, e.g. gs://acme-exports/{tenant}/',
   );
 const fileRoots = z.array(fileRoot).optional();
 

@@ -20,7 +20,7 @@ environments:
     backend: local
     # File sources read data/<tenant>/ (relative paths). Absolute paths only under these folders;
     # {tenant} stands for the tenant id and keeps tenants apart. None by default.
-    # file_roots: [/srv/exports/{tenant}]
+    # file_roots: [/srv/exports/{tenant}, gs://acme-exports/{tenant}/]
 
   # A Google Cloud environment (BigQuery, Cloud KMS, Secret Manager, Cloud Run). Uncomment and fill in.
   # staging:

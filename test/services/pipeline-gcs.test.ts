@@ -13,6 +13,7 @@ import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { CLOUD_PROJECT } from '../fakes/cloud.ts';
 import { newBootstrappedWorkspace, withContext } from '../helpers/context.ts';
+import { listFileRoots } from '../helpers/file-roots.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 const TENANT = 'acme_corp';
@@ -24,6 +25,7 @@ before(async () => {
     path.join(root, 'convergence.yaml'),
     `  cloud:\n    project: ${CLOUD_PROJECT}\n    region: us-central1\n    location: US\n`,
   );
+  for (const env of ['local', 'cloud']) await listFileRoots(root, ['gs://acme-usage-exports/{tenant}/'], env);
   await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' }));
   await mkdir(path.join(root, 'data', TENANT), { recursive: true });
 });
@@ -40,7 +42,7 @@ const errorsOf = async (file: string, env?: string) =>
 
 describe('validate: gs:// paths', () => {
   it('accepts a well-formed bucket and one wildcard, locally and in a cloud environment', async () => {
-    const file = await sourceFile('good', 'gs://acme-usage-exports/usage/usage_*.csv');
+    const file = await sourceFile('good', `gs://acme-usage-exports/${TENANT}/usage/usage_*.csv`);
     assert.deepEqual(await errorsOf(file), []);
     assert.deepEqual(await errorsOf(file, 'cloud'), []);
   });

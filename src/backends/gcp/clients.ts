@@ -171,6 +171,17 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
           authClient: endpoint ? await passThroughAuth() : await adcClient(target, vars),
         });
       }),
+    /** Cloud Storage as another service account, impersonated as in bigqueryAs (a tenant reading its gs:// sources). */
+    storageAs: (serviceAccount: string) =>
+      once(`storage:${serviceAccount}`, async () => {
+        const { Storage } = await import('@google-cloud/storage');
+        const endpoint = vars[ENDPOINT_VARS.storage];
+        return new Storage({
+          projectId: target.project,
+          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true } : {}),
+          authClient: await impersonated(serviceAccount, Boolean(endpoint), target, vars),
+        });
+      }),
     kms: () =>
       once('kms', async () => {
         const { KeyManagementServiceClient } = await import('@google-cloud/kms');

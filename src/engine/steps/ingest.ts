@@ -97,14 +97,12 @@ interface SourceObjects {
 async function sourceObjects(env: StepEnv, step: IngestStep): Promise<SourceObjects | undefined> {
   const source = env.source(step.source_config);
   if (source.type !== 'file' || !isGcsPath(source.path)) return undefined;
-  const [{ storageForSources }, { planObjects }] = await Promise.all([
-    import('../../backends/gcp/storage.ts'),
-    import('../sources/file/gcs-source.ts'),
-  ]);
-  const storage = await storageForSources();
+  const { planObjects } = await import('../sources/file/gcs-source.ts');
+  const storage = await env.objectStorage();
   env.progress({ message: `listing ${source.path}` });
   const byObject = !env.fullRefresh && step.destination.write_mode !== 'replace';
   const plan = await planObjects(storage, source, {
+    scope: env.fileScope,
     warehouse: env.warehouse,
     key: stateKey(env, step),
     byObject,

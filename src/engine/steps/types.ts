@@ -1,3 +1,4 @@
+import type { Storage } from '@google-cloud/storage';
 import type { Warehouse } from '../../backends/warehouse/port.ts';
 import type { DqOutcome } from '../dq/types.ts';
 import type { ConvergenceError } from '../../lib/errors.ts';
@@ -17,6 +18,8 @@ export interface StepEnv {
   variables: Record<string, string>;
   /** Where the tenant's file sources may read: its data folder and the environment's file roots. */
   fileScope: FileScope;
+  /** Cloud Storage as this tenant reads its gs:// sources (its own service account where one is set). */
+  objectStorage(): Promise<Storage>;
   /** Folder for this step's staged files; removed after a successful run. */
   stagingDir: string;
   fullRefresh: boolean;

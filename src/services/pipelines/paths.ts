@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { sourceSchema, type SourceConfig } from '../../domain/pipeline.ts';
-import { isGcsPath, parseGcsPath } from '../../engine/sources/file/gcs-path.ts';
+import { isGcsPath } from '../../engine/sources/file/gcs-path.ts';
+import { checkObjectPath, parseObjectRoot } from '../../engine/sources/file/gcs-scope.ts';
 import { isRemotePath, matchInputFiles, type FileScope } from '../../engine/sources/file/resolve.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, validationError } from '../../lib/errors.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';
@@ -9,15 +10,20 @@ import type { PipelineBundle } from './bundle.ts';
 
 /**
  * Where the file sources of `tenantId` may read in this environment: data/<tenant>/ of the
- * workspace, and the environment's file_roots with `{tenant}` replaced. The local state folder is
- * never readable, even when a root contains it.
+ * workspace, and the environment's file_roots (folders and gs:// prefixes) with `{tenant}`
+ * replaced. The local state folder and the environment's state bucket are never readable, even
+ * when a root contains them.
  */
 export function fileScope(ctx: ServiceContext, tenantId: string): FileScope {
+  const roots = (ctx.env.fileRoots ?? []).map((root) => root.replaceAll('{tenant}', tenantId));
+  const stateBucket = ctx.env.backend === 'gcp' ? ctx.env.settings.state_bucket : undefined;
   return {
     workspaceRoot: ctx.workspace.root,
     tenantId,
-    roots: (ctx.env.fileRoots ?? []).map((root) => path.resolve(root.replaceAll('{tenant}', tenantId))),
+    roots: roots.filter((root) => !isGcsPath(root)).map((root) => path.resolve(root)),
     denied: [ctx.env.stateDir],
+    objectRoots: roots.filter(isGcsPath).map(parseObjectRoot),
+    deniedBuckets: stateBucket ? [stateBucket] : [],
   };
 }
 
@@ -39,9 +45,9 @@ function localPathInCloud(source: FileSource): ConvergenceError {
   );
 }
 
-/** Throws SOURCE_PATH (exit 2) when a path may not be read; gs:// paths are checked for shape only. */
+/** Throws SOURCE_PATH (exit 2) when a path may not be read; gs:// paths are checked without listing. */
 async function checkPath(scope: FileScope, source: FileSource, cloud: boolean): Promise<void> {
-  if (isGcsPath(source.path)) parseGcsPath(source.path);
+  if (isGcsPath(source.path)) checkObjectPath(source.path, scope);
   else if (isRemotePath(source.path)) return;
   else if (cloud) throw localPathInCloud(source);
   else await matchInputFiles(source.path, scope);
@@ -101,7 +107,7 @@ export async function assertSourcePaths(ctx: ServiceContext, bundle: PipelineBun
   }
   if (problems.length > 0) {
     throw validationError(problems.join('\n'), {
-      suggestion: `relative paths start in data/${bundle.tenantId}/; absolute ones need a folder listed under file_roots in convergence.yaml`,
+      suggestion: `relative paths start in data/${bundle.tenantId}/; absolute and gs:// ones need a folder or prefix listed under file_roots in convergence.yaml`,
     });
   }
 }

@@ -46,6 +46,7 @@ export async function stepEnv(ctx: ServiceContext, bundle: PipelineBundle, input
     runId,
     variables: runVariables(ctx, bundle, input),
     fileScope: fileScope(ctx, tenantId),
+    objectStorage: () => ctx.backends.tenantStorage(tenantId),
     stagingDir: runStagingDir(ctx, runId),
     fullRefresh: Boolean(input.fullRefresh),
     signal: input.signal,

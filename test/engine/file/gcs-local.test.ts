@@ -18,6 +18,7 @@ import { GcsFake } from '../../fakes/gcs/server.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../../helpers/context.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
 import { TENANT } from './workspace.ts';
+import { listFileRoots } from '../../helpers/file-roots.ts';
 
 const BUCKET = 'acme-usage-exports';
 const SCHEMA = [
@@ -42,6 +43,7 @@ after(async () => {
 /** A workspace whose tenant has one pipeline: gs:// `sourcePath` merged into `orders` on id. */
 async function gcsWorkspace(label: string, sourcePath: string, writeMode = 'merge'): Promise<string> {
   const root = await newBootstrappedWorkspace(label);
+  await listFileRoots(root, [`gs://${BUCKET}/`, 'gs://no-such-bucket-here/']);
   await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' }));
   const dir = path.join(root, 'configs', TENANT);
   await mkdir(path.join(dir, 'schemas'), { recursive: true });
@@ -130,7 +132,8 @@ describe('a gs:// file source on the local engine', () => {
     const root = await newBootstrappedWorkspace('gcs-demo');
     await installExample(root);
     await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' }));
-    const { pipelineId, objects } = await exampleGcsVariant(root, BUCKET);
+    const { pipelineId, objects, fileRoot } = await exampleGcsVariant(root, BUCKET);
+    await listFileRoots(root, [fileRoot]);
     for (const [name, csv] of Object.entries(objects)) gcs.putObject(BUCKET, name, csv, 'text/csv');
     const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId, runDate: '2025-01-08' }));
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));

@@ -31,6 +31,8 @@ export const scopeOf = (root: string, extra: Partial<FileScope> = {}): FileScope
   tenantId: TENANT,
   roots: [],
   denied: [path.join(root, '.convergence')],
+  objectRoots: [],
+  deniedBuckets: [],
   ...extra,
 });
 

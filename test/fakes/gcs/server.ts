@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { asCaller, currentCaller } from '../grpc/caller.ts';
 
 export interface StoredObject {
   bucket: string;
@@ -54,6 +55,11 @@ export interface Denial {
   principal?: string;
   /** Denied permissions; default every object and bucket permission. */
   permissions?: string[];
+  /**
+   * Service accounts holding a role on the bucket: calls carrying their token (impersonation
+   * through the IAM Credentials fake) are not denied. The operator's token-less calls always are.
+   */
+  grantedTo?: string[];
 }
 
 const ALL_PERMISSIONS = [
@@ -252,7 +258,7 @@ export class GcsFake {
       } else {
         // Everything below runs synchronously once the body is in, so a precondition check and the
         // write it guards are atomic, as they are in GCS.
-        reply = this.#route(method, url, segments, req.headers, body);
+        reply = asCaller(req.headers.authorization, () => this.#route(method, url, segments, req.headers, body));
         if (fault) {
           reply = this.#faultReply(fault);
           logged.injected = true;
@@ -384,7 +390,9 @@ export class GcsFake {
   #check(bucket: Bucket, permission: string, kind: 'object' | 'bucket' = 'object'): void {
     const denial = bucket.denial;
     if (!denial || !(denial.permissions ?? ALL_PERMISSIONS).includes(permission)) return;
-    const who = denial.principal ?? 'convergence-runner@p.iam.gserviceaccount.com';
+    const caller = currentCaller();
+    if (caller && denial.grantedTo?.includes(caller)) return;
+    const who = caller || (denial.principal ?? 'convergence-runner@p.iam.gserviceaccount.com');
     throw apiError(
       403,
       'forbidden',

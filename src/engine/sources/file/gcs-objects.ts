@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { Storage } from '@google-cloud/storage';
 import { toConvergenceError } from '../../../backends/gcp/errors.ts';
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
-import { gcsUri, matchesGcsPath, parseGcsPath, type GcsPath } from './gcs-path.ts';
+import { gcsUri, matchesGcsPath, type GcsPath } from './gcs-path.ts';
+import { checkObjectPath } from './gcs-scope.ts';
+import type { FileScope } from './scope.ts';
 import type { InputFile } from './resolve.ts';
 
 /** One object a gs:// path matched, at the generation listed. */
@@ -24,12 +26,13 @@ const storageContext = (bucket: string) => ({
 });
 
 /**
- * Every object a gs:// path matches, sorted by name (the load order). Listed by the static prefix
- * and filtered by the one `*` here, so the same rule holds as in BigQuery's load jobs. None is an
- * error (SOURCE_NO_FILES, exit 3), as for a local path.
+ * Every object a gs:// path matches, sorted by name (the load order). The path is checked against
+ * the tenant's gs:// roots first (gcs-scope.ts), then listed by its static prefix and filtered by the
+ * one `*` here, so the same rule holds as in BigQuery's load jobs. None is an error
+ * (SOURCE_NO_FILES, exit 3), as for a local path.
  */
-export async function listSourceObjects(storage: Storage, pattern: string): Promise<SourceObject[]> {
-  const gcsPath = parseGcsPath(pattern);
+export async function listSourceObjects(storage: Storage, pattern: string, scope: FileScope): Promise<SourceObject[]> {
+  const gcsPath = checkObjectPath(pattern, scope);
   let listed;
   try {
     [listed] = await storage.bucket(gcsPath.bucket).getFiles({ prefix: gcsPath.prefix, autoPaginate: true });

@@ -7,6 +7,7 @@ import { downloadSourceObjects, listSourceObjects, type SourceObject } from './g
 import { stageInputFiles, type StageFileOptions } from './index.ts';
 import { loadedObjectWrites, objectsToLoad, readLoadedObjects } from './object-state.ts';
 import type { SourceConfig } from '../../../domain/pipeline.ts';
+import type { FileScope } from './scope.ts';
 
 type FileSource = Extract<SourceConfig, { type: 'file' }>;
 
@@ -27,9 +28,9 @@ export interface ObjectPlan {
 export async function planObjects(
   storage: Storage,
   source: FileSource,
-  state: { warehouse: Warehouse; key: StateKey; byObject: boolean; runId: string; at: Date },
+  state: { scope: FileScope; warehouse: Warehouse; key: StateKey; byObject: boolean; runId: string; at: Date },
 ): Promise<ObjectPlan> {
-  const matched = await listSourceObjects(storage, source.path);
+  const matched = await listSourceObjects(storage, source.path, state.scope);
   if (!state.byObject) return { matched, toLoad: matched, stateWrites: [] };
   const loaded = await readLoadedObjects(state.warehouse, state.key);
   const toLoad = objectsToLoad(matched, loaded);

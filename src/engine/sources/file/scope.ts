@@ -2,6 +2,7 @@ import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
 import { isInside as inside } from '../../../lib/paths.ts';
+import type { ObjectRoot } from './gcs-scope.ts';
 
 /**
  * Where a tenant's file source may read (DESIGN "Tenant isolation"). A relative `path:` starts in
@@ -19,6 +20,10 @@ export interface FileScope {
   roots: string[];
   /** Folders never read, whatever the roots say (the local state folder). */
   denied: string[];
+  /** The gs:// prefixes of file_roots, `{tenant}` already replaced (see gcs-scope.ts). */
+  objectRoots: ObjectRoot[];
+  /** Buckets never read, whatever the roots say (the environment's state bucket). */
+  deniedBuckets: string[];
 }
 
 /** A path as written, checked: where to look and what to look for. */
