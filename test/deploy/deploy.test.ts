@@ -5,16 +5,18 @@
  * service-account key of the OAuth fake).
  */
 import '../fakes/env-guard.ts';
-import { ServicesClient } from '@google-cloud/run';
+import { JobsClient, ServicesClient } from '@google-cloud/run';
 import * as grpc from '@grpc/grpc-js';
 import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { cloudEnv } from '../../src/backends/factory.ts';
 import { ConvergenceError } from '../../src/lib/errors.ts';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { planDeploy, runDeploy, type DeployEvent, type DeployRequest } from '../../src/services/deploy/deploy.ts';
+import { followWithJob } from '../../src/services/deploy/job.ts';
 import { ProbeIdentity } from '../../src/services/deploy/probe-auth.ts';
 import { probeOnce } from '../../src/services/deploy/probe.ts';
 import { listRevisions, rollback } from '../../src/services/deploy/rollback.ts';
@@ -587,5 +589,61 @@ describe('private and public services', () => {
     }
     assert.equal(fakes.run.service(`${LOCATION}/services/convergence-api-public`)?.invokerIamDisabled, true);
     assert.ok(callers.length > 0 && callers.every((c) => c === undefined), 'the probes went through without a token');
+  });
+});
+
+describe('a CPU limit Run holds in another spelling', () => {
+  /** Changes the job's first container as an operator would outside deploy (gcloud run jobs update). */
+  async function editJobContainer(edit: (container: Record<string, unknown>) => void) {
+    const jobs = new JobsClient({
+      apiEndpoint: '127.0.0.1',
+      port: fakes.grpc.port,
+      sslCreds: grpc.credentials.createInsecure(),
+      authClient: new PassThroughClient(),
+    });
+    try {
+      const [job] = await jobs.getJob({ name: JOB_NAME });
+      edit(job.template!.template!.containers![0] as Record<string, unknown>);
+      const [operation] = await jobs.updateJob({ job });
+      await operation.promise();
+    } finally {
+      await jobs.close();
+    }
+  }
+  const withCpu = (cpu: string) => (container: Record<string, unknown>) => {
+    const resources = (container.resources ?? {}) as { limits?: Record<string, string> };
+    container.resources = { ...resources, limits: { ...resources.limits, cpu } };
+  };
+
+  it('is no change: the dry run shows none and a job already on the image is not updated', async () => {
+    // convergence.yaml says cpu: "2"; Run holds 2000m, as `gcloud run ... update --cpu 2000m` leaves it.
+    await editServiceContainer(withCpu('2000m'));
+    await editJobContainer(withCpu('2000m'));
+    const { result } = await deploy({ dryRun: true });
+    assert.deepEqual(
+      result.serviceChanges.filter((c) => c.setting === 'cpu'),
+      [],
+    );
+    assert.deepEqual(
+      result.job?.changes.map((c) => c.setting),
+      ['image'],
+    );
+
+    const updates = fakes.run.requests('UpdateJob').length;
+    const job = await withContext(
+      root,
+      async (ctx) => {
+        const platform = await ctx.backends.runPlatform!();
+        try {
+          return await followWithJob(platform, cloudEnv(ctx.env)!.settings, jobTask()!.image!);
+        } finally {
+          await platform.close();
+        }
+      },
+      { env: 'cloud' },
+    );
+    assert.deepEqual(job?.changes, []);
+    assert.equal(fakes.run.requests('UpdateJob').length, updates, 'no update was sent');
+    assert.equal(jobTask()?.limits?.cpu, '2000m');
   });
 });

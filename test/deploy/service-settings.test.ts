@@ -88,4 +88,23 @@ describe('service settings in convergence.yaml', () => {
     ]);
     assert.deepEqual(settingsDiff(undefined, { image: 'img:2' }), [{ setting: 'image', current: undefined, wanted: 'img:2' }]);
   });
+
+  it('reads a CPU limit in cores: "1000m" and "1", "2000m" and "2", "500m" and "0.5" are no change', () => {
+    for (const [current, wanted] of [
+      ['1000m', '1'],
+      ['1', '1000m'],
+      ['2000m', '2'],
+      ['500m', '0.5'],
+      ['1.0', '1'],
+    ]) {
+      assert.deepEqual(settingsDiff({ cpu: current }, { cpu: wanted }), [], `${current} → ${wanted}`);
+    }
+    // What changes is shown and sent as convergence.yaml spells it.
+    assert.deepEqual(settingsDiff({ cpu: '1000m' }, { cpu: '2' }), [{ setting: 'cpu', current: '1000m', wanted: '2' }]);
+    assert.deepEqual(settingsDiff({ cpu: '1' }, { cpu: '500m' }), [{ setting: 'cpu', current: '1', wanted: '500m' }]);
+    assert.deepEqual(settingsDiff(undefined, { image: 'img:1', cpu: '1000m' }), [
+      { setting: 'image', current: undefined, wanted: 'img:1' },
+      { setting: 'cpu', current: undefined, wanted: '1000m' },
+    ]);
+  });
 });

@@ -55,6 +55,20 @@ export interface SettingChange {
   wanted: unknown;
 }
 
+/** A CPU limit in cores: "1000m" and "1", "500m" and "0.5" are one limit spelled two ways. */
+function cpuCores(limit: string): number {
+  return limit.endsWith('m') ? Number(limit.slice(0, -1)) / 1000 : Number(limit);
+}
+
+/**
+ * Whether Run's value already is the wanted one. A CPU limit is compared in cores, so a spelling
+ * other than the one Run reports back is no change; what is sent stays as convergence.yaml has it.
+ */
+function sameSetting(setting: string, current: unknown, wanted: unknown): boolean {
+  if (setting === 'cpu' && typeof current === 'string' && typeof wanted === 'string') return cpuCores(current) === cpuCores(wanted);
+  return current === wanted;
+}
+
 /** The wanted settings that differ from the current ones. */
 export function settingsDiff(
   current: ServiceSettings | Omit<JobState, 'name' | 'etag'> | undefined,
@@ -62,7 +76,7 @@ export function settingsDiff(
 ): SettingChange[] {
   const now = (current ?? {}) as Record<string, unknown>;
   return Object.entries(wanted)
-    .filter(([setting, value]) => value !== undefined && now[setting] !== value)
+    .filter(([setting, value]) => value !== undefined && !sameSetting(setting, now[setting], value))
     .map(([setting, value]) => ({ setting, current: now[setting], wanted: value }));
 }
 
