@@ -60,8 +60,27 @@ export interface ObjectSource {
   kind: 'objects';
   uris: string[];
   format: 'csv' | 'ndjson';
-  csv?: { delimiter: string; hasHeader: boolean };
+  csv?: {
+    delimiter: string;
+    hasHeader: boolean;
+    /**
+     * The objects' columns in file order, each the field it feeds or null when the schema has no
+     * such column (not loaded); a field not listed is missing from the objects. Without it, the
+     * objects hold the fields in schema order.
+     */
+    columns?: Array<string | null>;
+  };
   fields: FieldSpec[];
+  /** An incremental cursor the warehouse moves itself, from the rows it reads. */
+  cursor?: ObjectCursor;
+}
+
+interface ObjectCursor {
+  field: string;
+  /** The committed cursor: only rows whose typed cursor is after it are loaded. */
+  after?: string;
+  /** The writes that commit `value`, the greatest cursor of the rows loaded; added to the load's alsoWrite. */
+  commit(value: string): WriteOp[];
 }
 
 export interface LoadRequest {
@@ -89,6 +108,8 @@ export interface LoadResult {
   columnsAdded: string[];
   /** True when the destination did not exist before. */
   created: boolean;
+  /** For an objects load with a cursor: the greatest cursor of the rows loaded; undefined when none loaded. */
+  cursorMax?: string;
 }
 
 /** Name of the table that keeps rows a load could not type. */

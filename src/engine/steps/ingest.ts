@@ -173,24 +173,58 @@ async function stage(
 /**
  * True when the destination warehouse should read a gs:// source's objects itself (BigQuery load
  * jobs): it can, the format is text (CSV or NDJSON, typed in SQL) and a schema fixes the columns.
- * A cursor_field still needs the rows to pass through here to find the new cursor, so a source
- * with one, a Parquet source or one without a schema is downloaded and staged instead.
+ * An incremental cursor is filtered and found in SQL too. A Parquet source or one without a schema
+ * is downloaded and staged instead.
  */
 function warehouseReadsObjects(env: StepEnv, step: IngestStep): boolean {
   const source = env.source(step.source_config);
-  if (!env.warehouse.loadsObjects || source.type !== 'file' || source.format === 'parquet' || source.incremental) return false;
+  if (!env.warehouse.loadsObjects || source.type !== 'file' || source.format === 'parquet') return false;
   return env.schema(source.schema ?? step.destination.schema) !== undefined;
 }
 
-/** The warehouse loads the objects into the destination, with their loaded-object state, in one transaction. */
-async function loadObjectsInWarehouse(env: StepEnv, step: IngestStep, objects: SourceObjects): Promise<StepOutcome> {
+/**
+ * The warehouse loads the objects into the destination, with their loaded-object state and the
+ * moved cursor, in one transaction. CSV objects are read by their header names (their layout is
+ * read first); objects whose headers differ cannot share one load job, so the step falls back to
+ * staging them here, with `fallback` saying why.
+ */
+async function loadObjectsInWarehouse(
+  env: StepEnv,
+  step: IngestStep,
+  objects: SourceObjects,
+  cursor: { value: string; committed: boolean } | undefined,
+): Promise<{ outcome: StepOutcome } | { fallback: string }> {
   const source = env.source(step.source_config) as Extract<SourceConfig, { type: 'file' }>;
-  const { fieldsFromSchema } = await import('../staging/fields.ts');
+  const [{ fieldsFromSchema }, { cursorFieldOf, cursorFilter }, { csvObjectLayout }] = await Promise.all([
+    import('../staging/fields.ts'),
+    import('../staging/typing.ts'),
+    import('../sources/file/gcs-csv-columns.ts'),
+  ]);
   const fields = fieldsFromSchema(env.schema(source.schema ?? step.destination.schema)!);
   const dest = step.destination;
   const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
   const { plan } = objects;
-  if (plan.stateWrites.length > 0) await ensureStateTable(env.warehouse, env.dataset);
+  const csv = { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true };
+  const notes: string[] = [];
+  let columns: Array<string | null> | undefined;
+  if (source.format !== 'ndjson' && csv.hasHeader) {
+    env.progress({ message: `reading the header of ${plan.toLoad.length} object${plan.toLoad.length === 1 ? '' : 's'}` });
+    const layout = await csvObjectLayout(objects.storage, plan.toLoad, fields, csv.delimiter);
+    if ('differs' in layout) {
+      const why = 'BigQuery load jobs read CSV columns by position, so this run staged the objects through the engine';
+      return { fallback: `${layout.differs}: ${why}` };
+    }
+    ({ columns } = layout);
+    notes.push(...layout.notes);
+  }
+  // The cursor is checked as the staged path checks it: a column of the schema, of an ordered type, and the committed value typed.
+  const cursorField = source.incremental ? cursorFieldOf(fields, source.incremental.cursor_field) : undefined;
+  const after = cursorField && cursor?.committed ? cursor.value : undefined;
+  if (cursorField && after !== undefined) {
+    const pl = (await import('nodejs-polars')).default;
+    cursorFilter(cursorField, pl.col(cursorField.name), after);
+  }
+  if (plan.stateWrites.length > 0 || cursorField) await ensureStateTable(env.warehouse, env.dataset);
   // Every object to load named by its URI: a rerun must not pick up objects written since listing.
   const uris = plan.toLoad.map((o) => `gs://${o.bucket}/${o.name}`);
   env.progress({ message: `loading ${uris.length} object${uris.length === 1 ? '' : 's'} into ${dest.table} (${writeMode})` });
@@ -201,8 +235,18 @@ async function loadObjectsInWarehouse(env: StepEnv, step: IngestStep, objects: S
       kind: 'objects',
       uris,
       format: source.format === 'ndjson' ? 'ndjson' : 'csv',
-      csv: { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true },
+      csv: { ...csv, ...(columns ? { columns } : {}) },
       fields,
+      ...(cursorField
+        ? {
+            cursor: {
+              field: cursorField.name,
+              ...(after !== undefined ? { after } : {}),
+              commit: (value: string) =>
+                cursorWrites(stateKey(env, step), { field: cursorField.name, value, runId: env.runId, at: env.now() }),
+            },
+          }
+        : {}),
     },
     writeMode,
     ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
@@ -212,27 +256,30 @@ async function loadObjectsInWarehouse(env: StepEnv, step: IngestStep, objects: S
     alsoWrite: plan.stateWrites,
   });
   env.progress({ rows: result.rowsLoaded });
-  const notes: string[] = [];
   if (result.rowsQuarantined > 0)
     notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
   if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);
   return {
-    rowsIn: result.rowsLoaded + result.rowsQuarantined,
-    rowsOut: result.rowsLoaded,
-    bytes: plan.toLoad.reduce((sum, o) => sum + o.size, 0),
-    details: {
-      table: dest.table,
-      writeMode,
-      source: source.type,
-      objects: plan.toLoad.length,
-      loadedBy: 'warehouse',
-      quarantined: result.rowsQuarantined,
-      inserted: result.rowsInserted,
-      updated: result.rowsUpdated,
-      columnsAdded: result.columnsAdded,
-      created: result.created,
+    outcome: {
+      rowsIn: result.rowsLoaded + result.rowsQuarantined,
+      rowsOut: result.rowsLoaded,
+      bytes: plan.toLoad.reduce((sum, o) => sum + o.size, 0),
+      details: {
+        table: dest.table,
+        writeMode,
+        source: source.type,
+        objects: plan.toLoad.length,
+        loadedBy: 'warehouse',
+        cursorFrom: cursor?.value ?? null,
+        cursorTo: result.cursorMax ?? cursor?.value ?? null,
+        quarantined: result.rowsQuarantined,
+        inserted: result.rowsInserted,
+        updated: result.rowsUpdated,
+        columnsAdded: result.columnsAdded,
+        created: result.created,
+      },
+      notes,
     },
-    notes,
   };
 }
 
@@ -251,7 +298,8 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       notes: [`no new or changed objects in ${source.type === 'file' ? source.path : ''} (${objects.plan.matched.length} already loaded)`],
     };
   }
-  if (objects && warehouseReadsObjects(env, step)) return loadObjectsInWarehouse(env, step, objects);
+  const inWarehouse = objects && warehouseReadsObjects(env, step) ? await loadObjectsInWarehouse(env, step, objects, cursor) : undefined;
+  if (inWarehouse && 'outcome' in inWarehouse) return inWarehouse.outcome;
   const staged = await stage(env, step, cursor, objects);
   env.signal.throwIfAborted();
   // Nothing read and no column known (an empty file without a schema): nothing to load or create.
@@ -292,7 +340,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     ],
   });
   env.progress({ rows: result.rowsLoaded });
-  const notes = [...(staged.warnings ?? [])];
+  const notes = [...(inWarehouse ? [inWarehouse.fallback] : []), ...(staged.warnings ?? [])];
   if (result.rowsQuarantined > 0)
     notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
   if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);

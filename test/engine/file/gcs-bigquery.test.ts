@@ -2,19 +2,24 @@
  * gs:// file sources into BigQuery: one load job reads the objects straight from Cloud Storage
  * (the BigQuery fake reads the GCS fake), SQL types the text, untypeable values reach quarantine,
  * and the loaded objects commit with the rows, so a rerun loads only new or rewritten objects.
+ * An incremental cursor is filtered and moved in SQL, committed with the rows; CSV columns are
+ * read by their header names.
  */
 import '../../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { SelectOptions } from '../../../src/backends/warehouse/port.ts';
 import { bootstrap } from '../../../src/services/bootstrap.ts';
 import { exampleGcsVariant, installExample } from '../../../src/services/example.ts';
 import { runPipeline } from '../../../src/services/pipelines/run.ts';
+import { getStepLogs } from '../../../src/services/runs/store.ts';
 import { createTenant } from '../../../src/services/tenants.ts';
 import { startCloudFakes, type CloudFakes } from '../../fakes/cloud.ts';
 import { newWorkspace, withContext } from '../../helpers/context.ts';
 import { cleanupAll } from '../../helpers/tmp.ts';
+import { listFileRoots } from '../../helpers/file-roots.ts';
 
 const TENANT = 'acme_corp';
 const BUCKET = 'acme-usage-exports';
@@ -31,6 +36,7 @@ before(async () => {
   fakes.gcs.addBucket(BUCKET);
   root = await newWorkspace('gcs-bigquery');
   await appendFile(path.join(root, 'convergence.yaml'), fakes.yaml('cloud'));
+  await listFileRoots(root, [`gs://${BUCKET}/`], 'cloud');
   await withContext(
     root,
     async (ctx) => {
@@ -48,11 +54,11 @@ after(async () => {
   await cleanupAll();
 });
 
-async function pipeline(id: string, sourcePath: string, format = 'csv'): Promise<void> {
+async function pipeline(id: string, sourcePath: string, format = 'csv', extra = ''): Promise<void> {
   const dir = path.join(root, 'configs', TENANT);
   await writeFile(
     path.join(dir, 'sources', `${id}.yml`),
-    `source_id: ${id}\ntype: file\npath: ${sourcePath}\nformat: ${format}\nschema: schemas/orders.json\n`,
+    `source_id: ${id}\ntype: file\npath: ${sourcePath}\nformat: ${format}\nschema: schemas/orders.json\n${extra}`,
   );
   await writeFile(
     path.join(dir, 'pipelines', `${id}.yml`),
@@ -63,6 +69,11 @@ async function pipeline(id: string, sourcePath: string, format = 'csv'): Promise
 const run = (id: string) =>
   withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId: id, runDate: '2025-01-31' }), { env: 'cloud' });
 const count = (table: string) => withContext(root, async (ctx) => (await ctx.backends.warehouse()).count(TENANT, table), { env: 'cloud' });
+/** What the run's ingest step recorded in its step log. */
+const ingestDetails = (summary: { runId: string }) =>
+  withContext(root, async (ctx) => (await getStepLogs(ctx, summary.runId))[0]!.details ?? {}, { env: 'cloud' });
+const select = (table: string, options: SelectOptions = {}) =>
+  withContext(root, async (ctx) => (await ctx.backends.warehouse()).select(TENANT, table, options), { env: 'cloud' });
 const loadJobs = () =>
   [...fakes.bigquery.jobs.values()].filter(
     (j) => (j as { configuration?: { load?: { sourceUris?: unknown } } }).configuration?.load?.sourceUris,
@@ -124,15 +135,236 @@ describe('a gs:// file source into BigQuery', () => {
     assert.equal(summary.error?.code, 'SOURCE_NO_FILES');
   });
 
-  it('runs the gs:// variant of the demo (its cursor_field has the rows pass through the engine, then into BigQuery)', async () => {
-    await installExample(root);
-    const { pipelineId, objects } = await exampleGcsVariant(root, BUCKET);
-    for (const [name, csv] of Object.entries(objects)) fakes.gcs.putObject(BUCKET, name, csv, 'text/csv');
-    const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId, runDate: '2025-01-08' }), {
-      env: 'cloud',
-    });
+  it('moves a TIMESTAMP cursor in SQL, in the text the staged path commits', async () => {
+    const dir = path.join(root, 'configs', TENANT);
+    await writeFile(
+      path.join(dir, 'schemas', 'ticks.json'),
+      JSON.stringify([
+        { name: 'id', type: 'INT64', mode: 'REQUIRED' },
+        { name: 'at', type: 'TIMESTAMP' },
+      ]),
+    );
+    await writeFile(
+      path.join(dir, 'sources', 'ticks.yml'),
+      `source_id: ticks\ntype: file\npath: gs://${BUCKET}/ticks/*.csv\nformat: csv\nschema: schemas/ticks.json\nincremental: { cursor_field: at }\n`,
+    );
+    await writeFile(
+      path.join(dir, 'pipelines', 'ticks.yml'),
+      'pipeline_id: ticks\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/ticks.yml, destination: { table: ticks, write_mode: append } }\n',
+    );
+    fakes.gcs.putObject(BUCKET, 'ticks/1.csv', 'id,at\n1,2025-01-01T10:00:00Z\n2,2025-01-01 11:30:00.5\n3,\n');
+    const first = await run('ticks');
+    assert.equal(first.status, 'COMPLETE', JSON.stringify(first.error));
+    assert.equal((await ingestDetails(first))['cursorTo'], '2025-01-01T11:30:00.500000Z');
+    const [missing] = await select('ticks__quarantine', { columns: ['_reason'] });
+    assert.equal(missing?.['_reason'], 'at: incremental cursor value is missing');
+
+    fakes.gcs.putObject(BUCKET, 'ticks/2.csv', 'id,at\n4,2025-01-01T11:30:00.500Z\n5,2025-01-02T00:00:00Z\n');
+    const second = await run('ticks');
+    assert.equal(second.status, 'COMPLETE', JSON.stringify(second.error));
+    const details = await ingestDetails(second);
+    assert.equal(details['cursorFrom'], '2025-01-01T11:30:00.500000Z');
+    assert.equal(details['cursorTo'], '2025-01-02T00:00:00.000000Z');
+    assert.deepEqual(
+      (await select('ticks', { orderBy: [['id', 'asc']] })).map((r) => r['id']),
+      [1, 2, 5],
+    );
+  });
+
+  it('fails the run (exit 3) with a clear VALIDATION error when the cursor_field is not a column of the schema', async () => {
+    fakes.gcs.putObject(BUCKET, 'badcursor/a.csv', 'id,day,amount\n1,2025-01-01,1\n');
+    await pipeline('badcursor', `gs://${BUCKET}/badcursor/*.csv`, 'csv', 'incremental: { cursor_field: nope }\n');
+    const summary = await run('badcursor');
+    assert.equal(summary.status, 'FAILED');
+    assert.equal(summary.exitCode, 3, JSON.stringify(summary.error));
+    assert.equal(summary.error?.code, 'VALIDATION');
+    assert.match(summary.error!.message, /incremental cursor_field "nope" is not a column of the source/);
+  });
+});
+
+describe('CSV objects into BigQuery, read by header name', () => {
+  it('loads columns in another order than the schema by their names, in one load job', async () => {
+    fakes.gcs.putObject(BUCKET, 'reordered/a.csv', 'amount,id,day\n1.5,1,2025-01-01\nx,2,2025-01-02\n');
+    fakes.gcs.putObject(BUCKET, 'reordered/b.csv', 'AMOUNT,Id,day\n3,3,2025-01-03\n');
+    await pipeline('reordered', `gs://${BUCKET}/reordered/*.csv`);
+    const before = loadJobs().length;
+    const summary = await run('reordered');
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal((await ingestDetails(summary))['loadedBy'], 'warehouse');
+    assert.equal(loadJobs().length - before, 1);
+    const rows = await select('reordered', { orderBy: [['id', 'asc']] });
+    assert.deepEqual(
+      rows.map((r) => [r['id'], r['day'], r['amount']]),
+      [
+        [1, '2025-01-01', 1.5],
+        [3, '2025-01-03', 3],
+      ],
+    );
+    const [quarantined] = await select('reordered__quarantine', { columns: ['_reason'] });
+    assert.equal(quarantined?.['_reason'], "amount: 'x' is not a valid FLOAT64");
+  });
+
+  it('skips a column the schema lacks and stages a missing one as null, with the staged path notes', async () => {
+    fakes.gcs.putObject(BUCKET, 'partial/a.csv', 'day,note,id\n2025-01-01,hello,1\n');
+    await pipeline('partial', `gs://${BUCKET}/partial/*.csv`);
+    const summary = await run('partial');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal((await ingestDetails(summary))['loadedBy'], 'warehouse');
+    const uri = `gs://${BUCKET}/partial/a.csv`;
+    assert.ok(
+      summary.steps[0]!.notes.includes(`column "note" is not in the schema and was not loaded (${uri})`),
+      String(summary.steps[0]!.notes),
+    );
+    assert.ok(summary.steps[0]!.notes.includes(`schema column amount is missing from ${uri}: staged as null`));
+    const rows = await select('partial');
+    assert.deepEqual(
+      rows.map((r) => [r['id'], r['day'], r['amount']]),
+      [[1, '2025-01-01', null]],
+    );
+  });
+
+  it('quarantines every row of objects that lack a required column, as the staged path does', async () => {
+    fakes.gcs.putObject(BUCKET, 'noid/a.csv', 'day,amount\n2025-01-01,1\n');
+    await pipeline('noid', `gs://${BUCKET}/noid/*.csv`);
+    const summary = await run('noid');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal((await ingestDetails(summary))['loadedBy'], 'warehouse');
+    const [quarantined] = await select('noid__quarantine', { columns: ['_reason'] });
+    assert.equal(quarantined?.['_reason'], 'id: required column is missing from the source');
+  });
+
+  it('stages objects whose headers differ through the engine, and says so', async () => {
+    fakes.gcs.putObject(BUCKET, 'mixed/a.csv', 'id,day,amount\n1,2025-01-01,1\n');
+    fakes.gcs.putObject(BUCKET, 'mixed/b.csv', 'amount,day,id\n2,2025-01-02,2\n');
+    await pipeline('mixed', `gs://${BUCKET}/mixed/*.csv`);
+    const before = loadJobs().length;
+    const summary = await run('mixed');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    assert.equal((await ingestDetails(summary))['loadedBy'], undefined);
+    assert.equal(loadJobs().length - before, 0, 'no load job from the URIs');
+    assert.ok(
+      summary.steps[0]!.notes.some((n) =>
+        n.startsWith(
+          `the header of gs://${BUCKET}/mixed/b.csv (amount, day, id) differs from that of gs://${BUCKET}/mixed/a.csv (id, day, amount)`,
+        ),
+      ),
+      String(summary.steps[0]!.notes),
+    );
+    const rows = await select('mixed', { orderBy: [['id', 'asc']] });
+    assert.deepEqual(
+      rows.map((r) => [r['id'], r['amount']]),
+      [
+        [1, 1],
+        [2, 2],
+      ],
+    );
+  });
+
+  it('names the object, the permission and the role when its header cannot be read', async () => {
+    fakes.gcs.addBucket('acme-locked-exports');
+    fakes.gcs.putObject('acme-locked-exports', 'a.csv', 'id,day,amount\n1,2025-01-01,1\n');
+    await listFileRoots(root, [`gs://${BUCKET}/`, 'gs://acme-locked-exports/'], 'cloud');
+    fakes.gcs.deny('acme-locked-exports', { permissions: ['storage.objects.get'] });
+    try {
+      await pipeline('locked', 'gs://acme-locked-exports/*.csv');
+      const summary = await run('locked');
+      assert.equal(summary.status, 'FAILED');
+      assert.equal(summary.exitCode, 3, JSON.stringify(summary.error));
+      assert.equal(summary.error?.code, 'PERMISSION_DENIED');
+      assert.match(summary.error!.message, /permission denied on gs:\/\/acme-locked-exports\/a\.csv: .* storage\.objects\.get/);
+      assert.match(summary.error!.suggestion ?? '', /grant roles\/storage\.objectViewer on gs:\/\/acme-locked-exports/);
+    } finally {
+      await listFileRoots(root, [`gs://${BUCKET}/`], 'cloud');
+    }
+  });
+});
+
+describe('the gs:// variant of the demo on BigQuery (an incremental cursor)', () => {
+  let pipelineId: string;
+  const runDemo = (runDate: string) =>
+    withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId, runDate }), { env: 'cloud' });
+  const state = async () =>
+    Object.fromEntries(
+      (await select('_convergence_state', { where: { pipeline_id: pipelineId } })).map((r) => [r['step_name'], r['cursor_value']]),
+    );
+  /** A day of exports: three rows of the committed day (not after the cursor) and two of the next. */
+  const laterExport = [
+    'request_id,usage_date,provider,model,user_email,input_tokens,output_tokens,cost_usd',
+    'late_1,2025-01-07,openai,gpt-4.1,user01@acme.example,10,1,0.01',
+    'late_2,2025-01-07,openai,gpt-4.1,user01@acme.example,10,1,0.01',
+    'late_3,2025-01-06,openai,gpt-4.1,user01@acme.example,10,1,0.01',
+    'new_1,2025-01-08,anthropic,claude-haiku-4,user02@acme.example,20,2,0.02',
+    'new_2,2025-01-08,anthropic,claude-haiku-4,user02@acme.example,20,2,0.02',
+    '',
+  ].join('\n');
+
+  before(async () => {
+    await installExample(root);
+    const variant = await exampleGcsVariant(root, BUCKET);
+    pipelineId = variant.pipelineId;
+    for (const [name, csv] of Object.entries(variant.objects)) fakes.gcs.putObject(BUCKET, name, csv, 'text/csv');
+  });
+
+  it('loads by the warehouse with the rows, quarantine and cursor of the local engine', async () => {
+    const before = loadJobs().length;
+    const summary = await runDemo('2025-01-08');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    const ingest = summary.steps[0]!;
+    const details = await ingestDetails(summary);
+    assert.equal(details['loadedBy'], 'warehouse');
+    assert.equal(loadJobs().length - before, 1, 'one load job reads the seven objects');
+    assert.equal(details['cursorFrom'], '2025-01-01');
+    assert.equal(details['cursorTo'], '2025-01-07');
+    assert.equal(ingest.rowsIn, 7 * 300 + 3);
+    assert.equal(ingest.rowsOut, 7 * 300 + 1);
     assert.equal(await count('raw_usage'), 7 * 300 + 1);
     assert.equal(await count('raw_usage__quarantine'), 2);
+    const reasons = (await select('raw_usage__quarantine', { columns: ['_reason'] })).map((r) => r['_reason']).sort();
+    assert.deepEqual(reasons, ["input_tokens: 'n/a' is not a valid INT64", "usage_date: '2025-13-01' is not a valid DATE"]);
+    assert.equal((await state())['ingest_usage'], '2025-01-07');
+  });
+
+  it('a failed load leaves rows, cursor and loaded objects as they were', async () => {
+    fakes.gcs.putObject(BUCKET, `${TENANT}/usage/usage_2025-01-08.csv`, laterExport, 'text/csv');
+    const stateBefore = await state();
+    fakes.bigquery.failJobs({ match: /BEGIN TRANSACTION/, reason: 'invalidQuery', message: 'Query error: injected' });
+    const failed = await runDemo('2025-01-09');
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.error!.message, /injected/);
+    assert.equal(await count('raw_usage'), 7 * 300 + 1);
+    assert.equal(await count('raw_usage__quarantine'), 2);
+    assert.deepEqual(await state(), stateBefore);
+  });
+
+  it('a rerun with a new object loads only its rows after the committed cursor', async () => {
+    const summary = await runDemo('2025-01-09');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    const ingest = summary.steps[0]!;
+    const details = await ingestDetails(summary);
+    assert.equal(details['loadedBy'], 'warehouse');
+    assert.equal(details['objects'], 1, 'only the new object is read');
+    assert.equal(details['cursorFrom'], '2025-01-07');
+    assert.equal(details['cursorTo'], '2025-01-08');
+    assert.equal(ingest.rowsIn, 2);
+    assert.equal(await count('raw_usage'), 7 * 300 + 1 + 2);
+    assert.equal((await select('raw_usage', { where: { request_id: 'late_1' } })).length, 0);
+    assert.equal((await state())['ingest_usage'], '2025-01-08');
+  });
+
+  it('a rerun whose rows are all at or before the cursor loads none and keeps the cursor', async () => {
+    fakes.gcs.putObject(
+      BUCKET,
+      `${TENANT}/usage/usage_2025-01-08.csv`,
+      `${laterExport}late_4,2025-01-08,openai,gpt-4.1,u@acme.example,1,1,0.01\n`,
+      'text/csv',
+    );
+    const summary = await runDemo('2025-01-10');
+    assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+    const ingest = summary.steps[0]!;
+    const details = await ingestDetails(summary);
+    assert.equal(details['loadedBy'], 'warehouse');
+    assert.equal(ingest.rowsIn, 0);
+    assert.equal(details['cursorTo'], '2025-01-08');
+    assert.equal((await state())['ingest_usage'], '2025-01-08');
   });
 });

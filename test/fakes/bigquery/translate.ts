@@ -61,6 +61,7 @@ const FUNCTIONS: Record<string, string> = {
   DATE_ADD: 'bq_plus',
   SAFE_DIVIDE: 'bq_safe_divide',
   IFNULL: 'coalesce',
+  FORMAT_TIMESTAMP: 'bq_format_timestamp',
 };
 
 /** DuckDB macros the translated SQL relies on; run once per database. */
@@ -72,6 +73,8 @@ export const MACROS = [
   'CREATE OR REPLACE MACRO bq_minus(a, b) AS a - b',
   'CREATE OR REPLACE MACRO bq_plus(a, b) AS a + b',
   'CREATE OR REPLACE MACRO bq_safe_divide(a, b) AS CASE WHEN b = 0 THEN NULL ELSE a / b END',
+  // FORMAT_TIMESTAMP(format, ts, zone): %E6S is seconds with six fractional digits.
+  "CREATE OR REPLACE MACRO bq_format_timestamp(fmt, ts, zone) AS strftime(timezone(zone, ts), replace(fmt, '%E6S', '%S.%f'))",
 ];
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;

@@ -86,11 +86,19 @@ const toSpecs = (fields: TableField[]): FieldSpec[] =>
     mode: f.mode === 'REQUIRED' ? ('REQUIRED' as const) : ('NULLABLE' as const),
   }));
 
-function countsOf(row: Record<string, Scalar> | undefined): { inserted: number; updated: number; quarantined: number } {
+/** The script's final row: its counts and, for an objects load with a cursor, the cursor it committed. */
+function resultOf(row: Record<string, Scalar> | undefined, columnsAdded: string[], created: boolean): LoadResult {
+  const inserted = Number(row?.['rows_inserted'] ?? 0);
+  const updated = Number(row?.['rows_updated'] ?? 0);
+  const cursorMax = row?.['cursor_max'];
   return {
-    inserted: Number(row?.['rows_inserted'] ?? 0),
-    updated: Number(row?.['rows_updated'] ?? 0),
-    quarantined: Number(row?.['rows_quarantined'] ?? 0),
+    rowsLoaded: inserted + updated,
+    rowsInserted: inserted,
+    rowsUpdated: updated,
+    rowsQuarantined: Number(row?.['rows_quarantined'] ?? 0),
+    columnsAdded,
+    created,
+    ...(cursorMax === null || cursorMax === undefined ? {} : { cursorMax: String(cursorMax) }),
   };
 }
 
@@ -116,15 +124,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
   const committed = await ctx.jobs.findSucceeded(ids.merge);
   if (committed) {
     const { rows } = await ctx.jobs.results(committed.jobReference!.jobId!, `load into ${where}`);
-    const c = countsOf(rows[0]);
-    return {
-      rowsLoaded: c.inserted + c.updated,
-      rowsInserted: c.inserted,
-      rowsUpdated: c.updated,
-      rowsQuarantined: c.quarantined,
-      columnsAdded: [],
-      created: false,
-    };
+    return resultOf(rows[0], [], false);
   }
 
   const existingFields = await ctx.tableFields(dataset, table);
@@ -139,6 +139,8 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
   let relation: string;
   let created = false;
   let createdQuarantine = false;
+  // An objects load with a cursor reports the cursor it commits (none when no row loads).
+  let cursor: { max: string | undefined } | undefined;
   // State writes are checked against their tables before anything is written.
   const params = typedParams();
   const alsoWrite: string[] = [];
@@ -187,7 +189,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       plan = planSchema({ dataset, table }, existing, incoming, mergeKeys);
       if (plan.create) partitioningOf(plan.fields, request.partitionBy, request.clusterBy, where);
       stageExists = true;
-      await stageObjects({
+      const { cursorMax } = await stageObjects({
         ctx,
         dataset,
         stageName,
@@ -198,6 +200,11 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
         expiration,
         what: where,
       });
+      if (source.cursor) {
+        cursor = { max: cursorMax };
+        for (const op of cursorMax === undefined ? [] : source.cursor.commit(cursorMax))
+          alsoWrite.push(writeOpSql(op, await ctx.tableInfo(op.dataset, op.table), params));
+      }
       relation = tableRef(ctx.project, dataset, stageName);
     } else {
       const queryParams = parameterNames(source.sql).map((name) => {
@@ -287,6 +294,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       alsoWrite,
       mergeKeys,
       project: ctx.project,
+      ...(cursor ? { cursor } : {}),
     });
     const { rows } = await ctx.jobs.query({
       sql: script,
@@ -296,15 +304,11 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       labels: labels('merge'),
       rows: true,
     });
-    const c = countsOf(rows[0]);
-    return {
-      rowsLoaded: c.inserted + c.updated,
-      rowsInserted: c.inserted,
-      rowsUpdated: c.updated,
-      rowsQuarantined: c.quarantined,
-      columnsAdded: plan.add.map((f) => f.name),
-      created: plan.create,
-    };
+    return resultOf(
+      rows[0],
+      plan.add.map((f) => f.name),
+      plan.create,
+    );
   } catch (err) {
     // Tables this load made go again, so a failed first load leaves the dataset as it was; only
     // while empty, in case another writer found them in the meantime.
@@ -332,10 +336,12 @@ interface ScriptInput {
   alsoWrite: string[];
   mergeKeys: string[];
   project: string;
+  /** The cursor the script commits, echoed in its final row so a rerun that adopts the job learns it too. */
+  cursor?: { max: string | undefined };
 }
 
 function transactionScript(input: ScriptInput): string {
-  const { request, plan, incoming, relation, staged, target, params, alsoWrite, mergeKeys, project } = input;
+  const { request, plan, incoming, relation, staged, target, params, alsoWrite, mergeKeys, project, cursor } = input;
   const typeOf = new Map(incoming.map((f) => [f.name.toLowerCase(), f.type]));
   const values = plan.columns.map((c) => `${valueSql(c, typeOf.get(c.from.toLowerCase())!, staged, 'st')} AS ${bq(c.to)}`);
   const into = plan.columns.map((c) => bq(c.to)).join(', ');
@@ -387,7 +393,8 @@ function transactionScript(input: ScriptInput): string {
   for (const statement of alsoWrite) lines.push(`${statement};`);
   lines.push(
     'COMMIT TRANSACTION;',
-    `SELECT ${VARS.inserted} AS rows_inserted, ${VARS.updated} AS rows_updated, ${VARS.quarantined} AS rows_quarantined;`,
+    `SELECT ${VARS.inserted} AS rows_inserted, ${VARS.updated} AS rows_updated, ${VARS.quarantined} AS rows_quarantined` +
+      `${cursor ? `, ${bindTyped(params, cursor.max ?? null, 'STRING')} AS cursor_max` : ''};`,
   );
   return lines.join('\n');
 }
