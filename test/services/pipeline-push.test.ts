@@ -1,15 +1,17 @@
+import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { appendFile, writeFile } from 'node:fs/promises';
+import { appendFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { listPipelines } from '../../src/services/pipelines/catalog.ts';
-import { loadActiveBundle, pushPipelines } from '../../src/services/pipelines/push.ts';
+import { activePushedConfigs, loadActiveBundle, pushPipelines } from '../../src/services/pipelines/push.ts';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
-import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
+import { newBootstrappedWorkspace, withContext, withWarehouse, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 after(cleanupAll);
@@ -86,5 +88,116 @@ describe('pipeline push', () => {
       8,
       /no pushed pipeline "p_usage_daily"/,
     );
+  });
+});
+
+describe('pipeline push to a Google Cloud environment', () => {
+  let demo: CloudDemo;
+  before(async () => {
+    // The demo installed, its exports uploaded to gs:// and its gs:// variant pushed.
+    demo = await cloudDemoWorkspace('push-cloud');
+  });
+  after(async () => {
+    await demo?.fakes.stop();
+  });
+  const cloud = <R>(work: (ctx: TestContext) => Promise<R>) => withContext(demo.root, work, { env: 'cloud' });
+  const pushCloud = (pipelineId?: string) =>
+    cloud((ctx) => pushPipelines(ctx, { tenantId: TENANT, ...(pipelineId ? { pipelineId } : {}) }));
+  /** Every pushed version there is, active or not. */
+  const configIds = () =>
+    cloud(async (ctx) =>
+      (await (await ctx.backends.warehouse()).select(METADATA_DATASET, T.pipelineConfigs)).map((r) => String(r['config_id'])).sort(),
+    );
+  const tenantFile = (relative: string) => path.join(demo.root, 'configs', TENANT, relative);
+
+  it('accepts the gs:// variant of the demo, whose runs read the exports from Cloud Storage', async () => {
+    const active = await cloud((ctx) => activePushedConfigs(ctx, TENANT));
+    assert.deepEqual([...active.keys()], ['p_usage_daily_gcs']);
+    assert.match(
+      active.get('p_usage_daily_gcs')!.files['sources/usage_files_gcs.yml']!,
+      /^path: gs:\/\/demo-project-tenant-exports\/acme_corp\/usage\/usage_\*\.csv/m,
+    );
+    const [again] = await pushCloud('p_usage_daily_gcs');
+    assert.equal(again!.changed, false);
+  });
+
+  it('refuses local paths (exit 2, each source once at file:line:col, upload to gs://) and pushes none of the pipelines', async () => {
+    // One more pipeline reading the demo's local source, and one reading an absolute local path.
+    await writeFile(
+      tenantFile('pipelines/p_usage_copy.yml'),
+      'pipeline_id: p_usage_copy\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/usage_files.yml, destination: { table: usage_copy } }\n',
+    );
+    await writeFile(
+      tenantFile('sources/exports_abs.yml'),
+      'source_id: exports_abs\ntype: file\npath: /srv/exports/usage.csv\nformat: csv\n',
+    );
+    await writeFile(
+      tenantFile('pipelines/p_abs.yml'),
+      'pipeline_id: p_abs\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/exports_abs.yml, destination: { table: abs } }\n',
+    );
+    try {
+      const before = await configIds();
+      const err = await rejectsWith(pushCloud(), 2, /^nothing pushed to cloud: 2 source paths are refused$/m);
+      assert.equal(err.code, 'VALIDATION');
+      const [, ...problems] = err.message.split('\n');
+      assert.equal(problems.length, 2, err.message);
+      assert.match(problems[0]!, /^configs\/acme_corp\/sources\/exports_abs\.yml:3:7: path: "\/srv\/exports\/usage\.csv" is a local path/);
+      assert.match(problems[1]!, /^configs\/acme_corp\/sources\/usage_files\.yml:3:7: path: "usage_\*\.csv" is a local path/);
+      for (const problem of problems) assert.match(problem, /upload the data to gs:\/\/<bucket>\/\.\.\./);
+      assert.match(err.suggestion ?? '', /convergence pipeline validate --tenant acme_corp --env cloud/);
+      assert.deepEqual(await configIds(), before, 'nothing written, not even p_usage_api or the unchanged gs:// pipeline');
+      await rejectsWith(
+        cloud((ctx) => loadActiveBundle(ctx, TENANT, 'p_usage_api')),
+        8,
+        /no pushed pipeline "p_usage_api"/,
+      );
+
+      const single = await rejectsWith(pushCloud('p_usage_daily'), 2, /^nothing pushed to cloud: a source path is refused$/m);
+      assert.match(single.message, /\nconfigs\/acme_corp\/sources\/usage_files\.yml:3:7: path: /);
+      assert.deepEqual(await configIds(), before);
+    } finally {
+      for (const file of ['pipelines/p_usage_copy.yml', 'pipelines/p_abs.yml', 'sources/exports_abs.yml']) await rm(tenantFile(file));
+    }
+  });
+
+  it('writes the changed pipelines of one push in one transaction: when the write fails, none of them is pushed', async () => {
+    // Only pipelines a cloud environment can run: the local-path demo pipeline set aside.
+    const daily = tenantFile('pipelines/p_usage_daily.yml');
+    await rename(daily, `${daily}.off`);
+    await appendFile(demo.pipelineFile, '# tuned\n');
+    try {
+      const before = await configIds();
+      // BigQuery refuses the job that writes p_usage_daily_gcs, the second of the two new versions.
+      demo.fakes.bigquery.inject({
+        route: 'jobs.insert',
+        when: (request) => /INSERT/i.test(JSON.stringify(request.body)) && JSON.stringify(request.body).includes('p_usage_daily_gcs'),
+        reason: 'accessDenied',
+        message: 'Access Denied: Table demo-project:convergence_metadata.tenant_pipeline_configs',
+        times: 10,
+      });
+      const refusedBefore = demo.fakes.bigquery.requestsTo('jobs.insert').filter((r) => r.status === 403).length;
+      try {
+        await assert.rejects(pushCloud());
+        assert.ok(
+          demo.fakes.bigquery.requestsTo('jobs.insert').filter((r) => r.status === 403).length > refusedBefore,
+          'the write was refused',
+        );
+      } finally {
+        demo.fakes.bigquery.clearFaults();
+      }
+      assert.deepEqual(await configIds(), before, 'p_usage_api, written in the same transaction, is not pushed either');
+
+      const pushed = await pushCloud();
+      assert.deepEqual(
+        pushed.map((p) => [p.pipelineId, p.changed]),
+        [
+          ['p_usage_api', true],
+          ['p_usage_daily_gcs', true],
+        ],
+      );
+      assert.equal((await configIds()).length, before.length + 2);
+    } finally {
+      await rename(`${daily}.off`, daily);
+    }
   });
 });

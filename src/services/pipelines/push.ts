@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Row } from '../../backends/warehouse/port.ts';
+import type { Row, WriteOp } from '../../backends/warehouse/port.ts';
 import { assertName } from '../../domain/ids.ts';
 import { notFoundError, validationError } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
@@ -9,6 +9,7 @@ import { METADATA_DATASET, T } from '../metadata/tables.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle, loadPushedBundle, type PipelineBundle } from './bundle.ts';
 import { listConfigFiles } from './files.ts';
+import { sourcePathProblems } from './paths.ts';
 
 export interface PushedPipeline {
   pipelineId: string;
@@ -50,10 +51,38 @@ export async function activePushedConfigs(ctx: ServiceContext, tenantId: string)
 /**
  * Uploads a tenant's pipelines (each with the sources, schema files and SQL it references) to
  * tenant_pipeline_configs, versioned by content hash. Every pipeline is loaded and checked before
- * anything is written; a version already active is left as it is.
+ * anything is written, and all of them are written in one transaction: a push lands whole or not
+ * at all. A version already active is left as it is.
  */
 export async function pushPipelines(ctx: ServiceContext, input: { tenantId: string; pipelineId?: string }): Promise<PushedPipeline[]> {
   await requireTenant(ctx, input.tenantId);
+  const bundles = await loadPushBundles(ctx, input);
+  await assertPushablePaths(ctx, input.tenantId, bundles);
+
+  return withLease(ctx, `push/${input.tenantId}`, { waitMs: 10_000, what: `the pushed pipelines of ${input.tenantId}` }, async () => {
+    const active = await activePushedConfigs(ctx, input.tenantId);
+    const results: PushedPipeline[] = [];
+    const writes: WriteOp[] = [];
+    const now = ctx.now();
+    for (const bundle of bundles) {
+      const previous = active.get(bundle.pipeline.pipeline_id);
+      const changed = previous?.version !== bundle.version;
+      results.push({
+        pipelineId: bundle.pipeline.pipeline_id,
+        version: bundle.version,
+        changed,
+        previousVersion: previous?.version ?? null,
+        files: Object.keys(bundle.files).sort(),
+      });
+      if (changed) writes.push(...activateVersion(bundle, ctx.actor, now));
+    }
+    await (await ctx.backends.warehouse()).atomic(writes);
+    return results;
+  });
+}
+
+/** The bundles of the pipelines a push names (one, or every pipeline of the tenant), each loaded and parsed. */
+async function loadPushBundles(ctx: ServiceContext, input: { tenantId: string; pipelineId?: string }): Promise<PipelineBundle[]> {
   const root = ctx.workspace.root;
   const ids = input.pipelineId
     ? [assertName('pipeline id', input.pipelineId)]
@@ -65,56 +94,64 @@ export async function pushPipelines(ctx: ServiceContext, input: { tenantId: stri
   }
   const bundles: PipelineBundle[] = [];
   for (const id of ids) bundles.push(await loadBundle(root, input.tenantId, id));
+  return bundles;
+}
 
-  return withLease(ctx, `push/${input.tenantId}`, { waitMs: 10_000, what: `the pushed pipelines of ${input.tenantId}` }, async () => {
-    const active = await activePushedConfigs(ctx, input.tenantId);
-    const warehouse = await ctx.backends.warehouse();
-    const results: PushedPipeline[] = [];
-    const now = ctx.now();
-    for (const bundle of bundles) {
-      const pipelineId = bundle.pipeline.pipeline_id;
-      const previous = active.get(pipelineId);
-      const result = {
-        pipelineId,
-        version: bundle.version,
-        previousVersion: previous?.version ?? null,
-        files: Object.keys(bundle.files).sort(),
-      };
-      if (previous?.version === bundle.version) {
-        results.push({ ...result, changed: false });
-        continue;
-      }
-      await warehouse.atomic([
-        {
-          kind: 'update',
-          dataset: METADATA_DATASET,
-          table: T.pipelineConfigs,
-          set: { is_active: false, updated_at: now },
-          where: { tenant_id: input.tenantId, pipeline_id: pipelineId, is_active: true },
-        },
-        {
-          kind: 'insert',
-          dataset: METADATA_DATASET,
-          table: T.pipelineConfigs,
-          rows: [
-            {
-              config_id: randomUUID(),
-              tenant_id: input.tenantId,
-              pipeline_id: pipelineId,
-              version: bundle.version,
-              files: JSON.stringify(bundle.files),
-              is_active: true,
-              pushed_by: ctx.actor,
-              created_at: now,
-              updated_at: now,
-            },
-          ],
-        },
-      ]);
-      results.push({ ...result, changed: true });
+/**
+ * Refuses the push (exit 2, every problem at its file:line:col) when a file source reads where
+ * this environment's runs may not, as `pipeline validate` reports it: in an environment on Google
+ * Cloud the runs are Cloud Run Jobs executions, which get the pushed configs and no workspace
+ * files, so a local `path:` there could only fail when it runs. Each source file is checked once,
+ * however many of the pipelines read it.
+ */
+async function assertPushablePaths(ctx: ServiceContext, tenantId: string, bundles: PipelineBundle[]): Promise<void> {
+  const checked = new Set<string>();
+  const problems: string[] = [];
+  for (const bundle of bundles) {
+    for (const [relative, source] of bundle.sources) {
+      if (checked.has(relative)) continue;
+      checked.add(relative);
+      const display = `configs/${tenantId}/${relative}`;
+      problems.push(...(await sourcePathProblems(ctx, tenantId, display, source, bundle.files[relative] ?? '')));
     }
-    return results;
+  }
+  if (problems.length === 0) return;
+  const refused = problems.length === 1 ? 'a source path is refused' : `${problems.length} source paths are refused`;
+  throw validationError(`nothing pushed to ${ctx.env.name}: ${refused}\n${problems.join('\n')}`, {
+    suggestion: `fix the path: of the source${problems.length === 1 ? '' : 's'} above, check with \`convergence pipeline validate --tenant ${tenantId} --env ${ctx.env.name}\`, then push again`,
   });
+}
+
+/** The writes that make `bundle` the active pushed version of its pipeline. */
+function activateVersion(bundle: PipelineBundle, pushedBy: string, now: Date): WriteOp[] {
+  const pipelineId = bundle.pipeline.pipeline_id;
+  return [
+    {
+      kind: 'update',
+      dataset: METADATA_DATASET,
+      table: T.pipelineConfigs,
+      set: { is_active: false, updated_at: now },
+      where: { tenant_id: bundle.tenantId, pipeline_id: pipelineId, is_active: true },
+    },
+    {
+      kind: 'insert',
+      dataset: METADATA_DATASET,
+      table: T.pipelineConfigs,
+      rows: [
+        {
+          config_id: randomUUID(),
+          tenant_id: bundle.tenantId,
+          pipeline_id: pipelineId,
+          version: bundle.version,
+          files: JSON.stringify(bundle.files),
+          is_active: true,
+          pushed_by: pushedBy,
+          created_at: now,
+          updated_at: now,
+        },
+      ],
+    },
+  ];
 }
 
 /** The pushed bundle a remote run executes: the active version, or a given one. */
