@@ -7,29 +7,27 @@ import '../fakes/env-guard.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import assert from 'node:assert/strict';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Lease } from '../../src/backends/lock/port.ts';
 import type { Row } from '../../src/backends/warehouse/port.ts';
 import { buildServer, DEFAULT_SERVER_OPTIONS } from '../../src/server/app.ts';
 import type { ServerParts } from '../../src/server/types.ts';
-import { bootstrap } from '../../src/services/bootstrap.ts';
-import { installExample } from '../../src/services/example.ts';
 import { createKey } from '../../src/services/keys.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { nextUtcMidnight, utcDay } from '../../src/services/quotas.ts';
 import { runLockKey } from '../../src/services/runs/admission.ts';
-import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
-import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { setTenantStatus } from '../../src/services/tenants.ts';
+import type { CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
-import { newWorkspace, openContext, withContext, type TestContext } from '../helpers/context.ts';
+import { CLOUD_JOB as JOB, cloudDemoWorkspace } from '../helpers/cloud-workspace.ts';
+import { openContext, withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 const TENANT = 'acme_corp';
-const PIPELINE = 'p_usage_daily';
-const JOB = 'convergence-pipeline-cloud';
+/** The demo's gs:// file pipeline: a cloud environment pushes no pipeline that reads local files. */
+const PIPELINE = 'p_usage_daily_gcs';
 const RUN_PATH = `/api/v1/pipelines/run/${PIPELINE}`;
 
 let fakes: CloudFakes;
@@ -38,24 +36,16 @@ let ctx: TestContext;
 let app: FastifyInstance;
 let parts: ServerParts;
 let apiKey: string;
+let pipelineFile: string;
 const calls: RunJobCall[] = [];
 
 before(async () => {
-  fakes = await startCloudFakes({ pointProcess: true });
-  root = await newWorkspace('serve-cloud');
-  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n`);
-  await installExample(root);
-  await withContext(
-    root,
-    async (setup) => {
-      await bootstrap(setup);
-      await createTenant(setup, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
-      await pushPipelines(setup, { tenantId: TENANT, pipelineId: PIPELINE });
-      apiKey = (await createKey(setup, { tenantId: TENANT, description: 'serve-cloud' })).apiKey;
-    },
-    { env: 'cloud' },
-  );
-  await createRunJob(fakes, JOB);
+  const demo = await cloudDemoWorkspace('serve-cloud');
+  ({ fakes, root, pipelineFile } = demo);
+  assert.equal(demo.pipelineId, PIPELINE);
+  apiKey = await withContext(root, async (setup) => (await createKey(setup, { tenantId: TENANT, description: 'serve-cloud' })).apiKey, {
+    env: 'cloud',
+  });
   // The execution stays running; the container's own work is not what these tests look at.
   fakes.run.setExecutionPolls(1_000);
   fakes.run.onRunJob((call) => {
@@ -69,7 +59,7 @@ before(async () => {
 after(async () => {
   await app?.close();
   await ctx?.close();
-  await fakes.stop();
+  await fakes?.stop();
   await cleanupAll();
 });
 
@@ -275,7 +265,7 @@ describe('serve on a cloud environment: starts in flight', () => {
 
   it('hands parameters, run_date and full_refresh to the execution as env overrides, recorded on the run row', async () => {
     await settle();
-    const file = path.join(root, 'configs', TENANT, 'pipelines', `${PIPELINE}.yml`);
+    const file = pipelineFile;
     const original = await readFile(file, 'utf8');
     await writeFile(file, original.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
     try {

@@ -5,28 +5,25 @@
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { bootstrap } from '../../src/services/bootstrap.ts';
-import { installExample } from '../../src/services/example.ts';
 import { cloudRunTask, JobLogger } from '../../src/job/logger.ts';
 import { resolveJobInput, runPipelineTask } from '../../src/job/tasks.ts';
-import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { startRemoteRun, type RemoteRunInput } from '../../src/services/pipelines/remote.ts';
 import { listRuns } from '../../src/services/runs/store.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { utcDay } from '../../src/services/quotas.ts';
 import { runLockKey } from '../../src/services/runs/admission.ts';
-import { createTenant, setTenantStatus } from '../../src/services/tenants.ts';
+import { setTenantStatus } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
-import { newWorkspace, withContext, type TestContext } from '../helpers/context.ts';
+import { CLOUD_JOB as JOB, cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
+import { withContext, type TestContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_PROJECT, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall, RunJobOutcome } from '../fakes/grpc/run-jobs.ts';
 
 const TENANT = 'acme_corp';
-const JOB = 'convergence-pipeline-cloud';
+let demo: CloudDemo;
 let fakes: CloudFakes;
 let root: string;
 const calls: RunJobCall[] = [];
@@ -34,26 +31,15 @@ const calls: RunJobCall[] = [];
 const jobLines: Record<string, unknown>[] = [];
 
 before(async () => {
-  fakes = await startCloudFakes({ pointProcess: true });
-  root = await newWorkspace('remote');
-  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n  bare:\n    project: ${CLOUD_PROJECT}\n`);
-  await installExample(root);
-  await withContext(
-    root,
-    async (ctx) => {
-      await bootstrap(ctx);
-      await createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
-      await pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' });
-    },
-    { env: 'cloud' },
-  );
-  await createRunJob(fakes, JOB);
+  // The pushed pipeline reads the demo's exports from gs://, as a Cloud Run job must.
+  demo = await cloudDemoWorkspace('remote', { moreYaml: `  bare:\n    project: ${CLOUD_PROJECT}\n` });
+  ({ fakes, root } = demo);
   // As on Run, an execution is still running when RunJob returns; it ends a few looks later.
   fakes.run.setExecutionPolls(2);
   fakes.run.onRunJob(playContainer);
 });
 after(async () => {
-  await fakes.stop();
+  await fakes?.stop();
   await cleanupAll();
 });
 
@@ -79,7 +65,7 @@ async function playContainer(call: RunJobCall): Promise<RunJobOutcome> {
 }
 
 const remote = (env: string, wait = true, request: Pick<RemoteRunInput, 'params' | 'runDate' | 'fullRefresh'> = {}) =>
-  withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait, pollMs: 10, ...request }), {
+  withContext(root, (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: demo.pipelineId, wait, pollMs: 10, ...request }), {
     env,
   });
 
@@ -102,7 +88,7 @@ describe('pipeline run --remote', () => {
   });
 
   it("exits with the remote run's own exit code (4 for data quality) and without --wait only starts it", async () => {
-    const file = path.join(root, 'configs', TENANT, 'pipelines', 'p_usage_daily.yml');
+    const file = demo.pipelineFile;
     const original = await readFile(file, 'utf8');
     await writeFile(
       file,
@@ -112,7 +98,7 @@ describe('pipeline run --remote', () => {
       ),
     );
     try {
-      await withContext(root, (ctx) => pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }), { env: 'cloud' });
+      await demo.push();
       const failed = await remote('cloud');
       assert.equal(failed.state, 'FAILED');
       assert.equal(failed.exitCode, 4);
@@ -146,7 +132,7 @@ describe('pipeline run --remote', () => {
     const cloud = <R>(work: (ctx: TestContext) => Promise<R>) => withContext(root, work, { env: 'cloud' });
 
     const taken = await cloud(async (ctx) =>
-      (await ctx.backends.lock()).acquire(runLockKey(TENANT, 'p_usage_daily'), {
+      (await ctx.backends.lock()).acquire(runLockKey(TENANT, demo.pipelineId), {
         owner: 'job run-pipeline',
         ttlMs: 60_000,
         info: { run_id: '3f2b9c1e-8d4a-4e2f-9b1a-2c3d4e5f6a7b' },
@@ -198,18 +184,16 @@ describe('pipeline run --remote', () => {
   });
 
   describe('with parameters, a run date and a full refresh', () => {
-    const file = () => path.join(root, 'configs', TENANT, 'pipelines', 'p_usage_daily.yml');
-    const push = () => withContext(root, (ctx) => pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' }), { env: 'cloud' });
     let original: string;
     before(async () => {
-      original = await readFile(file(), 'utf8');
+      original = await readFile(demo.pipelineFile, 'utf8');
       // A declared parameter (the example pipeline declares none).
-      await writeFile(file(), original.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
-      await push();
+      await writeFile(demo.pipelineFile, original.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
+      await demo.push();
     });
     after(async () => {
-      await writeFile(file(), original);
-      await push();
+      await writeFile(demo.pipelineFile, original);
+      await demo.push();
     });
 
     it('hands them to the execution as env overrides, never argv, and the container runs with them', async () => {
@@ -243,7 +227,7 @@ describe('pipeline run --remote', () => {
     it('refuses an unknown parameter, a run variable, an overlong value and a date that is not a day (exit 2) before any run row or execution', async () => {
       const executions = fakes.run.requests('RunJob').length;
       const rows = async () =>
-        (await withContext(root, (ctx) => listRuns(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', limit: 100 }), { env: 'cloud' }))
+        (await withContext(root, (ctx) => listRuns(ctx, { tenantId: TENANT, pipelineId: demo.pipelineId, limit: 100 }), { env: 'cloud' }))
           .length;
       const rowsBefore = await rows();
       const unknown = await rejectsWith(remote('cloud', false, { params: { regoin: 'eu' } }), 2, /takes no parameter "regoin"/);
