@@ -169,6 +169,26 @@ describe('a gs:// file source into BigQuery', () => {
       (await select('ticks', { orderBy: [['id', 'asc']] })).map((r) => r['id']),
       [1, 2, 5],
     );
+
+    // A committed cursor that is not of the field's type stops the run before any job, as on the staged path.
+    await withContext(
+      root,
+      async (ctx) =>
+        (await ctx.backends.warehouse()).update(
+          TENANT,
+          '_convergence_state',
+          { cursor_value: 'yesterday' },
+          { pipeline_id: 'ticks', step_name: 'ingest' },
+        ),
+      { env: 'cloud' },
+    );
+    fakes.gcs.putObject(BUCKET, 'ticks/3.csv', 'id,at\n6,2025-01-03T00:00:00Z\n');
+    const before = loadJobs().length;
+    const third = await run('ticks');
+    assert.equal(third.status, 'FAILED');
+    assert.equal(third.error?.code, 'VALIDATION');
+    assert.match(third.error!.message, /incremental cursor "yesterday" is not a valid TIMESTAMP for cursor_field "at"/);
+    assert.equal(loadJobs().length, before, 'no load job');
   });
 
   it('fails the run (exit 3) with a clear VALIDATION error when the cursor_field is not a column of the schema', async () => {

@@ -17,6 +17,7 @@ type CsvObjectLayout = { columns: Array<string | null>; notes: string[] } | { di
 
 /** A header line longer than this is no header a load job should map (and not worth reading on). */
 const MAX_HEADER_BYTES = 64 * 1024;
+const PARALLEL_READS = 8;
 
 export async function csvObjectLayout(
   storage: Storage,
@@ -24,22 +25,21 @@ export async function csvObjectLayout(
   fields: FieldSpec[],
   delimiter: string,
 ): Promise<CsvObjectLayout> {
+  const lines = await firstLines(
+    storage,
+    objects.filter((o) => o.size > 0),
+  );
+  const empty = objects.filter((o) => o.size === 0).map((o) => gcsUri(o.bucket, o.name));
   const layouts: Array<{ uri: string; names: string[]; columns: Array<string | null> }> = [];
-  const empty: string[] = [];
-  for (const object of objects) {
+  for (const { object, line } of lines) {
     const uri = gcsUri(object.bucket, object.name);
-    if (object.size === 0) {
-      empty.push(uri);
-      continue;
-    }
-    const line = await firstLine(storage, object);
     if (line === undefined) return { differs: `the first line of ${uri} is longer than ${MAX_HEADER_BYTES / 1024} KiB` };
     const names = headerNames(line, delimiter);
     layouts.push({ uri, names, columns: columnsOf(names, fields) });
   }
   const first = layouts[0];
   if (!first) return { columns: fields.map((f) => f.name), notes: emptyNote(empty) };
-  const other = layouts.find((l) => l.columns.join('\u0000') !== first.columns.join('\u0000'));
+  const other = layouts.find((l) => JSON.stringify(l.columns) !== JSON.stringify(first.columns));
   if (other) {
     return {
       differs: `the header of ${other.uri} (${other.names.join(', ')}) differs from that of ${first.uri} (${first.names.join(', ')})`,
@@ -66,6 +66,17 @@ function columnsOf(names: string[], fields: FieldSpec[]): Array<string | null> {
     if (column !== undefined) columns[names.indexOf(column)] = field.name;
   }
   return columns;
+}
+
+/** The first lines of many objects, a few reads at a time (a wildcard may match thousands), in object order. */
+async function firstLines(storage: Storage, objects: SourceObject[]): Promise<Array<{ object: SourceObject; line: string | undefined }>> {
+  const lines: Array<{ object: SourceObject; line: string | undefined }> = [];
+  for (let i = 0; i < objects.length; i += PARALLEL_READS) {
+    const batch = objects.slice(i, i + PARALLEL_READS);
+    const read = await Promise.all(batch.map((object) => firstLine(storage, object)));
+    batch.forEach((object, j) => lines.push({ object, line: read[j] }));
+  }
+  return lines;
 }
 
 /** The object's first line, read as a stream that stops there; undefined when it is too long. */
