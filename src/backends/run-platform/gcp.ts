@@ -110,7 +110,8 @@ export class GcpRunPlatform implements RunPlatform {
     const client = await this.#clients.runRevisions();
     try {
       const [revisions] = await retryTransient(() =>
-        client.listRevisions({ parent: this.#serviceName(service), pageSize: 1000 }, { autoPaginate: true, retry: null } as never),
+        // Every page, at Run's own page size: gax warns on stderr when a pageSize comes with autoPaginate.
+        client.listRevisions({ parent: this.#serviceName(service) }, { autoPaginate: true, retry: null } as never),
       );
       return (revisions as unknown as Loose[]).map(toRevisionInfo).sort((a, b) => b.createTime.getTime() - a.createTime.getTime());
     } catch (err) {
