@@ -6,20 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { bootstrap } from '../../src/services/bootstrap.ts';
-import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
-import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { getRun } from '../../src/services/runs/store.ts';
 import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
 import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
-import { newBootstrappedWorkspace, newWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
+import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import type { CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
 
@@ -291,36 +289,24 @@ describe('pipeline run refuses bad input with the right exit code and writes not
   });
 });
 
-describe('pipeline run --remote takes parameters, a run date and a full refresh', () => {
+describe('a cloud environment: pipeline push refuses local file paths, run --remote takes parameters, a run date and a full refresh', () => {
   const TENANT_ID = 'acme_corp';
-  const JOB = 'convergence-pipeline-cloud';
+  let demo: CloudDemo;
   let cloud: CloudFakes;
   let root: string;
   const calls: RunJobCall[] = [];
   const remote = (...extra: string[]) =>
-    runJson<{ runId: string }>(['pipeline', 'run', 'p_usage_daily', '--tenant', TENANT_ID, '--env', 'cloud', '--remote', ...extra], {
+    runJson<{ runId: string }>(['pipeline', 'run', demo.pipelineId, '--tenant', TENANT_ID, '--env', 'cloud', '--remote', ...extra], {
       cwd: root,
       env: cloud.vars,
     });
 
   before(async () => {
-    cloud = await startCloudFakes({ pointProcess: true });
-    root = await newWorkspace('run-remote');
-    await appendFile(path.join(root, 'convergence.yaml'), `${cloud.yaml('cloud')}    job: ${JOB}\n`);
-    await installExample(root);
-    // A declared parameter (the example pipeline declares none).
-    const file = path.join(root, 'configs', TENANT_ID, 'pipelines', 'p_usage_daily.yml');
-    await writeFile(file, (await readFile(file, 'utf8')).replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"));
-    await withContext(
-      root,
-      async (ctx) => {
-        await bootstrap(ctx);
-        await createTenant(ctx, { tenantId: TENANT_ID, name: 'ACME', plan: 'scale' });
-        await pushPipelines(ctx, { tenantId: TENANT_ID, pipelineId: 'p_usage_daily' });
-      },
-      { env: 'cloud' },
-    );
-    await createRunJob(cloud, JOB);
+    demo = await cloudDemoWorkspace('run-remote', {
+      // A declared parameter (the example pipeline declares none).
+      editPipeline: (text) => text.replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"),
+    });
+    ({ fakes: cloud, root } = demo);
     // The execution stays running: what the container does is tested in test/services/pipeline-remote.test.ts.
     cloud.run.setExecutionPolls(1_000);
     cloud.run.onRunJob((call) => {
@@ -329,6 +315,19 @@ describe('pipeline run --remote takes parameters, a run date and a full refresh'
   });
   after(async () => {
     await cloud?.stop();
+  });
+
+  it('pipeline push refuses the local-path demo pipeline (exit 2, file:line:col, upload to gs://) and pushes nothing', async () => {
+    const pushedVersions = () =>
+      withContext(root, async (ctx) => (await ctx.backends.warehouse()).count(METADATA_DATASET, T.pipelineConfigs), { env: 'cloud' });
+    const before = await pushedVersions();
+    const r = await runJson(['pipeline', 'push', '--tenant', TENANT_ID, '--env', 'cloud'], { cwd: root, env: cloud.vars });
+    assert.equal(r.exitCode, 2, show(r));
+    assert.equal(r.envelope.status, 2);
+    const message = r.envelope.error?.message ?? '';
+    assert.match(message, /^configs\/acme_corp\/sources\/usage_files\.yml:3:7: path: "usage_\*\.csv" is a local path/m);
+    assert.match(message, /upload the data to gs:\/\//);
+    assert.equal(await pushedVersions(), before, 'p_usage_api, pushed along, was not written either');
   });
 
   it('starts the execution with them as env overrides and records them on the run row', async () => {

@@ -3,27 +3,24 @@
  * clean folder whose node_modules holds only the production packages of the lock file (what
  * `npm ci --omit=dev` installs), started by the Run fake as the pipeline job's container for a
  * `pipeline run --remote` against the cloud fakes. A runtime import of a dev dependency, or a
- * file the image does not copy, fails here.
+ * file the image does not copy, fails here. The run is the demo's gs:// variant: the container
+ * reads the exports from the GCS fake and loads them into the BigQuery fake, as a job on Google
+ * Cloud reads a tenant's files.
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { appendFile, cp, mkdir, readFile, symlink } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { bootstrap } from '../../src/services/bootstrap.ts';
-import { installExample } from '../../src/services/example.ts';
-import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { startRemoteRun } from '../../src/services/pipelines/remote.ts';
-import { createTenant } from '../../src/services/tenants.ts';
-import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_DATA_BUCKET, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall, RunJobOutcome } from '../fakes/grpc/run-jobs.ts';
-import { newWorkspace, withContext } from '../helpers/context.ts';
+import { CLOUD_JOB as JOB, cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
+import { withContext } from '../helpers/context.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
-
-const TENANT = 'acme_corp';
-const JOB = 'convergence-pipeline-cloud';
 
 interface LockEntry {
   dev?: boolean;
@@ -53,6 +50,7 @@ async function productionApp(): Promise<string> {
   return app;
 }
 
+let demo: CloudDemo;
 let fakes: CloudFakes;
 let root: string;
 let app: string;
@@ -83,20 +81,8 @@ async function container(call: RunJobCall): Promise<RunJobOutcome> {
 }
 
 before(async () => {
-  fakes = await startCloudFakes({ pointProcess: true });
-  root = await newWorkspace('container');
-  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}    job: ${JOB}\n`);
-  await installExample(root);
-  await withContext(
-    root,
-    async (ctx) => {
-      await bootstrap(ctx);
-      await createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
-      await pushPipelines(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily' });
-    },
-    { env: 'cloud' },
-  );
-  await createRunJob(fakes, JOB);
+  demo = await cloudDemoWorkspace('container');
+  ({ fakes, root } = demo);
   fakes.run.onRunJob(container);
   app = await productionApp();
 });
@@ -105,14 +91,39 @@ after(async () => {
   await cleanupAll();
 });
 
+/** What the run left in the BigQuery fake, read back through the warehouse adapter. */
+async function demoFigures(runId: string) {
+  return withContext(
+    root,
+    async (ctx) => {
+      const warehouse = await ctx.backends.warehouse();
+      const quarantine = await warehouse.select(demo.tenantId, 'raw_usage__quarantine');
+      const dq = await warehouse.select(METADATA_DATASET, T.dqResults, { where: { pipeline_logging_id: runId } });
+      const costRange = dq.find((r) => String(r['rule_name']).includes('cost_usd'));
+      return {
+        raw: await warehouse.count(demo.tenantId, 'raw_usage'),
+        daily: await warehouse.count(demo.tenantId, 'fct_usage_daily'),
+        quarantined: quarantine
+          .map((r): [string, string] => [
+            String((JSON.parse(String(r['record'])) as { request_id: string }).request_id),
+            String(r['_source_file']),
+          ])
+          .sort(),
+        costWarnings: Number(costRange?.['failing_count']),
+      };
+    },
+    { env: 'cloud' },
+  );
+}
+
 describe('the container image (runtime stage: production dependencies only)', () => {
-  it('runs a remote pipeline run to COMPLETE against the cloud fakes', async () => {
+  it('runs the gs:// demo as a remote run to COMPLETE: the exports read from Cloud Storage, typed rows and quarantine in BigQuery', async () => {
+    // A Cloud Run job has no workspace files: only the objects in the bucket can be what it loads.
+    await rm(path.join(root, 'data'), { recursive: true, force: true });
     const result = await withContext(
       root,
-      (ctx) => startRemoteRun(ctx, { tenantId: TENANT, pipelineId: 'p_usage_daily', wait: true, pollMs: 10 }),
-      {
-        env: 'cloud',
-      },
+      (ctx) => startRemoteRun(ctx, { tenantId: demo.tenantId, pipelineId: demo.pipelineId, wait: true, pollMs: 10 }),
+      { env: 'cloud' },
     );
     const last = containers.at(-1);
     assert.ok(last, 'the Run fake started the container');
@@ -120,7 +131,22 @@ describe('the container image (runtime stage: production dependencies only)', ()
     assert.doesNotMatch(last.stderr, /Cannot find (package|module)/);
     assert.equal(result.state, 'SUCCEEDED');
     assert.equal(result.run?.status, 'COMPLETE');
-    assert.ok((result.run?.rowsProcessed ?? 0) > 0);
+
+    const landed = await demoFigures(result.runId);
+    // The demo's week: 7 days of 300 rows, plus one implausible cost that stays (a warning) and two
+    // rows that cannot be typed, which reach the quarantine.
+    assert.equal(landed.raw, 7 * 300 + 1);
+    const object = (day: string) => `gs://${CLOUD_DATA_BUCKET}/acme_corp/usage/usage_${day}.csv`;
+    assert.deepEqual(
+      landed.quarantined.map(([requestId]) => requestId),
+      ['bad_2025-01-03_1', 'bad_2025-01-05_2'],
+    );
+    // One load job reads every object, so a quarantined row names the objects of its load.
+    assert.ok(landed.quarantined[0]![1].split(', ').includes(object('2025-01-03')), landed.quarantined[0]![1]);
+    assert.ok(landed.quarantined[1]![1].split(', ').includes(object('2025-01-05')), landed.quarantined[1]![1]);
+    assert.ok(landed.daily > 0, 'fct_usage_daily was built from the loaded rows');
+    assert.equal(landed.costWarnings, 1, 'the implausible cost is flagged by the range check');
+    assert.equal(result.run?.rowsProcessed, landed.raw + landed.daily, 'the run row counts what landed');
   });
 
   it('holds no dev dependency: a package only the tests use cannot be resolved from the app', async () => {
