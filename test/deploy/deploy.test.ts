@@ -187,6 +187,30 @@ async function editServiceContainer(edit: (container: Record<string, unknown>) =
   }
 }
 
+/** Sets the service's traffic as another operator would (gcloud run services update-traffic). */
+async function setTrafficElsewhere(traffic: Array<{ revision: string; percent: number }>) {
+  const client = new ServicesClient({
+    apiEndpoint: '127.0.0.1',
+    port: fakes.grpc.port,
+    sslCreds: grpc.credentials.createInsecure(),
+    authClient: new PassThroughClient(),
+  });
+  try {
+    const [service] = await client.getService({ name: SERVICE_NAME });
+    const [operation] = await client.updateService({
+      service: {
+        name: SERVICE_NAME,
+        etag: service.etag,
+        traffic: traffic.map((t) => ({ type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION', ...t })),
+      } as never,
+      updateMask: { paths: ['traffic'] },
+    });
+    await operation.promise();
+  } finally {
+    await client.close();
+  }
+}
+
 /** The revision template fields deploy sets, as Run stores them. */
 interface ServiceTemplate {
   serviceAccount: string;
@@ -381,6 +405,24 @@ describe('deploy --canary', () => {
     const [refused, retried] = [sent[2]!.request.service as { etag: string }, sent[3]!.request.service as { etag: string }];
     assert.deepEqual(retried, { ...refused, etag: retried.etag }, 'the same whole list is re-applied');
     assert.notEqual(retried.etag, refused.etag);
+  });
+
+  it('a traffic change someone else makes during the canary is never overwritten: the next step stops (exit 2)', async () => {
+    const [serving] = serviceTraffic().filter((t) => t.percent > 0);
+    let elsewhere: Promise<void> | undefined;
+    const err = await deploy({ steps: [25, 50, 100], interval: '2s' }, (e) => {
+      // While the canary analyses 25%, an operator sends everything back to the old revision.
+      if (e.type === 'step' && e.weight === 25) elsewhere = setTrafficElsewhere([{ revision: serving!.revision, percent: 100 }]);
+    }).then(
+      () => assert.fail('the canary should have stopped'),
+      (e: unknown) => e,
+    );
+    await elsewhere;
+    assert.ok(err instanceof ConvergenceError);
+    assert.equal(err.code, 'CONFLICT');
+    assert.equal(err.exitCode, 2);
+    assert.match(err.message, new RegExp(`changed by someone else during this deploy \\(it serves ${serving!.revision} 100%\\)`));
+    assert.deepEqual(serviceTraffic(), [{ revision: serving!.revision, percent: 100 }], "the other writer's traffic stands");
   });
 
   it('--source builds with gcloud builds submit (a recording stand-in on PATH) and deploys the pushed image', async () => {

@@ -1,5 +1,6 @@
 import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
 import { describeTraffic, recordHistory } from './common.ts';
+import { ownedTrafficChange } from './traffic.ts';
 import type { Canary } from './types.ts';
 
 /** Restores the traffic saved before the deploy, records the rollback and throws DEPLOY_ROLLED_BACK (exit 9). */
@@ -7,7 +8,11 @@ export async function abortAndRestore(canary: Canary, reason: string, cause?: un
   const { run, saved, steps } = canary;
   const { plan, platform } = run;
   const fresh = await platform.getService(plan.service);
-  const restored = await platform.setTraffic(plan.service, saved, fresh?.etag ?? '');
+  const restored = await platform.setTraffic(
+    plan.service,
+    ownedTrafficChange(plan.service, [saved, ...canary.sent], saved),
+    fresh?.etag ?? '',
+  );
   run.emit({ type: 'restored', traffic: saved, at: Date.now() });
   await recordHistory(run.ctx, run.target, {
     kind: 'DEPLOY',

@@ -1,5 +1,5 @@
 import type { ServiceState } from '../../backends/run-platform/port.ts';
-import { usageError } from '../../lib/errors.ts';
+import { isConvergenceError, usageError } from '../../lib/errors.ts';
 import { abortAndRestore } from './abort.ts';
 import { CanaryAnalysis } from './analysis.ts';
 import { healthUrl, messageOf, recordHistory } from './common.ts';
@@ -7,7 +7,7 @@ import { followWithJob, type JobUpdate } from './job.ts';
 import { healthGate } from './probe.ts';
 import { serviceContainer } from './revision.ts';
 import { gateOptions, probePeriod, probeTimeout } from './timing.ts';
-import { weightedTraffic } from './traffic.ts';
+import { ownedTrafficChange, weightedTraffic } from './traffic.ts';
 import type { Canary, DeployBase, DeployResult, DeployRun, StepResult } from './types.ts';
 
 /**
@@ -21,7 +21,14 @@ export async function shipCanary(run: DeployRun, before: ServiceState, base: Dep
     throw usageError(`tag "${plan.tag}" is already in use on ${plan.service}`, { suggestion: 'pass another --tag' });
   // A token now, before anything changes: without credentials for it every probe would fail.
   await run.identity.check(before.uri);
-  const canary: Canary = { run, serviceUri: before.uri, saved: base.trafficBefore, previousRevision: base.previousRevision, steps: [] };
+  const canary: Canary = {
+    run,
+    serviceUri: before.uri,
+    saved: base.trafficBefore,
+    previousRevision: base.previousRevision,
+    steps: [],
+    sent: [],
+  };
   await createTaggedRevision(canary);
   const url = await checkTag(canary);
   const job = await updateJob(canary);
@@ -119,11 +126,17 @@ async function shiftTraffic(canary: Canary, index: number, weight: number): Prom
   const i = stage.steps[index]!;
   stages?.start(i);
   const traffic = weightedTraffic(canary.saved, plan.revision, weight, plan.tag);
+  // Only the split this canary set last is its own: one equal to the saved traffic after a step is
+  // someone's rollback.
+  const change = ownedTrafficChange(plan.service, [canary.sent.at(-1) ?? canary.saved], traffic);
+  canary.sent.push(traffic);
   try {
     const fresh = await platform.getService(plan.service);
-    await platform.setTraffic(plan.service, traffic, fresh?.etag ?? '');
+    await platform.setTraffic(plan.service, change, fresh?.etag ?? '');
   } catch (err) {
     stages?.finish(i, { status: 'failed', message: messageOf(err) });
+    // Someone else's traffic is theirs: nothing to restore, and nothing of it is overwritten.
+    if (isConvergenceError(err) && err.code === 'CONFLICT') throw err;
     await abortAndRestore(canary, `traffic update to ${weight}% failed: ${messageOf(err)}`, err);
   }
   canary.run.emit({ type: 'step', revision: plan.revision, weight, at: Date.now() });

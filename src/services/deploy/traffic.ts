@@ -1,4 +1,5 @@
-import type { TrafficTarget } from '../../backends/run-platform/port.ts';
+import type { ServiceState, TrafficChange, TrafficTarget } from '../../backends/run-platform/port.ts';
+import { conflictError } from '../../lib/errors.ts';
 
 /** The traffic list at `weight`% on the new revision: the saved targets scaled into the rest, tagged ones kept at 0%. */
 export function weightedTraffic(saved: TrafficTarget[], revision: string, weight: number, tag: string | undefined): TrafficTarget[] {
@@ -21,4 +22,32 @@ export function weightedTraffic(saved: TrafficTarget[], revision: string, weight
     })
     .filter((t) => t.percent > 0 || t.tag);
   return [...old, { revision, percent: weight, ...(tag && weight < 100 ? { tag } : {}) }];
+}
+
+/** Percent per revision of the targets serving traffic, as Run resolved them (LATEST named); 0% tags left out. */
+function servingSplit(traffic: Array<{ revision?: string; percent: number }>): string {
+  return traffic
+    .filter((target) => target.percent > 0)
+    .map((target) => `${target.revision ?? 'LATEST'} ${target.percent}%`)
+    .sort()
+    .join(', ');
+}
+
+const splitOf = (service: ServiceState) => servingSplit(service.trafficStatuses.length > 0 ? service.trafficStatuses : service.traffic);
+
+/**
+ * A traffic change that sets `wanted` only while the service still serves one of the `owned`
+ * splits, those this deploy set itself: while a canary runs it owns the traffic. A split anyone else set meanwhile — a rollback, another deploy — is a
+ * conflict (exit 2) and stays as it is: a canary step or an abort never overwrites it.
+ */
+export function ownedTrafficChange(service: string, owned: TrafficTarget[][], wanted: TrafficTarget[]): TrafficChange {
+  const ours = new Set(owned.map(servingSplit));
+  return (current) => {
+    const found = splitOf(current);
+    if (ours.has(found)) return wanted;
+    throw conflictError(`the traffic of ${service} was changed by someone else during this deploy (it serves ${found})`, {
+      suggestion: 'see `convergence rollback --list` for what happened; deploy again once the service is settled',
+      data: { serving: found },
+    });
+  };
 }

@@ -89,4 +89,6 @@ export interface Canary {
   saved: TrafficTarget[];
   previousRevision: string | undefined;
   steps: StepResult[];
+  /** Every traffic list this canary sent, including one whose update failed (it may have applied). */
+  sent: TrafficTarget[][];
 }
