@@ -4,7 +4,7 @@
  * racing over the same due schedules.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
@@ -45,6 +45,12 @@ describe('job run-pipeline', () => {
   before(async () => {
     root = await newBootstrappedWorkspace('job');
     await installExample(root);
+    // A declared parameter, for the run that a remote start hands one to (the example declares none).
+    const pipelineFile = path.join(root, 'configs', EXAMPLE_TENANT, 'pipelines', 'p_usage_daily.yml');
+    await writeFile(
+      pipelineFile,
+      (await readFile(pipelineFile, 'utf8')).replace('timeout: 30m\n', "timeout: 30m\nparams: { region: 'us' }\n"),
+    );
     await withContext(root, async (ctx) => {
       await createTenant(ctx, { tenantId: EXAMPLE_TENANT, name: 'Acme', plan: 'scale' });
       await pushPipelines(ctx, { tenantId: EXAMPLE_TENANT, pipelineId: 'p_usage_daily' });
