@@ -9,7 +9,7 @@ import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newWorkspace } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_DATA_BUCKET, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 
 let fakes: CloudFakes;
 let root: string;
@@ -17,7 +17,10 @@ let root: string;
 before(async () => {
   fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('gcp-factory');
-  await appendFile(path.join(root, 'convergence.yaml'), `${fakes.yaml('cloud')}  bare:\n    project: demo-project\n`);
+  await appendFile(
+    path.join(root, 'convergence.yaml'),
+    `${fakes.yaml('cloud')}${fakes.yaml('tenant_sa')}    tenant_service_account: "tenant-{tenant}@demo-project.iam.gserviceaccount.com"\n  bare:\n    project: demo-project\n`,
+  );
 });
 after(async () => {
   await fakes.stop();
@@ -60,6 +63,33 @@ describe('gcp backends from convergence.yaml', () => {
       assert.match(err.suggestion ?? '', /environments\.bare\.kms_key/);
       await rejectsWith(backends.lock(), 2, /no state_bucket/);
     } finally {
+      await backends.close();
+    }
+  });
+
+  it("reads a tenant's objects as its own service account, with no library warning on stderr", async () => {
+    const backends = await backendsFor('tenant_sa');
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(' '));
+    try {
+      fakes.gcs.putObject(CLOUD_DATA_BUCKET, 'acme_corp/x.csv', 'id\n1\n');
+      fakes.gcs.deny(CLOUD_DATA_BUCKET, { grantedTo: ['tenant-acme-corp@demo-project.iam.gserviceaccount.com'] });
+      const storage = await backends.tenantStorage('acme_corp');
+      const [files] = await storage.bucket(CLOUD_DATA_BUCKET).getFiles({ prefix: 'acme_corp/' });
+      assert.deepEqual(
+        files.map((f) => f.name),
+        ['acme_corp/x.csv'],
+      );
+      const other = await backends.tenantStorage('globex_inc');
+      await assert.rejects(
+        other.bucket(CLOUD_DATA_BUCKET).getFiles({ prefix: 'acme_corp/' }),
+        /tenant-globex-inc@demo-project\.iam\.gserviceaccount\.com does not have storage\.objects\.list/,
+      );
+      assert.deepEqual(warnings, []);
+    } finally {
+      console.warn = warn;
+      fakes.gcs.allow(CLOUD_DATA_BUCKET);
       await backends.close();
     }
   });
