@@ -102,6 +102,7 @@ describe('pipeline run --remote', () => {
       const failed = await remote('cloud');
       assert.equal(failed.state, 'FAILED');
       assert.equal(failed.exitCode, 4);
+      assert.equal(failed.message, 'exit 4');
       assert.equal(failed.run?.status, 'FAILED');
       const started = await remote('cloud', false);
       assert.equal(started.state, 'STARTED');
@@ -118,6 +119,10 @@ describe('pipeline run --remote', () => {
       const result = await remote('cloud');
       assert.equal(result.state, 'FAILED');
       assert.notEqual(result.exitCode, 0);
+      // Cloud Run's reason reaches the result and the run row its container never took up.
+      assert.equal(result.message, message);
+      assert.equal(result.run?.status, 'FAILED');
+      assert.equal(result.run?.errorMessage, `its Cloud Run execution ended (FAILED: ${message}) before the run began`);
       const [execution] = fakes.run.executions(`projects/${CLOUD_PROJECT}/locations/us-central1/jobs/${JOB}`);
       assert.equal(execution?.failedCount, 0);
       const completed = (execution?.conditions as Array<{ type: string; state: string; message: string }>)[0]!;

@@ -142,6 +142,7 @@ export interface ExecutionInfo {
   failedCount: number;
   cancelledCount: number;
   logUri: string | undefined;
+  /** The Completed condition's message: why a failed or cancelled execution ended (Run's note on a success). */
   message: string | undefined;
 }
 

@@ -141,12 +141,15 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       },
     });
     this.log(`Run ${result.runId}: execution ${result.execution} of job ${result.job} ${result.state} (config ${result.configVersion}).`);
+    if (result.message && result.state !== 'SUCCEEDED') this.log(`Cloud Run: ${result.message}`);
     if (result.logUri) this.log(`Logs: ${result.logUri}`);
     if (this.flags.wait && result.exitCode !== 0) {
+      // The run's own error when its container recorded one, else Cloud Run's reason.
+      const why = result.run?.errorMessage ?? result.message;
       throw new ConvergenceError(
         result.run?.status === 'FAILED' ? 'RUN_FAILED' : 'REMOTE_RUN_FAILED',
         result.exitCode as ExitCodeValue,
-        `remote run ${result.runId} ended ${result.run?.status ?? result.state}${result.run?.errorMessage ? `: ${result.run.errorMessage}` : ''}`,
+        `remote run ${result.runId} ended ${result.run?.status ?? result.state}${why ? `: ${why}` : ''}`,
         {
           suggestion: `see \`convergence pipeline logs ${result.runId} --env ${ctx.env.name}\`${result.logUri ? ` and ${result.logUri}` : ''}`,
           data: { remote: result },

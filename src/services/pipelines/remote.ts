@@ -43,6 +43,8 @@ export interface RemoteRunResult {
   configVersion: string;
   state: ExecutionInfo['state'] | 'STARTED';
   logUri: string | null;
+  /** Why the execution ended as it did, in Cloud Run's words (its Completed condition), once it has ended. */
+  message: string | null;
   /** The run row the container wrote, once the execution has ended (with --wait). */
   run: RunRecord | null;
   exitCode: number;
@@ -63,8 +65,8 @@ async function refuseWhileStarting(
 ): Promise<void> {
   const pending = await listRuns(ctx, { tenantId, pipelineId, status: 'PENDING', limit: 20 });
   for (const run of pending) {
-    const state = run.executionName ? (await platform.getExecution(job, run.executionName)).state : 'never started';
-    if (state === 'RUNNING') {
+    const execution = run.executionName ? await platform.getExecution(job, run.executionName) : undefined;
+    if (execution?.state === 'RUNNING') {
       throw lockHeldError(
         `pipeline ${pipelineId} of tenant "${tenantId}" is already starting: run ${run.runId} (execution ${run.executionName}) has not reached its container yet`,
         {
@@ -73,13 +75,33 @@ async function refuseWhileStarting(
         },
       );
     }
-    await finishRun(ctx, run.runId, {
-      status: 'FAILED',
-      exitCode: ExitCode.pipelineFailed,
-      errorMessage: `its Cloud Run execution ${state === 'never started' ? 'was never started' : `ended (${state})`} before the run began`,
-      onlyIf: ['PENDING'],
-    });
+    await endUnstartedRun(ctx, run.runId, execution);
   }
+}
+
+/**
+ * Ends FAILED the PENDING row of a run whose execution ended (or never started) before its
+ * container began the run, with Cloud Run's reason when it gave one (an image that could not be
+ * pulled, a task that timed out before it started).
+ */
+async function endUnstartedRun(ctx: ServiceContext, runId: string, execution: ExecutionInfo | undefined): Promise<void> {
+  const ended = execution ? `ended (${execution.state}${execution.message ? `: ${execution.message}` : ''})` : 'was never started';
+  await finishRun(ctx, runId, {
+    status: 'FAILED',
+    exitCode: ExitCode.pipelineFailed,
+    errorMessage: `its Cloud Run execution ${ended} before the run began`,
+    onlyIf: ['PENDING'],
+  });
+}
+
+/** The run row once its execution has ended: a row the container never took up is ended here. */
+async function endedRun(ctx: ServiceContext, runId: string, execution: ExecutionInfo): Promise<RunRecord | null> {
+  const run = await getRun(ctx, runId).catch(() => null);
+  if (run?.status !== 'PENDING') return run;
+  await endUnstartedRun(ctx, runId, execution).catch((err: unknown) =>
+    ctx.warn(`could not record the end of run ${runId}: ${(err as Error).message}`),
+  );
+  return getRun(ctx, runId).catch(() => run);
 }
 
 /**
@@ -168,15 +190,15 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
     );
     input.onProgress?.(`execution ${execution} of job ${job} started (run ${runId})`);
     const base = { runId, job, execution, configVersion: pushed.version };
-    if (!input.wait) return { ...base, state: 'STARTED', logUri: null, run: null, exitCode: 0 };
+    if (!input.wait) return { ...base, state: 'STARTED', logUri: null, message: null, run: null, exitCode: 0 };
 
     const deadline = Date.now() + (input.deadlineMs ?? timeoutMs + 10 * 60_000);
     for (;;) {
       const info = await platform.getExecution(job, execution);
       if (info.state !== 'RUNNING') {
-        const run = await getRun(ctx, runId).catch(() => null);
+        const run = await endedRun(ctx, runId, info);
         const exitCode = run?.exitCode ?? (info.state === 'SUCCEEDED' ? 0 : ExitCode.pipelineFailed);
-        return { ...base, state: info.state, logUri: info.logUri ?? null, run, exitCode };
+        return { ...base, state: info.state, logUri: info.logUri ?? null, message: info.message ?? null, run, exitCode };
       }
       if (Date.now() >= deadline) {
         throw new ConvergenceError(
