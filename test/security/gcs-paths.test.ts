@@ -162,14 +162,17 @@ describe("the tenant's own prefix", () => {
     });
   }
 
-  it("is listed as the tenant's own service account where tenant_service_account is set", async () => {
+  it("is listed and loaded as the tenant's own service account where tenant_service_account is set", async () => {
     // Only acme_corp's account holds a role on the bucket: the environment's own credentials are refused.
     fakes.gcs.deny(CLOUD_DATA_BUCKET, { grantedTo: [ACME_SA] });
     try {
       await pipeline('sa_orders', `gs://${CLOUD_DATA_BUCKET}/${ATTACKER}/orders/day_*.csv`);
       await withContext(root, (ctx) => bootstrap(ctx), { env: 'tenant_sa' });
+      const loads = objectLoads().length;
       const summary = await run('sa_orders', 'tenant_sa');
       assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
+      // BigQuery read the objects itself, as the job's principal (the BigQuery fake asks the GCS fake as that caller).
+      assert.equal(objectLoads().length, loads + 1);
       assert.ok(fakes.iamCredentials.minted.includes(ACME_SA));
       const refused = await run('sa_orders', 'cloud');
       assert.equal(refused.status, 'FAILED');

@@ -14,6 +14,8 @@ import { FakeError, invalid } from './errors.ts';
 export interface ObjectStore {
   hasBucket(bucket: string): boolean;
   objects(bucket: string): Array<{ name: string; data: Buffer }>;
+  /** Why the current caller (the load job's principal) may not read the bucket's objects, or undefined. */
+  readDenied(bucket: string): string | undefined;
 }
 
 export interface ObjectLoadConfig {
@@ -34,6 +36,8 @@ function objectsOf(store: ObjectStore, uri: string): Buffer[] {
   const [, bucket, pattern] = match as unknown as [string, string, string];
   if ((pattern.match(/\*/g) ?? []).length > 1) throw invalid(`Only one * wildcard is supported per URI: ${uri}`);
   if (!store.hasBucket(bucket)) throw notFoundUri(uri);
+  // BigQuery reads the objects as the job's principal; one it may not read fails the job.
+  if (store.readDenied(bucket)) throw new FakeError(403, 'accessDenied', `Access Denied: File ${uri}: Access Denied`);
   const star = pattern.indexOf('*');
   const [before, after] = star < 0 ? [pattern, undefined] : [pattern.slice(0, star), pattern.slice(star + 1)];
   const found = store

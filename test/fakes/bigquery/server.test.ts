@@ -117,4 +117,20 @@ describe('BigQuery REST fake: load jobs from Cloud Storage URIs', () => {
       assert.equal(reason?.message, `Not found: URI ${uri}`);
     }
   });
+
+  it("reads the objects as the job's caller: a load job by a principal without access to the bucket fails accessDenied", async () => {
+    const client = await fakeClient(fake, { location: 'US' });
+    gcs.putObject('exports', 'c/1.csv', 'id,name\n1,x\n');
+    gcs.deny('exports');
+    try {
+      const outcome = await loadJob(client, { sourceUris: ['gs://exports/c/1.csv'], sourceFormat: 'CSV', skipLeadingRows: 1 }).catch(
+        failure,
+      );
+      const reason = 'status' in outcome ? outcome.status?.errorResult : failure(outcome).errors?.[0];
+      assert.equal(reason?.reason, 'accessDenied');
+      assert.equal(reason?.message, 'Access Denied: File gs://exports/c/1.csv: Access Denied');
+    } finally {
+      gcs.allow('exports');
+    }
+  });
 });

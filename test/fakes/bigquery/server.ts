@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { asCaller } from '../grpc/caller.ts';
 import { Engine, validateLabels, type QueryOutput, type TableMeta } from './engine.ts';
 import { FakeError, REASON_STATUS, invalid, notFound } from './errors.ts';
 import { parseMultipart } from './multipart.ts';
@@ -234,7 +235,8 @@ export class FakeBigQuery {
 
       const fault = this.#takeFault(entry);
       if (fault && !fault.after) throw this.#faultError(fault);
-      const [status, body] = await this.#dispatch(match.route.name, params.slice(1), entry, upload);
+      // Jobs act as their caller: a load job reads Cloud Storage with the caller's permissions.
+      const [status, body] = await asCaller(entry.authorization, () => this.#dispatch(match.route.name, params.slice(1), entry, upload));
       if (fault) throw this.#faultError(fault);
       send(status, body);
     } catch (err) {

@@ -208,6 +208,16 @@ export class GcsFake {
     this.#faults.length = 0;
   }
 
+  /** Why the current caller may not read objects of `bucket` (storage.objects.get), or undefined; for the BigQuery fake's load jobs. */
+  readDenied(bucket: string): string | undefined {
+    try {
+      this.#check(this.#bucket(bucket), 'storage.objects.get');
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
+
   hasBucket(name: string): boolean {
     return this.#buckets.has(name);
   }
