@@ -6,7 +6,7 @@ import type { PushedPipeline } from '../../services/pipelines/push.ts';
 export default class PipelinePush extends BaseCommand<typeof PipelinePush> {
   static override summary = "Upload a tenant's pipelines to tenant_pipeline_configs, versioned by content hash.";
   static override description =
-    'Each pipeline goes up with the sources, schema files and SQL it references, so a remote run (Cloud Run Jobs) executes exactly what was pushed. Every pipeline is checked before anything is written; pushing an unchanged pipeline changes nothing.';
+    'Each pipeline goes up with the sources, schema files and SQL it references, so a remote run (Cloud Run Jobs) executes exactly what was pushed. Every pipeline is checked before anything is written, and the changed ones are written in one transaction; pushing an unchanged pipeline changes nothing. For a Google Cloud environment, file sources must read gs:// paths under the file_roots of the tenant (a local path is refused with exit 2: upload the data to Cloud Storage first).';
   static override examples = [
     '<%= config.bin %> pipeline push --tenant acme_corp --env staging',
     '<%= config.bin %> pipeline push --tenant acme_corp --pipeline p_usage_daily --env prod --json',
