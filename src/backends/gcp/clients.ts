@@ -247,7 +247,14 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const { JobsClient } = await import('@google-cloud/run');
         const overridden = Boolean(vars[ENDPOINT_VARS.grpc]);
         const authClient = await impersonated(serviceAccount, overridden, target, vars);
-        if (!overridden) return { client: new JobsClient({ projectId: target.project, authClient }), callOptions: async () => ({}) };
+        if (!overridden) {
+          // Minted now, not inside the first call: credentials Google refuses are then the one
+          // clean error (exit 7) every other client gives, before any request goes to Run.
+          await authClient.getAccessToken().catch((err: unknown) => {
+            throw credentialsError(err, { what: 'Google Cloud APIs', project: target.project }) ?? err;
+          });
+          return { client: await ready(new JobsClient({ projectId: target.project, authClient }), target), callOptions: async () => ({}) };
+        }
         const callOptions = async () => {
           const authorization = (await authClient.getRequestHeaders()).get('authorization') ?? '';
           return { otherArgs: { headers: { authorization } } };
