@@ -85,7 +85,9 @@ async function refuseWhileStarting(
  * pulled, a task that timed out before it started).
  */
 async function endUnstartedRun(ctx: ServiceContext, runId: string, execution: ExecutionInfo | undefined): Promise<void> {
-  const ended = execution ? `ended (${execution.state}${execution.message ? `: ${execution.message}` : ''})` : 'was never started';
+  // Run's note on a success ("completed successfully") is no reason; a failure's message is.
+  const reason = execution?.state !== 'SUCCEEDED' && execution?.message ? `: ${execution.message}` : '';
+  const ended = execution ? `ended (${execution.state}${reason})` : 'was never started';
   await finishRun(ctx, runId, {
     status: 'FAILED',
     exitCode: ExitCode.pipelineFailed,
