@@ -1,7 +1,8 @@
 /**
  * Run parameters are checked against the pipeline on every path that starts a run, as a remote
  * start checks them: a local run, its dry run and a headless container run refuse unknown or
- * reserved names, too many parameters and over-long values (exit 2) before a run row or a lock.
+ * reserved names, too many parameters and over-long values (exit 2, 400 through the API) before a
+ * run row or a lock.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +19,7 @@ import { createRun, getRun } from '../../src/services/runs/store.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { apiHarness, type ApiHarness } from '../server/helpers.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 const TENANT = 'acme_corp';
@@ -129,5 +131,26 @@ describe('job run-pipeline (a headless run of the pushed config)', () => {
     assert.equal(run.status, 'FAILED');
     assert.equal(run.exitCode, 2);
     assert.match(run.errorMessage ?? '', /takes no parameter "regoin"/);
+  });
+});
+
+describe('POST /api/v1/pipelines/run on the local engine', () => {
+  let h: ApiHarness;
+  before(async () => {
+    h = await apiHarness();
+  });
+  after(() => h.close());
+
+  it('refuses a parameter the pipeline does not take (400) and writes no run row', async () => {
+    const res = await h.call({
+      method: 'POST',
+      url: '/api/v1/pipelines/run/p_usage_daily',
+      key: h.keys.acme,
+      payload: { parameters: { regoin: 'eu' } },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    const body = res.json<{ error: { message: string; suggestion?: string } }>();
+    assert.match(body.error.message, /takes no parameter "regoin"/);
+    assert.equal(await h.ctx.backends.warehouse().then((w) => w.count(METADATA_DATASET, T.runs)), 0);
   });
 });
