@@ -126,7 +126,7 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
   const profile = await requireTenant(ctx, input.tenantId);
   const pushed = await loadActiveBundle(ctx, input.tenantId, input.pipelineId);
   const request: RunRequest = { params: input.params ?? {}, runDate, fullRefresh: Boolean(input.fullRefresh) };
-  // Refused here, before a row or an execution exists, rather than by the container.
+  // Refused here, before a row or an execution exists; the container's run checks them again (prepareRun).
   assertRunParams(pushed, request.params);
   const local = await loadBundle(ctx.workspace.root, input.tenantId, input.pipelineId).catch(() => undefined);
   if (local && local.version !== pushed.version) {
