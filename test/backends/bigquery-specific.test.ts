@@ -555,6 +555,38 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
     await rejectsWith(s.wh.insert(DS, 'typed', [{ k: 'b', n: Number.POSITIVE_INFINITY }]), 2, /NUMERIC/);
   });
 
+  it('writes JSON columns in INSERT and UPDATE as STRING text parsed in SQL; the fake refuses a JSON parameter outside INSERT', async () => {
+    s = await setup();
+    await s.wh.createDataset(DS);
+    await s.wh.createTable(DS, {
+      name: 'docs',
+      fields: [
+        { name: 'id', type: 'INT64' },
+        { name: 'doc', type: 'JSON' },
+      ],
+    });
+    await s.wh.insert(DS, 'docs', [{ id: 1, doc: '{"a":1}' }]);
+    assert.equal(await s.wh.update(DS, 'docs', { doc: '{"a":2,"tags":["x"]}' }, { id: 1 }), 1);
+    const [row] = await s.wh.select(DS, 'docs', {});
+    assert.deepEqual(JSON.parse(String(row!['doc'])), { a: 2, tags: ['x'] });
+    const sent = s.fake
+      .requestsTo('jobs.insert')
+      .map((r) => body(r).configuration?.['query'] as { query: string; queryParameters?: Array<{ parameterType: { type: string } }> });
+    for (const q of sent) for (const p of q.queryParameters ?? []) assert.notEqual(p.parameterType.type, 'JSON', q.query);
+    assert.ok(sent.some((q) => /UPDATE[\s\S]*PARSE_JSON\(@/.test(q.query)));
+    // The rule the adapter keeps to: a JSON-typed parameter in an UPDATE is refused.
+    const client = await fakeClient(s.fake);
+    await assert.rejects(
+      client.query({
+        query: `UPDATE \`${DS}.docs\` SET doc = @d WHERE id = 1`,
+        params: { d: { a: 3 } },
+        types: { d: 'JSON' },
+        location: 'US',
+      }),
+      /of type JSON is supported in INSERT statements only/,
+    );
+  });
+
   it('runs BigQuery DDL, functions and literals, and refuses DDL inside a transaction as BigQuery does', async () => {
     s = await setup();
     await s.wh.createDataset(DS);

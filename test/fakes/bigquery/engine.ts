@@ -489,6 +489,7 @@ export class Engine {
     const bound = bindParameters(config.queryParameters, config.parameterMode);
     const statements = splitStatements(sql);
     if (statements.length === 0) throw invalidQuery('Syntax error: Unexpected end of script at [1:1]');
+    refuseJsonParameters(config.queryParameters, statements);
     const isScript = statements.length > 1 || /^(DECLARE|BEGIN|SET)\b/i.test(stripComments(statements[0]!));
 
     if (dryRun) {
@@ -859,6 +860,20 @@ export function validateLabels(labels: Record<string, string> | undefined): void
     }
   }
   if (Object.keys(labels ?? {}).length > 64) throw invalid('A resource can have at most 64 labels');
+}
+
+/**
+ * BigQuery documents JSON-typed query parameters for INSERT only (the client libraries: "only
+ * supported in INSERT"); the fake refuses them anywhere else, so an adapter that binds them in an
+ * UPDATE or MERGE fails here as it could in production.
+ */
+function refuseJsonParameters(parameters: QueryParameter[] | undefined, statements: string[]): void {
+  const json = (parameters ?? []).find((p) => String(p.parameterType?.type ?? '').toUpperCase() === 'JSON');
+  if (!json) return;
+  const other = statements.map((s) => stripComments(s).trim()).find((s) => !/^(INSERT|DECLARE|BEGIN|COMMIT|ROLLBACK)\b/i.test(s));
+  if (other !== undefined) {
+    throw invalidQuery(`Query parameter '${json.name}' of type JSON is supported in INSERT statements only, not in: ${other.slice(0, 60)}`);
+  }
 }
 
 const CLUSTERABLE = new Set(['STRING', 'INTEGER', 'NUMERIC', 'BIGNUMERIC', 'DATE', 'DATETIME', 'TIMESTAMP', 'BOOLEAN', 'GEOGRAPHY']);

@@ -38,9 +38,16 @@ export const typedParams = (): TypedParams =>
     },
   });
 
-/** Binds a value typed from the column it is compared with or written to; returns its placeholder. */
+/**
+ * Binds a value typed from the column it is compared with or written to; returns the SQL that
+ * reads it. JSON goes as STRING text parsed in SQL: BigQuery takes JSON-typed query parameters in
+ * few places (its client libraries document them for INSERT only), and an UPDATE or MERGE of a
+ * JSON column must work too.
+ */
 export const bindTyped = (params: TypedParams, value: Scalar, type: FieldType, what?: string): string =>
-  params.addNamed((name) => queryParameter(name, value, type, what));
+  type === 'JSON'
+    ? `PARSE_JSON(${params.addNamed((name) => queryParameter(name, value, 'STRING', what))})`
+    : params.addNamed((name) => queryParameter(name, value, type, what));
 
 /** The parameters as the query job takes them, in binding order. */
 export const parameterList = (params: TypedParams): QueryParameter[] => Object.values(params.values);
