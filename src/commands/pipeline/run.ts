@@ -16,16 +16,16 @@ export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
 
 One run per tenant and pipeline at a time (exit 5 names the run holding it); the plan's daily run quota applies (exit 6). Ctrl-C stops the run at its next checkpoint, marks it CANCELLED and releases the lock; loads are atomic, so a stopped or killed run can simply be run again.
 
-With --remote the pushed config runs on the environment's Cloud Run job; --param, --run-date and --full-refresh are checked against the pushed pipeline before the execution starts (exit 2) and handed to it.
+Each --param must name a parameter the pipeline declares under params: or uses as {{ name }} (at most 50, values up to 1000 characters); anything else is refused before the run starts (exit 2). With --remote the pushed config runs on the environment's Cloud Run job; --param, --run-date and --full-refresh are checked against the pushed pipeline before the execution starts and handed to it.
 
 Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error failed, 5 already running, 6 quota exceeded.`;
   static override examples = [
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --dry-run',
-    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --run-date 2025-01-31 --param region=eu',
+    '<%= config.bin %> pipeline run p_sales --tenant acme_corp --run-date 2025-01-31 --param region=eu',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --full-refresh --json',
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --env prod --remote --wait',
-    '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp --env prod --remote --run-date 2025-01-31 --param region=eu',
+    '<%= config.bin %> pipeline run p_sales --tenant acme_corp --env prod --remote --run-date 2025-01-31 --param region=eu',
   ];
   static override args = { pipeline_id: Args.string({ description: 'Pipeline id (configs/<tenant>/pipelines/<id>.yml)', required: true }) };
   static override flags = {
