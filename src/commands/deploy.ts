@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.ts';
 import { followStages } from '../cli/progress.ts';
 import { confirm } from '../cli/prompt.ts';
+import { jobChangeLines, settingChangeLines } from '../cli/setting-changes.ts';
 import type { DeployResult } from '../services/deploy/deploy.ts';
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
@@ -72,17 +73,8 @@ Probes go to Run's tag URL; set CONVERGENCE_PROBE_URL (e.g. http://127.0.0.1:808
   }
 }
 
-const shown = (value: unknown) => (value === undefined ? '(unset)' : String(value));
-
 /** The settings diff of a dry run: the service's, then the pipeline job's (current → wanted). */
 function settingsLines(result: DeployResult): string[] {
-  const service = result.serviceChanges.map((c) => `    ${c.setting}: ${shown(c.current)} → ${shown(c.wanted)}`);
-  const lines = [`Service ${result.service} settings:`, ...(service.length ? service : ['    (no change)'])];
-  if (!result.job) return lines;
-  const job = result.job.changes.map((c) => `    ${c.setting}: ${shown(c.current)} → ${shown(c.wanted)}`);
-  return [
-    ...lines,
-    `Job ${result.job.job}${result.job.existed ? '' : ' (would be created)'}:`,
-    ...(job.length ? job : ['    (no change)']),
-  ];
+  const lines = settingChangeLines(`Service ${result.service} settings:`, result.serviceChanges);
+  return result.job ? [...lines, ...jobChangeLines(result.job, false)] : lines;
 }

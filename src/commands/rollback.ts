@@ -3,7 +3,7 @@ import { BaseCommand } from '../cli/base-command.ts';
 import { runStages } from '../cli/progress.ts';
 import { confirm } from '../cli/prompt.ts';
 import { formatTable } from '../cli/render.ts';
-import type { JobUpdate } from '../services/deploy/job.ts';
+import { jobChangeLines } from '../cli/setting-changes.ts';
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Send all traffic of the Cloud Run service back to an earlier revision.';
@@ -58,16 +58,7 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
     );
     const result = state.result!;
     this.log(`${result.dryRun ? 'Would route' : 'Routed'} 100% of ${result.service} to ${result.to} (was ${result.from ?? 'none'})`);
-    if (result.job) for (const line of jobLines(result.job, result.dryRun)) this.log(line);
+    if (result.job) for (const line of jobChangeLines(result.job, !result.dryRun)) this.log(line);
     return result;
   }
-}
-
-const shown = (value: unknown) => (value === undefined ? '(unset)' : String(value));
-
-/** The pipeline job put back on the restored image, as deploy prints its job (current → wanted). */
-function jobLines(job: JobUpdate, dryRun: boolean): string[] {
-  const created = job.existed ? '' : dryRun ? ' (would be created)' : ' (created)';
-  const changes = job.changes.map((c) => `    ${c.setting}: ${shown(c.current)} → ${shown(c.wanted)}`);
-  return [`Job ${job.job}${created}:`, ...(changes.length ? changes : ['    (no change)'])];
 }
