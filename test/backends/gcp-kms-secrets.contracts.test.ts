@@ -7,7 +7,6 @@ import '../fakes/env-guard.ts';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { SecretManagerServiceClient } from '@google-cloud/secret-manager';
 import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -22,6 +21,7 @@ import { secretsContract } from '../contracts/secrets.contract.ts';
 import { KMS_PERMISSIONS, KmsFake } from '../fakes/grpc/kms.ts';
 import { SecretManagerFake } from '../fakes/grpc/secret-manager.ts';
 import { startGrpcFake, type GrpcFake } from '../fakes/grpc/server.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 /** Retries without real waiting: the policy is what is under test, not the clock. */
 const FAST = { baseDelayMs: 1, maxDelayMs: 2 };
@@ -36,12 +36,7 @@ const temps: string[] = [];
 
 before(async () => {
   fake = await startGrpcFake({ kms, secretManager });
-  const options = {
-    apiEndpoint: '127.0.0.1',
-    port: fake.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  };
+  const options = fakeClientOptions(fake.port);
   kmsClient = new KeyManagementServiceClient(options);
   smClient = new SecretManagerServiceClient(options);
 });

@@ -6,8 +6,6 @@
  */
 import '../fakes/env-guard.ts';
 import { JobsClient, ServicesClient } from '@google-cloud/run';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +23,7 @@ import { startRunFront, type RunFront } from '../fakes/grpc/run-front.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 const LOCATION = `projects/${CLOUD_PROJECT}/locations/us-central1`;
 const SERVICE_NAME = `${LOCATION}/services/${CLOUD_SERVICE}`;
@@ -164,12 +163,7 @@ function containerOf(revision: string | undefined) {
 
 /** Changes the service's container as an operator would outside deploy (gcloud run services update). */
 async function editServiceContainer(edit: (container: Record<string, unknown>) => void) {
-  const client = new ServicesClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
+  const client = new ServicesClient(fakeClientOptions(fakes.grpc.port));
   try {
     const [service] = await client.getService({ name: SERVICE_NAME });
     const template = { ...(service.template as Record<string, unknown>) };
@@ -189,12 +183,7 @@ async function editServiceContainer(edit: (container: Record<string, unknown>) =
 
 /** Sets the service's traffic as another operator would (gcloud run services update-traffic). */
 async function setTrafficElsewhere(traffic: Array<{ revision: string; percent: number }>) {
-  const client = new ServicesClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
+  const client = new ServicesClient(fakeClientOptions(fakes.grpc.port));
   try {
     const [service] = await client.getService({ name: SERVICE_NAME });
     const [operation] = await client.updateService({
@@ -637,12 +626,7 @@ describe('private and public services', () => {
 describe('a CPU limit Run holds in another spelling', () => {
   /** Changes the job's first container as an operator would outside deploy (gcloud run jobs update). */
   async function editJobContainer(edit: (container: Record<string, unknown>) => void) {
-    const jobs = new JobsClient({
-      apiEndpoint: '127.0.0.1',
-      port: fakes.grpc.port,
-      sslCreds: grpc.credentials.createInsecure(),
-      authClient: new PassThroughClient(),
-    });
+    const jobs = new JobsClient(fakeClientOptions(fakes.grpc.port));
     try {
       const [job] = await jobs.getJob({ name: JOB_NAME });
       edit(job.template!.template!.containers![0] as Record<string, unknown>);

@@ -1,8 +1,6 @@
 /** doctor --env <cloud> compares the pipeline job's image with the serving revision's. */
 import '../fakes/env-guard.ts';
 import { JobsClient } from '@google-cloud/run';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +11,7 @@ import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.
 import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 const JOB_NAME = `projects/${CLOUD_PROJECT}/locations/us-central1/jobs/convergence-pipelines`;
 const IMAGE = 'us-docker.pkg.dev/demo-project/convergence/convergence';
@@ -43,12 +42,7 @@ const jobCheck = async () => (await runDoctor(root, 'cloud')).checks.find((c) =>
 
 /** Puts the job on another image behind deploy's back, as `gcloud run jobs update --image` would. */
 async function setJobImage(image: string) {
-  const jobs = new JobsClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
+  const jobs = new JobsClient(fakeClientOptions(fakes.grpc.port));
   try {
     const [job] = await jobs.getJob({ name: JOB_NAME });
     job.template!.template!.containers![0]!.image = image;

@@ -13,6 +13,7 @@ import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
 import { IamCredentialsFake } from './iam-credentials.ts';
 import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
+import { fakeClientOptions } from './grpc/client-options.ts';
 
 export const CLOUD_PROJECT = 'demo-project';
 export const CLOUD_BUCKET = 'demo-project-convergence-state';
@@ -113,14 +114,7 @@ export async function createRunJob(
   image = 'us-docker.pkg.dev/demo-project/convergence/convergence:1',
 ): Promise<void> {
   const { JobsClient } = await import('@google-cloud/run');
-  const grpc = await import('@grpc/grpc-js');
-  const { PassThroughClient } = await import('google-auth-library');
-  const jobs = new JobsClient({
-    apiEndpoint: '127.0.0.1',
-    port: fakes.grpc.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
+  const jobs = new JobsClient(fakeClientOptions(fakes.grpc.port));
   try {
     const [operation] = await jobs.createJob({
       parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,

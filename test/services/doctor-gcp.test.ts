@@ -9,10 +9,9 @@ import { runDoctor } from '../../src/services/doctor/index.ts';
 import { newWorkspace } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { ServicesClient } from '@google-cloud/run';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import { CLOUD_BUCKET, CLOUD_KEY, CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { KMS_PERMISSIONS } from '../fakes/grpc/kms.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 let fakes: CloudFakes;
 let root: string;
@@ -44,12 +43,7 @@ describe('doctor on a cloud environment', () => {
   });
 
   it('sees the deployed service, and warns when this caller could not deploy it', async () => {
-    const services = new ServicesClient({
-      apiEndpoint: '127.0.0.1',
-      port: fakes.grpc.port,
-      sslCreds: grpc.credentials.createInsecure(),
-      authClient: new PassThroughClient(),
-    });
+    const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
     try {
       const [operation] = await services.createService({
         parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,

@@ -5,8 +5,6 @@ import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { CloudSchedulerClient } from '@google-cloud/scheduler';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import { isConvergenceError } from '../../src/lib/errors.ts';
 import { runDoctor } from '../../src/services/doctor/index.ts';
 import {
@@ -23,6 +21,7 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 const SA = 'convergence-jobs@demo-project.iam.gserviceaccount.com';
 const PARENT = `projects/${CLOUD_PROJECT}/locations/us-central1`;
@@ -156,12 +155,7 @@ describe('scheduler setup on a cloud environment', () => {
   it('updates a changed schedule with a mask of that field only, and prints old → new', async () => {
     await withContext(root, (ctx) => setupSchedule(ctx), { env });
     const name = jobName(env, 'cleanup-orphaned-pipelines');
-    const client = new CloudSchedulerClient({
-      apiEndpoint: '127.0.0.1',
-      port: fakes.grpc.port,
-      sslCreds: grpc.credentials.createInsecure(),
-      authClient: new PassThroughClient(),
-    });
+    const client = new CloudSchedulerClient(fakeClientOptions(fakes.grpc.port));
     try {
       await client.updateJob({ job: { name, schedule: '*/15 * * * *' }, updateMask: { paths: ['schedule'] } });
     } finally {

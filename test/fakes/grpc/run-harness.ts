@@ -5,12 +5,11 @@
  */
 import '../env-guard.ts';
 import { ExecutionsClient, JobsClient, RevisionsClient, ServicesClient } from '@google-cloud/run';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { after, afterEach, before } from 'node:test';
 import { RUN_PERMISSIONS, RunFake } from './run.ts';
 import { startGrpcFake, type GrpcFake } from './server.ts';
+import { fakeClientOptions } from './client-options.ts';
 
 export const PARENT = 'projects/demo-project/locations/us-central1';
 
@@ -26,12 +25,7 @@ let serial = 0;
 export function useRunFake(): void {
   before(async () => {
     fake = await startGrpcFake({ run });
-    const options = {
-      apiEndpoint: '127.0.0.1',
-      port: fake.port,
-      sslCreds: grpc.credentials.createInsecure(),
-      authClient: new PassThroughClient(),
-    };
+    const options = fakeClientOptions(fake.port);
     services = new ServicesClient(options);
     revisions = new RevisionsClient(options);
     jobs = new JobsClient(options);

@@ -5,14 +5,13 @@
 import '../env-guard.ts';
 import { JobsClient } from '@google-cloud/run';
 import { CloudSchedulerClient, type protos } from '@google-cloud/scheduler';
-import * as grpc from '@grpc/grpc-js';
-import { PassThroughClient } from 'google-auth-library';
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { RunFake } from './run.ts';
 import { isUnixCron, runJobDispatcher, SCHEDULER_PERMISSIONS, SchedulerFake } from './scheduler.ts';
 import { startGrpcFake, type GrpcFake } from './server.ts';
 import { status } from './status.ts';
+import { fakeClientOptions } from './client-options.ts';
 
 type IJob = protos.google.cloud.scheduler.v1.IJob;
 
@@ -27,12 +26,7 @@ let serial = 0;
 
 before(async () => {
   fake = await startGrpcFake({ scheduler });
-  client = new CloudSchedulerClient({
-    apiEndpoint: '127.0.0.1',
-    port: fake.port,
-    sslCreds: grpc.credentials.createInsecure(),
-    authClient: new PassThroughClient(),
-  });
+  client = new CloudSchedulerClient(fakeClientOptions(fake.port));
 });
 
 after(async () => {
@@ -320,12 +314,7 @@ describe('Cloud Scheduler dispatching to the Cloud Run fake', () => {
     const dispatching = new SchedulerFake();
     const server = await startGrpcFake({ run, scheduler: dispatching });
     dispatching.dispatchTo(runJobDispatcher(server.address));
-    const options = {
-      apiEndpoint: '127.0.0.1',
-      port: server.port,
-      sslCreds: grpc.credentials.createInsecure(),
-      authClient: new PassThroughClient(),
-    };
+    const options = fakeClientOptions(server.port);
     const jobs = new JobsClient(options);
     const schedules = new CloudSchedulerClient(options);
     try {
