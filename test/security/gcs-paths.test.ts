@@ -82,9 +82,13 @@ const run = (id: string, env: string) =>
 const tables = (env: string) => withContext(root, async (ctx) => (await ctx.backends.warehouse()).listTables(ATTACKER), { env });
 const victimRequests = () =>
   fakes.gcs.requests.filter((r) => r.path.includes(`/o/${VICTIM}`) || (r.query['prefix'] ?? '').startsWith(VICTIM.slice(0, 3)));
+/** BigQuery jobs that read Cloud Storage objects: queries over a temporary external table of their URIs. */
 const objectLoads = () =>
-  [...fakes.bigquery.jobs.values()].filter(
-    (j) => (j as { configuration?: { load?: { sourceUris?: unknown } } }).configuration?.load?.sourceUris,
+  [...fakes.bigquery.jobs.values()].filter((j) =>
+    Object.values(
+      (j as { configuration?: { query?: { tableDefinitions?: Record<string, { sourceUris?: unknown }> } } }).configuration?.query
+        ?.tableDefinitions ?? {},
+    ).some((table) => table.sourceUris),
   );
 
 const ALLOWED = new RegExp(`allowed prefixes: gs://${CLOUD_DATA_BUCKET}/${ATTACKER}/`);

@@ -1,6 +1,7 @@
 /**
- * gs:// file sources into BigQuery: one load job reads the objects straight from Cloud Storage
- * (the BigQuery fake reads the GCS fake), SQL types the text, untypeable values reach quarantine,
+ * gs:// file sources into BigQuery: one query job reads the objects straight from Cloud Storage as
+ * a temporary external table (the BigQuery fake reads the GCS fake), SQL types the text and names
+ * each row's object, untypeable values reach quarantine,
  * and the loaded objects commit with the rows, so a rerun loads only new or rewritten objects.
  * An incremental cursor is filtered and moved in SQL, committed with the rows; CSV columns are
  * read by their header names.
@@ -74,20 +75,24 @@ const ingestDetails = (summary: { runId: string }) =>
   withContext(root, async (ctx) => (await getStepLogs(ctx, summary.runId))[0]!.details ?? {}, { env: 'cloud' });
 const select = (table: string, options: SelectOptions = {}) =>
   withContext(root, async (ctx) => (await ctx.backends.warehouse()).select(TENANT, table, options), { env: 'cloud' });
-const loadJobs = () =>
-  [...fakes.bigquery.jobs.values()].filter(
-    (j) => (j as { configuration?: { load?: { sourceUris?: unknown } } }).configuration?.load?.sourceUris,
+/** Jobs that read Cloud Storage objects: queries over a temporary external table of their URIs. */
+const objectJobs = () =>
+  [...fakes.bigquery.jobs.values()].filter((j) =>
+    Object.values(
+      (j as { configuration?: { query?: { tableDefinitions?: Record<string, { sourceUris?: unknown }> } } }).configuration?.query
+        ?.tableDefinitions ?? {},
+    ).some((table) => table.sourceUris),
   );
 
 describe('a gs:// file source into BigQuery', () => {
-  it('loads CSV objects by one load job from their URIs, quarantines bad values, and reloads only rewritten objects', async () => {
+  it('loads CSV objects by one job from their URIs, quarantines bad values, and reloads only rewritten objects', async () => {
     fakes.gcs.putObject(BUCKET, 'orders/day_1.csv', 'id,day,amount\n1,2025-01-01,1.5\n2,2025-01-01,2.5\n');
     fakes.gcs.putObject(BUCKET, 'orders/day_2.csv', 'id,day,amount\n3,2025-01-02,x\n4,2025-13-02,4\n5,2025-01-02,5\n,2025-01-02,6\n');
     await pipeline('orders', `gs://${BUCKET}/orders/day_*.csv`);
-    const before = loadJobs().length;
+    const before = objectJobs().length;
     const first = await run('orders');
     assert.equal(first.status, 'COMPLETE', JSON.stringify(first.error));
-    assert.equal(loadJobs().length - before, 1, 'one load job reads the objects');
+    assert.equal(objectJobs().length - before, 1, 'one job reads the objects');
     assert.equal(await count('orders'), 3);
     assert.equal(await count('orders__quarantine'), 3);
     const reasons = await withContext(
@@ -100,17 +105,23 @@ describe('a gs:// file source into BigQuery', () => {
       "day: '2025-13-02' is not a valid DATE",
       'id: required value is missing',
     ]);
+    // Each row names its own object, as on the local engine, with its line (the header is line 1).
+    const origins = await select('orders__quarantine', { columns: ['_source_file', '_source_row'], orderBy: [['_source_row', 'asc']] });
+    assert.deepEqual(
+      origins.map((r) => [r['_source_file'], r['_source_row']]),
+      [2, 3, 5].map((line) => [`gs://${BUCKET}/orders/day_2.csv`, line]),
+    );
 
     const again = await run('orders');
     assert.equal(again.status, 'COMPLETE', JSON.stringify(again.error));
     assert.equal(again.steps[0]!.rowsIn, 0);
-    assert.equal(loadJobs().length - before, 1, 'nothing new: no load job');
+    assert.equal(objectJobs().length - before, 1, 'nothing new: no job reads objects');
 
     fakes.gcs.putObject(BUCKET, 'orders/day_1.csv', 'id,day,amount\n1,2025-01-01,10\n7,2025-01-01,7\n');
     const third = await run('orders');
     assert.equal(third.status, 'COMPLETE', JSON.stringify(third.error));
     assert.equal(third.steps[0]!.rowsIn, 2, 'only the rewritten object is read');
-    assert.equal(loadJobs().length - before, 2);
+    assert.equal(objectJobs().length - before, 2);
     assert.equal(await count('orders'), 4);
   });
 
@@ -183,12 +194,12 @@ describe('a gs:// file source into BigQuery', () => {
       { env: 'cloud' },
     );
     fakes.gcs.putObject(BUCKET, 'ticks/3.csv', 'id,at\n6,2025-01-03T00:00:00Z\n');
-    const before = loadJobs().length;
+    const before = objectJobs().length;
     const third = await run('ticks');
     assert.equal(third.status, 'FAILED');
     assert.equal(third.error?.code, 'VALIDATION');
     assert.match(third.error!.message, /incremental cursor "yesterday" is not a valid TIMESTAMP for cursor_field "at"/);
-    assert.equal(loadJobs().length, before, 'no load job');
+    assert.equal(objectJobs().length, before, 'no job reads objects');
   });
 
   it('fails the run (exit 3) with a clear VALIDATION error when the cursor_field is not a column of the schema', async () => {
@@ -203,15 +214,15 @@ describe('a gs:// file source into BigQuery', () => {
 });
 
 describe('CSV objects into BigQuery, read by header name', () => {
-  it('loads columns in another order than the schema by their names, in one load job', async () => {
+  it('loads columns in another order than the schema by their names, in one job', async () => {
     fakes.gcs.putObject(BUCKET, 'reordered/a.csv', 'amount,id,day\n1.5,1,2025-01-01\nx,2,2025-01-02\n');
     fakes.gcs.putObject(BUCKET, 'reordered/b.csv', 'AMOUNT,Id,day\n3,3,2025-01-03\n');
     await pipeline('reordered', `gs://${BUCKET}/reordered/*.csv`);
-    const before = loadJobs().length;
+    const before = objectJobs().length;
     const summary = await run('reordered');
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
     assert.equal((await ingestDetails(summary))['loadedBy'], 'warehouse');
-    assert.equal(loadJobs().length - before, 1);
+    assert.equal(objectJobs().length - before, 1);
     const rows = await select('reordered', { orderBy: [['id', 'asc']] });
     assert.deepEqual(
       rows.map((r) => [r['id'], r['day'], r['amount']]),
@@ -257,11 +268,11 @@ describe('CSV objects into BigQuery, read by header name', () => {
     fakes.gcs.putObject(BUCKET, 'mixed/a.csv', 'id,day,amount\n1,2025-01-01,1\n');
     fakes.gcs.putObject(BUCKET, 'mixed/b.csv', 'amount,day,id\n2,2025-01-02,2\n');
     await pipeline('mixed', `gs://${BUCKET}/mixed/*.csv`);
-    const before = loadJobs().length;
+    const before = objectJobs().length;
     const summary = await run('mixed');
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
     assert.equal((await ingestDetails(summary))['loadedBy'], undefined);
-    assert.equal(loadJobs().length - before, 0, 'no load job from the URIs');
+    assert.equal(objectJobs().length - before, 0, 'no job reads the URIs');
     assert.ok(
       summary.steps[0]!.notes.some((n) =>
         n.startsWith(
@@ -326,13 +337,13 @@ describe('the gs:// variant of the demo on BigQuery (an incremental cursor)', ()
   });
 
   it('loads by the warehouse with the rows, quarantine and cursor of the local engine', async () => {
-    const before = loadJobs().length;
+    const before = objectJobs().length;
     const summary = await runDemo('2025-01-08');
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
     const ingest = summary.steps[0]!;
     const details = await ingestDetails(summary);
     assert.equal(details['loadedBy'], 'warehouse');
-    assert.equal(loadJobs().length - before, 1, 'one load job reads the seven objects');
+    assert.equal(objectJobs().length - before, 1, 'one job reads the seven objects');
     assert.equal(details['cursorFrom'], '2025-01-01');
     assert.equal(details['cursorTo'], '2025-01-07');
     assert.equal(ingest.rowsIn, 7 * 300 + 3);
@@ -341,6 +352,13 @@ describe('the gs:// variant of the demo on BigQuery (an incremental cursor)', ()
     assert.equal(await count('raw_usage__quarantine'), 2);
     const reasons = (await select('raw_usage__quarantine', { columns: ['_reason'] })).map((r) => r['_reason']).sort();
     assert.deepEqual(reasons, ["input_tokens: 'n/a' is not a valid INT64", "usage_date: '2025-13-01' is not a valid DATE"]);
+    // Each quarantined row names the one object it came from, as on the local engine (gcs-local.test.ts).
+    const origins = await select('raw_usage__quarantine', { columns: ['_source_file', '_reason'], orderBy: [['_source_file', 'asc']] });
+    assert.deepEqual(
+      origins.map((r) => r['_source_file']),
+      [`gs://${BUCKET}/${TENANT}/usage/usage_2025-01-03.csv`, `gs://${BUCKET}/${TENANT}/usage/usage_2025-01-05.csv`],
+    );
+    assert.match(String(origins[0]!['_reason']), /input_tokens/);
     assert.equal((await state())['ingest_usage'], '2025-01-07');
   });
 

@@ -71,6 +71,16 @@ export interface QueryOutput {
   referencedTables?: TableRef[];
 }
 
+/**
+ * A temporary external table of one query job (`tableDefinitions`): its STRING columns, read from
+ * the objects in order, and each object's URI with its row count, from which `_FILE_NAME` is known.
+ */
+export interface ExternalTable {
+  name: string;
+  fields: string[];
+  objects: Array<{ uri: string; file: string; rows: number }>;
+}
+
 interface RunResult {
   fields: Field[];
   rows: DuckDBValue[][];
@@ -83,6 +93,8 @@ const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
 const tableKey = (dataset: string, table: string) => `${dataset}.${table}`;
 
 const DUCK_MESSAGE_MAP: Array<[RegExp, (m: RegExpExecArray, location: string, project: string) => FakeError]> = [
+  // _FILE_NAME is read through the external table's rowid (see #externalTables): elsewhere it has no such column.
+  [/Referenced column "?rowid"? not found|does not have a column named "?rowid"?/, () => invalidQuery('Unrecognized name: _FILE_NAME')],
   [
     /Table with name (\S+?) does not exist/,
     (m, location, project) => new FakeError(404, 'notFound', `Not found: Table ${project}:${m[1]} was not found in location ${location}`),
@@ -450,11 +462,40 @@ export class Engine {
   // ---- queries --------------------------------------------------------------------------------
 
   /** Tables a translated query reads, from DuckDB's parse of it (see references.ts). */
-  async #tablesOfQuery(duckSql: string, location: string): Promise<TableRef[]> {
+  async #tablesOfQuery(duckSql: string, location: string, external: ReadonlySet<string> = new Set()): Promise<TableRef[]> {
     const { rows } = await this.#run('SELECT json_serialize_sql($tree_sql::VARCHAR)', { tree_sql: duckSql });
     const tree = JSON.parse(String(rows[0]?.[0])) as { error?: boolean; error_message?: string; statements?: unknown[] };
     if (tree.error) throw this.#explain(new Error(tree.error_message ?? 'syntax error'), location);
-    return tablesOfQuery(tree.statements, this.project);
+    return tablesOfQuery(tree.statements, this.project, external);
+  }
+
+  /**
+   * Makes a job's external tables: DuckDB temp tables (dropped when the job ends, so the names
+   * resolve for this job only), filled object by object so that rowid ranges tell each row's
+   * object. Returns how `_FILE_NAME` reads: a pseudo-column, so it is not a column of the table and
+   * `SELECT *` does not include it, as in BigQuery.
+   */
+  async #externalTables(tables: ExternalTable[]): Promise<TranslateContext['fileName']> {
+    for (const table of tables) {
+      await this.#run(`CREATE TEMP TABLE ${q(table.name)} (${table.fields.map((f) => `${q(f)} VARCHAR`).join(', ')})`);
+      for (const object of table.objects) {
+        await this.#run(`INSERT INTO ${q(table.name)} SELECT ${table.fields.map(q).join(', ')} FROM read_parquet($file)`, {
+          file: object.file,
+        });
+      }
+    }
+    if (tables.length !== 1) {
+      return () => {
+        throw invalidQuery('This fake resolves _FILE_NAME in queries that define exactly one external table');
+      };
+    }
+    let end = 0;
+    const ranges = tables[0]!.objects.map((object) => ({ uri: object.uri, end: (end += object.rows) }));
+    return (qualifier) => {
+      const rowid = qualifier ? `${qualifier}.rowid` : 'rowid';
+      const cases = ranges.map((r) => `WHEN ${rowid} < ${r.end} THEN '${r.uri.replaceAll("'", "''")}'`).join(' ');
+      return `(CASE ${cases} END)`;
+    };
   }
 
   #checkRefs(tables: TableRef[], location: string, requireTables = false): void {
@@ -483,8 +524,10 @@ export class Engine {
     },
     location: string,
     dryRun: boolean,
+    external: ExternalTable[] = [],
   ): Promise<QueryOutput> {
     if (config.useLegacySql !== false) throw invalidQuery('This fake speaks GoogleSQL only: set useLegacySql to false');
+    if (dryRun && external.length > 0) throw invalid('This fake does not dry-run queries with tableDefinitions');
     const sql = config.query ?? '';
     const bound = bindParameters(config.queryParameters, config.parameterMode);
     const statements = splitStatements(sql);
@@ -530,10 +573,13 @@ export class Engine {
     let rowCount: number | null = null;
     let inTransaction = false;
     let output: QueryOutput = { statementType: isScript ? 'SCRIPT' : 'SELECT', childJobs: 0 };
+    const externalNames = new Set(external.map((t) => t.name.toLowerCase()));
+    let fileName: TranslateContext['fileName'];
 
-    const context = () => ({
+    const context = (): TranslateContext => ({
       project: this.project,
       params: bound.expressions,
+      ...(fileName ? { fileName } : {}),
       variables: varExpressions,
       systemVariables: new Map([['row_count', rowCount === null ? 'CAST(NULL AS BIGINT)' : `CAST(${rowCount} AS BIGINT)`]]),
     });
@@ -546,6 +592,7 @@ export class Engine {
     };
 
     try {
+      if (external.length > 0) fileName = await this.#externalTables(external);
       for (const statement of statements) {
         const text = stripComments(statement);
         const head = text.toUpperCase().replace(/\s+/g, ' ');
@@ -623,7 +670,8 @@ export class Engine {
         const translated = translate(statement, context());
         this.#checkRefs(translated.tables, location, true);
         // A query reads only what GoogleSQL can name: no DuckDB table functions, no bare table names.
-        if (/^(SELECT|WITH)\b|^\(/.test(head)) this.#checkRefs(await this.#tablesOfQuery(translated.sql, location), location, true);
+        if (/^(SELECT|WITH)\b|^\(/.test(head))
+          this.#checkRefs(await this.#tablesOfQuery(translated.sql, location, externalNames), location, true);
         let duckSql = translated.sql;
         if (/^MERGE\b/.test(head) && !/^MERGE INTO\b/.test(head)) duckSql = duckSql.replace(/^\s*MERGE\b/i, 'MERGE INTO');
         const kind = /^(INSERT|UPDATE|DELETE|MERGE)\b/.exec(head)?.[1];

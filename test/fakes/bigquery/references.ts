@@ -25,8 +25,11 @@ function walk(value: Tree, visit: (node: Node) => void): void {
   }
 }
 
-/** Tables read by one parsed SELECT statement (json_serialize_sql output), CTE names left out. */
-export function tablesOfQuery(tree: Tree, project: string): TableRef[] {
+/**
+ * Tables read by one parsed SELECT statement (json_serialize_sql output), CTE names left out, and
+ * the names of the job's temporary external tables (`external`, lower case) as well.
+ */
+export function tablesOfQuery(tree: Tree, project: string, external: ReadonlySet<string> = new Set()): TableRef[] {
   const ctes = new Set<string>();
   walk(tree, (node) => {
     const map = isNode(node['cte_map']) ? node['cte_map']['map'] : undefined;
@@ -42,7 +45,7 @@ export function tablesOfQuery(tree: Tree, project: string): TableRef[] {
     const table = text(node['table_name']);
     const dataset = text(node['schema_name']);
     if (!dataset) {
-      if (ctes.has(table.toLowerCase())) return;
+      if (ctes.has(table.toLowerCase()) || external.has(table.toLowerCase())) return;
       throw invalidQuery(`Table "${table}" must be qualified with a dataset (e.g. dataset.table).`);
     }
     const ref: TableRef = { project: text(node['catalog_name']) || project, dataset, table };

@@ -134,3 +134,107 @@ describe('BigQuery REST fake: load jobs from Cloud Storage URIs', () => {
     }
   });
 });
+
+describe('BigQuery REST fake: query jobs over temporary external tables (tableDefinitions)', () => {
+  let fake: FakeBigQuery;
+  let gcs: GcsFake;
+  before(async () => {
+    fake = await FakeBigQuery.start({ projectId: 'proj-1' });
+    gcs = await GcsFake.start({ buckets: ['exports'] });
+    fake.readObjectsFrom(gcs);
+    gcs.putObject('exports', 'q/1.csv', 'id,name\n1,x\n2,y\n');
+    gcs.putObject('exports', 'q/2.csv', 'id,name\n3,z\n');
+  });
+  after(async () => {
+    await fake.stop();
+    await gcs.close();
+  });
+
+  /** ExternalDataConfiguration of CSV objects with a header line, all STRING. */
+  const csvTable = (uri: string, extra: Record<string, unknown> = {}) => ({
+    sourceUris: [uri],
+    sourceFormat: 'CSV',
+    schema: {
+      fields: [
+        { name: 'id', type: 'STRING' },
+        { name: 'name', type: 'STRING' },
+      ],
+    },
+    csvOptions: { skipLeadingRows: '1', fieldDelimiter: ',', allowJaggedRows: true },
+    ...extra,
+  });
+  const queryJob = async (query: string, tableDefinitions: Record<string, unknown>) => {
+    const client = await fakeClient(fake, { location: 'US' });
+    const [job] = await client.createJob({
+      configuration: { query: { query, useLegacySql: false, tableDefinitions: tableDefinitions as never } },
+    });
+    const [metadata] = await job.getMetadata();
+    const errorResult = (metadata as { status?: { errorResult?: { reason?: string; message?: string } } }).status?.errorResult;
+    if (errorResult) return { errorResult, rows: [] };
+    const [rows] = await job.getQueryResults();
+    return { errorResult: undefined, rows: rows as Array<Record<string, unknown>> };
+  };
+  const failure = (err: unknown) => {
+    const e = err as { errors?: Array<{ reason?: string; message?: string }>; message?: string };
+    return { errorResult: e.errors?.[0] ?? { message: e.message }, rows: [] };
+  };
+
+  it('names the object of each row in _FILE_NAME, selected by alias; SELECT * leaves it out', async () => {
+    const { rows } = await queryJob('SELECT id, name, _FILE_NAME AS source FROM objects ORDER BY id', {
+      objects: csvTable('gs://exports/q/*.csv'),
+    });
+    assert.deepEqual(rows, [
+      { id: '1', name: 'x', source: 'gs://exports/q/1.csv' },
+      { id: '2', name: 'y', source: 'gs://exports/q/1.csv' },
+      { id: '3', name: 'z', source: 'gs://exports/q/2.csv' },
+    ]);
+    const qualified = await queryJob('SELECT t._FILE_NAME AS f, COUNT(*) AS n FROM objects AS t GROUP BY f ORDER BY f', {
+      objects: csvTable('gs://exports/q/*.csv'),
+    });
+    assert.deepEqual(qualified.rows, [
+      { f: 'gs://exports/q/1.csv', n: 2 },
+      { f: 'gs://exports/q/2.csv', n: 1 },
+    ]);
+    const star = await queryJob('SELECT * FROM objects ORDER BY id', { objects: csvTable('gs://exports/q/1.csv') });
+    assert.deepEqual(star.rows, [
+      { id: '1', name: 'x' },
+      { id: '2', name: 'y' },
+    ]);
+    // Through a SELECT * the pseudo-column is gone, as in BigQuery.
+    const lost = await queryJob('SELECT s._FILE_NAME AS f FROM (SELECT * FROM objects) AS s', {
+      objects: csvTable('gs://exports/q/1.csv'),
+    }).catch(failure);
+    assert.equal(lost.errorResult?.reason, 'invalidQuery');
+    assert.match(lost.errorResult?.message ?? '', /Unrecognized name: _FILE_NAME|Name _FILE_NAME not found/);
+  });
+
+  it('resolves the temporary table name for its own job only', async () => {
+    const other = await queryJob('SELECT COUNT(*) AS n FROM objects', {}).catch(failure);
+    assert.equal(other.errorResult?.reason, 'invalidQuery');
+    assert.match(other.errorResult?.message ?? '', /must be qualified with a dataset/);
+  });
+
+  it('fails the job notFound for a URI that matches nothing, and accessDenied for a caller who may not read the bucket', async () => {
+    for (const uri of ['gs://exports/none/*.csv', 'gs://no-bucket/x.csv']) {
+      const outcome = await queryJob('SELECT id FROM objects', { objects: csvTable(uri) }).catch(failure);
+      assert.equal(outcome.errorResult?.reason, 'notFound', uri);
+      assert.equal(outcome.errorResult?.message, `Not found: URI ${uri}`);
+    }
+    gcs.deny('exports');
+    try {
+      const outcome = await queryJob('SELECT id FROM objects', { objects: csvTable('gs://exports/q/1.csv') }).catch(failure);
+      assert.equal(outcome.errorResult?.reason, 'accessDenied');
+      assert.equal(outcome.errorResult?.message, 'Access Denied: File gs://exports/q/1.csv: Access Denied');
+    } finally {
+      gcs.allow('exports');
+    }
+  });
+
+  it('refuses load-job settings that ExternalDataConfiguration does not have', async () => {
+    const outcome = await queryJob('SELECT id FROM objects', {
+      objects: { ...csvTable('gs://exports/q/1.csv'), skipLeadingRows: 1 },
+    }).catch(failure);
+    assert.equal(outcome.errorResult?.reason, 'invalid');
+    assert.match(outcome.errorResult?.message ?? '', /Unknown name "skipLeadingRows"/);
+  });
+});

@@ -12,10 +12,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { asCaller } from '../grpc/caller.ts';
-import { Engine, validateLabels, type QueryOutput, type TableMeta } from './engine.ts';
+import { Engine, validateLabels, type ExternalTable, type QueryOutput, type TableMeta } from './engine.ts';
 import { FakeError, REASON_STATUS, invalid, notFound } from './errors.ts';
 import { parseMultipart } from './multipart.ts';
-import { objectsToParquet, type ObjectLoadConfig, type ObjectStore } from './object-source.ts';
+import { externalTableConfig, objectsToParquet, readObjects, type ObjectLoadConfig, type ObjectStore } from './object-source.ts';
 import { encodeRow, jsonCellText, type EncodeOptions, type Field } from './values.ts';
 
 export interface LoggedRequest {
@@ -520,7 +520,10 @@ export class FakeBigQuery {
     };
   }
 
-  /** Load jobs with `sourceUris` read the objects of this store (the GCS fake), as BigQuery reads Cloud Storage. */
+  /**
+   * Load jobs with `sourceUris`, and query jobs with `tableDefinitions`, read the objects of this
+   * store (the GCS fake), as BigQuery reads Cloud Storage.
+   */
   readObjectsFrom(store: ObjectStore): void {
     this.#objectStore = store;
   }
@@ -540,6 +543,31 @@ export class FakeBigQuery {
         outputRows: String(outputRows),
         badRecords: '0',
       };
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Reads the objects of a query job's `tableDefinitions` (name -> ExternalDataConfiguration) as
+   * the job's caller, then runs `work` with them; the files go when it is done.
+   */
+  async #withExternalTables<T>(jobId: string, definitions: unknown, work: (tables: ExternalTable[]) => Promise<T>): Promise<T> {
+    if (definitions === undefined) return work([]);
+    if (!definitions || typeof definitions !== 'object' || Array.isArray(definitions))
+      throw invalid('tableDefinitions must map table names to external data configurations');
+    if (!this.#objectStore) throw invalid('This fake was given no GCS fake to read tableDefinitions from (readObjectsFrom)');
+    const folder = await mkdtemp(path.join(this.#tmp, `${jobId}-external-`));
+    try {
+      const tables: ExternalTable[] = [];
+      for (const [name, definition] of Object.entries(definitions as Record<string, unknown>)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]{0,1023}$/.test(name)) throw invalid(`Invalid table name in tableDefinitions: ${name}`);
+        const config = externalTableConfig(name, definition);
+        const tableFolder = await mkdtemp(path.join(folder, 'table-'));
+        const objects = await readObjects(this.#objectStore, config, tableFolder);
+        tables.push({ name, fields: (config.schema?.fields ?? []).map((f) => f.name), objects });
+      }
+      return await work(tables);
     } finally {
       await rm(folder, { recursive: true, force: true });
     }
@@ -611,8 +639,8 @@ export class FakeBigQuery {
       } else {
         const dryRun = configuration.dryRun === true;
         if (!dryRun) this.executions.set(jobId, (this.executions.get(jobId) ?? 0) + 1);
-        const output = await this.engine.exclusive(() =>
-          this.engine.query(configuration.query as Parameters<Engine['query']>[0], location, dryRun),
+        const output = await this.#withExternalTables(jobId, configuration.query?.['tableDefinitions'], (external) =>
+          this.engine.exclusive(() => this.engine.query(configuration.query as Parameters<Engine['query']>[0], location, dryRun, external)),
         );
         job.output = output;
         job.statistics['totalBytesProcessed'] = String(output.bytesProcessed ?? 0);

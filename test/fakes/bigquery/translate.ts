@@ -20,6 +20,11 @@ export interface TranslateContext {
   variables?: Map<string, string>;
   /** System variables such as @@row_count: lower-cased name without @@ -> SQL literal. */
   systemVariables?: Map<string, string>;
+  /**
+   * The `_FILE_NAME` pseudo-column of a job's external table: the SQL that reads it, given the
+   * qualifier written before it (`raw` of raw._FILE_NAME), if any. Without it the name is a plain word.
+   */
+  fileName?: (qualifier: string | undefined) => string;
 }
 
 export interface Translated {
@@ -236,7 +241,11 @@ export function translate(sql: string, ctx: TranslateContext): Translated {
       const afterDot = lastChar(out) === '.';
       const call = peek(sql, j) === '(';
       i = j;
-      if (!afterDot && ctx.variables?.has(word.toLowerCase())) {
+      if (upper === '_FILE_NAME' && !call && ctx.fileName) {
+        const qualified = afterDot ? /("(?:[^"]|"")+"|[A-Za-z_]\w*)\s*\.\s*$/.exec(out) : null;
+        if (qualified) out = out.slice(0, qualified.index);
+        out += ctx.fileName(qualified?.[1]);
+      } else if (!afterDot && ctx.variables?.has(word.toLowerCase())) {
         out += ctx.variables.get(word.toLowerCase());
       } else if (!afterDot && word === ctx.project && sql[j] === '.') {
         // An unquoted project prefix: DuckDB would read it as a catalog.

@@ -43,6 +43,11 @@ export interface QueryJobSpec {
   labels?: Record<string, string>;
   /** Write the result into this table (WRITE_TRUNCATE). */
   destination?: { datasetId: string; tableId: string };
+  /**
+   * Temporary external tables the SQL reads by name, for this job only (JobConfigurationQuery
+   * tableDefinitions: name -> ExternalDataConfiguration), e.g. Cloud Storage objects.
+   */
+  tableDefinitions?: Record<string, Record<string, unknown>>;
   /** Read the result rows (a SELECT, or a script whose last statement is one). */
   rows?: boolean;
   /** Decides whether an earlier job found under this id can stand for this one. */
@@ -110,6 +115,7 @@ export class JobRunner {
           query['parameterMode'] = 'NAMED';
           query['queryParameters'] = spec.params;
         }
+        if (spec.tableDefinitions) query['tableDefinitions'] = spec.tableDefinitions;
         if (spec.destination) {
           query['destinationTable'] = { projectId: this.#project, ...spec.destination };
           query['writeDisposition'] = 'WRITE_TRUNCATE';
@@ -146,16 +152,6 @@ export class JobRunner {
       },
       this.#retry,
       { retryable: isRetryableError },
-    );
-  }
-
-  /** A load job that reads Cloud Storage objects itself (`load.sourceUris`): nothing is uploaded. */
-  async loadFromUris(spec: Omit<UploadJobSpec, 'file'>): Promise<JobMetadata> {
-    return this.#run(
-      spec.what,
-      spec.jobId,
-      (jobId) => this.#createJob(jobId, { load: spec.load, labels: this.#jobLabels(spec.labels) }),
-      spec.accept,
     );
   }
 

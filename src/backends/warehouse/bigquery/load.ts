@@ -15,7 +15,8 @@ import { fieldTypeOf, inferType, queryParameter } from './values.ts';
  *
  * 1. Stage. Staged Parquet goes up in ONE load job (multipart upload, WRITE_TRUNCATE, explicit
  *    schema with the bookkeeping columns) into `<table>__stage_<run8>_<fp8>`; a transform's query
- *    is written there by one query job. The staging table expires by itself should the process die.
+ *    is written there by one query job, and so are Cloud Storage objects (object-load.ts). The
+ *    staging table expires by itself should the process die.
  * 2. Plan. evolution.ts decides: create the destination, add columns, or refuse (before step 3).
  * 3. DDL, outside the transaction: BigQuery refuses DDL on permanent tables inside a multi-statement
  *    transaction, so the destination (with partitioning and clustering), its new NULLABLE columns
@@ -194,8 +195,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
         dataset,
         stageName,
         source,
-        label: source.uris.join(', '),
-        jobIds: { load: `${ids.stage}_objects`, type: ids.stage },
+        jobId: ids.stage,
         labels: labels('stage'),
         expiration,
         what: where,

@@ -7,28 +7,36 @@ import { validationError } from '../../../lib/errors.ts';
 
 /**
  * Stages Cloud Storage objects for a load (load.ts step 1) without a byte passing through this
- * process, in two jobs:
+ * process, in one query job:
  *
- * 1. One load job from the `gs://` URIs (BigQuery expands the `*`) into `<stage>_raw`, every column
- *    STRING, so no value can fail the job for its type. BigQuery reads CSV columns by position (the
- *    header line is skipped), so the raw table has one column per position of the objects' layout
- *    (`csv.columns`, from their header line), and each field reads the position named after it;
- *    NDJSON is read by name. A line with fewer fields loads with the rest null (allowJaggedRows);
- *    one with more fails the job, as the file is then not what its header says.
- * 2. One query job types the text with SAFE_CAST into the staging table of the staged-data contract
- *    (../staged.ts), with `__reason` set where a value does not fit, in the polars path's words
- *    ("<column>: '<value>' is not a valid <TYPE>", "<column>: required value is missing"). With a
- *    committed cursor it keeps only rows whose typed cursor is after it, as the staged path does;
- *    rows without a usable cursor stay, and quarantine.
+ * - The objects are a temporary external table of that job (`tableDefinitions`, named
+ *   OBJECTS_TABLE; BigQuery expands the `*` of the `gs://` URIs), every column STRING, so no value
+ *   can fail the job for its type. BigQuery reads CSV columns by position (the header line is
+ *   skipped), so the table has one column per position of the objects' layout (`csv.columns`, from
+ *   their header line), and each field reads the position named after it; NDJSON is read by name.
+ *   A line with fewer fields reads with the rest null (allowJaggedRows); one with more fails the
+ *   job, as the file is then not what its header says.
+ * - The query types the text with SAFE_CAST into the staging table of the staged-data contract
+ *   (../staged.ts), with `__reason` set where a value does not fit, in the polars path's words
+ *   ("<column>: '<value>' is not a valid <TYPE>", "<column>: required value is missing"). With a
+ *   committed cursor it keeps only rows whose typed cursor is after it, as the staged path does;
+ *   rows without a usable cursor stay, and quarantine.
+ * - `__source_file` is the row's own object: the external table's `_FILE_NAME` pseudo-column (the
+ *   object's gs:// URI, as the local path records it), which a load job cannot give. It must be
+ *   named, aliased, in the query: `SELECT *` does not include it.
+ * - `__source_row` numbers the rows within their object from the first data line, as the local
+ *   path gives the line a row starts on (the header is line 1). It cannot be exact here: BigQuery
+ *   has no line number, and does not promise to read an object's rows in file order, so the number
+ *   is the row's place among its object's rows as BigQuery read them; and where the local path
+ *   skips blank lines and counts the lines a quoted field spans, this counts records only.
  *
  * Then, for a cursor, one query finds the greatest cursor of the rows that will load (quarantined
  * rows do not move it); the load commits it with the rows.
- *
- * A load job cannot tell which object a row came from (_FILE_NAME exists for external tables
- * only), so `__source_file` holds the source path as written and `__source_row` the row's place.
  */
 const SHOWN_CHARS = 80;
 const AFTER_PARAM = 'convergence_cursor_after';
+/** The objects' temporary table, known to the staging query only. */
+const OBJECTS_TABLE = 'convergence_objects';
 
 /** Where each field is read in the raw table: its column there, or undefined when the objects lack it. */
 interface RawLayout {
@@ -115,83 +123,79 @@ function cursorMaxSql(field: FieldSpec): string {
   return `CAST(MAX(${column}) AS STRING)`;
 }
 
+/** The objects as an external table (ExternalDataConfiguration): all text, read as laid out. */
+function objectsTable(source: ObjectSource, layout: RawLayout): Record<string, unknown> {
+  const common = { sourceUris: source.uris, schema: { fields: textSchema(layout.columns) }, autodetect: false, maxBadRecords: 0 };
+  if (source.format !== 'csv') return { ...common, sourceFormat: 'NEWLINE_DELIMITED_JSON', ignoreUnknownValues: true };
+  return {
+    ...common,
+    sourceFormat: 'CSV',
+    csvOptions: {
+      fieldDelimiter: source.csv?.delimiter ?? ',',
+      skipLeadingRows: String(headerLines(source)),
+      allowJaggedRows: true,
+    },
+  };
+}
+
+const headerLines = (source: ObjectSource) => (source.format === 'csv' && source.csv?.hasHeader !== false ? 1 : 0);
+
+/**
+ * The objects' rows with their object (`_FILE_NAME`, aliased) and their number within it, counted
+ * from the line after the header as the local path counts lines; numbered before the cursor filter.
+ */
+function objectRowsSql(source: ObjectSource, layout: RawLayout): string {
+  const columns = layout.columns.map((c) => bq(c)).join(', ');
+  const file = bq(SOURCE_FILE_COLUMN);
+  const withFile = `SELECT ${columns}, _FILE_NAME AS ${file} FROM ${OBJECTS_TABLE}`;
+  const rowNumber = `ROW_NUMBER() OVER (PARTITION BY ${file})${headerLines(source) ? ` + ${headerLines(source)}` : ''}`;
+  return `SELECT *, ${rowNumber} AS ${bq(SOURCE_ROW_COLUMN)} FROM (${withFile})`;
+}
+
 interface ObjectStage {
   ctx: LoadContext;
   dataset: string;
   stageName: string;
   source: ObjectSource;
-  /** What `__source_file` records. */
-  label: string;
-  jobIds: { load: string; type: string };
+  jobId: string;
   labels: Record<string, string>;
   expiration: () => string;
   what: string;
 }
 
-/** Runs the jobs; the caller drops `<stage>` (and this drops `<stage>_raw`) when done. */
+/** Runs the jobs; the caller drops `<stage>` when done. */
 export async function stageObjects(stage: ObjectStage): Promise<{ cursorMax?: string }> {
   const { ctx, dataset, stageName, source } = stage;
-  const rawName = `${stageName}_raw`;
   const layout = rawLayout(source);
   const cursorField = source.cursor ? source.fields.find((f) => f.name === source.cursor!.field) : undefined;
   if (source.cursor && !cursorField)
     throw validationError(`incremental cursor_field "${source.cursor.field}" is not a column of the source`);
-  try {
-    await ctx.createTable(
-      dataset,
-      { name: rawName, fields: textSchema(layout.columns) as FieldSpec[] },
-      { expirationTime: stage.expiration(), labels: stage.labels },
-    );
-    await ctx.jobs.loadFromUris({
-      what: `load ${source.uris.join(', ')} for ${stage.what}`,
-      jobId: stage.jobIds.load,
-      labels: stage.labels,
-      load: {
-        destinationTable: { projectId: ctx.project, datasetId: dataset, tableId: rawName },
-        sourceUris: source.uris,
-        schema: { fields: textSchema(layout.columns) },
-        autodetect: false,
-        writeDisposition: 'WRITE_TRUNCATE',
-        createDisposition: 'CREATE_IF_NEEDED',
-        ...(source.format === 'csv'
-          ? {
-              sourceFormat: 'CSV',
-              fieldDelimiter: source.csv?.delimiter ?? ',',
-              skipLeadingRows: source.csv?.hasHeader === false ? 0 : 1,
-              allowJaggedRows: true,
-              maxBadRecords: 0,
-            }
-          : { sourceFormat: 'NEWLINE_DELIMITED_JSON', ignoreUnknownValues: true, maxBadRecords: 0 }),
-      },
-    });
-    const after = cursorField && source.cursor?.after !== undefined ? afterCursorSql(cursorField, layout) : undefined;
-    const columns = source.fields.map((f) => {
-      const raw = layout.columnOf(f);
-      return `${typedSql(raw === undefined ? undefined : `raw.${bq(raw)}`, f.type)} AS ${bq(f.name)}`;
-    });
-    await ctx.jobs.query({
-      sql:
-        `SELECT ${columns.join(', ')}, ${reasonSql(source.fields, layout, cursorField?.name)} AS ${bq(REASON_COLUMN)}, ` +
-        `${sqlText(stage.label)} AS ${bq(SOURCE_FILE_COLUMN)}, ROW_NUMBER() OVER () AS ${bq(SOURCE_ROW_COLUMN)} ` +
-        `FROM ${tableRef(ctx.project, dataset, rawName)} AS raw${after ? ` WHERE ${after}` : ''}`,
-      ...(after ? { params: [queryParameter(AFTER_PARAM, source.cursor!.after!, 'STRING')] } : {}),
-      what: `type the loaded objects for ${stage.what}`,
-      jobId: stage.jobIds.type,
-      labels: stage.labels,
-      destination: { datasetId: dataset, tableId: stageName },
-      accept: async () => (await ctx.tableFields(dataset, stageName)) !== undefined,
-    });
-    await ctx.setExpiration(dataset, stageName, stage.expiration());
-    if (!cursorField) return {};
-    const { rows } = await ctx.jobs.query({
-      sql: `SELECT ${cursorMaxSql(cursorField)} AS cursor_max FROM ${tableRef(ctx.project, dataset, stageName)} AS st WHERE st.${bq(REASON_COLUMN)} IS NULL`,
-      what: `find the new cursor of ${stage.what}`,
-      labels: stage.labels,
-      rows: true,
-    });
-    const cursorMax = rows[0]?.['cursor_max'];
-    return cursorMax === null || cursorMax === undefined ? {} : { cursorMax: String(cursorMax) };
-  } finally {
-    await ctx.dropTable(dataset, rawName).catch(() => undefined);
-  }
+  const after = cursorField && source.cursor?.after !== undefined ? afterCursorSql(cursorField, layout) : undefined;
+  const columns = source.fields.map((f) => {
+    const raw = layout.columnOf(f);
+    return `${typedSql(raw === undefined ? undefined : `raw.${bq(raw)}`, f.type)} AS ${bq(f.name)}`;
+  });
+  await ctx.jobs.query({
+    sql:
+      `SELECT ${columns.join(', ')}, ${reasonSql(source.fields, layout, cursorField?.name)} AS ${bq(REASON_COLUMN)}, ` +
+      `raw.${bq(SOURCE_FILE_COLUMN)}, raw.${bq(SOURCE_ROW_COLUMN)} ` +
+      `FROM (${objectRowsSql(source, layout)}) AS raw${after ? ` WHERE ${after}` : ''}`,
+    tableDefinitions: { [OBJECTS_TABLE]: objectsTable(source, layout) },
+    ...(after ? { params: [queryParameter(AFTER_PARAM, source.cursor!.after!, 'STRING')] } : {}),
+    what: `read ${source.uris.length === 1 ? source.uris[0] : `${source.uris.length} objects`} for ${stage.what}`,
+    jobId: stage.jobId,
+    labels: stage.labels,
+    destination: { datasetId: dataset, tableId: stageName },
+    accept: async () => (await ctx.tableFields(dataset, stageName)) !== undefined,
+  });
+  await ctx.setExpiration(dataset, stageName, stage.expiration());
+  if (!cursorField) return {};
+  const { rows } = await ctx.jobs.query({
+    sql: `SELECT ${cursorMaxSql(cursorField)} AS cursor_max FROM ${tableRef(ctx.project, dataset, stageName)} AS st WHERE st.${bq(REASON_COLUMN)} IS NULL`,
+    what: `find the new cursor of ${stage.what}`,
+    labels: stage.labels,
+    rows: true,
+  });
+  const cursorMax = rows[0]?.['cursor_max'];
+  return cursorMax === null || cursorMax === undefined ? {} : { cursorMax: String(cursorMax) };
 }
