@@ -88,7 +88,18 @@ function restSourceLabel(config: RestSourceConfig, redactor: { redact(text: stri
 interface SourceObjects {
   storage: Storage;
   plan: ObjectPlan;
+  /** What the step's notes say of the objects, whichever way they are loaded. */
+  notes: string[];
 }
+
+/**
+ * An append loads a rewritten object in full, so its earlier rows are in the table twice. Only a
+ * merge can update them: destination tables keep no column saying which object a row came from
+ * (users' tables hold their schema's columns only), so the step says so instead of removing rows.
+ */
+const appendedAgain = (object: { bucket: string; name: string }) =>
+  `gs://${object.bucket}/${object.name} was rewritten since it was loaded: its rows were appended again; ` +
+  'use write_mode: merge with merge_keys to update rows instead';
 
 /**
  * For a gs:// file source: lists its objects and, for append and merge writes, leaves out those
@@ -109,7 +120,8 @@ async function sourceObjects(env: StepEnv, step: IngestStep): Promise<SourceObje
     runId: env.runId,
     at: env.now(),
   });
-  return { storage, plan };
+  const appending = byObject && step.destination.write_mode === 'append';
+  return { storage, plan, notes: appending ? plan.rewritten.map(appendedAgain) : [] };
 }
 
 async function stage(
@@ -171,9 +183,9 @@ async function stage(
 }
 
 /**
- * True when the destination warehouse should read a gs:// source's objects itself (BigQuery load
- * jobs): it can, the format is text (CSV or NDJSON, typed in SQL) and a schema fixes the columns.
- * An incremental cursor is filtered and found in SQL too. A Parquet source or one without a schema
+ * True when the destination warehouse should read a gs:// source's objects itself (BigQuery reads
+ * them from Cloud Storage): it can, the format is text (CSV or NDJSON, typed in SQL) and a schema
+ * fixes the columns. An incremental cursor is filtered and found in SQL too. A Parquet source or one without a schema
  * is downloaded and staged instead.
  */
 function warehouseReadsObjects(env: StepEnv, step: IngestStep): boolean {
@@ -185,8 +197,8 @@ function warehouseReadsObjects(env: StepEnv, step: IngestStep): boolean {
 /**
  * The warehouse loads the objects into the destination, with their loaded-object state and the
  * moved cursor, in one transaction. CSV objects are read by their header names (their layout is
- * read first); objects whose headers differ cannot share one load job, so the step falls back to
- * staging them here, with `fallback` saying why.
+ * read first); objects whose headers differ cannot share one external table, so the step falls back
+ * to staging them here, with `fallback` saying why.
  */
 async function loadObjectsInWarehouse(
   env: StepEnv,
@@ -205,13 +217,13 @@ async function loadObjectsInWarehouse(
   const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
   const { plan } = objects;
   const csv = { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true };
-  const notes: string[] = [];
+  const notes: string[] = [...objects.notes];
   let columns: Array<string | null> | undefined;
   if (source.format !== 'ndjson' && csv.hasHeader) {
     env.progress({ message: `reading the header of ${plan.toLoad.length} object${plan.toLoad.length === 1 ? '' : 's'}` });
     const layout = await csvObjectLayout(objects.storage, plan.toLoad, fields, csv.delimiter);
     if ('differs' in layout) {
-      const why = 'BigQuery load jobs read CSV columns by position, so this run staged the objects through the engine';
+      const why = 'BigQuery reads CSV columns by position, so this run staged the objects through the engine';
       return { fallback: `${layout.differs}: ${why}` };
     }
     ({ columns } = layout);
@@ -340,7 +352,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     ],
   });
   env.progress({ rows: result.rowsLoaded });
-  const notes = [...(inWarehouse ? [inWarehouse.fallback] : []), ...(staged.warnings ?? [])];
+  const notes = [...(inWarehouse ? [inWarehouse.fallback] : []), ...(objects?.notes ?? []), ...(staged.warnings ?? [])];
   if (result.rowsQuarantined > 0)
     notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
   if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);

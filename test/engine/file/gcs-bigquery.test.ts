@@ -125,6 +125,34 @@ describe('a gs:// file source into BigQuery', () => {
     assert.equal(await count('orders'), 4);
   });
 
+  it('appends a rewritten object in full again under write_mode append, and says so in the notes', async () => {
+    const dir = path.join(root, 'configs', TENANT);
+    await pipeline('growing', `gs://${BUCKET}/growing/*.csv`);
+    await writeFile(
+      path.join(dir, 'pipelines', 'growing.yml'),
+      'pipeline_id: growing\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/growing.yml, destination: { table: growing, write_mode: append } }\n',
+    );
+    fakes.gcs.putObject(BUCKET, 'growing/export.csv', 'id,day,amount\n1,2025-01-01,1\n2,2025-01-01,2\n');
+    fakes.gcs.putObject(BUCKET, 'growing/other.csv', 'id,day,amount\n9,2025-01-01,9\n');
+    const first = await run('growing');
+    assert.equal(first.status, 'COMPLETE', JSON.stringify(first.error));
+    assert.ok(!first.steps[0]!.notes.some((n) => n.includes('was rewritten')), String(first.steps[0]!.notes));
+
+    fakes.gcs.putObject(BUCKET, 'growing/export.csv', 'id,day,amount\n1,2025-01-01,1\n2,2025-01-01,2\n3,2025-01-02,3\n');
+    const second = await run('growing');
+    assert.equal(second.status, 'COMPLETE', JSON.stringify(second.error));
+    assert.equal((await ingestDetails(second))['loadedBy'], 'warehouse');
+    assert.equal(second.steps[0]!.rowsIn, 3, 'the rewritten object is read in full; the unchanged one is not');
+    assert.equal(await count('growing'), 3 + 3);
+    assert.deepEqual(
+      second.steps[0]!.notes.filter((n) => n.includes('was rewritten')),
+      [
+        `gs://${BUCKET}/growing/export.csv was rewritten since it was loaded: its rows were appended again; ` +
+          'use write_mode: merge with merge_keys to update rows instead',
+      ],
+    );
+  });
+
   it('loads NDJSON objects', async () => {
     fakes.gcs.putObject(
       BUCKET,

@@ -98,6 +98,29 @@ describe('a gs:// file source on the local engine', () => {
     assert.equal(one!['amount'], 10);
   });
 
+  it('append loads a rewritten object in full again, and the notes say so', async () => {
+    const prefix = 'orders-g/';
+    gcs.putObject(BUCKET, `${prefix}export.csv`, 'id,day,amount\n1,2025-01-01,1\n2,2025-01-01,2\n');
+    gcs.putObject(BUCKET, `${prefix}other.csv`, 'id,day,amount\n9,2025-01-01,9\n');
+    const root = await gcsWorkspace('gcs-append', `gs://${BUCKET}/${prefix}*.csv`, 'append');
+    const first = await run(root);
+    assert.equal(first.status, 'COMPLETE', JSON.stringify(first.error));
+    assert.ok(!first.steps[0]!.notes.some((n) => n.includes('was rewritten')), String(first.steps[0]!.notes));
+
+    gcs.putObject(BUCKET, `${prefix}export.csv`, 'id,day,amount\n1,2025-01-01,1\n2,2025-01-01,2\n3,2025-01-02,3\n');
+    const second = await run(root);
+    assert.equal(second.status, 'COMPLETE', JSON.stringify(second.error));
+    assert.equal(second.steps[0]!.rowsIn, 3, 'the rewritten object is read in full; the unchanged one is not');
+    assert.equal(await count(root, 'orders'), 3 + 3);
+    assert.deepEqual(
+      second.steps[0]!.notes.filter((n) => n.includes('was rewritten')),
+      [
+        `gs://${BUCKET}/${prefix}export.csv was rewritten since it was loaded: its rows were appended again; ` +
+          'use write_mode: merge with merge_keys to update rows instead',
+      ],
+    );
+  });
+
   it('fails the run with SOURCE_NO_FILES (exit 3) when nothing matches', async () => {
     const root = await gcsWorkspace('gcs-none', `gs://${BUCKET}/nothing/here_*.csv`);
     const summary = await run(root);
@@ -139,6 +162,15 @@ describe('a gs:// file source on the local engine', () => {
     assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error));
     assert.equal(await count(root, 'raw_usage'), 7 * 300 + 1);
     assert.equal(await count(root, 'raw_usage__quarantine'), 2);
+    // Each quarantined row names the one object it came from (gcs-bigquery.test.ts asserts the same on BigQuery).
+    const origins = await withWarehouse(root, (w) =>
+      w.select(TENANT, 'raw_usage__quarantine', { columns: ['_source_file', '_reason'], orderBy: [['_source_file', 'asc']] }),
+    );
+    assert.deepEqual(
+      origins.map((r) => r['_source_file']),
+      [`gs://${BUCKET}/${TENANT}/usage/usage_2025-01-03.csv`, `gs://${BUCKET}/${TENANT}/usage/usage_2025-01-05.csv`],
+    );
+    assert.match(String(origins[0]!['_reason']), /input_tokens/);
   });
 
   it('without Application Default Credentials: one clean error (exit 7) with the login command', async () => {

@@ -5,7 +5,7 @@ import type { StateKey } from '../../cursor.ts';
 import type { StagedData } from '../../staging/staged-data.ts';
 import { downloadSourceObjects, listSourceObjects, type SourceObject } from './gcs-objects.ts';
 import { stageInputFiles, type StageFileOptions } from './index.ts';
-import { loadedObjectWrites, objectsToLoad, readLoadedObjects } from './object-state.ts';
+import { loadedObjectWrites, objectsToLoad, readLoadedObjects, rewrittenObjects } from './object-state.ts';
 import type { SourceConfig } from '../../../domain/pipeline.ts';
 import type { FileScope } from './scope.ts';
 
@@ -16,6 +16,8 @@ export interface ObjectPlan {
   matched: SourceObject[];
   /** The objects this run loads: all of them, or the new and rewritten ones when loading by object. */
   toLoad: SourceObject[];
+  /** The objects of `toLoad` loaded before at an earlier generation (rewritten in place); empty when not loading by object. */
+  rewritten: SourceObject[];
   /** The writes that record `toLoad` as loaded, for the load's `alsoWrite`; empty when not loading by object. */
   stateWrites: WriteOp[];
 }
@@ -31,11 +33,12 @@ export async function planObjects(
   state: { scope: FileScope; warehouse: Warehouse; key: StateKey; byObject: boolean; runId: string; at: Date },
 ): Promise<ObjectPlan> {
   const matched = await listSourceObjects(storage, source.path, state.scope);
-  if (!state.byObject) return { matched, toLoad: matched, stateWrites: [] };
+  if (!state.byObject) return { matched, toLoad: matched, rewritten: [], stateWrites: [] };
   const loaded = await readLoadedObjects(state.warehouse, state.key);
   const toLoad = objectsToLoad(matched, loaded);
+  const rewritten = rewrittenObjects(toLoad, loaded);
   const stateWrites = loadedObjectWrites(state.key, { matched, loaded, loadedNow: toLoad, runId: state.runId, at: state.at });
-  return { matched, toLoad, stateWrites };
+  return { matched, toLoad, rewritten, stateWrites };
 }
 
 /**

@@ -33,6 +33,11 @@ export function objectsToLoad(matched: SourceObject[], loaded: LoadedObjects): S
   return matched.filter((object) => loaded[objectId(object)] !== object.generation);
 }
 
+/** The objects of `toLoad` that an earlier run loaded at another generation: rewritten in place since. */
+export function rewrittenObjects(toLoad: SourceObject[], loaded: LoadedObjects): SourceObject[] {
+  return toLoad.filter((object) => loaded[objectId(object)] !== undefined);
+}
+
 /** The writes that record `loadedNow` (and keep what is still matched and was loaded before). */
 export function loadedObjectWrites(
   key: StateKey,
