@@ -7,15 +7,15 @@ import type { SourceObject } from './gcs-objects.ts';
 
 /**
  * What a warehouse that reads CSV objects itself needs to read them by header name, as the polars
- * path does: BigQuery load jobs map CSV columns by position. Each object's header line is read
- * (the first bytes only) and matched to the schema with the polars path's rule (csv.ts
- * schemaColumnMap); columns the schema lacks are not loaded and fields the header lacks are
+ * path does: BigQuery reads CSV objects (load jobs and external tables alike) by column position.
+ * Each object's header line is read (the first bytes only) and matched to the schema with the
+ * polars path's rule (csv.ts schemaColumnMap); columns the schema lacks are not loaded and fields the header lacks are
  * staged as null, with the staged path's notes. Objects whose headers lay the fields out
- * differently cannot share one load job: the caller stages them through the engine instead.
+ * differently cannot share one external table: the caller stages them through the engine instead.
  */
 type CsvObjectLayout = { columns: Array<string | null>; notes: string[] } | { differs: string };
 
-/** A header line longer than this is no header a load job should map (and not worth reading on). */
+/** A header line longer than this is no header BigQuery should be given to map (and not worth reading on). */
 const MAX_HEADER_BYTES = 64 * 1024;
 const PARALLEL_READS = 8;
 

@@ -28,7 +28,7 @@ const storageContext = (bucket: string) => ({
 /**
  * Every object a gs:// path matches, sorted by name (the load order). The path is checked against
  * the tenant's gs:// roots first (gcs-scope.ts), then listed by its static prefix and filtered by the
- * one `*` here, so the same rule holds as in BigQuery's load jobs. None is an error
+ * one `*` here, so the same rule holds as in BigQuery's source URIs. None is an error
  * (SOURCE_NO_FILES, exit 3), as for a local path.
  */
 export async function listSourceObjects(storage: Storage, pattern: string, scope: FileScope): Promise<SourceObject[]> {

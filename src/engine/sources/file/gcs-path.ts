@@ -1,8 +1,8 @@
 import { ConvergenceError, ExitCode } from '../../../lib/errors.ts';
 
 /**
- * A `gs://bucket/object` file source path. One rule for both ways it is read (BigQuery load jobs
- * and the embedded engine's download), which is BigQuery's: the object part may hold one `*`,
+ * A `gs://bucket/object` file source path. One rule for both ways it is read (BigQuery's
+ * external-table queries and the embedded engine's download), which is BigQuery's: the object part may hold one `*`,
  * which matches any run of characters, `/` included; no other wildcard exists.
  */
 export interface GcsPath {

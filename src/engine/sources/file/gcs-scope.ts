@@ -5,7 +5,7 @@ import { pathError, type FileScope } from './scope.ts';
  * Which gs:// objects a tenant's file source may read: only under a gs:// prefix the operator
  * lists in the environment's file_roots (`{tenant}` replaced; none by default), never in the
  * environment's own state bucket. The same rule as for absolute local paths, because a bucket the
- * operator's credentials (or the load job's) can read is not a bucket the tenant may read.
+ * operator's credentials (or BigQuery job's) can read is not a bucket the tenant may read.
  *
  * The check is on the path as written, before anything is listed: the part before the one `*` must
  * start with the root's prefix, and a root's prefix always ends with "/", so `gs://b/acme/` never
