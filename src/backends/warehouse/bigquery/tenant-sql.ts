@@ -57,7 +57,9 @@ async function dryRun(
   } catch (err) {
     const facts = errorFacts(err);
     if (facts.reasons.some((r) => r === 'invalidQuery' || r === 'invalid')) {
-      throw tenantSqlInvalid(place, `BigQuery cannot run it: ${facts.message}`, { expression });
+      // An expression whose framing does not parse ("a > 0; DROP ...") is no single expression: BigQuery reads it as a broken script.
+      const framing = expression && /^Syntax error\b/.test(facts.message) ? ' (it is not one expression)' : '';
+      throw tenantSqlInvalid(place, `BigQuery cannot run it: ${facts.message}${framing}`, { expression });
     }
     if (isNotFound(facts) && facts.message.includes(`Table ${gate.project}:${place.dataset}.`)) {
       throw new ConvergenceError('TENANT_SQL_UNCHECKED', ExitCode.notFound, `${placeOf(place)}: ${facts.message}`, {
