@@ -6,7 +6,9 @@
  * failed statement rolls the open transaction back, and the script's result is its last SELECT.
  */
 import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import type { CatalogTable } from './catalog.ts';
 import { FakeError, invalid, invalidQuery, notFound } from './errors.ts';
+import { Referee } from './referee.ts';
 import { statementTypeOf, tablesOfQuery } from './references.ts';
 import {
   MACROS,
@@ -109,12 +111,15 @@ export class Engine {
   readonly project: string;
   readonly datasets = new Map<string, DatasetMeta>();
   readonly tables = new Map<string, TableMeta>();
+  /** ZetaSQL's analysis of every statement a query job sends, before it runs (see referee.ts). */
+  readonly #referee: Referee;
   #instance!: DuckDBInstance;
   #conn!: DuckDBConnection;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(project: string) {
     this.project = project;
+    this.#referee = new Referee(project, () => this.#catalogTables());
   }
 
   async open(): Promise<void> {
@@ -533,9 +538,11 @@ export class Engine {
     const statements = splitStatements(sql);
     if (statements.length === 0) throw invalidQuery('Syntax error: Unexpected end of script at [1:1]');
     refuseJsonParameters(config.queryParameters, statements);
+    const referee = this.#referee.script(config.queryParameters, config.parameterMode, external.map((t) => t.name));
     const isScript = statements.length > 1 || /^(DECLARE|BEGIN|SET)\b/i.test(stripComments(statements[0]!));
 
     if (dryRun) {
+      for (const statement of statements) await referee.statement(statement);
       if (isScript) return { statementType: 'SCRIPT', childJobs: 0, referencedTables: [] };
       const statementType = statementTypeOf(stripComments(statements[0]!));
       const translated = translate(statements[0]!, { project: this.project, params: bound.expressions });
@@ -595,6 +602,7 @@ export class Engine {
       if (external.length > 0) fileName = await this.#externalTables(external);
       for (const statement of statements) {
         const text = stripComments(statement);
+        await referee.statement(statement);
         const head = text.toUpperCase().replace(/\s+/g, ' ');
         if (isScript) output.childJobs++;
 
@@ -814,6 +822,25 @@ export class Engine {
   async #dropTempTables(): Promise<void> {
     const { rows } = await this.#run("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp'");
     for (const [name] of rows) await this.#run(`DROP TABLE temp.main.${q(String(name))}`);
+  }
+
+  /** The tables a statement can name now: the datasets' tables and the job's temporary tables. */
+  async #catalogTables(): Promise<CatalogTable[]> {
+    const permanent = [...this.tables.values()].map((t) => ({
+      dataset: t.tableReference.datasetId,
+      table: t.tableReference.tableId,
+      fields: t.schema.fields,
+    }));
+    const { rows } = await this.#run(
+      "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() WHERE database_name = 'temp' ORDER BY table_name, column_index",
+    );
+    const temporary = new Map<string, CatalogTable>();
+    for (const [table, column, dataType, nullable] of rows) {
+      const entry = temporary.get(String(table)) ?? { table: String(table), fields: [] };
+      entry.fields.push(fieldFromDataType(String(column), String(dataType), Boolean(nullable)));
+      temporary.set(entry.table, entry);
+    }
+    return [...permanent, ...temporary.values()];
   }
 
   /** Brings the metadata in line with DuckDB after SQL DDL (new tables, added or dropped columns). */
