@@ -5,7 +5,7 @@
  * and leaves its server running.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -98,16 +98,19 @@ export function sharedAnalyzer(): Promise<ZetaSqlAnalyzer | undefined> {
 
 async function startShared(): Promise<ZetaSqlAnalyzer | undefined> {
   const platform = `${process.platform}-${process.arch}`;
-  const binary = BINARIES[platform];
-  if (!binary) {
-    if (platform === REQUIRED_PLATFORM) throw new Error('No ZetaSQL analyzer binary is known for linux-x64');
-    process.stderr.write(
-      `\n# ZETASQL REFEREE OFF: @fivetrandevelopers/zetasql ships no analyzer for ${platform}; ` +
-        'the BigQuery fake runs SQL WITHOUT checking it against GoogleSQL. CI (linux-x64) checks it.\n\n',
+  const binary = BINARIES[platform] ? path.join(SERVER_DIR, BINARIES[platform]) : undefined;
+  if (binary && existsSync(binary)) return ZetaSqlAnalyzer.start(binary);
+  const missing = binary ? `has no ${binary}` : `ships no analyzer for ${platform}`;
+  if (platform === REQUIRED_PLATFORM) {
+    throw new Error(
+      `The ZetaSQL referee cannot run: @fivetrandevelopers/zetasql ${missing}; run npm ci (it is never skipped on ${platform})`,
     );
-    return undefined;
   }
-  return ZetaSqlAnalyzer.start(path.join(SERVER_DIR, binary));
+  process.stderr.write(
+    `\n# ZETASQL REFEREE OFF: @fivetrandevelopers/zetasql ${missing}; ` +
+      'the BigQuery fake runs SQL WITHOUT checking it against GoogleSQL. CI (linux-x64) checks it.\n\n',
+  );
+  return undefined;
 }
 
 function freePort(): Promise<number> {
