@@ -224,6 +224,47 @@ describe('BigQuery warehouse: loads', () => {
     ]);
   });
 
+  it('loads a JSON document with a number wider than FLOAT64 (rounded) and quarantines one BigQuery cannot read, without failing the load', async () => {
+    const fields: FieldSpec[] = [
+      { name: 'id', type: 'INT64' },
+      { name: 'meta', type: 'JSON' },
+    ];
+    const file = path.join(dir, `json-${n++}.parquet`);
+    pl.DataFrame([
+      pl.Series('id', [1, 2, 3], pl.Int64),
+      pl.Series('meta', ['{"share":0.12345678901234567890}', '{"k":"v"}', '{not json'], pl.Utf8),
+      pl.Series(REASON_COLUMN, [null, null, null], pl.Utf8),
+      pl.Series(SOURCE_FILE_COLUMN, ['in.ndjson', 'in.ndjson', 'in.ndjson'], pl.Utf8),
+      pl.Series(SOURCE_ROW_COLUMN, [1, 2, 3], pl.Int64),
+    ]).writeParquet(file);
+    const result = await s.wh.load({
+      dataset: DS,
+      table: 'docs',
+      source: { kind: 'parquet', files: [file], fields },
+      writeMode: 'append',
+      runId: 'run-json',
+    });
+    assert.equal(result.rowsLoaded, 2);
+    assert.equal(result.rowsQuarantined, 1);
+    const rows = await s.wh.select(DS, 'docs', { orderBy: [['id', 'asc']] });
+    assert.deepEqual(
+      rows.map((r) => [r['id'], JSON.parse(String(r['meta']))]),
+      [
+        [1, { share: 0.12345678901234568 }],
+        [2, { k: 'v' }],
+      ],
+    );
+    const [quarantined] = await s.wh.select(DS, 'docs__quarantine', {});
+    assert.equal(quarantined?.['_reason'], 'meta: not a JSON document BigQuery can read');
+    assert.equal(quarantined?.['_source_row'], 3);
+    // The fake's PARSE_JSON keeps BigQuery's default: exact, which fails on the wide number.
+    const client = await fakeClient(s.fake);
+    await assert.rejects(
+      client.query({ query: `SELECT PARSE_JSON('{"share":0.12345678901234567890}') AS j`, location: 'US' }),
+      /cannot be stored in JSON without loss of precision/,
+    );
+  });
+
   it('retries a merge job that failed with rateLimitExceeded under the next attempt id', async () => {
     s.fake.failJobs({
       match: /BEGIN TRANSACTION/,

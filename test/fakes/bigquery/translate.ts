@@ -53,7 +53,7 @@ const FUNCTIONS: Record<string, string> = {
   COUNTIF: 'bq_countif',
   REGEXP_CONTAINS: 'regexp_matches',
   TO_JSON_STRING: 'bq_to_json_string',
-  PARSE_JSON: 'json',
+  PARSE_JSON: 'bq_parse_json',
   SAFE_CAST: 'TRY_CAST',
   LOGICAL_OR: 'bool_or',
   LOGICAL_AND: 'bool_and',
@@ -78,6 +78,12 @@ export const MACROS = [
   'CREATE OR REPLACE MACRO bq_minus(a, b) AS a - b',
   'CREATE OR REPLACE MACRO bq_plus(a, b) AS a + b',
   'CREATE OR REPLACE MACRO bq_safe_divide(a, b) AS CASE WHEN b = 0 THEN NULL ELSE a / b END',
+  // PARSE_JSON's default wide_number_mode 'exact' fails on a number FLOAT64 cannot hold exactly;
+  // the fake's test for one is more than 17 significant digits in a number outside strings.
+  `CREATE OR REPLACE MACRO bq_wide_json_number(x) AS regexp_matches(regexp_replace(x, '"(\\\\.|[^"\\\\])*"', '""', 'g'), '([0-9]\\.?){18,}')`,
+  "CREATE OR REPLACE MACRO bq_parse_json(x, wide_number_mode := 'exact') AS CASE WHEN wide_number_mode = 'exact' AND bq_wide_json_number(x) THEN error('Invalid input to PARSE_JSON: a number cannot be stored in JSON without loss of precision (wide_number_mode exact)') ELSE json(x) END",
+  // SAFE.PARSE_JSON: NULL instead of an error, for malformed text and for a wide number in exact mode.
+  "CREATE OR REPLACE MACRO bq_safe_parse_json(x, wide_number_mode := 'exact') AS CASE WHEN NOT json_valid(x) THEN NULL WHEN wide_number_mode = 'exact' AND bq_wide_json_number(x) THEN NULL ELSE json(x) END",
   // FORMAT_TIMESTAMP(format, ts, zone): %E6S is seconds with six fractional digits.
   "CREATE OR REPLACE MACRO bq_format_timestamp(fmt, ts, zone) AS strftime(timezone(zone, ts), replace(fmt, '%E6S', '%S.%f'))",
 ];
@@ -215,6 +221,12 @@ export function translate(sql: string, ctx: TranslateContext): Translated {
       }
       continue;
     }
+    if (ch === '=' && next === '>') {
+      // A named argument (wide_number_mode => 'round'), as DuckDB macros take it.
+      out += ':=';
+      i += 2;
+      continue;
+    }
     if (ch === '@' && next === '@') {
       const m = /^@@([A-Za-z_][A-Za-z0-9_.]*)/.exec(sql.slice(i));
       const name = m?.[1]?.toLowerCase() ?? '';
@@ -241,7 +253,14 @@ export function translate(sql: string, ctx: TranslateContext): Translated {
       const afterDot = lastChar(out) === '.';
       const call = peek(sql, j) === '(';
       i = j;
-      if (upper === '_FILE_NAME' && !call && ctx.fileName) {
+      if (upper === 'SAFE' && sql[j] === '.') {
+        // SAFE.<function>: NULL instead of an error. The fake knows it for PARSE_JSON only.
+        const fn = /^\.([A-Za-z_]\w*)\s*\(/.exec(sql.slice(j));
+        if (fn?.[1]?.toUpperCase() !== 'PARSE_JSON')
+          throw new FakeError(400, 'invalidQuery', `SAFE.${fn?.[1] ?? ''} is not supported by this fake at ${position(sql, j)}`);
+        out += 'bq_safe_parse_json';
+        i = j + 1 + fn[1]!.length;
+      } else if (upper === '_FILE_NAME' && !call && ctx.fileName) {
         const qualified = afterDot ? /("(?:[^"]|"")+"|[A-Za-z_]\w*)\s*\.\s*$/.exec(out) : null;
         if (qualified) out = out.slice(0, qualified.index);
         out += ctx.fileName(qualified?.[1]);

@@ -5,7 +5,7 @@ import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from
 import { planSchema, type SchemaPlan } from '../evolution.ts';
 import { quarantineTable, type FieldSpec, type FieldType, type LoadRequest, type LoadResult, type Scalar } from '../port.ts';
 import type { LoadContext } from './load-context.ts';
-import { bindTyped, bq, parameterList, parameterNames, tableRef, typedParams, writeOpSql, type TypedParams } from './sql.ts';
+import { bindTyped, bq, parameterList, parameterNames, sqlString, tableRef, typedParams, writeOpSql, type TypedParams } from './sql.ts';
 import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
 import { stageObjects } from './object-load.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
@@ -39,9 +39,30 @@ function valueSql(column: SchemaPlan['columns'][number], sourceType: FieldType, 
   let type = sourceType;
   if (staged && sourceType === 'BYTES') value = `FROM_BASE64(${col})`;
   else if (staged && sourceType === 'NUMERIC') value = `CAST(${col} AS NUMERIC)`;
-  else if (staged && sourceType === 'JSON') value = `PARSE_JSON(${col})`;
+  else if (staged && sourceType === 'JSON') value = parsedJson(col);
   else type = staged ? stagedType(sourceType) : sourceType;
   return type === column.type ? value : `CAST(${value} AS ${column.type})`;
+}
+
+/**
+ * Staged JSON text as a JSON value. The staged text is valid JSON (the engine checked it), but
+ * BigQuery's PARSE_JSON fails, by default, on a number FLOAT64 cannot hold exactly, and inside the
+ * load's transaction that would roll back every row: such numbers are rounded, as BigQuery's JSON
+ * type stores them, and a document BigQuery still cannot read is NULL here and quarantined
+ * (jsonReasonSql) rather than failing the load.
+ */
+const parsedJson = (text: string) => `SAFE.PARSE_JSON(${text}, wide_number_mode => 'round')`;
+
+/** Why a staged row cannot load: the engine's reason, else a JSON column BigQuery cannot read. */
+function reasonSql(incoming: FieldSpec[], alias: string): string {
+  const json = incoming
+    .filter((f) => f.type === 'JSON')
+    .map((f) => {
+      const col = `${alias}.${bq(f.name)}`;
+      return `IF(${col} IS NOT NULL AND ${parsedJson(col)} IS NULL, ${sqlString(`${f.name}: not a JSON document BigQuery can read`)}, NULL)`;
+    });
+  const reason = `${alias}.${bq(REASON_COLUMN)}`;
+  return json.length ? `COALESCE(${reason}, ${json.join(', ')})` : reason;
 }
 
 /** An empty relation of the staged shape, for a load with nothing staged (replace still empties). */
@@ -345,7 +366,8 @@ function transactionScript(input: ScriptInput): string {
   const typeOf = new Map(incoming.map((f) => [f.name.toLowerCase(), f.type]));
   const values = plan.columns.map((c) => `${valueSql(c, typeOf.get(c.from.toLowerCase())!, staged, 'st')} AS ${bq(c.to)}`);
   const into = plan.columns.map((c) => bq(c.to)).join(', ');
-  const good = staged ? `st.${bq(REASON_COLUMN)} IS NULL` : 'TRUE';
+  const reason = staged ? reasonSql(incoming, 'st') : undefined;
+  const good = reason ? `${reason} IS NULL` : 'TRUE';
   const lines = [
     `DECLARE ${VARS.inserted} INT64 DEFAULT 0;`,
     `DECLARE ${VARS.updated} INT64 DEFAULT 0;`,
@@ -385,8 +407,8 @@ function transactionScript(input: ScriptInput): string {
     const quarantine = tableRef(project, request.dataset, quarantineTable(request.table));
     lines.push(
       `INSERT INTO ${quarantine} (_run_id, _quarantined_at, _reason, _source_file, _source_row, record) ` +
-        `SELECT ${bindTyped(params, request.runId, 'STRING')}, CURRENT_TIMESTAMP(), st.${bq(REASON_COLUMN)}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
-        `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE st.${bq(REASON_COLUMN)} IS NOT NULL;`,
+        `SELECT ${bindTyped(params, request.runId, 'STRING')}, CURRENT_TIMESTAMP(), ${reason}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
+        `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE ${reason} IS NOT NULL;`,
       `SET ${VARS.quarantined} = @@row_count;`,
     );
   }

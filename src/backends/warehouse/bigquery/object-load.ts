@@ -1,7 +1,7 @@
 import type { FieldSpec, FieldType, ObjectSource } from '../port.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
 import type { LoadContext } from './load-context.ts';
-import { bq, tableRef } from './sql.ts';
+import { bq, sqlString, tableRef } from './sql.ts';
 import { queryParameter } from './values.ts';
 import { validationError } from '../../../lib/errors.ts';
 
@@ -59,7 +59,6 @@ function rawLayout(source: ObjectSource): RawLayout {
 }
 
 const textSchema = (names: string[]) => names.map((name) => ({ name, type: 'STRING', mode: 'NULLABLE' }));
-const sqlText = (s: string) => `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 
 /** The staged value of a text column: typed, except where the staged type is text itself (NUMERIC, BYTES, JSON). */
 function typedSql(column: string | undefined, type: FieldType): string {
@@ -77,7 +76,7 @@ function invalidSql(column: string, type: FieldType): string | undefined {
 /** The row's reasons, in field order as the polars path lists them (engine/staging/frame.ts). */
 function reasonSql(fields: FieldSpec[], layout: RawLayout, cursorField: string | undefined): string {
   const parts: string[] = [];
-  const always = (message: string) => parts.push(sqlText(`; ${message}`));
+  const always = (message: string) => parts.push(sqlString(`; ${message}`));
   for (const field of fields) {
     const raw = layout.columnOf(field);
     const isCursor = field.name === cursorField;
@@ -90,13 +89,13 @@ function reasonSql(fields: FieldSpec[], layout: RawLayout, cursorField: string |
     const invalid = invalidSql(column, field.type);
     if (invalid) {
       parts.push(
-        `CASE WHEN ${invalid} THEN CONCAT(${sqlText(`; ${field.name}: '`)}, SUBSTR(${column}, 1, ${SHOWN_CHARS}), ${sqlText(`' is not a valid ${field.type}`)}) ELSE '' END`,
+        `CASE WHEN ${invalid} THEN CONCAT(${sqlString(`; ${field.name}: '`)}, SUBSTR(${column}, 1, ${SHOWN_CHARS}), ${sqlString(`' is not a valid ${field.type}`)}) ELSE '' END`,
       );
     }
     if (field.mode === 'REQUIRED')
-      parts.push(`CASE WHEN ${column} IS NULL THEN ${sqlText(`; ${field.name}: required value is missing`)} ELSE '' END`);
+      parts.push(`CASE WHEN ${column} IS NULL THEN ${sqlString(`; ${field.name}: required value is missing`)} ELSE '' END`);
     else if (isCursor)
-      parts.push(`CASE WHEN ${column} IS NULL THEN ${sqlText(`; ${field.name}: incremental cursor value is missing`)} ELSE '' END`);
+      parts.push(`CASE WHEN ${column} IS NULL THEN ${sqlString(`; ${field.name}: incremental cursor value is missing`)} ELSE '' END`);
   }
   if (parts.length === 0) return 'CAST(NULL AS STRING)';
   return `NULLIF(SUBSTR(CONCAT(${parts.join(', ')}), 3), '')`;

@@ -18,6 +18,9 @@ export const bq = (id: string, kind = 'identifier') => `\`${assertIdentifier(kin
 export const tableRef = (project: string, dataset: string, table: string) =>
   `\`${project}.${assertIdentifier('dataset', dataset)}.${assertIdentifier('table', table)}\``;
 
+/** A GoogleSQL string literal holding `text` (backslashes and quotes escaped). */
+export const sqlString = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+
 /**
  * BigQuery refuses more than 10,000 parameters in one query; the port's metadata writes are a
  * few rows, and bulk data goes through `load`.
