@@ -48,9 +48,18 @@ const RETRYABLE_REASONS = new Set([
   'jobInternalError',
 ]);
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-/** Transactions that lose a race with a concurrent DML statement can simply run again. */
-const RETRYABLE_MESSAGE =
-  /concurrent update|could not serialize access|Retrying the job may solve the problem|Retrying may solve the problem/i;
+/**
+ * BigQuery runs at most 2 mutating DML statements per table at once and queues 20 more; beyond
+ * that it refuses the statement. A transaction that loses a race with another one on the same
+ * table is aborted. Both pass once the other writers are done.
+ */
+const TOO_MANY_DML = /Too many DML statements outstanding against table/i;
+const CONCURRENT_UPDATE = /concurrent update|could not serialize access/i;
+/** Messages of failures that running the same work again can cure. */
+const RETRYABLE_MESSAGE = new RegExp(
+  `${TOO_MANY_DML.source}|${CONCURRENT_UPDATE.source}|Retrying the job may solve the problem|Retrying may solve the problem`,
+  'i',
+);
 const NETWORK = /ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|network|fetch failed/i;
 
 export function isRetryable(facts: ErrorFacts): boolean {
@@ -121,10 +130,41 @@ export function warehouseError(err: unknown, context: ErrorContext, facts: Error
       cause,
     });
   }
+  const busy = busyTableError(facts, context, data, cause);
+  if (busy) return busy;
   const code = facts.reasons.some((r) => r === 'invalidQuery' || r === 'invalid') ? 'WAREHOUSE_QUERY' : 'WAREHOUSE_ERROR';
   return new ConvergenceError(code, ExitCode.unexpected, `BigQuery ${context.what}: ${facts.message}`, {
     ...(isRetryable(facts) ? { suggestion: 'BigQuery kept failing with a transient error; retry later' } : {}),
     data,
     cause,
   });
+}
+
+/**
+ * Contention on one table that outlasted the retries: too many DML statements queued on it (a
+ * BigQuery quota: exit 6), or transactions on it aborting each other (another writer: exit 5).
+ * Loads are atomic, so nothing of the failed one was written and running it again is safe.
+ */
+function busyTableError(
+  facts: ErrorFacts,
+  context: ErrorContext,
+  data: Record<string, unknown>,
+  cause: Error | undefined,
+): ConvergenceError | undefined {
+  if (TOO_MANY_DML.test(facts.message)) {
+    return new ConvergenceError('WAREHOUSE_DML_QUEUE_FULL', ExitCode.quotaExceeded, `BigQuery ${context.what}: ${facts.message}`, {
+      suggestion:
+        'BigQuery runs 2 changing statements per table at once and queues 20; write to this table from fewer runs at the same time (a lower backfill --concurrency, schedules spread apart), then run again: nothing of this load was written',
+      data,
+      cause,
+    });
+  }
+  if (CONCURRENT_UPDATE.test(facts.message)) {
+    return new ConvergenceError('WAREHOUSE_CONFLICT', ExitCode.alreadyRunning, `BigQuery ${context.what}: ${facts.message}`, {
+      suggestion: 'another job kept changing the same table; run again once it is done: nothing of this load was written',
+      data,
+      cause,
+    });
+  }
+  return undefined;
 }
