@@ -98,8 +98,8 @@ describe('BigQuery warehouse: loads', () => {
     );
     assert.equal(await s.wh.count(DS, 'usage'), 999_990);
     assert.equal(await s.wh.count(DS, 'usage__quarantine'), 10);
-    // The staging table is gone once the load committed.
-    assert.deepEqual((await s.wh.listTables(DS)).sort(), ['usage', 'usage__quarantine']);
+    // The staging table is gone once the load committed; the load's outcome is kept beside the data.
+    assert.deepEqual((await s.wh.listTables(DS)).sort(), ['_convergence_loads', 'usage', 'usage__quarantine']);
   });
 
   it('uploads several staged parts as one load job, the last occurrence of a key winning across parts', async () => {
@@ -141,6 +141,21 @@ describe('BigQuery warehouse: loads', () => {
     const ids = new Set(s.fake.requestsTo('jobs.insert').filter(isMerge).map(jobIdOf));
     assert.equal(ids.size, 2);
     assert.equal(await s.wh.count(DS, 'usage'), 3);
+  });
+
+  it("is still a no-op with the same counts when the committed load's results have expired", async () => {
+    const source = await staged([row('2025-01-01', 'a', 1), row('2025-01-02', 'b', 2, 'tokens: bad')]);
+    const first = await load({ source });
+    assert.deepEqual([first.rowsInserted, first.rowsQuarantined], [1, 1]);
+    const [merge] = s.fake.requestsTo('jobs.insert').filter(isMerge).map(jobIdOf);
+    s.fake.expireResults(merge!);
+    const again = await load({ source });
+    assert.deepEqual(again, { ...first, created: false });
+    assert.equal(s.fake.requestsTo('jobs.insert').filter(isMerge).length, 1, 'no second merge');
+    assert.equal(await s.wh.count(DS, 'usage'), 1);
+    // Without the kept outcome there is nothing to report: the expired results' notFound stands.
+    await s.wh.query(`DELETE FROM \`${DS}._convergence_loads\` WHERE TRUE`);
+    await rejectsWith(load({ source }), 8, /was not found/);
   });
 
   it('adopts a job whose insert response was lost instead of running it twice', async () => {

@@ -141,6 +141,7 @@ export class FakeBigQuery {
   #server: http.Server | undefined;
   #tmp = '';
   #objectStore: ObjectStore | undefined;
+  readonly #expiredResults = new Set<string>();
   #port = 0;
 
   private constructor(options: FakeBigQueryOptions) {
@@ -445,6 +446,11 @@ export class FakeBigQuery {
         }
         if (job.status.errorResult) throw this.#jobError(job);
         if (!job.configuration.query) throw invalid(`Job ${job.jobReference.jobId} is not a query`);
+        if (this.#expiredResults.has(job.jobReference.jobId)) {
+          throw notFound(
+            `Table ${this.projectId}:_results.anon_${job.jobReference.jobId} was not found in location ${job.jobReference.location}`,
+          );
+        }
         return [200, { ...this.#results(job, q, undefined), kind: 'bigquery#getQueryResultsResponse' }];
       }
       default:
@@ -518,6 +524,14 @@ export class FakeBigQuery {
           }
         : {}),
     };
+  }
+
+  /**
+   * Lets a job's results expire, as BigQuery drops a query's anonymous result table after about 24
+   * hours: the job is still found, getQueryResults answers notFound.
+   */
+  expireResults(jobId: string): void {
+    this.#expiredResults.add(jobId);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { TableField } from '@google-cloud/bigquery';
 import { assertIdentifier } from '../../../domain/ids.ts';
-import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
+import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
 import { quarantineTable, type FieldSpec, type FieldType, type LoadRequest, type LoadResult, type Scalar } from '../port.ts';
@@ -108,6 +108,42 @@ const toSpecs = (fields: TableField[]): FieldSpec[] =>
     mode: f.mode === 'REQUIRED' ? ('REQUIRED' as const) : ('NULLABLE' as const),
   }));
 
+/**
+ * Every committed load's outcome, by its deterministic id, written in the load's own transaction.
+ * A rerun of a committed load normally reads the outcome from the script's results, which
+ * BigQuery keeps about 24 hours; after that it reads this row instead.
+ */
+const LOADS_TABLE = '_convergence_loads';
+const LOADS_FIELDS: FieldSpec[] = [
+  { name: 'load_id', type: 'STRING', mode: 'REQUIRED' },
+  { name: 'rows_inserted', type: 'INT64' },
+  { name: 'rows_updated', type: 'INT64' },
+  { name: 'rows_quarantined', type: 'INT64' },
+  { name: 'cursor_max', type: 'STRING' },
+  { name: 'committed_at', type: 'TIMESTAMP' },
+];
+
+/** What a committed load did: from its script's results, else (results expired) from LOADS_TABLE. */
+async function committedOutcome(ctx: LoadContext, dataset: string, jobId: string, loadId: string, where: string): Promise<LoadResult> {
+  try {
+    const { rows } = await ctx.jobs.results(jobId, `load into ${where}`);
+    return resultOf(rows[0], [], false);
+  } catch (err) {
+    if (!isConvergenceError(err) || err.exitCode !== ExitCode.notFound) throw err;
+    const params = typedParams();
+    const { rows } = await ctx.jobs
+      .query({
+        sql: `SELECT rows_inserted, rows_updated, rows_quarantined, cursor_max FROM ${tableRef(ctx.project, dataset, LOADS_TABLE)} WHERE load_id = ${bindTyped(params, loadId, 'STRING')}`,
+        params: parameterList(params),
+        what: `read the outcome of the load into ${where}`,
+        rows: true,
+      })
+      .catch(() => ({ rows: [] as Array<Record<string, Scalar>> }));
+    if (rows.length === 0) throw err;
+    return resultOf(rows[0], [], false);
+  }
+}
+
 /** The script's final row: its counts and, for an objects load with a cursor, the cursor it committed. */
 function resultOf(row: Record<string, Scalar> | undefined, columnsAdded: string[], created: boolean): LoadResult {
   const inserted = Number(row?.['rows_inserted'] ?? 0);
@@ -144,10 +180,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
 
   // A rerun of a load that already committed (same run, same input) changes nothing and reports the same counts.
   const committed = await ctx.jobs.findSucceeded(ids.merge);
-  if (committed) {
-    const { rows } = await ctx.jobs.results(committed.jobReference!.jobId!, `load into ${where}`);
-    return resultOf(rows[0], [], false);
-  }
+  if (committed) return committedOutcome(ctx, dataset, committed.jobReference!.jobId!, ids.merge, where);
 
   const existingFields = await ctx.tableFields(dataset, table);
   const existing = existingFields ? toSpecs(existingFields) : undefined;
@@ -161,6 +194,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
   let relation: string;
   let created = false;
   let createdQuarantine = false;
+  let createdLoads = false;
   // An objects load with a cursor reports the cursor it commits (none when no row loads).
   let cursor: { max: string | undefined } | undefined;
   // State writes are checked against their tables before anything is written.
@@ -304,6 +338,8 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       });
     }
 
+    // The outcome is also kept beside the data, for a rerun after the script's results expired.
+    createdLoads = await ctx.createTable(dataset, { name: LOADS_TABLE, fields: LOADS_FIELDS });
     const script = transactionScript({
       request,
       plan,
@@ -315,6 +351,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
       alsoWrite,
       mergeKeys,
       project: ctx.project,
+      loadId: ids.merge,
       ...(cursor ? { cursor } : {}),
     });
     const { rows } = await ctx.jobs.query({
@@ -336,6 +373,7 @@ export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<
     for (const [made, name] of [
       [created, table],
       [createdQuarantine, quarantineTable(table)],
+      [createdLoads, LOADS_TABLE],
     ] as const) {
       if (made && (await ctx.tableRows(dataset, name).catch(() => undefined)) === 0)
         await ctx.dropTable(dataset, name).catch(() => undefined);
@@ -359,10 +397,12 @@ interface ScriptInput {
   project: string;
   /** The cursor the script commits, echoed in its final row so a rerun that adopts the job learns it too. */
   cursor?: { max: string | undefined };
+  /** The load's deterministic id, under which its outcome is kept in LOADS_TABLE. */
+  loadId: string;
 }
 
 function transactionScript(input: ScriptInput): string {
-  const { request, plan, incoming, relation, staged, target, params, alsoWrite, mergeKeys, project, cursor } = input;
+  const { request, plan, incoming, relation, staged, target, params, alsoWrite, mergeKeys, project, cursor, loadId } = input;
   const typeOf = new Map(incoming.map((f) => [f.name.toLowerCase(), f.type]));
   const values = plan.columns.map((c) => `${valueSql(c, typeOf.get(c.from.toLowerCase())!, staged, 'st')} AS ${bq(c.to)}`);
   const into = plan.columns.map((c) => bq(c.to)).join(', ');
@@ -413,10 +453,14 @@ function transactionScript(input: ScriptInput): string {
     );
   }
   for (const statement of alsoWrite) lines.push(`${statement};`);
+  const cursorMax = cursor ? bindTyped(params, cursor.max ?? null, 'STRING') : 'CAST(NULL AS STRING)';
+  // INSERT only: concurrent loads of one dataset add their rows here without conflicting.
   lines.push(
+    `INSERT INTO ${tableRef(project, request.dataset, LOADS_TABLE)} (load_id, rows_inserted, rows_updated, rows_quarantined, cursor_max, committed_at) ` +
+      `VALUES (${bindTyped(params, loadId, 'STRING')}, ${VARS.inserted}, ${VARS.updated}, ${VARS.quarantined}, ${cursorMax}, CURRENT_TIMESTAMP());`,
     'COMMIT TRANSACTION;',
     `SELECT ${VARS.inserted} AS rows_inserted, ${VARS.updated} AS rows_updated, ${VARS.quarantined} AS rows_quarantined` +
-      `${cursor ? `, ${bindTyped(params, cursor.max ?? null, 'STRING')} AS cursor_max` : ''};`,
+      `${cursor ? `, ${cursorMax} AS cursor_max` : ''};`,
   );
   return lines.join('\n');
 }
