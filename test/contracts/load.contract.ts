@@ -95,6 +95,20 @@ export function loadContract(name: string, make: () => Promise<WarehouseFixture>
       assert.equal(merged.rowsInserted, 1);
     });
 
+    it('merges a row whose key is NULL onto the row with the same NULL key, and counts updates and inserts', async () => {
+      const merge = (sql: string) =>
+        load({ table: 'by_region', writeMode: 'merge', mergeKeys: ['region', 'day'], source: { kind: 'query', sql } });
+      await merge(
+        "SELECT CAST(NULL AS STRING) AS region, DATE '2025-01-01' AS day, 1 AS total UNION ALL SELECT 'eu', DATE '2025-01-01', 2",
+      );
+      const again = await merge(
+        "SELECT CAST(NULL AS STRING) AS region, DATE '2025-01-01' AS day, 10 AS total UNION ALL SELECT 'us', DATE '2025-01-01', 3",
+      );
+      assert.deepEqual([again.rowsUpdated, again.rowsInserted], [1, 1]);
+      const rows = (await wh.select(ds, 'by_region')).map((r) => `${String(r['region'])}/${String(r['total'])}`).sort();
+      assert.deepEqual(rows, ['eu/2', 'null/10', 'us/3']);
+    });
+
     it('replace with nothing staged empties the destination', async () => {
       await load({ source: await staged([row('2025-01-01', 'a', 1)]) });
       await load({ writeMode: 'replace', source: { kind: 'parquet', files: [], fields: USAGE } });

@@ -30,7 +30,20 @@ import { fieldTypeOf, inferType, queryParameter } from './values.ts';
  * re-run load adopts jobs that already succeeded, and a committed merge is never applied twice.
  */
 
-const VARS = { inserted: 'convergence_inserted', updated: 'convergence_updated', quarantined: 'convergence_quarantined' };
+const VARS = {
+  inserted: 'convergence_inserted',
+  updated: 'convergence_updated',
+  quarantined: 'convergence_quarantined',
+  before: 'convergence_rows_before',
+};
+
+/**
+ * The merge keys of a row as one value: equal exactly when every key is, NULL included (as IS NOT
+ * DISTINCT FROM compares), but a plain `=` between two columns' values, which BigQuery plans as a
+ * hash join; a condition of IS NOT DISTINCT FROM terms may not be.
+ */
+const mergeKeySql = (alias: string, keys: string[]) =>
+  `TO_JSON_STRING(STRUCT(${keys.map((k) => `${alias}.${bq(k)} AS ${bq(k)}`).join(', ')}))`;
 
 /** A column as it reaches the destination: staged text decoded, then cast where evolution allows. */
 function valueSql(column: SchemaPlan['columns'][number], sourceType: FieldType, staged: boolean, alias: string): string {
@@ -412,6 +425,7 @@ function transactionScript(input: ScriptInput): string {
     `DECLARE ${VARS.inserted} INT64 DEFAULT 0;`,
     `DECLARE ${VARS.updated} INT64 DEFAULT 0;`,
     `DECLARE ${VARS.quarantined} INT64 DEFAULT 0;`,
+    `DECLARE ${VARS.before} INT64 DEFAULT 0;`,
     'BEGIN TRANSACTION;',
   ];
 
@@ -421,17 +435,21 @@ function transactionScript(input: ScriptInput): string {
     const latest = staged
       ? ` QUALIFY ROW_NUMBER() OVER (PARTITION BY ${keyTo.map((c) => `st.${bq(c.from)}`).join(', ')} ORDER BY st.${bq(SOURCE_FILE_COLUMN)} DESC, st.${bq(SOURCE_ROW_COLUMN)} DESC) = 1`
       : '';
-    const match = keyTo.map((c) => `d.${bq(c.to)} IS NOT DISTINCT FROM s.${bq(c.to)}`).join(' AND ');
+    const keyNamesTo = keyTo.map((c) => c.to);
+    const match = `${mergeKeySql('d', keyNamesTo)} = ${mergeKeySql('s', keyNamesTo)}`;
     const keyNames = new Set(keyTo.map((c) => c.to.toLowerCase()));
     const setColumns = plan.columns.filter((c) => !keyNames.has(c.to.toLowerCase()));
     const assignments = (setColumns.length ? setColumns : plan.columns.slice(0, 1)).map((c) => `${bq(c.to)} = s.${bq(c.to)}`).join(', ');
     lines.push(
       `CREATE TEMP TABLE convergence_batch AS SELECT ${values.join(', ')} FROM ${relation} AS st WHERE ${good}${latest};`,
-      `SET ${VARS.updated} = (SELECT COUNT(*) FROM ${target} AS d WHERE EXISTS (SELECT 1 FROM convergence_batch AS s WHERE ${match}));`,
+      // Inserted rows are the growth of the table (the MERGE deletes nothing); the rest of the rows it touched were updated.
+      `SET ${VARS.before} = (SELECT COUNT(*) FROM ${target});`,
       `MERGE INTO ${target} AS d USING convergence_batch AS s ON ${match} ` +
         `WHEN MATCHED THEN UPDATE SET ${assignments} ` +
         `WHEN NOT MATCHED THEN INSERT (${into}) VALUES (${plan.columns.map((c) => `s.${bq(c.to)}`).join(', ')});`,
-      `SET ${VARS.inserted} = @@row_count - ${VARS.updated};`,
+      `SET ${VARS.updated} = @@row_count;`,
+      `SET ${VARS.inserted} = (SELECT COUNT(*) FROM ${target}) - ${VARS.before};`,
+      `SET ${VARS.updated} = ${VARS.updated} - ${VARS.inserted};`,
     );
   } else {
     // TRUNCATE is DML in BigQuery (allowed in a transaction) and, unlike DELETE, scans nothing.
