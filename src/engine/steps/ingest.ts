@@ -1,7 +1,7 @@
 import type { PipelineStep, SourceConfig } from '../../domain/pipeline.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { validationError } from '../../lib/errors.ts';
-import { quarantineTable } from '../../backends/warehouse/port.ts';
+import { quarantineTable, type LoadResult } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging/staged-data.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
@@ -261,34 +261,23 @@ async function loadObjectsInWarehouse(
         : {}),
     },
     writeMode,
-    ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
-    ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),
-    ...(dest.cluster_by ? { clusterBy: dest.cluster_by } : {}),
+    ...destinationOptions(dest),
     runId: env.runId,
     alsoWrite: plan.stateWrites,
   });
   env.progress({ rows: result.rowsLoaded });
-  if (result.rowsQuarantined > 0)
-    notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
-  if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);
+  notes.push(...loadNotes(env, dest.table, result));
   return {
     outcome: {
       rowsIn: result.rowsLoaded + result.rowsQuarantined,
       rowsOut: result.rowsLoaded,
       bytes: plan.toLoad.reduce((sum, o) => sum + o.size, 0),
       details: {
-        table: dest.table,
-        writeMode,
-        source: source.type,
+        ...loadDetails(dest.table, writeMode, source.type, result),
         objects: plan.toLoad.length,
         loadedBy: 'warehouse',
         cursorFrom: cursor?.value ?? null,
         cursorTo: result.cursorMax ?? cursor?.value ?? null,
-        quarantined: result.rowsQuarantined,
-        inserted: result.rowsInserted,
-        updated: result.rowsUpdated,
-        columnsAdded: result.columnsAdded,
-        created: result.created,
       },
       notes,
     },
@@ -335,9 +324,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     table: dest.table,
     source: { kind: 'parquet', files: staged.files, fields: staged.fields },
     writeMode,
-    ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
-    ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),
-    ...(dest.cluster_by ? { clusterBy: dest.cluster_by } : {}),
+    ...destinationOptions(dest),
     runId: env.runId,
     alsoWrite: [
       ...(moveCursor
@@ -352,27 +339,54 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     ],
   });
   env.progress({ rows: result.rowsLoaded });
-  const notes = [...(inWarehouse ? [inWarehouse.fallback] : []), ...(objects?.notes ?? []), ...(staged.warnings ?? [])];
-  if (result.rowsQuarantined > 0)
-    notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(dest.table)}`);
-  if (result.columnsAdded.length > 0) notes.push(`added columns to ${dest.table}: ${result.columnsAdded.join(', ')}`);
+  const notes = [
+    ...(inWarehouse ? [inWarehouse.fallback] : []),
+    ...(objects?.notes ?? []),
+    ...(staged.warnings ?? []),
+    ...loadNotes(env, dest.table, result),
+  ];
   return {
     rowsIn: staged.rows,
     rowsOut: result.rowsLoaded,
     bytes: staged.bytesRead,
     details: {
-      table: dest.table,
-      writeMode,
-      source: source.type,
+      ...loadDetails(dest.table, writeMode, source.type, result),
       ...(objects ? { objects: objects.plan.toLoad.length } : {}),
       cursorFrom: cursor?.value ?? null,
       cursorTo: moveCursor ? staged.cursorMax : (cursor?.value ?? null),
-      quarantined: result.rowsQuarantined,
-      inserted: result.rowsInserted,
-      updated: result.rowsUpdated,
-      columnsAdded: result.columnsAdded,
-      created: result.created,
     },
     notes,
   };
+}
+
+/** How the step's destination asks to be laid out and merged, as the warehouse's load takes it. */
+function destinationOptions(dest: IngestStep['destination']) {
+  return {
+    ...(dest.merge_keys ? { mergeKeys: dest.merge_keys } : {}),
+    ...(dest.partition_by ? { partitionBy: dest.partition_by } : {}),
+    ...(dest.cluster_by ? { clusterBy: dest.cluster_by } : {}),
+  };
+}
+
+/** What a load did, for the step log, however the rows got there. */
+function loadDetails(table: string, writeMode: string, source: string, result: LoadResult) {
+  return {
+    table,
+    writeMode,
+    source,
+    quarantined: result.rowsQuarantined,
+    inserted: result.rowsInserted,
+    updated: result.rowsUpdated,
+    columnsAdded: result.columnsAdded,
+    created: result.created,
+  };
+}
+
+/** The notes a load leaves: rows quarantined, columns added. */
+function loadNotes(env: StepEnv, table: string, result: LoadResult): string[] {
+  const notes: string[] = [];
+  if (result.rowsQuarantined > 0)
+    notes.push(`${result.rowsQuarantined} rows could not be typed: see ${env.dataset}.${quarantineTable(table)}`);
+  if (result.columnsAdded.length > 0) notes.push(`added columns to ${table}: ${result.columnsAdded.join(', ')}`);
+  return notes;
 }
