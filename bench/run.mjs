@@ -3,10 +3,12 @@
 //   npm run bench -- startup
 //   npm run bench -- engine --rows=1000000
 //   npm run bench -- serve --duration=5
+//   npm run bench -- bigquery --rounds=3
 const parts = {
   startup: () => import('./startup.mjs'),
   engine: () => import('./engine.mjs'),
   serve: () => import('./serve.mjs'),
+  bigquery: () => import('./bigquery.mjs'),
 };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length ? wanted : Object.keys(parts)) {

@@ -359,13 +359,13 @@ describe('BigQuery warehouse: loads', () => {
     await s.wh.select(DS, 'state');
     await s.wh.query(`SELECT COUNT(*) AS n FROM ${s.wh.qualify(DS, 'state')}`);
     const inserts = s.fake.requestsTo('jobs.insert');
+    const shortQueries = s.fake.requestsTo('jobs.query');
     // The query load adds one: the dry run that checks its SQL before it runs.
-    assert.equal(inserts.length, 8);
-    for (const r of inserts) {
-      const labels = body(r).configuration?.labels ?? {};
-      assert.equal(labels['app'], 'convergence', jobIdOf(r));
-      assert.equal(labels['tenant_id'], 'acme_corp');
-      assert.equal(labels['pipeline_id'], 'p_usage_daily');
+    assert.equal(inserts.length + shortQueries.length, 8);
+    for (const labels of [...inserts.map((r) => body(r).configuration?.labels), ...s.fake.queriesSent().map((q) => q.labels)]) {
+      assert.equal(labels?.['app'], 'convergence');
+      assert.equal(labels?.['tenant_id'], 'acme_corp');
+      assert.equal(labels?.['pipeline_id'], 'p_usage_daily');
     }
     for (const r of [...uploads(s.fake), ...inserts.filter(isMerge)]) {
       const labels = body(r).configuration?.labels ?? {};
@@ -485,18 +485,28 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
   it('retries 429 rateLimitExceeded and 500 backendError answers until the request succeeds', async () => {
     s = await setup();
     await people();
-    s.fake.inject({ route: 'jobs.insert', status: 429, reason: 'rateLimitExceeded', times: 2 });
-    s.fake.inject({ route: 'jobs.getQueryResults', status: 500, reason: 'backendError', times: 1 });
+    s.fake.inject({ route: 'jobs.query', status: 429, reason: 'rateLimitExceeded', times: 2 });
+    s.fake.inject({
+      route: 'jobs.query',
+      when: (r) => /^SELECT/.test(String((r.body as { query?: string }).query)),
+      status: 500,
+      reason: 'backendError',
+    });
     await s.wh.insert(DS, 'people', [{ id: 1, name: 'ada' }]);
     assert.deepEqual(await s.wh.select(DS, 'people'), [{ id: 1, name: 'ada' }]);
+    const sent = s.fake.queriesSent();
     assert.deepEqual(
-      s.fake.requestsTo('jobs.insert').map((r) => r.status),
-      [429, 429, 200, 200],
+      sent.map((q) => [q.query.split(' ')[0], q.request.status]),
+      [
+        ['INSERT', 429],
+        ['INSERT', 429],
+        ['INSERT', 200],
+        ['SELECT', 500],
+        ['SELECT', 200],
+      ],
     );
-    assert.deepEqual(
-      s.fake.requestsTo('jobs.getQueryResults').map((r) => r.status),
-      [500, 200],
-    );
+    // Each retry is the same request: BigQuery recognises a write it already applied by its requestId.
+    assert.equal(new Set(sent.slice(0, 3).map((q) => q.requestId)).size, 1);
   });
 
   it('reruns a job that failed with backendError, and gives up after the attempts allowed', async () => {
@@ -505,26 +515,27 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
     s.fake.failJobs({ match: /^INSERT/, reason: 'backendError' });
     await s.wh.insert(DS, 'people', [{ id: 1, name: 'ada' }]);
     assert.equal(await s.wh.count(DS, 'people'), 1);
-    const ids = s.fake
-      .requestsTo('jobs.insert')
-      .filter((r) => /INSERT/.test(JSON.stringify(r.body)))
-      .map(jobIdOf);
-    assert.equal(new Set(ids).size, 2, 'a failed job is rerun under a new id');
+    const inserts = s.fake.queriesSent().filter((q) => /^INSERT/.test(q.query));
+    assert.deepEqual(
+      inserts.map((q) => q.request.status),
+      [500, 200],
+      'a failed query is run again',
+    );
 
     s.fake.failJobs({ match: /^UPDATE/, reason: 'backendError', times: Infinity });
-    const before = s.fake.requestsTo('jobs.insert').length;
+    const before = s.fake.requestsTo('jobs.query').length;
     const err = await rejectsWith(s.wh.update(DS, 'people', { name: 'bob' }, { id: 1 }), 1, /backendError|Retrying/);
     assert.match(err.suggestion ?? '', /transient/);
-    assert.equal(s.fake.requestsTo('jobs.insert').length - before, 3);
+    assert.equal(s.fake.requestsTo('jobs.query').length - before, 3);
     assert.deepEqual(await s.wh.select(DS, 'people'), [{ id: 1, name: 'ada' }]);
   });
 
   it('does not rerun a query job that failed for good', async () => {
     s = await setup();
     await people();
-    const before = s.fake.requestsTo('jobs.insert').length;
+    const before = s.fake.requestsTo('jobs.query').length;
     await rejectsWith(s.wh.query('SELECT nope FROM ' + s.wh.qualify(DS, 'people')), 1, /Unrecognized name|nope/);
-    assert.equal(s.fake.requestsTo('jobs.insert').length - before, 1);
+    assert.equal(s.fake.requestsTo('jobs.query').length - before, 1);
   });
 
   it('waits for running jobs and pages through large results', async () => {
@@ -561,11 +572,7 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
       },
     );
     assert.deepEqual(r, { s: "it's", i: 42, f: 0.5, b: false, t: at, big: 2n ** 62n, nothing: null, lit: '@not_a_param' });
-    const parameters = (
-      body(s.fake.requestsTo('jobs.insert')[0]!).configuration?.['query'] as {
-        queryParameters: Array<{ name: string; parameterType: { type: string } }>;
-      }
-    ).queryParameters;
+    const parameters = s.fake.queriesSent()[0]!.queryParameters ?? [];
     assert.deepEqual(Object.fromEntries(parameters.map((p) => [p.name, p.parameterType.type])), {
       s: 'STRING',
       i: 'INT64',
@@ -591,11 +598,7 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
       ],
     });
     await s.wh.insert(DS, 'typed', [{ k: 'a', d: null, ts: null, n: 1e-7, y: null }]);
-    const parameters = (
-      body(s.fake.requestsTo('jobs.insert').at(-1)!).configuration?.['query'] as {
-        queryParameters: Array<{ parameterType: { type: string }; parameterValue: { value?: string } }>;
-      }
-    ).queryParameters;
+    const parameters = s.fake.queriesSent().at(-1)!.queryParameters ?? [];
     assert.deepEqual(
       parameters.map((p) => [p.parameterType.type, p.parameterValue.value ?? null]),
       [
@@ -625,9 +628,7 @@ describe('BigQuery warehouse: jobs, retries and reads', () => {
     assert.equal(await s.wh.update(DS, 'docs', { doc: '{"a":2,"tags":["x"]}' }, { id: 1 }), 1);
     const [row] = await s.wh.select(DS, 'docs', {});
     assert.deepEqual(JSON.parse(String(row!['doc'])), { a: 2, tags: ['x'] });
-    const sent = s.fake
-      .requestsTo('jobs.insert')
-      .map((r) => body(r).configuration?.['query'] as { query: string; queryParameters?: Array<{ parameterType: { type: string } }> });
+    const sent = s.fake.queriesSent();
     for (const q of sent) for (const p of q.queryParameters ?? []) assert.notEqual(p.parameterType.type, 'JSON', q.query);
     assert.ok(sent.some((q) => /UPDATE[\s\S]*PARSE_JSON\(@/.test(q.query)));
     // The rule the adapter keeps to: a JSON-typed parameter in an UPDATE is refused.

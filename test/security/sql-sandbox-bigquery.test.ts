@@ -76,13 +76,12 @@ async function guarded(): Promise<unknown> {
   );
 }
 
-/** Query jobs that ran for real (not dry runs) and whose SQL holds `marker`. */
+/** Queries that ran for real (not dry runs), as jobs or as short queries, and whose SQL holds `marker`. */
 function executedWith(marker: string): string[] {
   return fakes.bigquery
-    .requestsTo('jobs.insert')
-    .map((r) => r.body as { configuration?: { dryRun?: boolean; query?: { query?: string } } })
-    .filter((b) => !b.configuration?.dryRun && (b.configuration?.query?.query ?? '').includes(marker))
-    .map((b) => b.configuration!.query!.query!);
+    .queriesSent()
+    .filter((q) => !q.dryRun && q.query.includes(marker))
+    .map((q) => q.query);
 }
 
 const P = CLOUD_PROJECT;

@@ -169,17 +169,17 @@ describe('pipeline push to a Google Cloud environment', () => {
       const before = await configIds();
       // BigQuery refuses the job that writes p_usage_daily_gcs, the second of the two new versions.
       demo.fakes.bigquery.inject({
-        route: 'jobs.insert',
+        route: 'jobs.query',
         when: (request) => /INSERT/i.test(JSON.stringify(request.body)) && JSON.stringify(request.body).includes('p_usage_daily_gcs'),
         reason: 'accessDenied',
         message: 'Access Denied: Table demo-project:convergence_metadata.tenant_pipeline_configs',
         times: 10,
       });
-      const refusedBefore = demo.fakes.bigquery.requestsTo('jobs.insert').filter((r) => r.status === 403).length;
+      const refusedBefore = demo.fakes.bigquery.requestsTo('jobs.query').filter((r) => r.status === 403).length;
       try {
         await assert.rejects(pushCloud());
         assert.ok(
-          demo.fakes.bigquery.requestsTo('jobs.insert').filter((r) => r.status === 403).length > refusedBefore,
+          demo.fakes.bigquery.requestsTo('jobs.query').filter((r) => r.status === 403).length > refusedBefore,
           'the write was refused',
         );
       } finally {

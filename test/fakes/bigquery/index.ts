@@ -12,7 +12,8 @@
  * jobs.list, jobs.cancel, jobs.query, jobs.getQueryResults (f/v rows, paging).
  *
  * Test hooks: `fake.requests` / `fake.requestsTo('jobs.insert')` (every request, with its parsed
- * body and status), `fake.jobs` and `fake.executions` (how often each job id ran),
+ * body and status), `fake.queriesSent()` (query text, parameters and labels of jobs.insert query
+ * jobs and jobs.query requests alike), `fake.jobs` and `fake.executions` (how often each job id ran),
  * `fake.inject({ route, when, status, reason, message, times, after })` for HTTP faults (`after`:
  * the request is processed and its response lost), `fake.failJobs({ match, reason })` for jobs
  * that end DONE with an errorResult, `fake.engine` for the stored metadata.
@@ -20,7 +21,15 @@
 import type { BigQuery, BigQueryOptions } from '@google-cloud/bigquery';
 import type { FakeBigQuery } from './server.ts';
 
-export { FakeBigQuery, type Fault, type FakeBigQueryOptions, type JobFault, type JobRecord, type LoggedRequest } from './server.ts';
+export {
+  FakeBigQuery,
+  type Fault,
+  type FakeBigQueryOptions,
+  type JobFault,
+  type JobRecord,
+  type LoggedRequest,
+  type SentQuery,
+} from './server.ts';
 
 /** A client wired to the fake: no credentials, no metadata server, quick client-side retries. */
 export async function fakeClient(fake: FakeBigQuery, options: BigQueryOptions = {}): Promise<BigQuery> {

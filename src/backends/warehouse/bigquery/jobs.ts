@@ -18,6 +18,14 @@ import { decodeRows } from './values.ts';
  * need a job to survive process restarts (load and merge jobs of a run) pass a deterministic base
  * id; retries after a failed job append `_r<n>`, and a rerun adopts the first attempt that succeeded.
  *
+ * Short queries. A query that needs no job of its own (no deterministic id, no destination table,
+ * no temporary external tables: metadata reads and writes) is one jobs.query request with
+ * jobCreationMode JOB_CREATION_OPTIONAL: BigQuery runs it without a job and answers with its rows
+ * (queryId, no jobReference), one round trip instead of jobs.insert + jobs.get + getQueryResults.
+ * When BigQuery creates a job anyway (a script, a long run, a large result: jobReference in the
+ * answer) that job is polled and read like any other. The same requestId goes with every attempt
+ * of one call, so a write whose answer was lost is not applied twice (BigQuery keeps it 15 min).
+ *
  * Retries. The client retries HTTP 429/5xx itself but not job failures, and not uploads; here a
  * job that ends with rateLimitExceeded / backendError / internalError (or loses a transaction
  * race) and a request that keeps failing transiently are retried with exponential backoff and
@@ -54,14 +62,22 @@ export interface QueryJobSpec {
   accept?: (metadata: JobMetadata) => Promise<boolean>;
 }
 
-export interface QueryJobResult {
-  jobId: string;
-  metadata: JobMetadata;
+export interface QueryResult {
+  /** The job BigQuery ran the query in; undefined when it answered without one. */
+  jobId?: string;
   rows: Row[];
   fields: TableField[];
   /** numDmlAffectedRows of a single DML statement. */
   affectedRows: number;
 }
+
+export interface QueryJobResult extends QueryResult {
+  jobId: string;
+  metadata: JobMetadata;
+}
+
+/** A query that must run as a job of its own: under a deterministic id, or with job-only configuration. */
+type JobQuerySpec = QueryJobSpec & ({ jobId: string } | { destination: object } | { tableDefinitions: object });
 
 export interface UploadJobSpec {
   file: string;
@@ -81,7 +97,19 @@ interface QueryResultsPage {
   pageToken?: string;
 }
 
+/** Raw jobs.query response: the first page of results, with a jobReference only when a job was created. */
+interface QueryResponse extends QueryResultsPage {
+  queryId?: string;
+  jobReference?: { jobId?: string; location?: string };
+  numDmlAffectedRows?: string;
+}
+
+/** How long one jobs.query request waits for the query to finish before BigQuery makes it a job (its default). */
+const SHORT_QUERY_TIMEOUT_MS = 10_000;
+
 const MAX_JOB_IDS = 25;
+
+const affected = (response: QueryResponse): number => Number(response.numDmlAffectedRows ?? 0);
 
 /** A failed request worth making again, by BigQuery's own rules (errors.ts). */
 const isRetryableError = (err: unknown): boolean => isRetryable(errorFacts(err));
@@ -105,7 +133,15 @@ export class JobRunner {
     return { ...this.#labels, ...extra };
   }
 
-  async query(spec: QueryJobSpec): Promise<QueryJobResult> {
+  /** Runs a query: as a job of its own when it needs one (see above), else as a short query. */
+  query(spec: JobQuerySpec): Promise<QueryJobResult>;
+  query(spec: QueryJobSpec): Promise<QueryResult>;
+  query(spec: QueryJobSpec): Promise<QueryResult> {
+    if (spec.jobId !== undefined || spec.destination || spec.tableDefinitions) return this.#jobQuery(spec);
+    return this.#shortQuery(spec);
+  }
+
+  async #jobQuery(spec: QueryJobSpec): Promise<QueryJobResult> {
     const metadata = await this.#run(
       spec.what,
       spec.jobId,
@@ -228,11 +264,93 @@ export class JobRunner {
     return undefined;
   }
 
-  /** All result rows of a finished query job, page by page. */
-  async results(jobId: string, what: string): Promise<{ rows: Row[]; fields: TableField[] }> {
+  /**
+   * One jobs.query request with JOB_CREATION_OPTIONAL. A failure worth retrying sends the same
+   * request (same requestId) again; a job BigQuery created for it is waited for and read, and
+   * run again under a new request if it failed in a way worth retrying.
+   */
+  async #shortQuery(spec: QueryJobSpec): Promise<QueryResult> {
+    const context = { what: spec.what, project: this.#project };
+    let failures = 0;
+    for (;;) {
+      const response = await this.#request<QueryResponse>(spec.what, {
+        method: 'POST',
+        uri: '/queries',
+        json: this.#queryRequest(spec),
+        // A failed query is an HTTP error here, not a job's errorResult: the attempts are counted
+        // by this class's retry policy alone, not multiplied by the client's own retries.
+        maxRetries: 0,
+      });
+      const jobId = response.jobReference?.jobId;
+      if (!jobId)
+        return { rows: this.#rowsWithoutJob(response, spec.what), fields: response.schema?.fields ?? [], affectedRows: affected(response) };
+      // BigQuery made a job of it: wait for it as for any job, then read what is still unread.
+      let metadata: JobMetadata | undefined;
+      if (response.jobComplete === false) {
+        metadata = await this.#wait({ jobReference: { jobId }, status: { state: 'RUNNING' } }, spec.what);
+        const errorResult = metadata.status?.errorResult;
+        if (errorResult) {
+          const facts = jobErrorFacts(errorResult, jobId);
+          if (isRetryable(facts) && ++failures < this.#retry.attempts) {
+            await this.#backoff(failures);
+            continue;
+          }
+          throw warehouseError(new Error(facts.message), context, facts);
+        }
+      }
+      const affectedRows = metadata ? Number(metadata.statistics?.query?.numDmlAffectedRows ?? 0) : affected(response);
+      if (!spec.rows) return { jobId, rows: [], fields: [], affectedRows };
+      const { rows, fields } =
+        response.jobComplete === false ? await this.results(jobId, spec.what) : await this.results(jobId, spec.what, response);
+      return { jobId, rows, fields, affectedRows };
+    }
+  }
+
+  /** The jobs.query request body of a short query; a new requestId for each call, kept across its retries. */
+  #queryRequest(spec: QueryJobSpec): Record<string, unknown> {
+    const request: Record<string, unknown> = {
+      query: spec.sql,
+      useLegacySql: false,
+      jobCreationMode: 'JOB_CREATION_OPTIONAL',
+      location: this.#location,
+      labels: this.#jobLabels(spec.labels),
+      requestId: randomUUID(),
+      timeoutMs: SHORT_QUERY_TIMEOUT_MS,
+      formatOptions: { useInt64Timestamp: true },
+    };
+    if (spec.params?.length) {
+      request['parameterMode'] = 'NAMED';
+      request['queryParameters'] = spec.params;
+    }
+    return request;
+  }
+
+  /** The rows of an answer given without a job: all of them, as there is no job to page through. */
+  #rowsWithoutJob(response: QueryResponse, what: string): Row[] {
+    if (response.jobComplete === false || response.pageToken) {
+      // Without a job there is nothing to poll or page: BigQuery creates one whenever it would need to.
+      throw warehouseError(new Error('BigQuery answered a query with neither all its results nor a job to read them from'), {
+        what,
+        project: this.#project,
+      });
+    }
+    return decodeRows(response.schema?.fields ?? [], response.rows ?? []);
+  }
+
+  /**
+   * All result rows of a finished query job, page by page; `first` is a page already in hand (the
+   * jobs.query answer), whose rows are kept and whose pageToken is followed.
+   */
+  async results(jobId: string, what: string, first?: QueryResultsPage): Promise<{ rows: Row[]; fields: TableField[] }> {
     const rows: Row[] = [];
     let fields: TableField[] | undefined;
     let pageToken: string | undefined;
+    if (first) {
+      fields = first.schema?.fields ?? [];
+      rows.push(...decodeRows(fields, first.rows ?? []));
+      if (!first.pageToken) return { rows, fields };
+      pageToken = first.pageToken;
+    }
     let wait = 50;
     for (;;) {
       const page = await this.#request<QueryResultsPage>(what, {
@@ -252,7 +370,10 @@ export class JobRunner {
   }
 
   /** A plain API request through the client (its auth, endpoint and HTTP retries), transient failures retried. */
-  async #request<T>(what: string, options: { uri: string; qs?: Record<string, unknown> }): Promise<T> {
+  async #request<T>(
+    what: string,
+    options: { method?: 'POST'; uri: string; qs?: Record<string, unknown>; json?: Record<string, unknown>; maxRetries?: number },
+  ): Promise<T> {
     const request = () =>
       new Promise<T>((resolve, reject) =>
         this.#client.request(options as Parameters<BigQuery['request']>[0], (err, body) => (err ? reject(err) : resolve(body as T))),
