@@ -5,11 +5,14 @@
  * permanent tables is refused inside a transaction, DELETE and UPDATE need a WHERE clause, a
  * failed statement rolls the open transaction back, and the script's result is its last SELECT.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import type { CatalogTable } from './catalog.ts';
 import { FakeError, invalid, invalidQuery, notFound } from './errors.ts';
 import { Referee } from './referee.ts';
 import { statementTypeOf, tablesOfQuery } from './references.ts';
+import { MUTATING_DML, StatementHolds, TableLocks, type TransactionSnapshot } from './table-locks.ts';
 import {
   MACROS,
   closingParen,
@@ -113,22 +116,50 @@ export class Engine {
   readonly tables = new Map<string, TableMeta>();
   /** ZetaSQL's analysis of every statement a query job sends, before it runs (see referee.ts). */
   readonly #referee: Referee;
+  /** Per-table DML slots and transaction conflicts, as BigQuery enforces them (table-locks.ts). */
+  readonly locks: TableLocks;
+  /** Statements a test holds before they run, to see jobs RUNNING and PENDING. */
+  readonly holds = new StatementHolds();
   #instance!: DuckDBInstance;
   #conn!: DuckDBConnection;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The connection of the job running in this async context: each job has its own (withConnection). */
+  readonly #jobConnection = new AsyncLocalStorage<DuckDBConnection>();
+  /** Tables a load job creates inside its open transaction: not yet visible to other connections. */
+  readonly #creating = new Set<string>();
 
   constructor(project: string) {
     this.project = project;
     this.#referee = new Referee(project, () => this.#catalogTables());
+    this.locks = new TableLocks(project);
   }
 
   async open(): Promise<void> {
     this.#instance = await DuckDBInstance.create(':memory:');
-    this.#conn = await this.#instance.connect();
-    await this.#conn.run("SET TimeZone = 'UTC'");
-    // BigQuery sorts NULLs first ascending and last descending.
-    await this.#conn.run("SET default_null_order = 'nulls_first_on_asc_last_on_desc'");
+    this.#conn = await this.#connect();
     for (const macro of MACROS) await this.#conn.run(macro);
+  }
+
+  async #connect(): Promise<DuckDBConnection> {
+    const conn = await this.#instance.connect();
+    await conn.run("SET TimeZone = 'UTC'");
+    // BigQuery sorts NULLs first ascending and last descending.
+    await conn.run("SET default_null_order = 'nulls_first_on_asc_last_on_desc'");
+    return conn;
+  }
+
+  /**
+   * Runs a job's `work` on a connection of its own, so that jobs run at once as in BigQuery: each
+   * transaction has its own snapshot, temporary tables are the job's own, and one job waiting in
+   * a table's DML queue holds up no other.
+   */
+  async withConnection<T>(work: () => Promise<T>): Promise<T> {
+    const conn = await this.#connect();
+    try {
+      return await this.#jobConnection.run(conn, work);
+    } finally {
+      conn.closeSync();
+    }
   }
 
   close(): void {
@@ -136,7 +167,7 @@ export class Engine {
     this.#instance?.closeSync();
   }
 
-  /** Runs `work` alone: jobs and metadata calls never interleave inside the database. */
+  /** Runs `work` alone on the shared connection: metadata calls never interleave there (jobs have their own). */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
     const result = this.#queue.then(work, work);
     this.#queue = result.then(
@@ -149,7 +180,7 @@ export class Engine {
   async #run(sql: string, values: Record<string, DuckDBValue> = {}): Promise<RunResult> {
     // DuckDB refuses values for parameters a statement does not use; scripts share one set.
     const used = Object.fromEntries(Object.entries(values).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
-    const reader = await this.#conn.runAndReadAll(sql, used);
+    const reader = await (this.#jobConnection.getStore() ?? this.#conn).runAndReadAll(sql, used);
     const names = reader.deduplicatedColumnNames();
     const types: DuckDBType[] = reader.columnTypes();
     return { fields: names.map((n, i) => fieldFromDuck(n, types[i]!)), rows: reader.getRows(), rowsChanged: reader.rowsChanged };
@@ -433,6 +464,7 @@ export class Engine {
     try {
       if (!meta) {
         if (create === 'CREATE_NEVER') throw notFound(`Table ${this.project}:${key}`);
+        this.#creating.add(key);
         meta = await this.createTable(datasetId, { tableReference: { tableId }, schema: { fields: schema } });
         created = true;
       } else if (write === 'WRITE_TRUNCATE') {
@@ -461,6 +493,8 @@ export class Engine {
       // A table created by this job is rolled back with it.
       if (created) this.tables.delete(key);
       throw this.#explain(err, location);
+    } finally {
+      this.#creating.delete(key);
     }
   }
 
@@ -530,6 +564,8 @@ export class Engine {
     location: string,
     dryRun: boolean,
     external: ExternalTable[] = [],
+    /** Told when a statement of the job starts and stops waiting in a table's DML queue (job PENDING). */
+    onQueued: (queued: boolean) => void = () => undefined,
   ): Promise<QueryOutput> {
     if (config.useLegacySql !== false) throw invalidQuery('This fake speaks GoogleSQL only: set useLegacySql to false');
     if (dryRun && external.length > 0) throw invalid('This fake does not dry-run queries with tableDefinitions');
@@ -538,7 +574,11 @@ export class Engine {
     const statements = splitStatements(sql);
     if (statements.length === 0) throw invalidQuery('Syntax error: Unexpected end of script at [1:1]');
     refuseJsonParameters(config.queryParameters, statements);
-    const referee = this.#referee.script(config.queryParameters, config.parameterMode, external.map((t) => t.name));
+    const referee = this.#referee.script(
+      config.queryParameters,
+      config.parameterMode,
+      external.map((t) => t.name),
+    );
     const isScript = statements.length > 1 || /^(DECLARE|BEGIN|SET)\b/i.test(stripComments(statements[0]!));
 
     if (dryRun) {
@@ -579,6 +619,16 @@ export class Engine {
     const varExpressions = new Map<string, string>();
     let rowCount: number | null = null;
     let inTransaction = false;
+    let transaction: TransactionSnapshot | undefined;
+    // The mutating statement running now: its table, and its slot in that table's DML queue.
+    let mutation: { table: string; release: () => void } | undefined;
+    const settle = (succeeded: boolean) => {
+      if (!mutation) return;
+      if (succeeded && transaction) transaction.mutated.add(mutation.table);
+      else if (succeeded) this.locks.committed([mutation.table]);
+      mutation.release();
+      mutation = undefined;
+    };
     let output: QueryOutput = { statementType: isScript ? 'SCRIPT' : 'SELECT', childJobs: 0 };
     const externalNames = new Set(external.map((t) => t.name.toLowerCase()));
     let fileName: TranslateContext['fileName'];
@@ -601,8 +651,10 @@ export class Engine {
     try {
       if (external.length > 0) fileName = await this.#externalTables(external);
       for (const statement of statements) {
+        settle(true);
         const text = stripComments(statement);
         await referee.statement(statement);
+        if (!MUTATING_DML.test(text)) await this.holds.pass(text);
         const head = text.toUpperCase().replace(/\s+/g, ' ');
         if (isScript) output.childJobs++;
 
@@ -633,18 +685,23 @@ export class Engine {
           if (inTransaction) throw invalidQuery('Nested transactions are not supported');
           await this.#run('BEGIN TRANSACTION');
           inTransaction = true;
+          transaction = this.locks.begin();
           continue;
         }
         if (/^COMMIT( TRANSACTION)?$/.test(head)) {
           if (!inTransaction) throw invalidQuery('COMMIT TRANSACTION without an active transaction');
+          // Refused (and rolled back below) when another writer changed a table this one changed.
+          this.locks.commit(transaction!);
           await this.#run('COMMIT');
           inTransaction = false;
+          transaction = undefined;
           continue;
         }
         if (/^ROLLBACK( TRANSACTION)?$/.test(head)) {
           if (!inTransaction) throw invalidQuery('ROLLBACK TRANSACTION without an active transaction');
           await this.#run('ROLLBACK');
           inTransaction = false;
+          transaction = undefined;
           continue;
         }
         if (head.startsWith('ASSERT ')) {
@@ -667,6 +724,9 @@ export class Engine {
         if (!/^(SELECT|WITH|\(|INSERT|UPDATE|DELETE|MERGE|CREATE|ALTER|DROP|TRUNCATE)\b|^\(/.test(head)) {
           throw invalidQuery(`Statement not supported by this fake: ${text.slice(0, 60)}`);
         }
+        const mutated = MUTATING_DML.test(text) ? mutatedTable(text) : undefined;
+        if (mutated) mutation = { table: mutated, release: await this.locks.mutatingSlot(mutated, onQueued) };
+        if (MUTATING_DML.test(text)) await this.holds.pass(text);
 
         if (ddl) {
           const ddlOut = await this.#ddl(text, context(), values, location);
@@ -684,20 +744,22 @@ export class Engine {
         if (/^MERGE\b/.test(head) && !/^MERGE INTO\b/.test(head)) duckSql = duckSql.replace(/^\s*MERGE\b/i, 'MERGE INTO');
         const kind = /^(INSERT|UPDATE|DELETE|MERGE)\b/.exec(head)?.[1];
         if (kind) {
-          let before = 0;
-          let target: string | undefined;
-          if (kind === 'MERGE') {
-            target = /^\s*MERGE\s+INTO\s+("(?:[^"]|"")+"\."(?:[^"]|"")+")/i.exec(duckSql)?.[1];
-            if (target) before = Number((await this.#run(`SELECT count(*) FROM ${target}`)).rows[0]?.[0] ?? 0);
-          }
-          const result = await this.#run(duckSql, values);
+          const target = kind === 'MERGE' ? /^\s*MERGE\s+INTO\s+("(?:[^"]|"")+"\."(?:[^"]|"")+")/i.exec(duckSql)?.[1] : undefined;
+          const count = async () => (target ? Number((await this.#run(`SELECT count(*) FROM ${target}`)).rows[0]?.[0] ?? 0) : 0);
+          const apply = async () => {
+            const before = await count();
+            const result = await this.#run(duckSql, values);
+            return { result, added: (await count()) - before };
+          };
+          // Outside a transaction the statement is one of its own (its counts see no other writer),
+          // and a write-write conflict is retried as BigQuery retries conflicting DML.
+          const { result, added } = inTransaction ? await apply() : await retryConflicts(() => this.#alone(apply));
           rowCount = result.rowsChanged;
           let inserted = kind === 'INSERT' ? result.rowsChanged : 0;
           const deleted = kind === 'DELETE' ? result.rowsChanged : 0;
           let updated = kind === 'UPDATE' ? result.rowsChanged : 0;
           if (kind === 'MERGE' && target) {
-            const after = Number((await this.#run(`SELECT count(*) FROM ${target}`)).rows[0]?.[0] ?? 0);
-            inserted = Math.max(0, after - before);
+            inserted = Math.max(0, added);
             updated = result.rowsChanged - inserted;
           }
           if (!isScript) {
@@ -718,6 +780,7 @@ export class Engine {
         output.result = { fields: result.fields, rows: result.rows };
         if (!isScript) output.statementType = 'SELECT';
       }
+      settle(true);
       if (inTransaction) {
         // A script that ends inside a transaction is rolled back, as BigQuery does.
         await this.#run('ROLLBACK');
@@ -725,11 +788,28 @@ export class Engine {
       }
       return output;
     } catch (err) {
+      const contended = mutation?.table ?? [...(transaction?.mutated ?? [])][0];
+      settle(false);
       if (inTransaction) await this.#run('ROLLBACK').catch(() => undefined);
       await this.#syncCatalog(location).catch(() => undefined);
+      // DuckDB's own write-write conflict, in BigQuery's words.
+      if (contended && isWriteConflict(err)) throw inTransaction ? this.locks.aborted(contended) : this.locks.unserializable(contended);
       throw this.#explain(err, location);
     } finally {
       await this.#dropTempTables();
+    }
+  }
+
+  /** Runs `work` in a database transaction of its own. */
+  async #alone<T>(work: () => Promise<T>): Promise<T> {
+    await this.#run('BEGIN TRANSACTION');
+    try {
+      const result = await work();
+      await this.#run('COMMIT');
+      return result;
+    } catch (err) {
+      await this.#run('ROLLBACK').catch(() => undefined);
+      throw err;
     }
   }
 
@@ -843,12 +923,28 @@ export class Engine {
     return [...permanent, ...temporary.values()];
   }
 
-  /** Brings the metadata in line with DuckDB after SQL DDL (new tables, added or dropped columns). */
-  async #syncCatalog(location: string): Promise<void> {
-    const { rows } = await this.#run(
-      `SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns()
-       WHERE database_name = current_database() AND NOT internal ORDER BY schema_name, table_name, column_index`,
-    );
+  /**
+   * Brings the metadata in line with DuckDB after SQL DDL (new tables, added or dropped columns).
+   * Reads what is committed, on a connection of its own (a job's own may be inside a transaction,
+   * blind to tables made since it began), in turn with the metadata calls (tables.insert and the
+   * like) so that an older read never lands after a newer change.
+   */
+  #syncCatalog(location: string): Promise<void> {
+    return this.exclusive(() => this.#syncCommitted(location));
+  }
+
+  async #syncCommitted(location: string): Promise<void> {
+    const conn = await this.#connect();
+    let rows: DuckDBValue[][];
+    try {
+      const reader = await conn.runAndReadAll(
+        `SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns()
+         WHERE database_name = current_database() AND NOT internal ORDER BY schema_name, table_name, column_index`,
+      );
+      rows = reader.getRows();
+    } finally {
+      conn.closeSync();
+    }
     const seen = new Map<string, Field[]>();
     for (const [schema, table, column, dataType, nullable] of rows) {
       const key = tableKey(String(schema), String(table));
@@ -856,7 +952,7 @@ export class Engine {
       if (!seen.has(key)) seen.set(key, []);
       seen.get(key)!.push(fieldFromDataType(String(column), String(dataType), Boolean(nullable)));
     }
-    for (const key of this.tables.keys()) if (!seen.has(key)) this.tables.delete(key);
+    for (const key of this.tables.keys()) if (!seen.has(key) && !this.#creating.has(key)) this.tables.delete(key);
     for (const [key, columns] of seen) {
       const [datasetId, tableId] = [key.slice(0, key.indexOf('.')), key.slice(key.indexOf('.') + 1)];
       const meta = this.tables.get(key);
@@ -879,6 +975,30 @@ export class Engine {
       meta.schema = { fields: columns.map((c) => current.get(c.name.toLowerCase()) ?? c) };
     }
   }
+}
+
+const isWriteConflict = (err: unknown) => /\bconflict\b/i.test((err as Error)?.message ?? '');
+
+/** A DML statement outside a transaction that hit a write-write conflict, run again a few times. */
+async function retryConflicts<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= 4 || !isWriteConflict(err)) throw err;
+      await sleep(10 * 2 ** attempt);
+    }
+  }
+}
+
+const MUTATED_TABLE =
+  /^(?:UPDATE|DELETE(?:\s+FROM)?|MERGE(?:\s+INTO)?|TRUNCATE\s+TABLE)\s+(`[^`]+`|[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*){1,2})/i;
+
+/** The permanent table (dataset.table) an UPDATE, DELETE, MERGE or TRUNCATE changes; none for a temporary table. */
+function mutatedTable(text: string): string | undefined {
+  const name = MUTATED_TABLE.exec(text)?.[1]?.replaceAll('`', '');
+  const parts = name?.split('.') ?? [];
+  return parts.length >= 2 ? tableKey(parts.at(-2)!, parts.at(-1)!) : undefined;
 }
 
 /** PARTITION BY / CLUSTER BY / OPTIONS(...) of a CREATE TABLE, removed from the SQL and returned. */

@@ -33,18 +33,6 @@ export interface LoggedRequest {
   authorization?: string;
 }
 
-/** A query as a test reads it back, from either route that runs one (queriesSent). */
-export interface SentQuery {
-  request: LoggedRequest;
-  query: string;
-  queryParameters?: Array<{ name?: string; parameterType: { type: string }; parameterValue: { value?: string } }>;
-  labels?: Record<string, string> | undefined;
-  dryRun?: boolean | undefined;
-  /** jobs.query only. */
-  jobCreationMode?: string;
-  requestId?: string;
-}
-
 export interface Fault {
   /** Route name ('jobs.insert') or a RegExp tested on `${METHOD} ${path}`; every request when omitted. */
   route?: string | RegExp;
@@ -138,11 +126,6 @@ const ROUTES: Route[] = [
 ];
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,1024}$/;
-const JOB_CREATION_MODES = new Set(['JOB_CREATION_MODE_UNSPECIFIED', 'JOB_CREATION_REQUIRED', 'JOB_CREATION_OPTIONAL']);
-/** Statements a JOB_CREATION_OPTIONAL query runs without a job in this fake: single queries and DML, no scripts or DDL. */
-const STATELESS_STATEMENTS = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE']);
-/** How long BigQuery recognises a repeated jobs.query requestId. */
-const REQUEST_ID_LIFETIME_MS = 15 * 60_000;
 
 export class FakeBigQuery {
   readonly projectId: string;
@@ -155,8 +138,8 @@ export class FakeBigQuery {
   readonly #pendingPolls: number;
   readonly #faults: Array<Fault & { left: number }> = [];
   readonly #jobFaults: Array<JobFault & { left: number }> = [];
-  /** jobs.query answers by requestId, sent back for a repeated request (see #query). */
-  readonly #answeredRequests = new Map<string, { sameRequest: string; answer: Record<string, unknown>; at: number }>();
+  /** Jobs still running, by id: jobs.insert answers while they run, as BigQuery does. */
+  readonly #running = new Map<string, Promise<void>>();
   #server: http.Server | undefined;
   #tmp = '';
   #objectStore: ObjectStore | undefined;
@@ -186,6 +169,8 @@ export class FakeBigQuery {
   }
 
   async stop(): Promise<void> {
+    this.engine.holds.releaseAll();
+    await Promise.allSettled(this.#running.values());
     this.#server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.engine.close();
@@ -210,20 +195,6 @@ export class FakeBigQuery {
   /** Requests that reached a route, e.g. requestsTo('jobs.insert'). */
   requestsTo(route: string): LoggedRequest[] {
     return this.requests.filter((r) => r.route === route);
-  }
-
-  /**
-   * The query requests received, jobs.insert query jobs and jobs.query requests alike, each with
-   * its query text, parameters and labels wherever the request held them.
-   */
-  queriesSent(): SentQuery[] {
-    return this.requests.flatMap((r): SentQuery[] => {
-      const body = (r.body ?? {}) as Record<string, unknown> & { configuration?: JobRecord['configuration'] };
-      if (r.route === 'jobs.query') return [{ request: r, ...(body as Omit<SentQuery, 'request'>) }];
-      const query = body.configuration?.query as Omit<SentQuery, 'request'> | undefined;
-      if (r.route !== 'jobs.insert' || !query) return [];
-      return [{ request: r, ...query, labels: body.configuration?.labels, dryRun: body.configuration?.dryRun }];
-    });
   }
 
   // ---- HTTP -----------------------------------------------------------------------------------
@@ -443,11 +414,38 @@ export class FakeBigQuery {
         this.jobs.delete(job.jobReference.jobId);
         return [204, undefined];
       }
-      case 'jobs.query':
-        return [200, await this.#query(body, q)];
+      case 'jobs.query': {
+        const location = String(body['location'] ?? 'US');
+        const job = await this.#insertJob(
+          {
+            jobReference: { projectId: this.projectId, jobId: `job_${randomUUID().replace(/-/g, '_')}`, location },
+            configuration: {
+              query: {
+                query: body['query'],
+                useLegacySql: body['useLegacySql'],
+                parameterMode: body['parameterMode'],
+                queryParameters: body['queryParameters'],
+                defaultDataset: body['defaultDataset'],
+              },
+              ...(body['labels'] ? { labels: body['labels'] } : {}),
+              ...(body['dryRun'] ? { dryRun: true } : {}),
+            },
+          },
+          undefined,
+          true,
+        );
+        if (job.status.errorResult) throw this.#jobError(job);
+        const results = this.#results(
+          job,
+          { ...q, ...(body['maxResults'] ? { maxResults: String(body['maxResults']) } : {}) },
+          body['formatOptions'],
+        );
+        return [200, { ...results, kind: 'bigquery#queryResponse' }];
+      }
       case 'jobs.getQueryResults': {
         const job = this.#job(ids[0]!, q['location']);
-        if (job.pendingPolls > 0) {
+        await this.#settled(job.jobReference.jobId, q['timeoutMs']);
+        if (job.pendingPolls > 0 || job.status.state !== 'DONE') {
           job.pendingPolls--;
           return [200, { kind: 'bigquery#getQueryResultsResponse', etag: 'e', jobReference: job.jobReference, jobComplete: false }];
         }
@@ -463,89 +461,6 @@ export class FakeBigQuery {
       default:
         throw notFound(route);
     }
-  }
-
-  /**
-   * jobs.query. With jobCreationMode JOB_CREATION_OPTIONAL this fake, like BigQuery, answers a
-   * short query without a job (a queryId, no jobReference, all rows in the answer) and keeps no
-   * job for it (jobs.list does not show it). It creates a job, as BigQuery may, when the query is
-   * a script or DDL (jobCreationReason OTHER), when its result does not fit one page: more rows than
-   * maxResults or this fake's page size (LARGE_RESULTS), and when jobs run for a while here
-   * (`pendingPolls`: the query outlasts timeoutMs, LONG_RUNNING, jobComplete false). A requestId
-   * sent again within 15 minutes with the same query and parameters gets the first answer back
-   * instead of running the query again; an answer that was an error is not kept.
-   */
-  async #query(body: Record<string, unknown>, q: Record<string, string>): Promise<Record<string, unknown>> {
-    const mode = body['jobCreationMode'] ?? 'JOB_CREATION_MODE_UNSPECIFIED';
-    if (!JOB_CREATION_MODES.has(String(mode))) throw invalid(`Invalid value at 'query_request.job_creation_mode' (${String(mode)})`);
-    const requestId = body['requestId'];
-    if (requestId !== undefined && (typeof requestId !== 'string' || !/^[\x20-\x7e]{1,36}$/.test(requestId)))
-      throw invalid('requestId must be at most 36 ASCII characters');
-    const sameRequest = JSON.stringify([
-      body['query'],
-      body['useLegacySql'],
-      body['parameterMode'],
-      body['queryParameters'],
-      body['defaultDataset'],
-    ]);
-    const earlier = typeof requestId === 'string' ? this.#answeredRequests.get(requestId) : undefined;
-    if (earlier && earlier.sameRequest === sameRequest && Date.now() - earlier.at < REQUEST_ID_LIFETIME_MS) return earlier.answer;
-
-    const optional = mode === 'JOB_CREATION_OPTIONAL';
-    const longRunning = optional && this.#pendingPolls > 0;
-    const location = String(body['location'] ?? 'US');
-    const job = await this.#insertJob(
-      {
-        jobReference: { projectId: this.projectId, jobId: `job_${randomUUID().replace(/-/g, '_')}`, location },
-        configuration: {
-          query: {
-            query: body['query'],
-            useLegacySql: body['useLegacySql'],
-            parameterMode: body['parameterMode'],
-            queryParameters: body['queryParameters'],
-            defaultDataset: body['defaultDataset'],
-          },
-          ...(body['labels'] ? { labels: body['labels'] } : {}),
-          ...(body['dryRun'] ? { dryRun: true } : {}),
-        },
-      },
-      undefined,
-      !longRunning,
-    );
-    const jobId = job.jobReference.jobId;
-    if (longRunning) {
-      return {
-        kind: 'bigquery#queryResponse',
-        jobReference: job.jobReference,
-        jobCreationReason: { code: 'LONG_RUNNING' },
-        jobComplete: false,
-      };
-    }
-    if (job.status.errorResult) {
-      if (optional) this.jobs.delete(jobId);
-      throw this.#jobError(job);
-    }
-    const paging = { ...q, ...(body['maxResults'] ? { maxResults: String(body['maxResults']) } : {}) };
-    const { jobReference, ...results } = this.#results(job, paging, body['formatOptions']);
-    const reason = optional ? this.#jobCreationReason(job, Number(paging['maxResults'] ?? this.#pageSize)) : 'REQUESTED';
-    const common = { kind: 'bigquery#queryResponse', location, statementType: job.output?.statementType };
-    let answer: Record<string, unknown>;
-    if (reason) {
-      answer = { ...results, ...common, jobReference, jobCreationReason: { code: reason } };
-    } else {
-      this.jobs.delete(jobId);
-      answer = { ...results, ...common, queryId: jobId.replace(/^job_/, 'query_') };
-    }
-    if (typeof requestId === 'string') this.#answeredRequests.set(requestId, { sameRequest, answer, at: Date.now() });
-    return answer;
-  }
-
-  /** Why a JOB_CREATION_OPTIONAL query got a job in this fake, or undefined when it needs none. */
-  #jobCreationReason(job: JobRecord, pageSize: number): string | undefined {
-    const type = job.output?.statementType ?? 'SELECT';
-    if (!STATELESS_STATEMENTS.has(type)) return 'OTHER';
-    if ((job.output?.result?.rows.length ?? 0) > pageSize) return 'LARGE_RESULTS';
-    return undefined;
   }
 
   #page<T>(items: T[], q: Record<string, string>): { items: T[]; next?: string } {
@@ -568,14 +483,24 @@ export class FakeBigQuery {
     return new FakeError(REASON_STATUS[error.reason] ?? 400, error.reason, error.message);
   }
 
+  /** Waits for a running job up to `timeoutMs` (BigQuery's default: 10 s), as getQueryResults does. */
+  async #settled(jobId: string, timeoutMs: string | undefined): Promise<void> {
+    const running = this.#running.get(jobId);
+    if (!running) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Number(timeoutMs ?? 10_000))));
+    await Promise.race([running, timeout]);
+    clearTimeout(timer);
+  }
+
   /** The job resource as the API shows it (state hidden while "running"). */
   #publicJob(job: JobRecord) {
     const { output: _output, pendingPolls, ...resource } = job;
-    if (pendingPolls > 0) {
+    if (pendingPolls > 0 || resource.status.state !== 'DONE') {
       const { errorResult: _e, errors: _errs, ...status } = resource.status;
       return {
         ...resource,
-        status: { ...status, state: 'RUNNING' as const },
+        status: { ...status, state: pendingPolls > 0 ? ('RUNNING' as const) : resource.status.state },
         statistics: { creationTime: resource.statistics['creationTime'] },
       };
     }
@@ -639,8 +564,10 @@ export class FakeBigQuery {
       const file = path.join(folder, 'objects.parquet');
       await objectsToParquet(this.#objectStore, load as ObjectLoadConfig, folder, file);
       this.executions.set(jobId, (this.executions.get(jobId) ?? 0) + 1);
-      const { outputRows } = await this.engine.exclusive(() =>
-        this.engine.load({ ...(load as Parameters<Engine['load']>[0]), sourceFormat: 'PARQUET' }, file, location),
+      const { outputRows } = await this.engine.load(
+        { ...(load as Parameters<Engine['load']>[0]), sourceFormat: 'PARQUET' },
+        file,
+        location,
       );
       job.statistics['load'] = {
         inputFiles: String((load['sourceUris'] as unknown[]).length),
@@ -697,11 +624,27 @@ export class FakeBigQuery {
       user_email: 'fake@example.com',
       jobReference: { projectId: this.projectId, jobId, location },
       configuration,
-      status: { state: 'DONE' },
+      status: { state: 'RUNNING' },
       statistics: { creationTime: created, startTime: created },
       pendingPolls: viaQuery ? 0 : this.#pendingPolls,
     };
     this.jobs.set(jobId, job);
+    // The job runs on while jobs.insert answers (RUNNING); jobs.query waits for it.
+    const done = this.engine
+      .withConnection(() => this.#execute(job, upload))
+      .catch((err: Error) => {
+        job.status = { state: 'DONE', errorResult: { reason: 'internalError', message: err.message } };
+      })
+      .finally(() => this.#running.delete(jobId));
+    this.#running.set(jobId, done);
+    if (viaQuery) await done;
+    return job;
+  }
+
+  /** Runs a job to its end: DONE, with its output or its errorResult. */
+  async #execute(job: JobRecord, upload: Buffer | undefined): Promise<void> {
+    const { configuration } = job;
+    const { jobId, location } = job.jobReference;
 
     const kind = configuration.load ? 'load' : configuration.query ? 'query' : undefined;
     const subject =
@@ -727,9 +670,7 @@ export class FakeBigQuery {
         await writeFile(file, upload);
         try {
           this.executions.set(jobId, (this.executions.get(jobId) ?? 0) + 1);
-          const { outputRows } = await this.engine.exclusive(() =>
-            this.engine.load(configuration.load as Parameters<Engine['load']>[0], file, location),
-          );
+          const { outputRows } = await this.engine.load(configuration.load as Parameters<Engine['load']>[0], file, location);
           job.statistics['load'] = {
             inputFiles: '1',
             inputFileBytes: String(upload.length),
@@ -744,7 +685,9 @@ export class FakeBigQuery {
         const dryRun = configuration.dryRun === true;
         if (!dryRun) this.executions.set(jobId, (this.executions.get(jobId) ?? 0) + 1);
         const output = await this.#withExternalTables(jobId, configuration.query?.['tableDefinitions'], (external) =>
-          this.engine.exclusive(() => this.engine.query(configuration.query as Parameters<Engine['query']>[0], location, dryRun, external)),
+          this.engine.query(configuration.query as Parameters<Engine['query']>[0], location, dryRun, external, (queued) => {
+            job.status.state = queued ? 'PENDING' : 'RUNNING';
+          }),
         );
         job.output = output;
         job.statistics['totalBytesProcessed'] = String(output.bytesProcessed ?? 0);
@@ -784,6 +727,6 @@ export class FakeBigQuery {
       job.status = { state: 'DONE', errorResult: error.toErrorProto(), errors: [error.toErrorProto()] };
     }
     job.statistics['endTime'] = String(Date.now());
-    return job;
+    if (job.status.state !== 'DONE') job.status = { state: 'DONE' };
   }
 }
