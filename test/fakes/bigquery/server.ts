@@ -33,6 +33,18 @@ export interface LoggedRequest {
   authorization?: string;
 }
 
+/** A query as a test reads it back, from either route that runs one (queriesSent). */
+export interface SentQuery {
+  request: LoggedRequest;
+  query: string;
+  queryParameters?: Array<{ name?: string; parameterType: { type: string }; parameterValue: { value?: string } }>;
+  labels?: Record<string, string> | undefined;
+  dryRun?: boolean | undefined;
+  /** jobs.query only. */
+  jobCreationMode?: string;
+  requestId?: string;
+}
+
 export interface Fault {
   /** Route name ('jobs.insert') or a RegExp tested on `${METHOD} ${path}`; every request when omitted. */
   route?: string | RegExp;
@@ -126,6 +138,11 @@ const ROUTES: Route[] = [
 ];
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,1024}$/;
+const JOB_CREATION_MODES = new Set(['JOB_CREATION_MODE_UNSPECIFIED', 'JOB_CREATION_REQUIRED', 'JOB_CREATION_OPTIONAL']);
+/** Statements a JOB_CREATION_OPTIONAL query runs without a job in this fake: single queries and DML, no scripts or DDL. */
+const STATELESS_STATEMENTS = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+/** How long BigQuery recognises a repeated jobs.query requestId. */
+const REQUEST_ID_LIFETIME_MS = 15 * 60_000;
 
 export class FakeBigQuery {
   readonly projectId: string;
@@ -140,6 +157,8 @@ export class FakeBigQuery {
   readonly #jobFaults: Array<JobFault & { left: number }> = [];
   /** Jobs still running, by id: jobs.insert answers while they run, as BigQuery does. */
   readonly #running = new Map<string, Promise<void>>();
+  /** jobs.query answers by requestId, sent back for a repeated request (see #query). */
+  readonly #answeredRequests = new Map<string, { sameRequest: string; answer: Record<string, unknown>; at: number }>();
   #server: http.Server | undefined;
   #tmp = '';
   #objectStore: ObjectStore | undefined;
@@ -195,6 +214,20 @@ export class FakeBigQuery {
   /** Requests that reached a route, e.g. requestsTo('jobs.insert'). */
   requestsTo(route: string): LoggedRequest[] {
     return this.requests.filter((r) => r.route === route);
+  }
+
+  /**
+   * The query requests received, jobs.insert query jobs and jobs.query requests alike, each with
+   * its query text, parameters and labels wherever the request held them.
+   */
+  queriesSent(): SentQuery[] {
+    return this.requests.flatMap((r): SentQuery[] => {
+      const body = (r.body ?? {}) as Record<string, unknown> & { configuration?: JobRecord['configuration'] };
+      if (r.route === 'jobs.query') return [{ request: r, ...(body as Omit<SentQuery, 'request'>) }];
+      const query = body.configuration?.query as Omit<SentQuery, 'request'> | undefined;
+      if (r.route !== 'jobs.insert' || !query) return [];
+      return [{ request: r, ...query, labels: body.configuration?.labels, dryRun: body.configuration?.dryRun }];
+    });
   }
 
   // ---- HTTP -----------------------------------------------------------------------------------
@@ -414,34 +447,8 @@ export class FakeBigQuery {
         this.jobs.delete(job.jobReference.jobId);
         return [204, undefined];
       }
-      case 'jobs.query': {
-        const location = String(body['location'] ?? 'US');
-        const job = await this.#insertJob(
-          {
-            jobReference: { projectId: this.projectId, jobId: `job_${randomUUID().replace(/-/g, '_')}`, location },
-            configuration: {
-              query: {
-                query: body['query'],
-                useLegacySql: body['useLegacySql'],
-                parameterMode: body['parameterMode'],
-                queryParameters: body['queryParameters'],
-                defaultDataset: body['defaultDataset'],
-              },
-              ...(body['labels'] ? { labels: body['labels'] } : {}),
-              ...(body['dryRun'] ? { dryRun: true } : {}),
-            },
-          },
-          undefined,
-          true,
-        );
-        if (job.status.errorResult) throw this.#jobError(job);
-        const results = this.#results(
-          job,
-          { ...q, ...(body['maxResults'] ? { maxResults: String(body['maxResults']) } : {}) },
-          body['formatOptions'],
-        );
-        return [200, { ...results, kind: 'bigquery#queryResponse' }];
-      }
+      case 'jobs.query':
+        return [200, await this.#query(body, q)];
       case 'jobs.getQueryResults': {
         const job = this.#job(ids[0]!, q['location']);
         await this.#settled(job.jobReference.jobId, q['timeoutMs']);
@@ -461,6 +468,89 @@ export class FakeBigQuery {
       default:
         throw notFound(route);
     }
+  }
+
+  /**
+   * jobs.query. With jobCreationMode JOB_CREATION_OPTIONAL this fake, like BigQuery, answers a
+   * short query without a job (a queryId, no jobReference, all rows in the answer) and keeps no
+   * job for it (jobs.list does not show it). It creates a job, as BigQuery may, when the query is
+   * a script or DDL (jobCreationReason OTHER), when its result does not fit one page: more rows than
+   * maxResults or this fake's page size (LARGE_RESULTS), and when jobs run for a while here
+   * (`pendingPolls`: the query outlasts timeoutMs, LONG_RUNNING, jobComplete false). A requestId
+   * sent again within 15 minutes with the same query and parameters gets the first answer back
+   * instead of running the query again; an answer that was an error is not kept.
+   */
+  async #query(body: Record<string, unknown>, q: Record<string, string>): Promise<Record<string, unknown>> {
+    const mode = body['jobCreationMode'] ?? 'JOB_CREATION_MODE_UNSPECIFIED';
+    if (!JOB_CREATION_MODES.has(String(mode))) throw invalid(`Invalid value at 'query_request.job_creation_mode' (${String(mode)})`);
+    const requestId = body['requestId'];
+    if (requestId !== undefined && (typeof requestId !== 'string' || !/^[\x20-\x7e]{1,36}$/.test(requestId)))
+      throw invalid('requestId must be at most 36 ASCII characters');
+    const sameRequest = JSON.stringify([
+      body['query'],
+      body['useLegacySql'],
+      body['parameterMode'],
+      body['queryParameters'],
+      body['defaultDataset'],
+    ]);
+    const earlier = typeof requestId === 'string' ? this.#answeredRequests.get(requestId) : undefined;
+    if (earlier && earlier.sameRequest === sameRequest && Date.now() - earlier.at < REQUEST_ID_LIFETIME_MS) return earlier.answer;
+
+    const optional = mode === 'JOB_CREATION_OPTIONAL';
+    const longRunning = optional && this.#pendingPolls > 0;
+    const location = String(body['location'] ?? 'US');
+    const job = await this.#insertJob(
+      {
+        jobReference: { projectId: this.projectId, jobId: `job_${randomUUID().replace(/-/g, '_')}`, location },
+        configuration: {
+          query: {
+            query: body['query'],
+            useLegacySql: body['useLegacySql'],
+            parameterMode: body['parameterMode'],
+            queryParameters: body['queryParameters'],
+            defaultDataset: body['defaultDataset'],
+          },
+          ...(body['labels'] ? { labels: body['labels'] } : {}),
+          ...(body['dryRun'] ? { dryRun: true } : {}),
+        },
+      },
+      undefined,
+      !longRunning,
+    );
+    const jobId = job.jobReference.jobId;
+    if (longRunning) {
+      return {
+        kind: 'bigquery#queryResponse',
+        jobReference: job.jobReference,
+        jobCreationReason: { code: 'LONG_RUNNING' },
+        jobComplete: false,
+      };
+    }
+    if (job.status.errorResult) {
+      if (optional) this.jobs.delete(jobId);
+      throw this.#jobError(job);
+    }
+    const paging = { ...q, ...(body['maxResults'] ? { maxResults: String(body['maxResults']) } : {}) };
+    const { jobReference, ...results } = this.#results(job, paging, body['formatOptions']);
+    const reason = optional ? this.#jobCreationReason(job, Number(paging['maxResults'] ?? this.#pageSize)) : 'REQUESTED';
+    const common = { kind: 'bigquery#queryResponse', location, statementType: job.output?.statementType };
+    let answer: Record<string, unknown>;
+    if (reason) {
+      answer = { ...results, ...common, jobReference, jobCreationReason: { code: reason } };
+    } else {
+      this.jobs.delete(jobId);
+      answer = { ...results, ...common, queryId: jobId.replace(/^job_/, 'query_') };
+    }
+    if (typeof requestId === 'string') this.#answeredRequests.set(requestId, { sameRequest, answer, at: Date.now() });
+    return answer;
+  }
+
+  /** Why a JOB_CREATION_OPTIONAL query got a job in this fake, or undefined when it needs none. */
+  #jobCreationReason(job: JobRecord, pageSize: number): string | undefined {
+    const type = job.output?.statementType ?? 'SELECT';
+    if (!STATELESS_STATEMENTS.has(type)) return 'OTHER';
+    if ((job.output?.result?.rows.length ?? 0) > pageSize) return 'LARGE_RESULTS';
+    return undefined;
   }
 
   #page<T>(items: T[], q: Record<string, string>): { items: T[]; next?: string } {
