@@ -275,7 +275,8 @@ describe('tenant jobs under their own service account (tenant_service_account)',
     assert.ok(minted.includes(ACME_SA), `a token was minted for ${ACME_SA}: ${minted.join(', ')}`);
 
     const requests = fakes.bigquery.requests.slice(mark);
-    const jobs = requests.filter((r) => r.route === 'jobs.insert');
+    // Jobs, and short queries (jobs.query) that run without one.
+    const jobs = requests.filter((r) => r.route === 'jobs.insert' || r.route === 'jobs.query');
     const tenantJobs = jobs.filter((r) => JSON.stringify(r.body).includes(`"tenant_id":"${ATTACKER}"`));
     assert.ok(tenantJobs.length >= 2, 'the check and the transform ran as jobs');
     for (const r of tenantJobs) assert.equal(r.authorization, `Bearer ${accessTokenFor(ACME_SA)}`, JSON.stringify(r.body));
