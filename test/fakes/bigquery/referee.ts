@@ -98,12 +98,15 @@ interface QueryParameterSpec {
 
 type Proto = Record<string, unknown>;
 
-/** The analyzer, its BigQuery language options, and the last catalog registered (re-registered when it changes). */
+/**
+ * The analyzer, its BigQuery language options, and the catalogs registered: jobs run at once, so
+ * a catalog stays registered while any analysis uses it, and the latest one stays for the next.
+ */
 class Session {
   readonly analyzer: ZetaSqlAnalyzer;
   readonly languageOptions: Proto;
-  #catalogKey = '';
-  #catalogId: Promise<string> | undefined;
+  readonly #catalogs = new Map<string, { id: Promise<string>; users: number }>();
+  #latestKey = '';
 
   constructor(analyzer: ZetaSqlAnalyzer, languageOptions: Proto) {
     this.analyzer = analyzer;
@@ -125,19 +128,35 @@ class Session {
     });
   }
 
-  /** The registered id of this catalog; registers it (dropping the previous one) when it changed. */
-  catalogId(catalog: Proto): Promise<string> {
+  /** Runs `work` with the registered id of this catalog, registering it when it is new. */
+  async withCatalog<T>(catalog: Proto, work: (registeredId: string) => Promise<T>): Promise<T> {
     const key = JSON.stringify(catalog);
-    if (key === this.#catalogKey && this.#catalogId) return this.#catalogId;
-    const previous = this.#catalogId;
-    this.#catalogKey = key;
-    this.#catalogId = (async () => {
-      const old = await previous?.catch(() => undefined);
-      if (old) await this.analyzer.call('unregisterCatalog', { registered_id: old }).catch(() => undefined);
-      const registered = await this.analyzer.call<{ registered_id: string }>('registerCatalog', { simple_catalog: catalog });
-      return registered.registered_id;
-    })();
-    return this.#catalogId;
+    let entry = this.#catalogs.get(key);
+    if (!entry) {
+      const id = this.analyzer
+        .call<{ registered_id: string }>('registerCatalog', { simple_catalog: catalog })
+        .then((registered) => registered.registered_id);
+      entry = { id, users: 0 };
+      this.#catalogs.set(key, entry);
+      id.catch(() => this.#catalogs.delete(key));
+    }
+    this.#latestKey = key;
+    entry.users++;
+    try {
+      return await work(await entry.id);
+    } finally {
+      entry.users--;
+      this.#dropUnused();
+    }
+  }
+
+  /** Unregisters the catalogs no analysis uses, but the latest. */
+  #dropUnused(): void {
+    for (const [key, entry] of this.#catalogs) {
+      if (entry.users > 0 || key === this.#latestKey) continue;
+      this.#catalogs.delete(key);
+      void entry.id.then((id) => this.analyzer.call('unregisterCatalog', { registered_id: id })).catch(() => undefined);
+    }
   }
 }
 
@@ -221,19 +240,20 @@ class ScriptReferee {
     const current = await sharedSession();
     if (!current) return;
     const catalog = buildCatalog(this.#project, await this.#tables(), this.#variables, { language_options: current.languageOptions });
-    const registeredId = await current.catalogId(catalog);
     tally.analyzed++;
     try {
-      await current.analyzer.call('analyze', {
-        options: {
-          language_options: current.languageOptions,
-          ...this.#parameterOptions,
-          system_variables: [{ name_path: ['row_count'], type: { type_kind: 'TYPE_INT64' } }],
-          error_message_mode: 'ERROR_MESSAGE_ONE_LINE',
-        },
-        registered_catalog_id: registeredId,
-        sql_statement: sql,
-      });
+      await current.withCatalog(catalog, (registeredId) =>
+        current.analyzer.call('analyze', {
+          options: {
+            language_options: current.languageOptions,
+            ...this.#parameterOptions,
+            system_variables: [{ name_path: ['row_count'], type: { type_kind: 'TYPE_INT64' } }],
+            error_message_mode: 'ERROR_MESSAGE_ONE_LINE',
+          },
+          registered_catalog_id: registeredId,
+          sql_statement: sql,
+        }),
+      );
     } catch (err) {
       const message = (err as { details?: string }).details;
       if (message === undefined) throw err;

@@ -719,7 +719,8 @@ export class FakeBigQuery {
       pendingPolls: viaQuery ? 0 : this.#pendingPolls,
     };
     this.jobs.set(jobId, job);
-    // The job runs on while jobs.insert answers (RUNNING); jobs.query waits for it.
+    // The job runs on while jobs.insert answers (RUNNING); jobs.query waits for it, and a dry run is
+    // answered at once, as BigQuery validates and plans it without running anything.
     const done = this.engine
       .withConnection(() => this.#execute(job, upload))
       .catch((err: Error) => {
@@ -727,7 +728,7 @@ export class FakeBigQuery {
       })
       .finally(() => this.#running.delete(jobId));
     this.#running.set(jobId, done);
-    if (viaQuery) await done;
+    if (viaQuery || configuration.dryRun === true) await done;
     return job;
   }
 
