@@ -84,7 +84,9 @@ describe('BigQuery REST fake: load jobs from Cloud Storage URIs', () => {
         },
       },
     });
-    const [metadata] = await job.getMetadata();
+    // jobs.insert answers while the job runs, as BigQuery does: read it again until it is DONE.
+    let [metadata] = await job.getMetadata();
+    while (metadata.status?.state !== 'DONE') [metadata] = await job.getMetadata();
     return metadata as { status?: { errorResult?: { reason?: string; message?: string } } };
   };
   const failure = (err: unknown) => err as { errors?: Array<{ reason?: string; message?: string }>; message?: string };
