@@ -9,6 +9,7 @@ import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
 import { appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as tick } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { bootstrap } from '../../src/services/bootstrap.ts';
 import { EXAMPLE_TENANT, exampleGcsVariant, installExample } from '../../src/services/example.ts';
@@ -18,6 +19,7 @@ import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { dispatchDueSchedules } from '../../src/services/schedules/dispatch.ts';
 import { syncSchedules } from '../../src/services/schedules/sync.ts';
 import { createTenant } from '../../src/services/tenants.ts';
+import { fakeClient } from '../fakes/bigquery/index.ts';
 import { CLOUD_DATA_BUCKET, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -149,5 +151,37 @@ describe('concurrent loads on BigQuery', () => {
       },
       ENV,
     );
+  });
+
+  it('an UPDATE refused by a full DML queue is run again and lands once the queue drains', async () => {
+    const table = 'raw_usage_par_1';
+    const [row] = await withContext(root, async (ctx) => (await ctx.backends.warehouse()).select(EXAMPLE_TENANT, table, { limit: 1 }), ENV);
+    const requestId = String(row!['request_id']);
+    // Another writer's 22 UPDATEs of the table, held: 2 run and 20 wait, so the queue is full.
+    const client = await fakeClient(fakes.bigquery);
+    const held = `UPDATE ${EXAMPLE_TENANT}.${table} SET provider = provider WHERE request_id = 'none'`;
+    const hold = fakes.bigquery.engine.holds.hold(/^UPDATE acme_corp\.raw_usage_par_1 SET provider = provider/);
+    const others = [];
+    for (let i = 0; i < 22; i++) others.push((await client.createQueryJob({ query: held, location: 'US' }))[0]);
+    await hold.arrived(2);
+    while (fakes.bigquery.engine.locks.load(`${EXAMPLE_TENANT}.${table}`).queued < 20) await tick();
+
+    const refusals = () => fakes.bigquery.requests.filter((r) => r.status === 400 && /UPDATE/.test(JSON.stringify(r.body))).length;
+    const before = refusals();
+    const update = withContext(
+      root,
+      async (ctx) => (await ctx.backends.warehouse()).update(EXAMPLE_TENANT, table, { model: 'queued-model' }, { request_id: requestId }),
+      ENV,
+    );
+    while (refusals() === before) await tick();
+    hold.release();
+    assert.equal(await update, 1, 'the update ran once the queue had room');
+    await Promise.all(others.map((job) => job.getQueryResults()));
+    const [updated] = await withContext(
+      root,
+      async (ctx) => (await ctx.backends.warehouse()).select(EXAMPLE_TENANT, table, { where: { request_id: requestId } }),
+      ENV,
+    );
+    assert.equal(updated!['model'], 'queued-model');
   });
 });
