@@ -19,6 +19,7 @@ import type {
   TrafficTarget,
 } from './port.ts';
 import { pinnedTraffic } from './port.ts';
+import { servingSplit } from './serving-split.ts';
 
 /*
  * Cloud Run Admin API v2 through @google-cloud/run. GETs answer enums as names, while
@@ -215,7 +216,7 @@ export class GcpRunPlatform implements RunPlatform {
     return (current) => {
       if (current.etag === etag || (read && sameServingSplit(read, current))) return targets;
       throw conflictError(
-        `the traffic of Cloud Run service ${service} changed since it was read (it now serves ${describeSplit(current)}); the list computed from the earlier read was not applied`,
+        `the traffic of Cloud Run service ${service} changed since it was read (it now serves ${servingSplit(current.traffic)}); the list computed from the earlier read was not applied`,
         {
           suggestion: 'look at the service (`convergence rollback --list`), then run the command again',
           data: { service, traffic: current.traffic },
@@ -394,18 +395,7 @@ function toApiTarget(target: TrafficTarget): Loose {
     : { type: LATEST, percent: target.percent, ...(target.tag ? { tag: target.tag } : {}) };
 }
 
-/** Percent per revision of the targets that serve traffic (0% tags and their names left out). */
-function servingSplit(state: ServiceState): string {
-  return state.traffic
-    .filter((target) => target.percent > 0)
-    .map((target) => `${target.revision ?? 'LATEST'}=${target.percent}`)
-    .sort()
-    .join(',');
-}
-
-const sameServingSplit = (a: ServiceState, b: ServiceState) => servingSplit(a) === servingSplit(b);
-
-const describeSplit = (state: ServiceState) => servingSplit(state).replaceAll('=', ' ').replaceAll(',', '%, ') + '%';
+const sameServingSplit = (a: ServiceState, b: ServiceState) => servingSplit(a.traffic) === servingSplit(b.traffic);
 
 function conditionOf(raw: Loose, type: string): Loose | undefined {
   if (type === 'Ready' && raw.terminalCondition) return raw.terminalCondition as Loose;

@@ -1,4 +1,5 @@
 import type { ServiceState, TrafficChange, TrafficTarget } from '../../backends/run-platform/port.ts';
+import { servingSplit } from '../../backends/run-platform/serving-split.ts';
 import { conflictError } from '../../lib/errors.ts';
 
 /** The traffic list at `weight`% on the new revision: the saved targets scaled into the rest, tagged ones kept at 0%. */
@@ -24,15 +25,7 @@ export function weightedTraffic(saved: TrafficTarget[], revision: string, weight
   return [...old, { revision, percent: weight, ...(tag && weight < 100 ? { tag } : {}) }];
 }
 
-/** Percent per revision of the targets serving traffic, as Run resolved them (LATEST named); 0% tags left out. */
-function servingSplit(traffic: Array<{ revision?: string; percent: number }>): string {
-  return traffic
-    .filter((target) => target.percent > 0)
-    .map((target) => `${target.revision ?? 'LATEST'} ${target.percent}%`)
-    .sort()
-    .join(', ');
-}
-
+/** The split Run serves: its resolved statuses (LATEST named) when it reports them. */
 const splitOf = (service: ServiceState) => servingSplit(service.trafficStatuses.length > 0 ? service.trafficStatuses : service.traffic);
 
 /**
