@@ -1,3 +1,4 @@
+import type { AuthClient } from 'google-auth-library';
 import type { GcpEnvironment } from '../../config/schema.ts';
 import { usageError } from '../../lib/errors.ts';
 import { applicationDefaultAuth, applicationDefaultAuthOptions } from './credentials.ts';
@@ -148,6 +149,39 @@ async function ready<T extends { initialize(): Promise<unknown> }>(client: T, ta
   return client;
 }
 
+/** How a REST client authenticates, given whether its endpoint is a local override. */
+type RestAuth = (overridden: boolean, target: GcpTarget, vars: Vars) => Promise<AuthClient>;
+
+/** The environment's own credentials: ADC, or the pass-through client for a local override. */
+const ownCredentials: RestAuth = async (overridden, target, vars) => (overridden ? passThroughAuth() : adcClient(target, vars));
+
+/** Another service account's, impersonated from the environment's own. */
+const actingAs =
+  (serviceAccount: string): RestAuth =>
+  (overridden, target, vars) =>
+    impersonated(serviceAccount, overridden, target, vars);
+
+async function bigqueryClient(target: GcpTarget, vars: Vars, auth: RestAuth) {
+  const { BigQuery } = await import('@google-cloud/bigquery');
+  const endpoint = vars[ENDPOINT_VARS.bigquery];
+  return new BigQuery({
+    projectId: target.project,
+    location: target.location,
+    ...(endpoint ? { apiEndpoint: endpoint } : {}),
+    authClient: await auth(Boolean(endpoint), target, vars),
+  });
+}
+
+async function storageClient(target: GcpTarget, vars: Vars, auth: RestAuth) {
+  const { Storage } = await import('@google-cloud/storage');
+  const endpoint = vars[ENDPOINT_VARS.storage];
+  return new Storage({
+    projectId: target.project,
+    ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true } : {}),
+    authClient: await auth(Boolean(endpoint), target, vars),
+  });
+}
+
 export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
   const cache = new Map<string, Promise<unknown>>();
   const once = <T>(name: string, make: () => Promise<T>): Promise<T> => {
@@ -158,54 +192,16 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
     target,
     /** True when clients talk to local fakes or emulators rather than Google. */
     overridden: Object.values(ENDPOINT_VARS).some((name) => Boolean(vars[name])),
-    bigquery: () =>
-      once('bigquery', async () => {
-        const { BigQuery } = await import('@google-cloud/bigquery');
-        const endpoint = vars[ENDPOINT_VARS.bigquery];
-        return new BigQuery({
-          projectId: target.project,
-          location: target.location,
-          ...(endpoint ? { apiEndpoint: endpoint } : {}),
-          authClient: endpoint ? await passThroughAuth() : await adcClient(target, vars),
-        });
-      }),
+    bigquery: () => once('bigquery', () => bigqueryClient(target, vars, ownCredentials)),
     /**
      * BigQuery as another service account: the environment's credentials mint short-lived tokens
      * for it through IAM Credentials (they need roles/iam.serviceAccountTokenCreator on it).
      */
     bigqueryAs: (serviceAccount: string) =>
-      once(`bigquery:${serviceAccount}`, async () => {
-        const { BigQuery } = await import('@google-cloud/bigquery');
-        const endpoint = vars[ENDPOINT_VARS.bigquery];
-        const authClient = await impersonated(serviceAccount, Boolean(endpoint), target, vars);
-        return new BigQuery({
-          projectId: target.project,
-          location: target.location,
-          authClient,
-          ...(endpoint ? { apiEndpoint: endpoint } : {}),
-        });
-      }),
-    storage: () =>
-      once('storage', async () => {
-        const { Storage } = await import('@google-cloud/storage');
-        const endpoint = vars[ENDPOINT_VARS.storage];
-        return new Storage({
-          projectId: target.project,
-          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true } : {}),
-          authClient: endpoint ? await passThroughAuth() : await adcClient(target, vars),
-        });
-      }),
+      once(`bigquery:${serviceAccount}`, () => bigqueryClient(target, vars, actingAs(serviceAccount))),
+    storage: () => once('storage', () => storageClient(target, vars, ownCredentials)),
     /** Cloud Storage as another service account, impersonated as in bigqueryAs (a tenant reading its gs:// sources). */
-    storageAs: (serviceAccount: string) =>
-      once(`storage:${serviceAccount}`, async () => {
-        const { Storage } = await import('@google-cloud/storage');
-        const endpoint = vars[ENDPOINT_VARS.storage];
-        return new Storage({
-          projectId: target.project,
-          ...(endpoint ? { apiEndpoint: endpoint, useAuthWithCustomEndpoint: true } : {}),
-          authClient: await impersonated(serviceAccount, Boolean(endpoint), target, vars),
-        });
-      }),
+    storageAs: (serviceAccount: string) => once(`storage:${serviceAccount}`, () => storageClient(target, vars, actingAs(serviceAccount))),
     kms: () =>
       once('kms', async () => {
         const { KeyManagementServiceClient } = await import('@google-cloud/kms');
