@@ -54,18 +54,24 @@ describe('BigQuery REST fake: routes the warehouse does not use', () => {
   });
 });
 
+/** A BigQuery fake whose jobs read the objects of a GCS fake holding the bucket `exports`. */
+async function startReadingObjects(): Promise<{ fake: FakeBigQuery; gcs: GcsFake }> {
+  const fake = await FakeBigQuery.start({ projectId: 'proj-1' });
+  const gcs = await GcsFake.start({ buckets: ['exports'] });
+  fake.readObjectsFrom(gcs);
+  return { fake, gcs };
+}
+
+async function stopBoth(fake: FakeBigQuery, gcs: GcsFake): Promise<void> {
+  await fake.stop();
+  await gcs.close();
+}
+
 describe('BigQuery REST fake: load jobs from Cloud Storage URIs', () => {
   let fake: FakeBigQuery;
   let gcs: GcsFake;
-  before(async () => {
-    fake = await FakeBigQuery.start({ projectId: 'proj-1' });
-    gcs = await GcsFake.start({ buckets: ['exports'] });
-    fake.readObjectsFrom(gcs);
-  });
-  after(async () => {
-    await fake.stop();
-    await gcs.close();
-  });
+  before(async () => ({ fake, gcs } = await startReadingObjects()));
+  after(() => stopBoth(fake, gcs));
 
   const schema = {
     fields: [
@@ -141,16 +147,11 @@ describe('BigQuery REST fake: query jobs over temporary external tables (tableDe
   let fake: FakeBigQuery;
   let gcs: GcsFake;
   before(async () => {
-    fake = await FakeBigQuery.start({ projectId: 'proj-1' });
-    gcs = await GcsFake.start({ buckets: ['exports'] });
-    fake.readObjectsFrom(gcs);
+    ({ fake, gcs } = await startReadingObjects());
     gcs.putObject('exports', 'q/1.csv', 'id,name\n1,x\n2,y\n');
     gcs.putObject('exports', 'q/2.csv', 'id,name\n3,z\n');
   });
-  after(async () => {
-    await fake.stop();
-    await gcs.close();
-  });
+  after(() => stopBoth(fake, gcs));
 
   /** ExternalDataConfiguration of CSV objects with a header line, all STRING. */
   const csvTable = (uri: string, extra: Record<string, unknown> = {}) => ({
