@@ -1,10 +1,8 @@
-import { chmod } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import type { DuckDBValue } from '@duckdb/node-api';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../../lib/private-fs.ts';
+import { closeFile, withInstance } from './file-access.ts';
 import { duckdbDialect } from './dialect.ts';
 import { loadInto } from './load.ts';
 import {
@@ -49,10 +47,7 @@ export { translatePlaceholders };
  * Local Warehouse on one DuckDB file, one schema per dataset.
  *
  * DuckDB lets a single process open a file for writing, and CLI commands, pipeline runs and
- * `serve` run side by side. So nothing holds the file between calls: every call opens it, runs
- * and closes it (about 10 ms), retrying the open while another process has it. Inside a process
- * calls go through one queue per file, because two instances of the same file in one process
- * would not exclude each other.
+ * `serve` run side by side: a process holds the file only for a burst of calls (file-access.ts).
  *
  * Values read back as Scalars: BIGINT as number (bigint past 2^53), DECIMAL as number,
  * TIMESTAMP as Date (ms precision), DATE as 'YYYY-MM-DD', BYTES as a base64 string (the same
@@ -66,31 +61,12 @@ export interface DuckDbWarehouseOptions {
   busyTimeoutMs?: number;
 }
 
-const BUSY = /Could not set lock on file|Conflicting lock/i;
-
-/** Per-file queue shared by every instance in this process. */
-const queues = new Map<string, Promise<unknown>>();
-
-function enqueue<T>(key: string, task: () => Promise<T>): Promise<T> {
-  const result = (queues.get(key) ?? Promise.resolve()).then(task, task);
-  const tail = result.then(
-    () => undefined,
-    () => undefined,
-  );
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return result;
-}
-
 export class DuckDbWarehouse implements Warehouse {
   readonly dialect = duckdbDialect;
   readonly describe: string;
   readonly #file: string;
   readonly #busyTimeoutMs: number;
   readonly #gate = new DuckDbSqlGate();
-  #dirReady = false;
 
   constructor(options: DuckDbWarehouseOptions) {
     this.#file = path.resolve(options.file);
@@ -99,13 +75,14 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   /**
-   * Opens the file (waiting out other processes), runs `work`, and always closes again. A
-   * sandboxed session runs tenant SQL: the instance can then reach no file, URL or extension
-   * beyond the warehouse itself, and its configuration is locked until it closes.
+   * Runs `work` on a connection to the file (file-access.ts: queued, retried while another process
+   * has the file, the instance reused across a burst of calls). A sandboxed session runs tenant
+   * SQL: its own instance can then reach no file, URL or extension beyond the warehouse itself, and
+   * its configuration is locked until it closes.
    */
   #session<T>(work: (s: Session) => Promise<T>, options: { sandbox?: boolean } = {}): Promise<T> {
-    return enqueue(this.#file, async () => {
-      const instance = await this.#open();
+    const fresh = Boolean(options.sandbox);
+    return withInstance(this.#file, { fresh, busyTimeoutMs: this.#busyTimeoutMs }, async (instance) => {
       try {
         const conn = await instance.connect();
         try {
@@ -121,55 +98,8 @@ export class DuckDbWarehouse implements Warehouse {
           : new ConvergenceError('WAREHOUSE_QUERY', ExitCode.unexpected, `warehouse ${this.#file}: ${(err as Error).message}`, {
               cause: err,
             });
-      } finally {
-        instance.closeSync();
       }
     });
-  }
-
-  #fileModeSet = false;
-
-  async #open(): Promise<DuckDBInstance> {
-    if (!this.#dirReady) {
-      await ensurePrivateDir(path.dirname(this.#file));
-      this.#dirReady = true;
-    }
-    const deadline = Date.now() + this.#busyTimeoutMs;
-    let delay = 5;
-    for (;;) {
-      try {
-        const instance = await DuckDBInstance.create(this.#file);
-        if (!this.#fileModeSet) {
-          // DuckDB creates the file with the process umask; the warehouse holds every tenant's data.
-          await chmod(this.#file, PRIVATE_FILE_MODE);
-          this.#fileModeSet = true;
-        }
-        return instance;
-      } catch (err) {
-        const message = (err as Error).message ?? '';
-        if (!BUSY.test(message)) {
-          throw new ConvergenceError('WAREHOUSE_OPEN', ExitCode.unexpected, `cannot open warehouse ${this.#file}: ${message}`, {
-            cause: err,
-          });
-        }
-        if (Date.now() >= deadline) {
-          const pid = /PID (\d+)/.exec(message)?.[1];
-          throw new ConvergenceError(
-            'WAREHOUSE_BUSY',
-            ExitCode.unexpected,
-            `warehouse ${this.#file} stayed locked for ${this.#busyTimeoutMs / 1000} s${pid ? ` (held by PID ${pid})` : ''}`,
-            {
-              suggestion: 'another convergence process holds the warehouse; retry',
-              data: { file: this.#file, pid: pid ? Number(pid) : null },
-              cause: err,
-            },
-          );
-        }
-        // Randomised waits keep a crowd of waiting processes from retrying in lockstep.
-        await sleep(Math.min(delay * (0.5 + Math.random() / 2), deadline - Date.now()));
-        delay = Math.min(delay * 2, 200);
-      }
-    }
   }
 
   async datasetExists(dataset: string): Promise<boolean> {
@@ -363,9 +293,9 @@ export class DuckDbWarehouse implements Warehouse {
     return this.#session((s) => s.rows(translated.sql, values));
   }
 
-  /** Nothing of the file stays open between calls; this waits for queued work and closes the SQL parser. */
+  /** Waits for queued work, closes the file if this process still holds it, and closes the SQL parser. */
   async close(): Promise<void> {
-    await queues.get(this.#file);
+    await closeFile(this.#file);
     await this.#gate.close();
   }
 }
