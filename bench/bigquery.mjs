@@ -8,6 +8,8 @@
 // Each request to the real BigQuery costs a round trip and, for a job, its scheduling (around a
 // second per metadata query through jobs.insert + jobs.get + jobs.getQueryResults): the request
 // count is the figure that carries over to BigQuery; the wall time is the fakes' and this machine's.
+// For pipeline run, the ingest step's load is also read on its own: the bytes of staged Parquet the
+// adapter uploads per landed row (the fake's uploadBytes) and the BigQuery requests during the load.
 // Runs in process on the TypeScript sources (node strips the types). Options: --rounds=N (default 3).
 import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -45,6 +47,51 @@ async function measure(bigquery, times, work) {
     other: mid((s) => s.other),
     byRoute: Object.fromEntries(ROUTES.map((route) => [route, mid((s) => s.byRoute[route])])),
   };
+}
+
+/**
+ * Notes, for every load of staged Parquet (an ingest step's), the requests the BigQuery fake
+ * received while it ran and the rows it landed. The adapter's load is wrapped, not changed: the
+ * wrapper only marks where a load starts and ends in the fake's request log.
+ */
+async function watchStagedLoads(bigquery) {
+  const { BigQueryWarehouse } = await import('../src/backends/warehouse/bigquery/index.ts');
+  const original = BigQueryWarehouse.prototype.load;
+  const loads = [];
+  BigQueryWarehouse.prototype.load = async function load(request) {
+    const first = bigquery.requests.length;
+    const result = await original.call(this, request);
+    if (request.source.kind === 'parquet')
+      loads.push({ table: request.table, sent: bigquery.requests.slice(first), rows: result.rowsLoaded });
+    return result;
+  };
+  return {
+    loads,
+    stop: () => {
+      BigQueryWarehouse.prototype.load = original;
+    },
+  };
+}
+
+/** Staged bytes per landed row and requests per load, over the staged loads that landed rows. */
+function printStagedLoads(loads) {
+  const landed = loads.filter((l) => l.rows > 0);
+  console.log(`\npipeline run, the ingest step's load of staged Parquet (${landed.length} of ${loads.length} loads landed rows):`);
+  if (landed.length === 0) return;
+  const bytes = landed.map((l) => l.sent.reduce((sum, r) => sum + (r.uploadBytes ?? 0), 0));
+  const rows = landed.reduce((sum, l) => sum + l.rows, 0);
+  const uploaded = bytes.reduce((a, b) => a + b, 0);
+  const uploads = landed.reduce((n, l) => n + l.sent.filter((r) => r.uploadBytes !== undefined).length, 0);
+  console.log(
+    `  staged bytes per landed row: ${(uploaded / rows).toFixed(1)} (${uploaded.toLocaleString('en-US')} bytes of Parquet uploaded ` +
+      `for ${rows.toLocaleString('en-US')} rows in ${uploads} upload${uploads === 1 ? '' : 's'})`,
+  );
+  const routes = [...new Set(landed.flatMap((l) => l.sent.map((r) => r.route)))].sort();
+  const perRoute = routes.map((route) => `${route} ${median(landed.map((l) => l.sent.filter((r) => r.route === route).length))}`);
+  console.log(`  requests per load: ${median(landed.map((l) => l.sent.length))} (median; ${perRoute.join(', ')})`);
+  const empty = loads.filter((l) => l.rows === 0);
+  // A later run finds no rows past the incremental cursor: its load is shown apart, not mixed into the median.
+  if (empty.length > 0) console.log(`  requests per load that landed no rows: ${median(empty.map((l) => l.sent.length))} (median)`);
 }
 
 function print(results, times) {
@@ -100,6 +147,7 @@ export async function run() {
         withContext(root, async (ctx) => keys.push(await createKey(ctx, { tenantId, description: `bench ${i}` })), cloud),
       ),
     ]);
+    const stagedLoads = await watchStagedLoads(fakes.bigquery);
     results.push([
       'pipeline run',
       await measure(fakes.bigquery, times, (i) =>
@@ -117,6 +165,7 @@ export async function run() {
         ),
       ),
     ]);
+    stagedLoads.stop();
 
     const ctx = await openContext(root, { env: 'cloud', actor: 'serve' });
     const { app, parts } = await buildServer(ctx, {
@@ -141,6 +190,7 @@ export async function run() {
       await ctx.close();
     }
     print(results, times);
+    printStagedLoads(stagedLoads.loads);
   } finally {
     await fakes.stop();
     await cleanupAll();
