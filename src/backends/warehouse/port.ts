@@ -5,7 +5,7 @@
  * never splice values into SQL. `query` is the escape hatch for SQL the engine owns; it takes
  * named parameters written as `@name` in both dialects.
  */
-import type { FieldSpec, Row, Scalar } from './columns.ts';
+import type { FieldSpec, FieldType, Row, Scalar } from './columns.ts';
 import type { SqlDialect } from './dialect.ts';
 
 export type { FieldSpec, FieldType, Row, Scalar } from './columns.ts';
@@ -49,7 +49,40 @@ type LoadSource =
    */
   | { kind: 'query'; sql: string; params?: Record<string, Scalar>; origin?: string }
   /** Cloud Storage objects the warehouse reads itself; only where `loadsObjects` is true. */
-  | ObjectSource;
+  | ObjectSource
+  /** Local CSV files the warehouse reads and types itself; only where `readsCsvFiles` is true. */
+  | CsvFilesSource;
+
+/**
+ * Local CSV files read by the warehouse's own reader, with no row passing through the engine: the
+ * fast way in for well-formed files. It lands only files the engine would land whole: at the
+ * first value that does not type exactly as the engine types it, the first ragged line or bad
+ * byte, the load writes nothing and throws CsvNeedsStaging, and the engine stages the files
+ * itself (which quarantines those rows with their reasons and lines).
+ */
+export interface CsvFilesSource {
+  kind: 'csv-files';
+  files: Array<{
+    /** The file, already resolved and checked to lie where the tenant may read. */
+    path: string;
+    /** The file's columns in order, each the field it feeds or null when not loaded. */
+    columns: Array<string | null>;
+  }>;
+  delimiter: string;
+  hasHeader: boolean;
+  fields: FieldSpec[];
+}
+
+/** Thrown by a `csv-files` load that wrote nothing because the files need the engine's careful reading. */
+export class CsvNeedsStaging extends Error {
+  readonly why: string;
+
+  constructor(why: string) {
+    super(`the CSV files need staging: ${why}`);
+    this.name = 'CsvNeedsStaging';
+    this.why = why;
+  }
+}
 
 /**
  * Text objects in Cloud Storage (`gs://bucket/name`, one `*` allowed), read by the warehouse with no
@@ -147,6 +180,8 @@ export interface Warehouse {
   readonly describe: string;
   /** True when `load` takes an `objects` source: the warehouse reads gs:// objects itself. */
   readonly loadsObjects?: boolean;
+  /** The field types a `csv-files` source may have here; omitted when `load` takes no such source. */
+  readonly csvFileTypes?: readonly FieldType[];
 
   datasetExists(dataset: string): Promise<boolean>;
   /** Creates the dataset when missing; returns whether it was created. */

@@ -1,7 +1,7 @@
 import type { PipelineStep, SourceConfig } from '../../domain/pipeline.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { validationError } from '../../lib/errors.ts';
-import { quarantineTable, type LoadResult } from '../../backends/warehouse/port.ts';
+import { CsvNeedsStaging, quarantineTable, type LoadResult } from '../../backends/warehouse/port.ts';
 import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
 import type { StagedData } from '../staging/staged-data.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
@@ -214,7 +214,7 @@ async function loadObjectsInWarehouse(
   ]);
   const fields = fieldsFromSchema(env.schema(source.schema ?? step.destination.schema)!);
   const dest = step.destination;
-  const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
+  const writeMode = fullRefreshMode(env, dest.write_mode);
   const { plan } = objects;
   const csv = { delimiter: source.csv?.delimiter ?? ',', hasHeader: source.csv?.has_header ?? true };
   const notes: string[] = [...objects.notes];
@@ -284,6 +284,65 @@ async function loadObjectsInWarehouse(
   };
 }
 
+/**
+ * Local CSV on a warehouse that reads CSV itself (sources/file/csv-in-warehouse.ts): one load
+ * transaction, no staging. Undefined when it does not apply or a file needs staging; `declined`
+ * then says why, for the step's details.
+ */
+async function loadCsvInWarehouse(
+  env: StepEnv,
+  step: IngestStep,
+  writeMode: 'append' | 'replace' | 'merge',
+): Promise<{ outcome?: StepOutcome; declined?: string }> {
+  const source = env.source(step.source_config);
+  const types = env.warehouse.csvFileTypes;
+  if (!types || source.type !== 'file' || source.format !== 'csv' || isGcsPath(source.path)) return {};
+  // An incremental source filters and moves its cursor on staged rows; a merge keeps the last row of a key by line.
+  if (source.incremental || writeMode === 'merge') return {};
+  const [{ planCsvInWarehouse }, { emptyFileNote }] = await Promise.all([
+    import('../sources/file/csv-in-warehouse.ts'),
+    import('../sources/file/index.ts'),
+  ]);
+  const tableSchema = env.schema(source.schema ?? step.destination.schema);
+  const plan = await planCsvInWarehouse(source, {
+    scope: env.fileScope,
+    types,
+    signal: env.signal,
+    ...(tableSchema ? { tableSchema } : {}),
+  });
+  if ('skip' in plan) return { declined: plan.skip };
+  if (plan.source.fields.length === 0) return {};
+  const dest = step.destination;
+  const count = plan.source.files.length;
+  env.progress({ message: `loading ${count} file${count === 1 ? '' : 's'} into ${dest.table} (${writeMode})` });
+  let result: LoadResult;
+  try {
+    result = await env.warehouse.load({
+      dataset: env.dataset,
+      table: dest.table,
+      source: plan.source,
+      writeMode,
+      ...destinationOptions(dest),
+      runId: env.runId,
+    });
+  } catch (err) {
+    if (err instanceof CsvNeedsStaging) return { declined: err.why };
+    throw err;
+  }
+  env.progress({ rows: result.rowsLoaded, bytes: plan.bytes });
+  const empty = emptyFileNote(plan.files);
+  const notes = [...plan.notes, ...(empty ? [empty] : [])];
+  return {
+    outcome: {
+      rowsIn: result.rowsLoaded,
+      rowsOut: result.rowsLoaded,
+      bytes: plan.bytes,
+      details: { ...loadDetails(dest.table, writeMode, source.type, result), loadedBy: 'warehouse', cursorFrom: null, cursorTo: null },
+      notes: [...notes, ...loadNotes(env, dest.table, result)],
+    },
+  };
+}
+
 /** Stages the source, then lands it in one transaction together with the moved cursor. */
 export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOutcome> {
   const source = env.source(step.source_config);
@@ -301,6 +360,8 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
   }
   const inWarehouse = objects && warehouseReadsObjects(env, step) ? await loadObjectsInWarehouse(env, step, objects, cursor) : undefined;
   if (inWarehouse && 'outcome' in inWarehouse) return inWarehouse.outcome;
+  const csv = objects ? {} : await loadCsvInWarehouse(env, step, fullRefreshMode(env, dest.write_mode));
+  if (csv.outcome) return csv.outcome;
   const staged = await stage(env, step, cursor, objects);
   env.signal.throwIfAborted();
   // Nothing read and no column known (an empty file without a schema): nothing to load or create.
@@ -313,8 +374,7 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       notes: [...(staged.warnings ?? []), `nothing to load into ${dest.table}: the source had no rows and no columns`],
     };
   }
-  // A full refresh of an append-only table would duplicate what is there: it replaces instead.
-  const writeMode = env.fullRefresh && dest.write_mode === 'append' ? 'replace' : dest.write_mode;
+  const writeMode = fullRefreshMode(env, dest.write_mode);
   const moveCursor = source.incremental && staged.cursorMax !== undefined;
   const objectWrites = objects?.plan.stateWrites ?? [];
   if (moveCursor || objectWrites.length > 0) await ensureStateTable(env.warehouse, env.dataset);
@@ -352,11 +412,17 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
     details: {
       ...loadDetails(dest.table, writeMode, source.type, result),
       ...(objects ? { objects: objects.plan.toLoad.length } : {}),
+      ...(csv.declined ? { stagedBecause: csv.declined } : {}),
       cursorFrom: cursor?.value ?? null,
       cursorTo: moveCursor ? staged.cursorMax : (cursor?.value ?? null),
     },
     notes,
   };
+}
+
+/** A full refresh of an append-only table would duplicate what is there: it replaces instead. */
+function fullRefreshMode(env: StepEnv, mode: IngestStep['destination']['write_mode']) {
+  return env.fullRefresh && mode === 'append' ? 'replace' : mode;
 }
 
 /** How the step's destination asks to be laid out and merged, as the warehouse's load takes it. */

@@ -3,7 +3,15 @@ import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN, stagedType } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
-import { quarantineTable, type FieldSpec, type FieldType, type LoadRequest, type LoadResult, type Scalar } from '../port.ts';
+import {
+  CsvNeedsStaging,
+  quarantineTable,
+  type FieldSpec,
+  type FieldType,
+  type LoadRequest,
+  type LoadResult,
+  type Scalar,
+} from '../port.ts';
 import type { LoadContext } from './load-context.ts';
 import { bindTyped, bq, parameterList, parameterNames, sqlString, tableRef, typedParams, writeOpSql, type TypedParams } from './sql.ts';
 import { fingerprint, jobId, stageSchema, uploadFile } from './stage.ts';
@@ -175,6 +183,8 @@ function resultOf(row: Record<string, Scalar> | undefined, columnsAdded: string[
 
 export async function loadInto(ctx: LoadContext, request: LoadRequest): Promise<LoadResult> {
   const { dataset, table, writeMode, source } = request;
+  // BigQuery reads no local files (it has no csvFileTypes): the engine stages them.
+  if (source.kind === 'csv-files') throw new CsvNeedsStaging('BigQuery reads no local files');
   assertIdentifier('dataset', dataset);
   assertIdentifier('table', table);
   if (!['append', 'replace', 'merge'].includes(writeMode)) throw validationError(`unknown write mode ${JSON.stringify(writeMode)}`);

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { FieldSpec, FieldType, LoadRequest, Scalar } from '../port.ts';
+import { CsvNeedsStaging, type FieldSpec, type FieldType, type LoadRequest, type Scalar } from '../port.ts';
 import { BOOKKEEPING_COLUMNS, stagedType } from '../staged.ts';
 
 /** Staged Parquet on its way to BigQuery: the staging table's schema, one upload file, and a fingerprint of the input. */
@@ -60,6 +60,7 @@ const stable = (value: unknown): unknown =>
 export async function fingerprint(request: LoadRequest): Promise<string> {
   const hash = createHash('sha256');
   const { source } = request;
+  if (source.kind === 'csv-files') throw new CsvNeedsStaging('BigQuery reads no local files');
   hash.update(
     JSON.stringify(
       stable({

@@ -3,6 +3,7 @@ import type { DuckDBValue } from '@duckdb/node-api';
 import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, isConvergenceError, notFoundError, validationError } from '../../../lib/errors.ts';
 import { closeFile, withInstance } from './file-access.ts';
+import { CSV_FILE_TYPES, needsStaging } from './csv-files.ts';
 import { duckdbDialect } from './dialect.ts';
 import { loadInto } from './load.ts';
 import {
@@ -24,20 +25,21 @@ import {
   whereClause,
 } from './session.ts';
 import { DuckDbSqlGate, SANDBOX_SETTINGS, type CheckedQuery } from './tenant-sql.ts';
-import type {
-  FieldSpec,
-  LoadRequest,
-  LoadResult,
-  Row,
-  Scalar,
-  SelectOptions,
-  TableSpec,
-  TenantExpressionScope,
-  TenantQueryCheck,
-  TenantSqlScope,
-  Warehouse,
-  Where,
-  WriteOp,
+import {
+  CsvNeedsStaging,
+  type FieldSpec,
+  type LoadRequest,
+  type LoadResult,
+  type Row,
+  type Scalar,
+  type SelectOptions,
+  type TableSpec,
+  type TenantExpressionScope,
+  type TenantQueryCheck,
+  type TenantSqlScope,
+  type Warehouse,
+  type Where,
+  type WriteOp,
 } from '../port.ts';
 import { assertSelect } from '../where.ts';
 
@@ -63,6 +65,7 @@ export interface DuckDbWarehouseOptions {
 
 export class DuckDbWarehouse implements Warehouse {
   readonly dialect = duckdbDialect;
+  readonly csvFileTypes = CSV_FILE_TYPES;
   readonly describe: string;
   readonly #file: string;
   readonly #busyTimeoutMs: number;
@@ -245,6 +248,7 @@ export class DuckDbWarehouse implements Warehouse {
   async load(request: LoadRequest): Promise<LoadResult> {
     (request.alsoWrite ?? []).forEach(checkOp);
     const source = request.source;
+    if (source.kind === 'csv-files') return this.#loadCsvFiles(request);
     if (source.kind !== 'query') return this.#session((s) => loadInto(s, request));
     // A query source is tenant SQL: checked against the load's dataset, run sandboxed.
     assertIdentifier('dataset', request.dataset);
@@ -253,6 +257,25 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   /** Tenant SQL with `@name` parameters: translated, checked and restated, with its values. */
+  /** A csv-files load that meets a row only the engine can take writes nothing and says so (CsvNeedsStaging). */
+  async #loadCsvFiles(request: LoadRequest): Promise<LoadResult> {
+    try {
+      // Appended rows have no order a reader may rely on: without keeping the files' order DuckDB
+      // writes from both threads at once.
+      return await this.#session(async (s) => {
+        await s.exec('SET preserve_insertion_order = false');
+        try {
+          return await loadInto(s, request);
+        } finally {
+          await s.exec('RESET preserve_insertion_order');
+        }
+      });
+    } catch (err) {
+      const why = needsStaging((err as { cause?: unknown }).cause ?? err);
+      throw why ? new CsvNeedsStaging(why) : err;
+    }
+  }
+
   async #tenantQuery(sql: string, scope: TenantSqlScope): Promise<CheckedQuery & { values: Record<string, DuckDBValue> }> {
     const translated = translatePlaceholders(sql);
     const checked = await this.#gate.check(translated.sql, { dataset: scope.dataset, params: translated.names, origin: scope.origin });

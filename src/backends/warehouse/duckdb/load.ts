@@ -3,7 +3,8 @@ import { assertIdentifier } from '../../../domain/ids.ts';
 import { ConvergenceError, ExitCode, notFoundError, validationError } from '../../../lib/errors.ts';
 import { REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN } from '../staged.ts';
 import { planSchema, type SchemaPlan } from '../evolution.ts';
-import { quarantineTable, type FieldSpec, type LoadRequest, type LoadResult } from '../port.ts';
+import { CsvNeedsStaging, quarantineTable, type FieldSpec, type LoadRequest, type LoadResult } from '../port.ts';
+import { csvFilesRelation } from './csv-files.ts';
 import { applyWriteOp, fieldType, inTransaction, q, SQL_TYPE, type Session } from './session.ts';
 
 /**
@@ -43,6 +44,11 @@ async function sourceRelation(s: Session, request: LoadRequest, query: CheckedSo
       fields: source.fields,
       staged: true,
     };
+  }
+  if (source.kind === 'csv-files') {
+    // A merge keeps the last row of a key in file and line order, which only staged rows carry.
+    if (request.writeMode === 'merge') throw new CsvNeedsStaging('a merge needs the rows in file order');
+    return { ...csvFilesRelation(source), fields: source.fields, staged: false };
   }
   // The engine downloads gs:// objects and stages them for DuckDB, which does not read them itself (no loadsObjects).
   if (source.kind === 'objects') throw new Error('DuckDB loads staged files; gs:// objects are downloaded and staged first');

@@ -43,7 +43,14 @@ const QUOTE_IN_QUOTED = 3;
 
 export async function scanCsvLayout(
   file: string,
-  options: { delimiter: string; hasHeader: boolean; signal?: AbortSignal; onBytes?: (bytes: number) => void },
+  options: {
+    delimiter: string;
+    hasHeader: boolean;
+    signal?: AbortSignal;
+    onBytes?: (bytes: number) => void;
+    /** Stop once this many data records are read (a sample's layout, for type inference). */
+    stopAfterRecords?: number;
+  },
 ): Promise<CsvLayout> {
   const delimiter = options.delimiter.charCodeAt(0);
   const layout: CsvLayout = {
@@ -107,6 +114,7 @@ export async function scanCsvLayout(
   try {
     for (;;) {
       options.signal?.throwIfAborted();
+      if (options.stopAfterRecords !== undefined && layout.records >= options.stopAfterRecords) break;
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
       // Almost every chunk is valid UTF-8 (checked natively); one that is not is walked byte by byte.

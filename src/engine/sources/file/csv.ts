@@ -22,7 +22,7 @@ export interface CsvSettings {
 
 export const ROW_INDEX = '__convergence_row_index';
 /** Rows sampled per file to infer types without a schema. */
-const SAMPLE_ROWS = 10_000;
+export const SAMPLE_ROWS = 10_000;
 /** Multi-line records tracked exactly; beyond this, __source_row counts records. */
 const MAX_SHIFTS = 64;
 /** Distinct ragged widths named in reasons; the rest share a generic reason. */

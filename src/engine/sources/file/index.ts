@@ -26,6 +26,7 @@ import { malformedFile, polarsMessage, quotingHint } from './errors.ts';
 import { ndjsonBatches } from './ndjson.ts';
 import { inferParquetFields, parquetColumnMap, parquetColumns } from './parquet.ts';
 import { resolveInputFiles, type FileScope, type InputFile } from './resolve.ts';
+import { Warnings } from './warnings.ts';
 
 export { type FileScope } from './resolve.ts';
 
@@ -71,12 +72,16 @@ export async function stageInputFiles(
 }
 
 /** An empty input file is no error (an export with nothing in it), but worth a warning: it may be a failed export. */
-function withEmptyFileNote(staged: StagedData, files: InputFile[]): StagedData {
+export function emptyFileNote(files: InputFile[]): string | undefined {
   const empty = files.filter((f) => f.size === 0).map((f) => f.label);
-  if (empty.length === 0) return staged;
+  if (empty.length === 0) return undefined;
   const shown = empty.length <= 3 ? empty.join(', ') : `${empty.slice(0, 3).join(', ')} and ${empty.length - 3} more`;
-  const note = `${empty.length === 1 ? 'file is' : `${empty.length} files are`} empty, no rows loaded from ${empty.length === 1 ? 'it' : 'them'}: ${shown}`;
-  return { ...staged, warnings: [...(staged.warnings ?? []), note] };
+  return `${empty.length === 1 ? 'file is' : `${empty.length} files are`} empty, no rows loaded from ${empty.length === 1 ? 'it' : 'them'}: ${shown}`;
+}
+
+function withEmptyFileNote(staged: StagedData, files: InputFile[]): StagedData {
+  const note = emptyFileNote(files);
+  return note ? { ...staged, warnings: [...(staged.warnings ?? []), note] } : staged;
 }
 
 async function stageNdjson(files: InputFile[], options: Omit<StageFileOptions, 'scope'>): Promise<StagedData> {
@@ -254,36 +259,4 @@ async function planParquet(files: InputFile[], options: Omit<StageFileOptions, '
       };
     },
   };
-}
-
-/** Notes for the run's summary, grouped so a glob over 500 files gives one line per problem, not 500. */
-class Warnings {
-  private readonly notes: string[] = [];
-  private readonly dropped = new Map<string, string[]>();
-  private readonly absent = new Map<string, string[]>();
-
-  add(note: string): void {
-    if (!this.notes.includes(note)) this.notes.push(note);
-  }
-
-  renamed(renames: string[]): void {
-    if (renames.length > 0) this.add(`columns renamed to valid column names: ${renames.join(', ')}`);
-  }
-
-  unused(columns: string[], file: string): void {
-    for (const c of columns) this.dropped.set(c, [...(this.dropped.get(c) ?? []), file]);
-  }
-
-  missing(columns: string[], file: string): void {
-    for (const c of columns) this.absent.set(c, [...(this.absent.get(c) ?? []), file]);
-  }
-
-  list(): string[] {
-    const where = (files: string[]) =>
-      files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`;
-    const out = [...this.notes];
-    for (const [column, files] of this.dropped) out.push(`column "${column}" is not in the schema and was not loaded (${where(files)})`);
-    for (const [column, files] of this.absent) out.push(`schema column ${column} is missing from ${where(files)}: staged as null`);
-    return out;
-  }
 }
