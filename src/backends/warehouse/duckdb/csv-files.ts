@@ -26,7 +26,7 @@ import { q, SQL_TYPE } from './session.ts';
  */
 export const CSV_FILE_TYPES: readonly FieldType[] = ['STRING', 'INT64', 'FLOAT64', 'NUMERIC', 'BOOL', 'DATE', 'TIMESTAMP'];
 
-export const NEEDS_STAGING = 'convergence: row needs the engine';
+const NEEDS_STAGING = 'convergence: row needs the engine';
 
 const TIMESTAMP_SHAPE = String.raw`[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?(Z|[+-][0-9]{2}:?[0-9]{2})?)?`;
 const NUMERIC_SHAPE = String.raw`[+-]?([0-9]{1,29}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?`;
