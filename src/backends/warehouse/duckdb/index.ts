@@ -63,6 +63,9 @@ export interface DuckDbWarehouseOptions {
   busyTimeoutMs?: number;
 }
 
+/** DuckDB's buffer cap while it reads CSV files into a table (the process's peak stays under 1.5 GB). */
+const CSV_LOAD_MEMORY = '1GB';
+
 export class DuckDbWarehouse implements Warehouse {
   readonly dialect = duckdbDialect;
   readonly csvFileTypes = CSV_FILE_TYPES;
@@ -261,13 +264,16 @@ export class DuckDbWarehouse implements Warehouse {
   async #loadCsvFiles(request: LoadRequest): Promise<LoadResult> {
     try {
       // Appended rows have no order a reader may rely on: without keeping the files' order DuckDB
-      // writes from both threads at once.
+      // writes from both threads at once. Its buffers are capped so a file of many GB loads in
+      // bounded memory (DuckDB spills past the cap, into the warehouse's folder).
       return await this.#session(async (s) => {
         await s.exec('SET preserve_insertion_order = false');
+        await s.exec(`SET memory_limit = '${CSV_LOAD_MEMORY}'`);
         try {
           return await loadInto(s, request);
         } finally {
           await s.exec('RESET preserve_insertion_order');
+          await s.exec('RESET memory_limit');
         }
       });
     } catch (err) {
