@@ -21,6 +21,23 @@ const DAYS = Array.from({ length: 365 }, (_, d) => new Date(Date.UTC(2025, 0, 1 
 const PROVIDERS = ['anthropic', 'openai', 'cursor'];
 const MODELS = ['claude-sonnet-4', 'claude-haiku-4', 'gpt-4.1', 'gpt-4.1-mini', 'cursor-small'];
 
+/** Row i as a record (the NDJSON, Parquet and REST inputs of bench/sources.mjs). */
+export function usageRecord(i) {
+  const input = (i * 7919) % 100_000;
+  const output = (i * 104_729) % 20_000;
+  return {
+    id: i + 1,
+    usage_date: DAYS[i % 365],
+    provider: PROVIDERS[i % 3],
+    model: MODELS[i % 5],
+    user_email: `user${i % 5000}@example.com`,
+    input_tokens: input,
+    output_tokens: output,
+    cost_usd: (input * 3 + output * 15) / 1e6,
+  };
+}
+
+/** Row i as a CSV line: the same values as usageRecord, written directly (it runs 10 M times). */
 function row(i) {
   const input = (i * 7919) % 100_000;
   const output = (i * 104_729) % 20_000;

@@ -22,23 +22,18 @@
 // them, over max(4, G) files; refused unless twice that is free in the temp folder), runs only
 // `pipeline run` and DuckDB alone, once each, and judges the CLI's peak RSS: < 1.5 GiB (1536 MiB).
 // The input is deleted at the end either way.
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cliWorkspace, pipelineRunArgs, TENANT, timeChild } from './children.mjs';
 import { BAD_EVERY, COLUMNS, freeSpaceShortfall, rowsForBytes, writeInput } from './csv-input.mjs';
 import { countLanded, duckdbAccount, polarsAccount, productAccount } from './engine-landed.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const node = process.execPath;
-const bin = here('../bin/run.js');
 const contenderScript = here('./engine-contenders.mjs');
-const probe = new URL('./rss-probe.mjs', import.meta.url).href;
 const FILES = 4;
-const TENANT = 'bench_co';
 
 const GOALS = {
   /** `pipeline run` wall time over DuckDB alone's (read_csv straight into a table). */
@@ -80,60 +75,6 @@ function benchOptions() {
   const gb = gbText === undefined ? undefined : Number(gbText);
   if (gb !== undefined && !(gb > 0 && gb <= 1024)) throw new Refusal(`--gb=${gbText}: give the input size in GiB, e.g. --gb=5`);
   return { rows, rounds, variants, gb };
-}
-
-/** Runs `node --import rss-probe <args>`; returns wall seconds, peak RSS (MB) and stdout. */
-async function timeChild(args, { cwd, rssFile }) {
-  const started = performance.now();
-  const child = spawn(node, ['--import', probe, ...args], {
-    cwd,
-    env: { ...process.env, BENCH_RSS_FILE: rssFile, CI: '1', NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  // 'close' (all output read) can come in the same tick as 'exit': listen for both up front.
-  const closed = once(child, 'close');
-  const [code] = await once(child, 'exit');
-  const seconds = (performance.now() - started) / 1000;
-  await closed;
-  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}\n${stdout}\n${stderr}`);
-  return { seconds, rssMb: Number(await readFile(rssFile, 'utf8')) / 1024, stdout };
-}
-
-function cli(args, cwd) {
-  const out = spawnSync(node, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1', NO_COLOR: '1' } });
-  if (out.status !== 0) throw new Error(`convergence ${args.join(' ')} exited ${out.status}: ${out.stdout}${out.stderr}`);
-}
-
-/** A bootstrapped workspace whose pipeline p_bench ingests the CSV files into bench_co.events, nothing else. */
-async function cliWorkspace(root, csvGlob, tableSchema) {
-  cli(['init', root], path.dirname(root));
-  // The input lives outside the workspace (shared by every contender): the operator lists its folder.
-  const config = path.join(root, 'convergence.yaml');
-  await writeFile(
-    config,
-    (await readFile(config, 'utf8')).replace(
-      '    backend: local\n',
-      `    backend: local\n    file_roots: [${JSON.stringify(path.dirname(csvGlob))}]\n`,
-    ),
-  );
-  cli(['bootstrap'], root);
-  cli(['tenant', 'create', TENANT, '--name', 'Bench', '--plan', 'scale'], root);
-  const dir = path.join(root, 'configs', TENANT);
-  await writeFile(path.join(dir, 'schemas', 'events.json'), JSON.stringify(tableSchema, null, 2));
-  // JSON strings are valid YAML scalars: the absolute path needs no further quoting rules.
-  const source = `source_id: events\ntype: file\npath: ${JSON.stringify(csvGlob)}\nformat: csv\nschema: schemas/events.json\n`;
-  await writeFile(path.join(dir, 'sources', 'events.yml'), source);
-  const pipeline = [
-    'pipeline_id: p_bench',
-    'steps:',
-    '  - { name: ingest, type: ingest, source_config: sources/events.yml, destination: { table: events, write_mode: append } }',
-    '',
-  ].join('\n');
-  await writeFile(path.join(dir, 'pipelines', 'p_bench.yml'), pipeline);
 }
 
 const version = (pkg) => JSON.parse(readFileSync(here(`../node_modules/${pkg}/package.json`), 'utf8')).version;
@@ -179,9 +120,9 @@ async function measure(contender, work, input) {
   } else {
     // A fresh workspace each time, so every run appends to an empty table like the other contenders.
     const ws = path.join(work, 'ws');
-    await cliWorkspace(ws, input.csvGlob, TABLE_SCHEMA);
+    await cliWorkspace(ws, { input: input.csvGlob, format: 'csv', tableSchema: TABLE_SCHEMA });
     database = path.join(ws, '.convergence', 'warehouse.duckdb');
-    measured = await timeChild([bin, 'pipeline', 'run', 'p_bench', '--tenant', TENANT, '--json'], { cwd: ws, rssFile });
+    measured = await timeChild(pipelineRunArgs, { cwd: ws, rssFile });
     const envelope = JSON.parse(measured.stdout);
     if (envelope.status !== 0 || envelope.result?.status !== 'COMPLETE' || envelope.result.rowsProcessed !== input.good) {
       throw new Error(`pipeline run did not load ${input.good} rows: ${measured.stdout}`);

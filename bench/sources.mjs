@@ -9,53 +9,21 @@
 // for its peak RSS. Options: --rounds=N (default 3, median), --ndjson-rows=N (2,000,000),
 // --parquet-rows=N (10,000,000; also the DQ table's rows), --rest-pages=N (200), --rest-page-size=N (5,000),
 // --sources=ndjson,parquet,rest,dq (default all).
-import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { cliWorkspace, pipelineRunArgs, TENANT, timeChild } from './children.mjs';
+import { COLUMNS, usageRecord } from './csv-input.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const node = process.execPath;
-const bin = here('../bin/run.js');
 const contenderScript = here('./sources-contenders.mjs');
-const probe = new URL('./rss-probe.mjs', import.meta.url).href;
-const TENANT = 'bench_co';
 
-// The engine benchmark's row shape. name, BigQuery type (schema file), DuckDB type, polars type
-const COLUMNS = [
-  ['id', 'INT64', 'BIGINT', 'Int64'],
-  ['usage_date', 'DATE', 'DATE', 'Date'],
-  ['provider', 'STRING', 'VARCHAR', 'Utf8'],
-  ['model', 'STRING', 'VARCHAR', 'Utf8'],
-  ['user_email', 'STRING', 'VARCHAR', 'Utf8'],
-  ['input_tokens', 'INT64', 'BIGINT', 'Int64'],
-  ['output_tokens', 'INT64', 'BIGINT', 'Int64'],
-  ['cost_usd', 'FLOAT64', 'DOUBLE', 'Float64'],
-];
-const DAYS = Array.from({ length: 365 }, (_, d) => new Date(Date.UTC(2025, 0, 1 + d)).toISOString().slice(0, 10));
-const PROVIDERS = ['anthropic', 'openai', 'cursor'];
-const MODELS = ['claude-sonnet-4', 'claude-haiku-4', 'gpt-4.1', 'gpt-4.1-mini', 'cursor-small'];
-
-function record(i) {
-  const input = (i * 7919) % 100_000;
-  const output = (i * 104_729) % 20_000;
-  return {
-    id: i + 1,
-    usage_date: DAYS[i % 365],
-    provider: PROVIDERS[i % 3],
-    model: MODELS[i % 5],
-    user_email: `user${i % 5000}@example.com`,
-    input_tokens: input,
-    output_tokens: output,
-    cost_usd: (input * 3 + output * 15) / 1e6,
-  };
-}
-const csvLine = (i) => `${Object.values(record(i)).join(',')}\n`;
-const ndjsonLine = (i) => `${JSON.stringify(record(i))}\n`;
+const csvLine = (i) => `${Object.values(usageRecord(i)).join(',')}\n`;
+const ndjsonLine = (i) => `${JSON.stringify(usageRecord(i))}\n`;
 
 // Three rules of the kinds the DQ step supports, all passing on the generated rows, and the same
 // aggregates (total, nulls, out of range, rows in duplicate groups) as one hand-written query.
@@ -109,27 +77,6 @@ async function writeLines(file, rows, line, header) {
   return out.bytesWritten;
 }
 
-/** Runs `node --import rss-probe <args>`; returns wall seconds, peak RSS (MB) and stdout. */
-async function timeChild(args, { cwd, rssFile }) {
-  const started = performance.now();
-  const child = spawn(node, ['--import', probe, ...args], {
-    cwd,
-    env: { ...process.env, BENCH_RSS_FILE: rssFile, CI: '1', NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  // 'close' (all output read) can come in the same tick as 'exit': listen for both up front.
-  const closed = once(child, 'close');
-  const [code] = await once(child, 'exit');
-  const seconds = (performance.now() - started) / 1000;
-  await closed;
-  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}\n${stdout}\n${stderr}`);
-  return { seconds, rssMb: Number(await readFile(rssFile, 'utf8')) / 1024, stdout };
-}
-
 /** One run of sources-contenders.mjs: its JSON line plus wall and peak RSS. */
 async function runTask(name, spec, work) {
   await mkdir(work, { recursive: true });
@@ -137,38 +84,6 @@ async function runTask(name, spec, work) {
   await writeFile(specFile, JSON.stringify({ ...spec, dir: work }));
   const measured = await timeChild([contenderScript, name, specFile], { cwd: work, rssFile: path.join(work, 'rss') });
   return { ...measured, ...JSON.parse(measured.stdout.trim().split('\n').at(-1)) };
-}
-
-function cli(args, cwd) {
-  const out = spawnSync(node, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1', NO_COLOR: '1' } });
-  if (out.status !== 0) throw new Error(`convergence ${args.join(' ')} exited ${out.status}: ${out.stdout}${out.stderr}`);
-}
-
-/** A bootstrapped workspace whose pipeline p_bench ingests `file` (ndjson or parquet) into bench_co.events. */
-async function cliWorkspace(root, file, format) {
-  cli(['init', root], path.dirname(root));
-  // The input lives outside the workspace (shared by every run): the operator lists its folder.
-  const config = path.join(root, 'convergence.yaml');
-  const yaml = await readFile(config, 'utf8');
-  await writeFile(
-    config,
-    yaml.replace('    backend: local\n', `    backend: local\n    file_roots: [${JSON.stringify(path.dirname(file))}]\n`),
-  );
-  cli(['bootstrap'], root);
-  cli(['tenant', 'create', TENANT, '--name', 'Bench', '--plan', 'scale'], root);
-  const dir = path.join(root, 'configs', TENANT);
-  const tableSchema = COLUMNS.map(([name, type]) => ({ name, type }));
-  await writeFile(path.join(dir, 'schemas', 'events.json'), JSON.stringify(tableSchema, null, 2));
-  // JSON strings are valid YAML scalars: the absolute path needs no further quoting rules.
-  const source = `source_id: events\ntype: file\npath: ${JSON.stringify(file)}\nformat: ${format}\nschema: schemas/events.json\n`;
-  await writeFile(path.join(dir, 'sources', 'events.yml'), source);
-  const pipeline = [
-    'pipeline_id: p_bench',
-    'steps:',
-    '  - { name: ingest, type: ingest, source_config: sources/events.yml, destination: { table: events, write_mode: append } }',
-    '',
-  ].join('\n');
-  await writeFile(path.join(dir, 'pipelines', 'p_bench.yml'), pipeline);
 }
 
 async function countRows(database, table) {
@@ -186,8 +101,8 @@ async function countRows(database, table) {
 async function pipelineRun(work, file, format, rows) {
   const ws = path.join(work, 'ws');
   await mkdir(work, { recursive: true });
-  await cliWorkspace(ws, file, format);
-  const measured = await timeChild([bin, 'pipeline', 'run', 'p_bench', '--tenant', TENANT, '--json'], {
+  await cliWorkspace(ws, { input: file, format, tableSchema: COLUMNS.map(([name, type]) => ({ name, type })) });
+  const measured = await timeChild(pipelineRunArgs, {
     cwd: ws,
     rssFile: path.join(work, 'rss'),
   });
@@ -328,7 +243,7 @@ async function makeInputs(dir, opts, spec) {
     // Every page serialized up front, so serving one costs the client-side contenders next to nothing.
     input.restBodies = [];
     for (let p = 0; p < opts.restPages; p++) {
-      const data = Array.from({ length: opts.restPageSize }, (_, j) => record(p * opts.restPageSize + j));
+      const data = Array.from({ length: opts.restPageSize }, (_, j) => usageRecord(p * opts.restPageSize + j));
       input.restBodies.push(JSON.stringify({ data, next: p + 1 < opts.restPages ? String(p + 1) : null }));
     }
     input.restBytes = input.restBodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
