@@ -286,7 +286,7 @@ async function loadObjectsInWarehouse(
 
 /**
  * Local CSV on a warehouse that reads CSV itself (sources/file/csv-in-warehouse.ts): one load
- * transaction, no staging. Undefined when it does not apply or a file needs staging; `declined`
+ * transaction, no staging. No outcome when it does not apply or a file needs staging; `declined`
  * then says why, for the step's details.
  */
 async function loadCsvInWarehouse(
