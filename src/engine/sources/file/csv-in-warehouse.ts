@@ -45,15 +45,7 @@ export async function planCsvInWarehouse(
   let maps: ColumnMap[];
   if (options.tableSchema) {
     fields = fieldsFromSchema(options.tableSchema);
-    maps = readable.map((file, i) => {
-      const { map, unused } = schemaColumnMap(fields, columns[i]!, settings);
-      warnings.unused(unused, file.label);
-      warnings.missing(
-        fields.filter((f) => !map.has(f.name)).map((f) => f.name),
-        file.label,
-      );
-      return map;
-    });
+    maps = readable.map((file, i) => schemaColumnMap(fields, columns[i]!, settings, file, warnings));
   } else {
     // Only the sample's layout: inference leaves ragged and blank lines out of the vote.
     const layouts = await Promise.all(

@@ -6,6 +6,7 @@ import { textType, TypeVote } from '../../staging/infer.ts';
 import type { CsvLayout } from './csv-layout.ts';
 import { malformedFile, polarsMessage, quotingHint } from './errors.ts';
 import type { InputFile } from './resolve.ts';
+import type { Warnings } from './warnings.ts';
 
 /**
  * CSV through polars: every column is read as text (inferSchemaLength 0) and typed by
@@ -96,15 +97,32 @@ export async function inferCsvFields(
   return { fields, maps, renamed: [...renamed] };
 }
 
-/** With a schema: header names matched to fields; without a header, fields are taken in order. */
-export function schemaColumnMap(fields: FieldSpec[], columns: string[], settings: CsvSettings): { map: ColumnMap; unused: string[] } {
+/**
+ * With a schema: header names matched to fields; without a header, fields are taken in order.
+ * The file's columns the schema leaves out, and the fields it lacks, go to `warnings`.
+ */
+export function schemaColumnMap(
+  fields: FieldSpec[],
+  columns: string[],
+  settings: CsvSettings,
+  file: InputFile,
+  warnings: Warnings,
+): ColumnMap {
   const map: ColumnMap = new Map();
   fields.forEach((field, i) => {
     const column = settings.hasHeader ? matchColumn(field.name, columns) : columns[i];
     if (column !== undefined) map.set(field.name, column);
   });
   const used = new Set(map.values());
-  return { map, unused: columns.filter((c) => !used.has(c)) };
+  warnings.unused(
+    columns.filter((c) => !used.has(c)),
+    file.label,
+  );
+  warnings.missing(
+    fields.filter((f) => !map.has(f.name)).map((f) => f.name),
+    file.label,
+  );
+  return map;
 }
 
 const rowIndex = () => pl.col(ROW_INDEX).cast(pl.Int64);

@@ -178,13 +178,7 @@ async function planCsv(files: InputFile[], source: FileSource, options: Omit<Sta
     maps = [];
     for (const [i, file] of files.entries()) {
       const columns = await csvRead(file, layouts[i]!, () => csvColumns(file.absolute, settings));
-      const { map, unused } = schemaColumnMap(fields, columns, settings);
-      warnings.unused(unused, file.label);
-      warnings.missing(
-        fields.filter((f) => !map.has(f.name)).map((f) => f.name),
-        file.label,
-      );
-      maps.push(map);
+      maps.push(schemaColumnMap(fields, columns, settings, file, warnings));
     }
   } else {
     const inferred = await inferCsvFields(files, layouts, settings);
