@@ -37,7 +37,7 @@ export interface SuperviseInput {
  */
 export class RunSupervisor {
   readonly #stop = new AbortController();
-  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #timeout: NodeJS.Timeout;
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #callerSignal: AbortSignal | undefined;
@@ -47,14 +47,12 @@ export class RunSupervisor {
     this.#callerSignal = input.signal;
     if (input.signal?.aborted) this.#onCallerAbort();
     input.signal?.addEventListener('abort', this.#onCallerAbort, { once: true });
-    this.#timers.push(
-      setTimeout(
-        () => this.#abort({ status: 'TIMEOUT', message: `the run exceeded its timeout of ${input.timeoutText}` }),
-        input.timeoutMs,
-      ),
+    this.#timeout = setTimeout(
+      () => this.#abort({ status: 'TIMEOUT', message: `the run exceeded its timeout of ${input.timeoutText}` }),
+      input.timeoutMs,
     );
     // The timers must not keep a finished CLI process alive.
-    for (const timer of this.#timers) timer.unref();
+    this.#timeout.unref();
     this.#schedulePoll(ctx, input, Date.now());
   }
 
@@ -81,7 +79,7 @@ export class RunSupervisor {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#pollTimer);
-    for (const timer of this.#timers) clearTimeout(timer);
+    clearTimeout(this.#timeout);
     this.#callerSignal?.removeEventListener('abort', this.#onCallerAbort);
   }
 

@@ -151,6 +151,5 @@ export function withInstance<T>(
 
 /** Waits for the file's queued calls and closes a held instance. */
 export async function closeFile(file: string): Promise<void> {
-  await queues.get(file);
   await enqueue(file, async () => release(file));
 }
