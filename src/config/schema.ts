@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { notificationsSchema } from '../domain/notifications.ts';
 import { DURATION_PATTERN } from '../lib/duration.ts';
 
 /** Durations as users write them: 90s, 10m, 24h, 90d (or plain milliseconds). */
@@ -124,6 +125,7 @@ const gcpEnvironment = z
     production: z.boolean().default(false),
     canary: canary.optional(),
     file_roots: fileRoots,
+    notifications: notificationsSchema.optional(),
   })
   .strict();
 
@@ -133,6 +135,7 @@ const localEnvironment = z
     /** Directory of local state, relative to the workspace; defaults to .convergence */
     state_dir: z.string().min(1).optional(),
     file_roots: fileRoots,
+    notifications: notificationsSchema.optional(),
   })
   .strict();
 

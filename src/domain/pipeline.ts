@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../lib/duration.ts';
 import { IDENTIFIER_PATTERN, NAME_PATTERN } from './ids.ts';
+import { notificationsSchema } from './notifications.ts';
 
 /**
  * Schemas of the tenant YAML files (DESIGN "Pipelines"). Unknown keys are errors, so a typo such
@@ -100,6 +101,8 @@ export const pipelineSchema = z
       .optional(),
     timeout: duration.default('1h'),
     params: z.record(identifier, z.string()).optional(),
+    /** Replaces the environment's notification targets for this pipeline's runs. */
+    notifications: notificationsSchema.optional(),
     steps: z.array(stepSchema).nonempty(),
   })
   .strict()
