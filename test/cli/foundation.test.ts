@@ -86,8 +86,11 @@ describe('acceptance flow: init → bootstrap → tenant → keys', () => {
     assert.equal(r.exitCode, 0, show(r));
     assert.match(r.stdout, /^12 created, 0 present; schema version 2 /m);
     for (const table of DESIGN_TABLES) assert.match(r.stdout, new RegExp(`^tenants\\.${table}\\s+created\\s`, 'm'));
-    // Migration 2 adds deployment_history next to the tables of seed 000.
-    assert.deepEqual(await withWarehouse(ws, (w) => w.listTables(METADATA_DATASET)), [...DESIGN_TABLES, 'deployment_history'].sort());
+    // Migrations 2 and 3 add deployment_history and notification_deliveries next to the tables of seed 000.
+    assert.deepEqual(
+      await withWarehouse(ws, (w) => w.listTables(METADATA_DATASET)),
+      [...DESIGN_TABLES, 'deployment_history', 'notification_deliveries'].sort(),
+    );
   });
 
   it('second bootstrap: 0 created, 12 present (--json)', async () => {
@@ -99,7 +102,7 @@ describe('acceptance flow: init → bootstrap → tenant → keys', () => {
     assert.deepEqual(result.tablesCreated, []);
     assert.deepEqual([...result.tablesPresent].sort(), DESIGN_TABLES);
     assert.ok(result.tables.every((t) => t.state === 'present'));
-    assert.equal(result.schemaVersion, 2);
+    assert.equal(result.schemaVersion, 3);
   });
 
   it('tenant create acme_corp --name "ACME" --plan starter', async () => {

@@ -43,19 +43,19 @@ const counts = async () => {
 };
 
 describe('bootstrap', () => {
-  it('first run creates the dataset, the 12 tables and records migrations 1 and 2', async () => {
+  it('first run creates the dataset, the 12 tables and records migrations 1, 2 and 3', async () => {
     const progress: string[] = [];
     const result = await bootstrap(ctx, { onProgress: (m) => progress.push(m) });
     assert.equal(result.datasetCreated, true);
     assert.deepEqual([...result.tablesCreated].sort(), DESIGN_TABLES);
     assert.deepEqual(result.tablesPresent, []);
-    assert.deepEqual(result.migrationsApplied, [1, 2]);
-    assert.equal(result.schemaVersion, 2);
+    assert.deepEqual(result.migrationsApplied, [1, 2, 3]);
+    assert.equal(result.schemaVersion, 3);
     assert.equal(progress.length, 12);
 
     const w = await ctx.backends.warehouse();
-    // Migration 2 adds deployment_history next to the tables of seed 000.
-    assert.deepEqual(await w.listTables(METADATA_DATASET), [...DESIGN_TABLES, 'deployment_history'].sort());
+    // Migrations 2 and 3 add deployment_history and notification_deliveries next to the tables of seed 000.
+    assert.deepEqual(await w.listTables(METADATA_DATASET), [...DESIGN_TABLES, 'deployment_history', 'notification_deliveries'].sort());
     for (const spec of METADATA_TABLES) {
       const fields = await w.getTableFields(METADATA_DATASET, spec.name);
       assert.deepEqual(
@@ -76,8 +76,8 @@ describe('bootstrap', () => {
     assert.deepEqual(result.tablesCreated, []);
     assert.deepEqual([...result.tablesPresent].sort(), DESIGN_TABLES);
     assert.deepEqual(result.migrationsApplied, []);
-    assert.equal(result.schemaVersion, 2);
-    assert.equal((await counts())[T.migrations], 2);
+    assert.equal(result.schemaVersion, 3);
+    assert.equal((await counts())[T.migrations], 3);
   });
 
   it('force-recreate-tables empties every metadata table but keeps tenant datasets', async () => {
@@ -91,9 +91,9 @@ describe('bootstrap', () => {
     const result = await bootstrap(ctx, { forceRecreateTables: true });
     assert.deepEqual([...result.tablesRecreated].sort(), DESIGN_TABLES);
     assert.deepEqual(result.tablesCreated, []);
-    assert.deepEqual(result.migrationsApplied, [1, 2], 'the emptied schema_migrations is filled again');
+    assert.deepEqual(result.migrationsApplied, [1, 2, 3], 'the emptied schema_migrations is filled again');
     const after = await counts();
-    for (const name of DESIGN_TABLES) assert.equal(after[name], name === T.migrations ? 2 : 0, name);
+    for (const name of DESIGN_TABLES) assert.equal(after[name], name === T.migrations ? 3 : 0, name);
     assert.equal(await (await ctx.backends.warehouse()).datasetExists('acme_corp'), true);
   });
 

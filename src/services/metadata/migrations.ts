@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Warehouse } from '../../backends/warehouse/port.ts';
-import { DEPLOYMENT_HISTORY, METADATA_DATASET, METADATA_TABLES, T } from './tables.ts';
+import { DEPLOYMENT_HISTORY, METADATA_DATASET, METADATA_TABLES, NOTIFICATION_DELIVERIES, T } from './tables.ts';
 
 /**
  * Versioned upgrades of the metadata schema. A migration is applied once, in order, and recorded
@@ -31,6 +31,14 @@ export const MIGRATIONS: Migration[] = [
     checksum: checksum(DEPLOYMENT_HISTORY),
     async apply(warehouse) {
       await warehouse.createTable(METADATA_DATASET, DEPLOYMENT_HISTORY);
+    },
+  },
+  {
+    version: 3,
+    name: 'notification deliveries',
+    checksum: checksum(NOTIFICATION_DELIVERIES),
+    async apply(warehouse) {
+      await warehouse.createTable(METADATA_DATASET, NOTIFICATION_DELIVERIES);
     },
   },
 ];

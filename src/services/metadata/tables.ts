@@ -272,3 +272,32 @@ export const DEPLOYMENT_HISTORY: TableSpec = {
   partitionBy: 'started_at',
   clusterBy: ['env', 'service'],
 };
+
+/** Added by migration 3: one row per notification sent (or refused), with its outcome. */
+export const NOTIFICATION_DELIVERIES_TABLE = 'notification_deliveries';
+export const NOTIFICATION_DELIVERIES: TableSpec = {
+  name: NOTIFICATION_DELIVERIES_TABLE,
+  description: 'Notifications sent to webhook, Slack and Pub/Sub targets; the target is shown without its secrets',
+  fields: [
+    f('delivery_id', 'STRING', true),
+    f('env', 'STRING', true),
+    f(
+      'event',
+      'STRING',
+      true,
+      'run_failed | run_timeout | dq_failed | dq_warned | run_recovered | deploy_rolled_back | dispatch_failed | quota_exhausted | test',
+    ),
+    f('tenant_id', 'STRING'),
+    f('pipeline_id', 'STRING'),
+    f('pipeline_logging_id', 'STRING', false, 'the run the event is about'),
+    f('target_type', 'STRING', true, 'webhook | slack | pubsub'),
+    f('target', 'STRING', true, 'the host, secret name or topic; never a URL path or a secret value'),
+    f('target_origin', 'STRING', true, 'environment | pipeline'),
+    f('outcome', 'STRING', true, 'DELIVERED | FAILED | REFUSED'),
+    f('attempts', 'INT64', true),
+    f('detail', 'STRING', false, 'the answer (HTTP status, message id) or why it failed'),
+    f('created_at', 'TIMESTAMP', true),
+  ],
+  partitionBy: 'created_at',
+  clusterBy: ['tenant_id', 'event'],
+};
