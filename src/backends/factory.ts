@@ -3,7 +3,10 @@ import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
 import type { KeyRing } from './keyring/port.ts';
 import type { Lock } from './lock/port.ts';
+import type { Monitoring } from './monitoring/port.ts';
+import type { RunLogs } from './logs/port.ts';
 import type { RunPlatform } from './run-platform/port.ts';
+import type { Notifier, NotifierTarget } from './notify/port.ts';
 import type { LocalRunner } from './schedule/local.ts';
 import type { Schedule } from './schedule/port.ts';
 import type { SecretStore } from './secrets/port.ts';
@@ -63,11 +66,33 @@ export interface Backends {
    */
   readonly runPlatform: (() => Promise<RunPlatform>) | undefined;
   /**
+   * What runs' containers logged (Cloud Logging): a new adapter on its own clients, which the
+   * caller closes. Undefined where the environment has no log store (local: step logs only).
+   */
+  readonly runLogs: (() => Promise<RunLogs>) | undefined;
+  /**
+   * Log-based metrics, alert policies, notification channels and uptime checks (Cloud Logging and
+   * Cloud Monitoring): a new adapter on its own clients, which the caller closes. Undefined on local.
+   */
+  readonly monitoring: (() => Promise<Monitoring>) | undefined;
+  /**
    * The environment's cron jobs: a new adapter, which the caller closes. `runners` do a job's work
    * in process, by full job name, where the environment has no scheduler (local).
    */
   schedule(runners: ReadonlyMap<string, LocalRunner>): Promise<Schedule>;
+  /** The sender of one notification target: webhook, Slack, or a Pub/Sub topic of a cloud environment. */
+  notifier(target: NotifierTarget): Promise<Notifier>;
   close(): Promise<void>;
+}
+
+/** The HTTP notifiers, the same in every environment. */
+async function httpNotifier(target: Exclude<NotifierTarget, { type: 'pubsub' }>): Promise<Notifier> {
+  if (target.type === 'slack') {
+    const { SlackNotifier } = await import('./notify/slack.ts');
+    return new SlackNotifier(target);
+  }
+  const { WebhookNotifier } = await import('./notify/webhook.ts');
+  return new WebhookNotifier(target);
 }
 
 export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends {
@@ -113,9 +138,17 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
           return new FileLock({ dir: `${env.stateDir}/locks` });
         }),
       runPlatform: undefined,
+      runLogs: undefined,
+      monitoring: undefined,
       schedule: async (runners) => {
         const { LocalSchedule } = await import('./schedule/local.ts');
         return new LocalSchedule({ envName: env.name, runners });
+      },
+      notifier: async (target) => {
+        if (target.type !== 'pubsub') return httpNotifier(target);
+        throw new ConvergenceError('CONFIG_MISSING', ExitCode.usage, `environment "${env.name}" is local: it has no Pub/Sub topics`, {
+          suggestion: 'send pubsub notifications from a Google Cloud environment, or use a webhook target here',
+        });
       },
       close: async () => {
         const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;
@@ -185,6 +218,14 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       const { GcpRunPlatform } = await import('./run-platform/gcp.ts');
       return new GcpRunPlatform(await ownClients());
     },
+    runLogs: async () => {
+      const { GcpRunLogs } = await import('./logs/gcp.ts');
+      return new GcpRunLogs(await ownClients());
+    },
+    monitoring: async () => {
+      const { GcpMonitoring } = await import('./monitoring/gcp.ts');
+      return new GcpMonitoring(await ownClients());
+    },
     schedule: async () => {
       const { GcpSchedule } = await import('./schedule/gcp.ts');
       const own = await ownClients();
@@ -194,6 +235,11 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
         region: own.target.region,
         onClose: () => own.close(),
       });
+    },
+    notifier: async (target) => {
+      if (target.type !== 'pubsub') return httpNotifier(target);
+      const { PubSubNotifier } = await import('./notify/pubsub.ts');
+      return new PubSubNotifier({ client: await (await clients).pubsub(), topic: target.topic });
     },
     close: async () => {
       const warehouse = cache.get('warehouse') as Promise<Warehouse> | undefined;

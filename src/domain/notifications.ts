@@ -61,3 +61,34 @@ export const notificationTargetSchema = z.discriminatedUnion('type', [
 ]);
 export const notificationsSchema = z.array(notificationTargetSchema);
 export type NotificationTarget = z.infer<typeof notificationTargetSchema>;
+
+/** What a notification carries: the event `notifications test` sends is `test`. */
+export type NotificationKind = NotificationEvent | 'test';
+
+/**
+ * The one document every target gets (webhooks as JSON, Slack as a message, Pub/Sub as the data
+ * of a message with attributes for filters). Built from recorded facts only: never a secret.
+ */
+export interface NotificationMessage {
+  event: NotificationKind;
+  /** The convergence.yaml environment the event happened in. */
+  env: string;
+  /** ISO 8601 */
+  occurred_at: string;
+  /** One readable sentence: what happened. */
+  summary: string;
+  tenant_id?: string;
+  pipeline_id?: string;
+  run_id?: string;
+  status?: string;
+  exit_code?: number;
+  /** The error that ended the run or the operation, secrets redacted. */
+  error?: string;
+  counts?: Record<string, number>;
+  /** Where to look next: the `convergence pipeline logs <id>` command, a Cloud console URL. */
+  links?: Record<string, string>;
+}
+
+/** Whether a target subscribed to `event` (every target gets `test`). */
+export const targetWants = (target: NotificationTarget, event: NotificationKind): boolean =>
+  event === 'test' || target.events.some((e) => e === 'all' || e === event);

@@ -8,6 +8,7 @@ import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
+import { PubSubFake } from './grpc/pubsub.ts';
 import { RunFake } from './grpc/run.ts';
 import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
@@ -27,6 +28,8 @@ export interface CloudFakes {
   secretManager: SecretManagerFake;
   run: RunFake;
   scheduler: SchedulerFake;
+  /** Pub/Sub topics for notifications. */
+  pubsub: PubSubFake;
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
@@ -49,7 +52,8 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const secretManager = new SecretManagerFake({ projects: { [CLOUD_PROJECT]: '123456789012' } });
   const run = new RunFake();
   const scheduler = new SchedulerFake();
-  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler });
+  const pubsub = new PubSubFake();
+  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
@@ -77,6 +81,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     secretManager,
     run,
     scheduler,
+    pubsub,
     grpc,
     gcs,
     bigquery,

@@ -11,7 +11,7 @@ import { credentialsError } from './errors.ts';
  *
  *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
  *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
- *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler)
+ *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler, Logging)
  *   CONVERGENCE_IAM_CREDENTIALS_ENDPOINT  http://127.0.0.1:PORT  (IAM Credentials, for impersonation)
  *
  * Every client module is imported on first use, so `--help` never loads gRPC.
@@ -257,10 +257,57 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         };
         return { client: new JobsClient(await grpcOptions(target, vars)), callOptions };
       }),
+    /**
+     * Pub/Sub, for notification topics. Its client reads the endpoint as host:port and goes
+     * without TLS for any host outside googleapis.com, so the override is handed over whole.
+     */
+    pubsub: () =>
+      once('pubsub', async () => {
+        const { PubSub } = await import('@google-cloud/pubsub');
+        // Pub/Sub's gax pins its own google-auth-library: the same options, typed against the other copy.
+        type PubSubOptions = NonNullable<ConstructorParameters<typeof PubSub>[0]>;
+        const options = await grpcOptions(target, vars);
+        if (!('apiEndpoint' in options)) return new PubSub(options as PubSubOptions);
+        return new PubSub({
+          projectId: options.projectId,
+          apiEndpoint: `${options.apiEndpoint}:${options.port}`,
+          emulatorMode: true,
+          authClient: options.authClient as PubSubOptions['authClient'],
+        });
+      }),
     scheduler: () =>
       once('scheduler', async () => {
         const { CloudSchedulerClient } = await import('@google-cloud/scheduler');
         return ready(new CloudSchedulerClient(await grpcOptions(target, vars)), target);
+      }),
+    /** Cloud Logging's LoggingServiceV2 (entries.list), the GAPIC client @google-cloud/logging ships as v2. */
+    logEntries: () =>
+      once('logEntries', async () => {
+        const { v2 } = await import('@google-cloud/logging');
+        const { LoggingServiceV2Client } = v2 as { LoggingServiceV2Client: new (options: object) => { initialize(): Promise<unknown> } };
+        return ready(new LoggingServiceV2Client(await grpcOptions(target, vars)), target);
+      }),
+    alertPolicies: () =>
+      once('alertPolicies', async () => {
+        const { AlertPolicyServiceClient } = await import('@google-cloud/monitoring');
+        return ready(new AlertPolicyServiceClient(await grpcOptions(target, vars)), target);
+      }),
+    notificationChannels: () =>
+      once('notificationChannels', async () => {
+        const { NotificationChannelServiceClient } = await import('@google-cloud/monitoring');
+        return ready(new NotificationChannelServiceClient(await grpcOptions(target, vars)), target);
+      }),
+    uptimeChecks: () =>
+      once('uptimeChecks', async () => {
+        const { UptimeCheckServiceClient } = await import('@google-cloud/monitoring');
+        return ready(new UptimeCheckServiceClient(await grpcOptions(target, vars)), target);
+      }),
+    /** Cloud Logging's MetricsServiceV2 (log-based metrics); the monitoring adapter types its calls. */
+    logMetrics: () =>
+      once('logMetrics', async () => {
+        const { v2 } = await import('@google-cloud/logging');
+        const { MetricsServiceV2Client } = v2 as { MetricsServiceV2Client: new (options: object) => { initialize(): Promise<unknown> } };
+        return ready(new MetricsServiceV2Client(await grpcOptions(target, vars)), target);
       }),
     close: async () => {
       // A client that never came up (no credentials) has nothing to close.

@@ -26,6 +26,7 @@ import { iamBinding } from './iam.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
 import type { OperationsFake } from './operations.ts';
+import type { PubSubFake } from './pubsub.ts';
 import type { RunFake } from './run.ts';
 import type { SchedulerFake } from './scheduler.ts';
 import type { SecretManagerFake } from './secret-manager.ts';
@@ -68,6 +69,8 @@ export interface FakeServices {
   scheduler?: SchedulerFake;
   /** google.longrunning.Operations on its own; when given with `run` it must be `run.operations`. */
   operations?: OperationsFake;
+  /** google.pubsub.v1.Publisher, for notification topics. */
+  pubsub?: PubSubFake;
 }
 
 export interface Fault {
