@@ -8,6 +8,7 @@ import { ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
+import { LoggingFake } from './grpc/logging.ts';
 import { PubSubFake } from './grpc/pubsub.ts';
 import { RunFake } from './grpc/run.ts';
 import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
@@ -30,6 +31,8 @@ export interface CloudFakes {
   scheduler: SchedulerFake;
   /** Pub/Sub topics for notifications. */
   pubsub: PubSubFake;
+  /** Cloud Logging entries; the Run fake forwards its job containers' output here. */
+  logging: LoggingFake;
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
@@ -53,7 +56,9 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const run = new RunFake();
   const scheduler = new SchedulerFake();
   const pubsub = new PubSubFake();
-  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub });
+  const logging = new LoggingFake();
+  run.forwardLogs(logging);
+  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
@@ -82,6 +87,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     run,
     scheduler,
     pubsub,
+    logging,
     grpc,
     gcs,
     bigquery,

@@ -7,6 +7,7 @@
  * poll of its RunJob operation), so `--wait` loops have something to follow.
  */
 import { randomUUID } from 'node:crypto';
+import type { ContainerLogSink } from './logging.ts';
 import { paginate, timestamp, type OperationState } from './operations.ts';
 import { RunCollection } from './run-collection.ts';
 import {
@@ -71,6 +72,11 @@ export interface RunJobCall {
   containers: Message[];
   /** What each task's container would see: its env plus the CLOUD_RUN_* variables Run sets. */
   tasks: Array<{ index: number; env: Record<string, string> }>;
+  /**
+   * A line the container of task `taskIndex` wrote: Run forwards it to Cloud Logging (the sink
+   * given to forwardLogs) on the job's resource, labelled with the execution and task.
+   */
+  output(line: string, stream?: 'stdout' | 'stderr', taskIndex?: number): void;
 }
 
 /** How an execution ends; counts default to every task succeeding. */
@@ -138,6 +144,7 @@ const executionName = (execution: Execution) => `${jobName(execution.job)}/execu
 export class RunJobs extends RunCollection<Job> {
   #handler: RunJobHandler | undefined;
   #executionPolls = 0;
+  #logSink: ContainerLogSink | undefined;
 
   constructor(ctx: RunContext) {
     super(ctx, { collection: 'jobs', kind: 'JOB', type: 'Job', field: 'job', maxIdLength: MAX_JOB_ID });
@@ -145,6 +152,10 @@ export class RunJobs extends RunCollection<Job> {
 
   onRunJob(handler: RunJobHandler | undefined): void {
     this.#handler = handler;
+  }
+
+  forwardLogs(sink: ContainerLogSink | undefined): void {
+    this.#logSink = sink;
   }
 
   setExecutionPolls(polls: number): void {
@@ -379,6 +390,17 @@ export class RunJobs extends RunCollection<Job> {
           CLOUD_RUN_TASK_COUNT: String(taskCount),
         },
       })),
+      output: (text, stream = 'stdout', taskIndex = 0) => {
+        const source = {
+          project: job.location.project,
+          location: job.location.region,
+          job: job.id,
+          execution: execution.id,
+          taskIndex,
+          stream,
+        };
+        for (const line of text.split('\n')) this.#logSink?.containerLine(line, source);
+      },
     };
     const outcome = (await this.#handler?.(call)) ?? {};
     const failed = outcome.failed ?? 0;

@@ -8,11 +8,13 @@
  *   setEtagConflict(n)     the next n UpdateService calls that carry an etag meet a concurrent writer
  *   onRunJob(handler)      decides how each execution ends, and sees the overrides it ran with
  *   setExecutionPolls(n)   executions complete on their Nth look instead of at once
+ *   forwardLogs(sink)      the lines an onRunJob handler's container writes go to Cloud Logging
  *   operations.setPolls(n) every other operation completes on its Nth poll
  *   requests(method)       the calls that reached the fake, oldest first
  * Names in responses carry the project as the request spelled it.
  */
 import { currentCaller } from './caller.ts';
+import type { ContainerLogSink } from './logging.ts';
 import { OperationsFake } from './operations.ts';
 import { denied, RUN_PERMISSIONS, RUN_PROTOS, type Message } from './run-common.ts';
 import { RunJobs, type RunJobHandler } from './run-jobs.ts';
@@ -73,6 +75,11 @@ export class RunFake implements FakeService {
   /** Scripts how executions end (default: every task succeeds); undefined restores the default. */
   onRunJob(handler: RunJobHandler | undefined): void {
     this.#jobs.onRunJob(handler);
+  }
+
+  /** Where the containers' output goes (RunJobCall.output), as Run sends it to Cloud Logging; undefined drops it. */
+  forwardLogs(sink: ContainerLogSink | undefined): void {
+    this.#jobs.forwardLogs(sink);
   }
 
   /** Looks (GetExecution or a poll of the RunJob operation) before an execution completes; 0 = at once. */

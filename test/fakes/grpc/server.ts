@@ -25,6 +25,7 @@ import { asCaller } from './caller.ts';
 import { iamBinding } from './iam.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
+import type { LoggingFake } from './logging.ts';
 import type { OperationsFake } from './operations.ts';
 import type { PubSubFake } from './pubsub.ts';
 import type { RunFake } from './run.ts';
@@ -71,6 +72,8 @@ export interface FakeServices {
   operations?: OperationsFake;
   /** google.pubsub.v1.Publisher, for notification topics. */
   pubsub?: PubSubFake;
+  /** google.logging.v2.LoggingServiceV2: log entries, e.g. what Run forwards from job containers. */
+  logging?: LoggingFake;
 }
 
 export interface Fault {
