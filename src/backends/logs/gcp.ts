@@ -2,7 +2,8 @@
  * RunLogs on Cloud Logging (google.logging.v2.LoggingServiceV2 ListLogEntries). Cloud Run turns
  * each JSON line of a job's container into an entry whose labels are the line's
  * `logging.googleapis.com/labels`, so a run's lines are those of the job's resource carrying its
- * run_id label. The filter is built from the query's validated ids and dates alone.
+ * run_id label, or all those of the execution it had to itself (Run labels each line with its
+ * execution). The filter is built from the query's validated ids and dates alone.
  */
 import { UUID_PATTERN } from '../../domain/ids.ts';
 import { validationError } from '../../lib/errors.ts';
@@ -48,9 +49,13 @@ export interface LogEntriesClient {
 const quote = (value: string) => `"${value}"`;
 
 /** The Logging query for a run's entries; every value is checked against its pattern first. */
-export function runLogFilter(query: Pick<RunLogQuery, 'job' | 'runId' | 'since' | 'minSeverity'>): string {
+export function runLogFilter(query: Pick<RunLogQuery, 'job' | 'runId' | 'execution' | 'since' | 'minSeverity'>): string {
   if (!JOB_ID.test(query.job)) throw validationError(`invalid Cloud Run job id ${JSON.stringify(query.job)}`);
   if (!UUID_PATTERN.test(query.runId)) throw validationError(`invalid run id ${JSON.stringify(query.runId)}`);
+  // Execution ids are the job id and a suffix: the same alphabet.
+  if (query.execution !== undefined && !JOB_ID.test(query.execution)) {
+    throw validationError(`invalid Cloud Run execution id ${JSON.stringify(query.execution)}`);
+  }
   if (Number.isNaN(query.since.getTime())) throw validationError('invalid start time for the log query');
   if (query.minSeverity !== undefined && !LOG_SEVERITIES.includes(query.minSeverity)) {
     throw validationError(`invalid severity ${JSON.stringify(query.minSeverity)}`);
@@ -58,7 +63,7 @@ export function runLogFilter(query: Pick<RunLogQuery, 'job' | 'runId' | 'since' 
   return [
     `resource.type=${quote('cloud_run_job')}`,
     `resource.labels.job_name=${quote(query.job)}`,
-    `labels.run_id=${quote(query.runId)}`,
+    query.execution ? `labels."run.googleapis.com/execution_name"=${quote(query.execution)}` : `labels.run_id=${quote(query.runId)}`,
     `timestamp>=${quote(query.since.toISOString())}`,
     ...(query.minSeverity ? [`severity>=${query.minSeverity}`] : []),
   ].join(' AND ');

@@ -25,6 +25,12 @@ export interface RunLogQuery {
   job: string;
   /** The run id (a uuid) the container labels its lines with. */
   runId: string;
+  /**
+   * The short id of the execution the run had to itself (a remote start): its lines are then all
+   * the execution's, plain-text ones (a crash on stderr) included. Without it, the lines labelled
+   * with the run id (a run among others in a dispatcher's execution).
+   */
+  execution?: string;
   /** Entries at or after this instant only. */
   since: Date;
   /** Entries of at least this severity only. */

@@ -9,6 +9,7 @@ import type { ServiceContext } from '../context.ts';
 import { checkRemoteAdmission } from '../runs/admission.ts';
 import { createRun, finishRun, getRun, listRuns, recordExecution, type RunRecord } from '../runs/store.ts';
 import { withLease } from '../leases.ts';
+import { openRemoteLogStream, type RemoteLogStream, type RunLogEntry } from '../runs/remote-logs.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle } from './bundle.ts';
 import { loadActiveBundle } from './push.ts';
@@ -34,6 +35,8 @@ export interface RemoteRunInput {
   /** Give up following after this long (default: the pipeline's timeout plus 10 minutes). */
   deadlineMs?: number;
   onProgress?(text: string): void;
+  /** With `wait`: each Cloud Logging entry of the run's execution, once, as the wait finds it. */
+  onLog?(entry: RunLogEntry): void;
 }
 
 export interface RemoteRunResult {
@@ -136,8 +139,10 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
   }
 
   const runId = randomUUID();
+  const requestedAt = ctx.now();
   const timeoutMs = parseDuration(pushed.pipeline.timeout, 'timeout');
   const platform = await openPlatform();
+  let logs: RemoteLogStream | undefined;
   try {
     // Starts of one pipeline are serialised: between this check and the container taking the run
     // lock, the PENDING row written here is what tells a second start that one is on its way.
@@ -195,8 +200,11 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
     if (!input.wait) return { ...base, state: 'STARTED', logUri: null, message: null, run: null, exitCode: 0 };
 
     const deadline = Date.now() + (input.deadlineMs ?? timeoutMs + 10 * 60_000);
+    if (input.onLog) logs = await openRemoteLogStream(ctx, { runId, execution, since: requestedAt, onEntry: input.onLog });
     for (;;) {
       const info = await platform.getExecution(job, execution);
+      // After the state is read: an execution seen ended has written its last line by now.
+      await logs?.pump();
       if (info.state !== 'RUNNING') {
         const run = await endedRun(ctx, runId, info);
         const exitCode = run?.exitCode ?? (info.state === 'SUCCEEDED' ? 0 : ExitCode.pipelineFailed);
@@ -217,6 +225,7 @@ export async function startRemoteRun(ctx: ServiceContext, input: RemoteRunInput)
       await sleep(input.pollMs ?? 5_000);
     }
   } finally {
+    await logs?.close().catch(() => undefined);
     await platform.close();
   }
 }
