@@ -24,6 +24,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
   GET    /api/v1/pipelines/runs/{id}               one run of the caller's tenant, with its steps
   GET    /api/v1/pipelines/runs                    pipeline_id, status, since, limit, page_token
   DELETE /api/v1/pipelines/runs/{id}               cancel (202): the run ends CANCELLED at its next checkpoint
+  GET    /api/v1/pipelines/stats                   per pipeline: success rate, p50/p95 duration, rows, last failure (since=7d, pipeline_id)
   POST   /api/v1/admin/bootstrap | /admin/tenants | /admin/api-keys     admin (X-Admin-Key)
   GET    /api/v1/admin/tenants/{id} · DELETE /api/v1/admin/api-keys/{hash}
   POST   /api/v1/scheduler/reset-daily-quotas | /scheduler/cleanup-orphaned-pipelines

@@ -1,3 +1,4 @@
+import type { PipelineStats } from '../services/runs/stats.ts';
 import type { RunRecord, StepRecord } from '../services/runs/store.ts';
 
 /** The API speaks the column names of the metadata tables (snake_case), as the seeds' clients expect. */
@@ -40,5 +41,27 @@ export function stepView(step: StepRecord) {
     rows_out: step.rowsOut,
     bytes_processed: step.bytesProcessed,
     error_message: step.errorMessage,
+  };
+}
+
+export function statsView(stats: PipelineStats) {
+  return {
+    pipeline_id: stats.pipelineId,
+    total_runs: stats.runs,
+    finished_runs: stats.finished,
+    successful: stats.succeeded,
+    failed: stats.failed,
+    success_rate_pct: stats.successRate === null ? null : Math.round(stats.successRate * 10_000) / 100,
+    p50_duration_ms: stats.p50DurationMs,
+    p95_duration_ms: stats.p95DurationMs,
+    rows_processed: stats.rowsProcessed,
+    last_failure: stats.lastFailure
+      ? {
+          pipeline_logging_id: stats.lastFailure.runId,
+          status: stats.lastFailure.status,
+          created_at: stats.lastFailure.at,
+          error_message: stats.lastFailure.error,
+        }
+      : null,
   };
 }

@@ -1,5 +1,6 @@
 import type { Params } from './params.ts';
 import type { FieldSpec } from './columns.ts';
+import { validationError } from '../../lib/errors.ts';
 
 /**
  * The SQL a warehouse speaks, as far as the engine writes SQL itself (the data quality aggregate
@@ -16,6 +17,11 @@ export interface SqlDialect {
   countIf(condition: string): string;
   /** TRUE when the (RE2) pattern matches anywhere in the value. */
   regexContains(value: string, pattern: string): string;
+  /**
+   * The continuous percentile (`fraction` between 0 and 1) of `value` over the rows of each
+   * `partitionBy` group, as an analytic expression: NULLs are left out, as the aggregate would.
+   */
+  percentileOver(value: string, fraction: number, partitionBy: string): string;
   /** A bound 'YYYY-MM-DD' as a DATE. */
   date(param: string): string;
   /** A bound Date as a TIMESTAMP (with time zone). */
@@ -27,4 +33,10 @@ export interface SqlDialect {
    * warehouse quotes identifiers. For samples and reporting only: nothing is decided on it.
    */
   referencedColumns(expr: string, fields: readonly FieldSpec[]): string[];
+}
+
+/** A percentile's fraction as a SQL literal: the functions take a constant, so it is checked, never bound. */
+export function percentileFraction(fraction: number): string {
+  if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) throw validationError(`a percentile is between 0 and 1, got ${fraction}`);
+  return String(fraction);
 }

@@ -2,10 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import { isCalendarDate } from '../../domain/dates.ts';
 import { RUN_STATES, TERMINAL_RUN_STATES } from '../../domain/states.ts';
 import { ExitCode, notFoundError, validationError } from '../../lib/errors.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { pipelineStats } from '../../services/runs/stats.ts';
 import { getRunDetails, listRuns, requestCancel, type RunDetails } from '../../services/runs/store.ts';
 import type { ServerParts } from '../types.ts';
 import { TtlCache } from '../cache.ts';
-import { runView, stepView } from '../views.ts';
+import { runView, statsView, stepView } from '../views.ts';
 
 const RUN_ID = { type: 'string', pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' } as const;
 const NAME = { type: 'string', pattern: '^[a-z][a-z0-9_]{0,62}$' } as const;
@@ -160,6 +162,29 @@ export const pipelineRoutes =
           count: page.length,
           next_page_token: rows.length > limit ? pageToken.encode(offset + limit) : null,
         };
+      },
+    );
+
+    app.get<{ Querystring: { since?: string; pipeline_id?: string } }>(
+      '/stats',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { since: { type: 'string', maxLength: 20, default: '7d' }, pipeline_id: NAME },
+          },
+        },
+      },
+      async (request) => {
+        const since = request.query.since ?? '7d';
+        const window = parseDuration(since, 'since');
+        const stats = await pipelineStats(parts.ctx, {
+          tenantId: request.principal!.tenantId,
+          since: new Date(parts.ctx.now().getTime() - window),
+          ...(request.query.pipeline_id ? { pipelineId: request.query.pipeline_id } : {}),
+        });
+        return { since, pipelines: stats.map(statsView) };
       },
     );
 

@@ -18,6 +18,7 @@ const bracketed: SqlDialect = {
   column: (name) => `[${name}]`,
   countIf: (condition) => `COUNT_WHERE(${condition})`,
   regexContains: (value, pattern) => `MATCHES(${value}, ${pattern})`,
+  percentileOver: (value, fraction, partitionBy) => `PCT(${value}, ${fraction}) OVER (PARTITION BY ${partitionBy})`,
   date: (param) => `TO_DATE(${param})`,
   timestamp: (param) => `TO_TS(${param})`,
   params: () => new Params(),

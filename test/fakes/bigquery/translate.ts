@@ -66,6 +66,8 @@ const FUNCTIONS: Record<string, string> = {
   DATE_ADD: 'bq_plus',
   SAFE_DIVIDE: 'bq_safe_divide',
   IFNULL: 'coalesce',
+  // PERCENTILE_CONT(x, f) OVER (...): DuckDB's window quantile takes the same arguments.
+  PERCENTILE_CONT: 'quantile_cont',
   FORMAT_TIMESTAMP: 'bq_format_timestamp',
 };
 
