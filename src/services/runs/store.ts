@@ -560,3 +560,29 @@ export async function findRuns(ctx: ServiceContext, runIds: string[]): Promise<R
   const rows = await warehouse.select(METADATA_DATASET, T.runs, { where: { pipeline_logging_id: { op: 'in', values: runIds } } });
   return rows.map(toRunRecord);
 }
+
+/**
+ * The runs of one pipeline whose run date lies in [from, to] (YYYY-MM-DD), newest first, in one
+ * statement: what a backfill reads to know which dates already completed.
+ */
+export async function findRunsByRunDate(
+  ctx: ServiceContext,
+  range: { tenantId: string; pipelineId: string; from: string; to: string },
+): Promise<RunRecord[]> {
+  assertTenantId(range.tenantId);
+  assertName('pipeline id', range.pipelineId);
+  for (const day of [range.from, range.to]) {
+    if (!isCalendarDate(day)) throw validationError(`run date ${JSON.stringify(day)} is not a YYYY-MM-DD date`);
+  }
+  const warehouse = await metadata(ctx);
+  const d = warehouse.dialect;
+  const p = d.params();
+  const rows = await warehouse.query(
+    `SELECT * FROM ${warehouse.qualify(METADATA_DATASET, T.runs)}
+     WHERE tenant_id = ${p.add(range.tenantId)} AND pipeline_id = ${p.add(range.pipelineId)}
+       AND run_date BETWEEN ${d.date(p.add(range.from))} AND ${d.date(p.add(range.to))}
+     ORDER BY created_at DESC, pipeline_logging_id`,
+    p.values,
+  );
+  return rows.map(toRunRecord);
+}
