@@ -139,6 +139,8 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       onProgress: (text) => {
         if (!this.jsonEnabled()) process.stderr.write(`${text}\n`);
       },
+      // The execution's Cloud Logging lines, on stderr so --json keeps stdout to its envelope.
+      onLog: (entry) => process.stderr.write(`${entry.timestamp.toISOString()} ${entry.severity.padEnd(8)} ${entry.message}\n`),
     });
     this.log(`Run ${result.runId}: execution ${result.execution} of job ${result.job} ${result.state} (config ${result.configVersion}).`);
     if (result.message && result.state !== 'SUCCEEDED') this.log(`Cloud Run: ${result.message}`);
