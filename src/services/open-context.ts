@@ -1,6 +1,7 @@
 import { createBackends } from '../backends/factory.ts';
 import { loadWorkspace, resolveEnv, type ResolvedEnv, type Workspace } from '../config/workspace.ts';
 import { defaultActor, type ServiceContext } from './context.ts';
+import { settleDeliveries } from './notifications/pending.ts';
 
 export interface OpenContextOptions {
   /** --env: the environment name (default: $CONVERGENCE_ENV, then default_env, then local). */
@@ -43,6 +44,10 @@ export function contextFor(
     now: options.now ?? (() => new Date()),
     actor: options.actor ?? defaultActor(),
     warn: options.warn ?? (() => {}),
-    close: () => backends.close(),
+    // Notifications still on their way are given their bounded time: they record themselves in the warehouse.
+    close: async () => {
+      await settleDeliveries(backends);
+      await backends.close();
+    },
   };
 }

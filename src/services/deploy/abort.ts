@@ -1,4 +1,5 @@
 import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
+import { notifyOperatorEvent } from '../notifications/notify.ts';
 import { describeTraffic, recordHistory } from './common.ts';
 import { ownedTrafficChange } from './traffic.ts';
 import type { Canary } from './types.ts';
@@ -25,6 +26,13 @@ export async function abortAndRestore(canary: Canary, reason: string, cause?: un
     steps,
     message: reason,
     startedAt: run.startedAt,
+  });
+  notifyOperatorEvent(run.ctx, 'deploy_rolled_back', {
+    summary: `Deploy of ${plan.revision} to ${plan.service} was rolled back: ${reason}`,
+    status: 'ROLLED_BACK',
+    exit_code: ExitCode.deployAborted,
+    error: reason,
+    links: { history: `convergence rollback --env ${run.target.env} --list` },
   });
   throw new ConvergenceError(
     'DEPLOY_ROLLED_BACK',

@@ -6,6 +6,7 @@ import type { RunState } from '../../domain/states.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { ConvergenceError, ExitCode, type ExitCodeValue } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
+import { notifyRunEnd, notifyRunRefused } from '../notifications/notify.ts';
 import { admitRun, type Admission } from '../runs/admission.ts';
 import { asRunError, type RunOutcome } from '../runs/outcome.ts';
 import { runSteps } from '../runs/run-steps.ts';
@@ -122,7 +123,10 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
     runId,
     timeoutMs,
     ...(input.tenantProfile ? { profile: input.tenantProfile } : {}),
-  }).catch(refuse);
+  }).catch((err: unknown) => {
+    notifyRunRefused(ctx, bundle.pipeline, { tenantId: input.tenantId, pipelineId: input.pipelineId, runId }, err);
+    return refuse(err);
+  });
 
   const recorder = new StepRecorder(ctx, { runId, tenantId: input.tenantId, pipelineId: input.pipelineId }, observer);
   let supervisor: RunSupervisor | undefined;
@@ -149,7 +153,7 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
   }
 
   await endRun(ctx, runId, { outcome, rowsProcessed: recorder.rowsProcessed, admission });
-  return {
+  const summary: RunSummary = {
     runId,
     tenantId: input.tenantId,
     pipelineId: input.pipelineId,
@@ -162,6 +166,9 @@ export async function runPipeline(ctx: ServiceContext, input: RunInput, observer
     steps: recorder.steps,
     ...(outcome.error ? { error: summaryError(outcome.error) } : {}),
   };
+  // After the run row is final: deliveries go on in the background and never change the outcome.
+  notifyRunEnd(ctx, bundle.pipeline, summary);
+  return summary;
 }
 
 /** The error that ended a run, as its summary carries it: code, message and advice. */

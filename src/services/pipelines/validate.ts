@@ -2,6 +2,7 @@ import path from 'node:path';
 import { sourceSchema, type PipelineConfig, type SourceConfig } from '../../domain/pipeline.ts';
 import { parseYamlWith } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
+import { pipelineNotificationProblems } from '../notifications/validate.ts';
 import { METADATA_DATASET, T } from '../metadata/tables.ts';
 import {
   classify,
@@ -96,6 +97,10 @@ export async function validateConfigs(ctx: ServiceContext, input: { tenantId?: s
         if (pipeline.pipeline_id !== expected)
           errors.push(`${display}: pipeline_id "${pipeline.pipeline_id}" differs from the file name "${expected}"`);
         errors.push(...(await pipelineReferences(ctx, tenantId, display, pipeline, read)));
+        if (pipeline.notifications) {
+          const text = await readTenantText(root, tenantId, target.relative);
+          errors.push(...(await pipelineNotificationProblems(ctx, tenantId, display, text)));
+        }
         if (errors.length === 0) pipelines.push(pipeline.pipeline_id);
       } else if (target.kind === 'source') {
         const file = await read.sourceFile(target.relative);

@@ -3,6 +3,7 @@ import { isConvergenceError, ExitCode } from '../../lib/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { withLease } from '../leases.ts';
 import { METADATA_DATASET, T } from '../metadata/tables.ts';
+import { notifyOperatorEvent } from '../notifications/notify.ts';
 import { loadActiveBundle } from '../pipelines/push.ts';
 import { runPipeline, type RunSummary } from '../pipelines/run.ts';
 import { nextOccurrence, toSchedule, type ScheduleRow } from './sync.ts';
@@ -166,6 +167,15 @@ export async function dispatchDueSchedules(ctx: ServiceContext, options: Dispatc
         exitCode: isConvergenceError(err) ? err.exitCode : ExitCode.unexpected,
         error: { code: isConvergenceError(err) ? err.code : 'UNEXPECTED', message: err instanceof Error ? err.message : String(err) },
       };
+      notifyOperatorEvent(ctx, 'dispatch_failed', {
+        summary: `Schedule ${schedule.scheduleId} of ${schedule.pipelineId} (tenant ${schedule.tenantId}) could not start its run: ${outcome.error!.message}`,
+        tenant_id: schedule.tenantId,
+        pipeline_id: schedule.pipelineId,
+        run_id: runId,
+        status: outcome.status,
+        exit_code: outcome.exitCode,
+        error: outcome.error!.message,
+      });
     }
     if (outcome.exitCode === 0) result.succeeded++;
     else result.failed++;
