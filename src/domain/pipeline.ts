@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DURATION_PATTERN } from '../lib/duration.ts';
 import { IDENTIFIER_PATTERN, NAME_PATTERN } from './ids.ts';
 import { notificationsSchema } from './notifications.ts';
+import { systemTableUse } from './table-names.ts';
 
 /**
  * Schemas of the tenant YAML files (DESIGN "Pipelines"). Unknown keys are errors, so a typo such
@@ -18,32 +19,69 @@ const relativePath = z
 const severity = z.enum(['error', 'warn']).default('error');
 const onFailure = z.enum(['stop', 'continue']).default('stop');
 
-const destinationSchema = z
-  .object({
-    table: identifier,
-    write_mode: z.enum(['append', 'replace', 'merge']).default('append'),
-    merge_keys: z.array(identifier).nonempty().optional(),
-    partition_by: identifier.optional(),
-    cluster_by: z.array(identifier).max(4, 'BigQuery clusters on at most 4 columns').optional(),
-    schema: relativePath.optional(),
-  })
+const TABLE_WRITE_MODES = ['append', 'replace', 'merge'] as const;
+/** An ingest lands rows, so it writes a table; `view` is named in the error because it is the likely slip. */
+const tableWriteMode = z.enum(TABLE_WRITE_MODES, {
+  error: (issue) =>
+    issue.input === 'view' ? 'write_mode view is for transforms: an ingest lands rows in a table (append, replace or merge)' : undefined,
+});
+/** `view`: CREATE OR REPLACE VIEW of the transform's SQL instead of a table write. */
+const transformWriteMode = z.enum([...TABLE_WRITE_MODES, 'view']);
+
+const destinationFields = {
+  table: identifier,
+  merge_keys: z.array(identifier).nonempty().optional(),
+  partition_by: identifier.optional(),
+  cluster_by: z.array(identifier).max(4, 'BigQuery clusters on at most 4 columns').optional(),
+  schema: relativePath.optional(),
+};
+
+interface DestinationInput {
+  table: string;
+  write_mode: string;
+  merge_keys?: string[];
+  partition_by?: string;
+  cluster_by?: string[];
+  schema?: string;
+}
+
+function destinationIssues(d: DestinationInput, ctx: z.RefinementCtx) {
+  if (d.write_mode === 'merge' && !d.merge_keys) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['merge_keys'],
+      message: 'write_mode merge needs merge_keys (the columns that identify a row)',
+    });
+  }
+  if (d.write_mode !== 'merge' && d.merge_keys) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['merge_keys'],
+      message: `merge_keys only applies to write_mode merge (this is ${d.write_mode})`,
+    });
+  }
+  if (d.write_mode === 'view') viewDestinationIssues(d, ctx);
+}
+
+const tableDestinationSchema = z
+  .object({ ...destinationFields, write_mode: tableWriteMode.default('append') })
   .strict()
-  .superRefine((d, ctx) => {
-    if (d.write_mode === 'merge' && !d.merge_keys) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['merge_keys'],
-        message: 'write_mode merge needs merge_keys (the columns that identify a row)',
-      });
+  .superRefine(destinationIssues);
+const transformDestinationSchema = z
+  .object({ ...destinationFields, write_mode: transformWriteMode.default('append') })
+  .strict()
+  .superRefine(destinationIssues);
+
+/** A view stores a query, not rows: table options have nothing to act on, and system names are not its to take. */
+function viewDestinationIssues(d: DestinationInput, ctx: z.RefinementCtx) {
+  for (const key of ['partition_by', 'cluster_by', 'schema'] as const) {
+    if (d[key] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to tables; a view (write_mode view) stores a query, not rows` });
     }
-    if (d.write_mode !== 'merge' && d.merge_keys) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['merge_keys'],
-        message: `merge_keys only applies to write_mode merge (this is ${d.write_mode})`,
-      });
-    }
-  });
+  }
+  const reserved = systemTableUse(d.table);
+  if (reserved) ctx.addIssue({ code: 'custom', path: ['table'], message: `a view cannot be named ${d.table}: ${reserved}` });
+}
 
 const ruleBase = { name: name.optional(), severity };
 const validRegex = z.string().refine((p) => {
@@ -86,9 +124,9 @@ export const ruleSchema = z.discriminatedUnion('check', [
 
 const stepBase = { name, on_failure: onFailure };
 const stepSchema = z.discriminatedUnion('type', [
-  z.object({ ...stepBase, type: z.literal('ingest'), source_config: relativePath, destination: destinationSchema }).strict(),
+  z.object({ ...stepBase, type: z.literal('ingest'), source_config: relativePath, destination: tableDestinationSchema }).strict(),
   z.object({ ...stepBase, type: z.literal('dq'), table: identifier, rules: z.array(ruleSchema).nonempty() }).strict(),
-  z.object({ ...stepBase, type: z.literal('transform'), sql: relativePath, destination: destinationSchema }).strict(),
+  z.object({ ...stepBase, type: z.literal('transform'), sql: relativePath, destination: transformDestinationSchema }).strict(),
 ]);
 
 export const pipelineSchema = z

@@ -6,6 +6,7 @@ import '../fakes/env-guard.ts';
 import { BigQueryWarehouse } from '../../src/backends/warehouse/bigquery/index.ts';
 import { loadContract } from '../contracts/load.contract.ts';
 import { warehouseContract, type WarehouseFixture } from '../contracts/warehouse.contract.ts';
+import { viewContract } from '../contracts/view.contract.ts';
 import { FakeBigQuery, fakeClient } from '../fakes/bigquery/index.ts';
 
 async function fixture(): Promise<WarehouseFixture> {
@@ -23,3 +24,4 @@ async function fixture(): Promise<WarehouseFixture> {
 
 warehouseContract('BigQuery (REST fake)', fixture);
 loadContract('BigQuery (REST fake)', fixture);
+viewContract('BigQuery (REST fake)', fixture);

@@ -11,6 +11,7 @@ import { lockContract } from '../contracts/lock.contract.ts';
 import { secretsContract } from '../contracts/secrets.contract.ts';
 import { loadContract } from '../contracts/load.contract.ts';
 import { warehouseContract } from '../contracts/warehouse.contract.ts';
+import { viewContract } from '../contracts/view.contract.ts';
 
 async function tempDir() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'convergence-contract-'));
@@ -38,6 +39,11 @@ lockContract('lock files', async () => {
 });
 
 loadContract('DuckDB file', async () => {
+  const { dir, cleanup } = await tempDir();
+  return { subject: new DuckDbWarehouse({ file: path.join(dir, 'state', 'warehouse.duckdb') }), cleanup };
+});
+
+viewContract('DuckDB file', async () => {
   const { dir, cleanup } = await tempDir();
   return { subject: new DuckDbWarehouse({ file: path.join(dir, 'state', 'warehouse.duckdb') }), cleanup };
 });

@@ -145,6 +145,34 @@ export interface LoadResult {
   cursorMax?: string;
 }
 
+/**
+ * A view of a tenant's dataset: stored SQL the warehouse resolves whenever the view is read. The SQL
+ * is tenant SQL, checked as `checkTenantQuery` checks it against `dataset`; what is stored reads
+ * only tables of that dataset, named with their dataset, so it resolves there whoever reads it.
+ */
+export interface ViewRequest {
+  dataset: string;
+  view: string;
+  /** One query, without parameters: nothing binds values when the view is read later. */
+  sql: string;
+  /** Where the SQL came from, for messages, e.g. configs/acme_corp/sql/v_cost.sql. */
+  origin?: string;
+  /**
+   * A table of the view's name is dropped (rows and all) for the view. Without it such a table is
+   * an error (VIEW_REPLACES_TABLE): replacing data by a view is the user's explicit choice.
+   */
+  replaceTable?: boolean;
+}
+
+export interface ViewResult {
+  /** True when no view of that name existed before. */
+  created: boolean;
+  /** True when a table of that name was dropped for the view. */
+  replacedTable: boolean;
+  /** The view's columns. */
+  fields: FieldSpec[];
+}
+
 /** Name of the table that keeps rows a load could not type. */
 export const quarantineTable = (table: string) => `${table}__quarantine`;
 
@@ -211,6 +239,9 @@ export interface Warehouse {
    * sends rejected staged rows to quarantine and applies `alsoWrite` — all or nothing.
    */
   load(request: LoadRequest): Promise<LoadResult>;
+
+  /** Creates or replaces a view of tenant SQL (see ViewRequest); refused before anything changes. */
+  createView(request: ViewRequest): Promise<ViewResult>;
 
   /** Fully qualified, quoted table reference in this warehouse's dialect. */
   qualify(dataset: string, table: string): string;

@@ -37,7 +37,10 @@ export function pipelineSqlItems(
         check: async () => {
           // A file that cannot be read is the reference checks' to report, not the gate's.
           const text = await input.sql(step.sql).catch(() => undefined);
-          if (text !== undefined) await checkTransformSql(warehouse, { tenantId: input.tenantId, dataset, relative: step.sql, text });
+          if (text !== undefined) {
+            const view = step.destination.write_mode === 'view';
+            await checkTransformSql(warehouse, { tenantId: input.tenantId, dataset, relative: step.sql, text, view });
+          }
         },
       });
     } else if (step.type === 'dq') {

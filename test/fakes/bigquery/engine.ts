@@ -51,7 +51,9 @@ export interface TableMeta {
   id: string;
   etag: string;
   tableReference: { projectId: string; datasetId: string; tableId: string };
-  type: 'TABLE';
+  type: 'TABLE' | 'VIEW';
+  /** A view's GoogleSQL, as its CREATE VIEW gave it (tables.get returns it). */
+  view?: { query: string; useLegacySql: false };
   schema: TableSchema;
   location: string;
   timePartitioning?: { type: string; field?: string; expirationMs?: string };
@@ -267,6 +269,7 @@ export class Engine {
     const dataset = this.dataset(datasetId);
     const tableId = body.tableReference?.tableId ?? '';
     if (!/^[A-Za-z0-9_-]{1,1024}$/.test(tableId)) throw invalid(`Invalid table ID "${tableId}".`);
+    if (body.view) throw invalid('This fake makes views with CREATE VIEW query jobs, not tables.insert');
     if (this.tables.has(tableKey(datasetId, tableId))) {
       throw new FakeError(409, 'duplicate', `Already Exists: Table ${this.project}:${datasetId}.${tableId}`);
     }
@@ -297,8 +300,8 @@ export class Engine {
   }
 
   async deleteTable(datasetId: string, tableId: string): Promise<void> {
-    this.table(datasetId, tableId);
-    await this.#run(`DROP TABLE ${q(datasetId)}.${q(tableId)}`);
+    const meta = this.table(datasetId, tableId);
+    await this.#run(`DROP ${meta.type === 'VIEW' ? 'VIEW' : 'TABLE'} ${q(datasetId)}.${q(tableId)}`);
     this.tables.delete(tableKey(datasetId, tableId));
   }
 
@@ -878,6 +881,8 @@ export class Engine {
     }
     const translated = translate(body, ctx);
     this.#checkRefs(translated.tables, location);
+    const view = VIEW_DDL.exec(text);
+    if (view) await this.#checkViewBody(translated.sql, values, location);
     const alter = /^\s*ALTER\s+TABLE\s+((?:IF\s+EXISTS\s+)?"(?:[^"]|"")+"\."(?:[^"]|"")+")\s+([\s\S]+)$/i.exec(translated.sql);
     if (alter) {
       // BigQuery takes several actions in one ALTER TABLE; DuckDB one at a time.
@@ -886,6 +891,13 @@ export class Engine {
       await this.#run(translated.sql, values);
     }
     await this.#syncCatalog(location);
+    if (view) {
+      // The view is the first table its statement names; what follows AS is its GoogleSQL body.
+      const made = translated.tables[0];
+      const meta = made ? this.tables.get(tableKey(made.dataset, made.table)) : undefined;
+      if (meta) meta.view = { query: view[1]!.trim(), useLegacySql: false };
+      return 'CREATE_VIEW';
+    }
     const created = /^CREATE (OR REPLACE )?TABLE (IF NOT EXISTS )?/.test(head) ? translated.tables[0] : undefined;
     if (created) {
       const meta = this.tables.get(tableKey(created.dataset, created.table));
@@ -897,6 +909,19 @@ export class Engine {
       }
     }
     return head.split(' ').slice(0, 2).join('_');
+  }
+
+  /**
+   * BigQuery's rules for a view body: it is a query, it names no query parameter ("You cannot
+   * reference query parameters in views") and every table it reads exists and names its dataset.
+   */
+  async #checkViewBody(duckSql: string, values: Record<string, DuckDBValue>, location: string): Promise<void> {
+    const body = TRANSLATED_VIEW_DDL.exec(duckSql)?.[1];
+    if (!body) throw invalidQuery('CREATE VIEW needs AS followed by a query');
+    if (Object.keys(values).some((name) => new RegExp(`\\$${name}\\b`).test(body))) {
+      throw invalidQuery('Query parameters cannot be used in a view definition');
+    }
+    this.#checkRefs(await this.#tablesOfQuery(body, location), location, true);
   }
 
   async #dropTempTables(): Promise<void> {
@@ -945,6 +970,16 @@ export class Engine {
     } finally {
       conn.closeSync();
     }
+    const views = new Set<string>();
+    const viewConn = await this.#connect();
+    try {
+      const reader = await viewConn.runAndReadAll(
+        'SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT internal',
+      );
+      for (const [schema, view] of reader.getRows()) views.add(tableKey(String(schema), String(view)));
+    } finally {
+      viewConn.closeSync();
+    }
     const seen = new Map<string, Field[]>();
     for (const [schema, table, column, dataType, nullable] of rows) {
       const key = tableKey(String(schema), String(table));
@@ -963,7 +998,7 @@ export class Engine {
           id: `${this.project}:${key}`,
           etag: etag(),
           tableReference: { projectId: this.project, datasetId, tableId },
-          type: 'TABLE',
+          type: views.has(key) ? 'VIEW' : 'TABLE',
           schema: { fields: columns },
           location: dataset?.location ?? location,
           creationTime: now(),
@@ -973,9 +1008,23 @@ export class Engine {
       }
       const current = new Map(meta.schema.fields.map((f) => [f.name.toLowerCase(), f]));
       meta.schema = { fields: columns.map((c) => current.get(c.name.toLowerCase()) ?? c) };
+      // CREATE OR REPLACE swaps a view's columns wholesale, and a table may have taken a view's name.
+      if (views.has(key)) {
+        if (meta.type !== 'VIEW') meta.schema = { fields: columns };
+        meta.type = 'VIEW';
+      } else {
+        meta.type = 'TABLE';
+        delete meta.view;
+      }
     }
   }
 }
+
+/** A CREATE VIEW statement, and its body (the query after AS). */
+const VIEW_DDL = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:`[^`]+`|[\w.-]+)\s+AS\b([\s\S]*)$/i;
+
+/** The same statement after translation, its names double-quoted: `CREATE VIEW "ds"."v" AS <query>`. */
+const TRANSLATED_VIEW_DDL = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"(?:[^"]|"")+"\.)*"(?:[^"]|"")+"\s+AS\b([\s\S]*)$/i;
 
 const isWriteConflict = (err: unknown) => /\bconflict\b/i.test((err as Error)?.message ?? '');
 

@@ -375,6 +375,8 @@ export class FakeBigQuery {
       }
       case 'tables.get': {
         const meta = engine.table(ids[0]!, ids[1]!);
+        // A view holds no rows of its own: BigQuery reports no numRows for it.
+        if (meta.type === 'VIEW') return [200, meta];
         const rows = await engine.exclusive(() => engine.numRows(meta));
         return [200, { ...meta, numRows: String(rows), numBytes: '0' }];
       }
@@ -386,6 +388,7 @@ export class FakeBigQuery {
         return [204, undefined];
       case 'tabledata.list': {
         const meta = engine.table(ids[0]!, ids[1]!);
+        if (meta.type === 'VIEW') throw invalid('Cannot list a table of type VIEW.');
         const start = Number(q['pageToken'] ?? q['startIndex'] ?? 0);
         const size = Number(q['maxResults'] ?? this.#pageSize);
         const [rows, total] = await engine.exclusive(

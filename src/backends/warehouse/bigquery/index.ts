@@ -25,6 +25,7 @@ import { bigqueryDialect } from './dialect.ts';
 import { checkBigQueryExpression, checkBigQueryQuery, type BigQueryGateContext } from './tenant-sql.ts';
 import { fieldTypeOf, inferType, queryParameter } from './values.ts';
 import { assertSelect } from '../where.ts';
+import { assertViewRequest, viewParametersRefused, viewReplacesTable } from '../views.ts';
 import type {
   FieldSpec,
   FieldType,
@@ -37,6 +38,8 @@ import type {
   TenantExpressionScope,
   TenantQueryCheck,
   TenantSqlScope,
+  ViewRequest,
+  ViewResult,
   Warehouse,
   Where,
   WriteOp,
@@ -396,6 +399,44 @@ export class BigQueryWarehouse implements Warehouse {
       },
       request,
     );
+  }
+
+  /**
+   * A view in the tenant's dataset, made by a CREATE OR REPLACE VIEW query job holding the very text
+   * the dry run passed: every table it reads lies in that dataset of this project (the gate checks
+   * the dry run's referencedTables), and a view body names its tables with their dataset, as
+   * BigQuery requires. BigQuery keeps DDL out of transactions: a table replaced by the view
+   * (replaceTable) is dropped first, on the user's explicit request.
+   */
+  async createView(request: ViewRequest): Promise<ViewResult> {
+    assertViewRequest(request);
+    const names = parameterNames(request.sql);
+    if (names.length > 0) throw viewParametersRefused(request.origin, names);
+    const { dataset, view } = request;
+    await this.checkTenantQuery(request.sql, { dataset, ...(request.origin ? { origin: request.origin } : {}) });
+    const kind = await this.#tableType(dataset, view);
+    if (kind !== undefined && kind !== 'VIEW' && !request.replaceTable) throw viewReplacesTable(request);
+    if (kind !== undefined && kind !== 'VIEW') await this.dropTable(dataset, view);
+    this.#schemas.delete(`${dataset}.${view}`);
+    // Newlines keep a trailing comment of the tenant's apart from our text.
+    const ddl = `CREATE OR REPLACE VIEW ${tableRef(this.#project, dataset, view)} AS\n${request.sql}\n`;
+    await this.#jobs.query({ sql: ddl, what: `create view ${dataset}.${view}` });
+    return {
+      created: kind !== 'VIEW',
+      replacedTable: kind !== undefined && kind !== 'VIEW',
+      fields: (await this.getTableFields(dataset, view)) ?? [],
+    };
+  }
+
+  /** TABLE, VIEW, MATERIALIZED_VIEW, ...; undefined when nothing has that name. */
+  async #tableType(dataset: string, table: string): Promise<string | undefined> {
+    try {
+      const [metadata] = await this.#dataset(dataset).table(table).getMetadata();
+      return String((metadata as TableMetadata).type ?? 'TABLE');
+    } catch (err) {
+      if (isNotFound(errorFacts(err))) return undefined;
+      this.#fail(err, `read table ${dataset}.${table}`);
+    }
   }
 
   qualify(dataset: string, table: string): string {

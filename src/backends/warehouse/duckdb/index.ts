@@ -6,6 +6,7 @@ import { closeFile, withInstance } from './file-access.ts';
 import { CSV_FILE_TYPES, needsStaging } from './csv-files.ts';
 import { duckdbDialect } from './dialect.ts';
 import { loadInto } from './load.ts';
+import { createViewIn, dropTableOrView } from './view.ts';
 import {
   applyWriteOp,
   checkOp,
@@ -37,11 +38,14 @@ import {
   type TenantExpressionScope,
   type TenantQueryCheck,
   type TenantSqlScope,
+  type ViewRequest,
+  type ViewResult,
   type Warehouse,
   type Where,
   type WriteOp,
 } from '../port.ts';
 import { assertSelect } from '../where.ts';
+import { assertViewRequest, viewParametersRefused } from '../views.ts';
 
 export { translatePlaceholders };
 
@@ -169,7 +173,7 @@ export class DuckDbWarehouse implements Warehouse {
   async dropTable(dataset: string, table: string): Promise<void> {
     assertIdentifier('dataset', dataset);
     assertIdentifier('table', table);
-    await this.#session((s) => s.exec(`DROP TABLE IF EXISTS ${q(dataset)}.${q(table)}`));
+    await this.#session((s) => dropTableOrView(s, dataset, table));
   }
 
   async getTableFields(dataset: string, table: string): Promise<FieldSpec[] | undefined> {
@@ -259,7 +263,15 @@ export class DuckDbWarehouse implements Warehouse {
     return this.#session((s) => loadInto(s, request, query), { sandbox: true });
   }
 
-  /** Tenant SQL with `@name` parameters: translated, checked and restated, with its values. */
+  /** The view stores the gate's restatement, made in a sandboxed session like any tenant SQL it runs. */
+  async createView(request: ViewRequest): Promise<ViewResult> {
+    assertViewRequest(request);
+    const { names } = translatePlaceholders(request.sql);
+    if (names.length > 0) throw viewParametersRefused(request.origin, names);
+    const query = await this.#tenantQuery(request.sql, { dataset: request.dataset, origin: request.origin });
+    return this.#session((s) => createViewIn(s, request, query.sql), { sandbox: true });
+  }
+
   /** A csv-files load that meets a row only the engine can take writes nothing and says so (CsvNeedsStaging). */
   async #loadCsvFiles(request: LoadRequest): Promise<LoadResult> {
     try {
@@ -282,6 +294,7 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
+  /** Tenant SQL with `@name` parameters: translated, checked and restated, with its values. */
   async #tenantQuery(sql: string, scope: TenantSqlScope): Promise<CheckedQuery & { values: Record<string, DuckDBValue> }> {
     const translated = translatePlaceholders(sql);
     const checked = await this.#gate.check(translated.sql, { dataset: scope.dataset, params: translated.names, origin: scope.origin });
