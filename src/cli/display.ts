@@ -1,3 +1,4 @@
+import type { RunLogEntry } from '../services/runs/remote-logs.ts';
 import type { RunRecord, StepRecord } from '../services/runs/store.ts';
 
 /** Text shapes shared by the run commands (terminal output only; --json gets the records). */
@@ -23,3 +24,14 @@ export function stepNote(step: StepRecord): string | null {
   const reason = step.details?.reason;
   return typeof reason === 'string' ? reason : null;
 }
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is replaced
+const TERMINAL_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * One Cloud Logging line of a run as the terminal shows it: time, severity, message. A message can
+ * carry tenant data (a value quoted in an error), so control characters other than newline and tab
+ * are shown as "?": an escape sequence in it must not drive the operator's terminal.
+ */
+export const formatLogEntry = (entry: RunLogEntry) =>
+  `${entry.timestamp.toISOString()} ${entry.severity.padEnd(8)} ${entry.message.replace(TERMINAL_CONTROL, '?')}`;

@@ -118,6 +118,28 @@ describe('pipeline run --remote --wait, then pipeline logs --env cloud', () => {
     assert.equal(warnings.envelope.result!.truncated, true);
   });
 
+  it("shows a line's terminal escape sequences (tenant data in a message) as text, never sends them to the terminal", async () => {
+    const { envelope } = await json<RunLogsView>(['pipeline', 'logs', runId]);
+    const execution = envelope.result!.run.executionName!;
+    const message = 'bad value \u001b[2J\u001b]0;owned\u0007 in row 7\r';
+    demo.fakes.logging.containerLine(JSON.stringify({ severity: 'ERROR', message }), {
+      project: CLOUD_PROJECT,
+      location: 'us-central1',
+      job: JOB,
+      execution,
+      taskIndex: 0,
+      stream: 'stdout',
+    });
+    const r = await cli(['pipeline', 'logs', runId]);
+    assert.equal(r.exitCode, 0, show(r));
+    assert.match(r.stdout, LINE('ERROR', 'bad value \\?\\[2J\\?\\]0;owned\\? in row 7\\?'));
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be printed
+    assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f]/.test(r.stdout), 'no control character reaches the terminal');
+    // --json carries the message as logged: JSON escapes it.
+    const again = await json<RunLogsView>(['pipeline', 'logs', runId]);
+    assert.ok(again.envelope.result!.entries!.some((entry) => entry.message === message));
+  });
+
   it('refuses a run id that is not a uuid and an unknown severity (exit 2) before any request', async () => {
     const calls = demo.fakes.grpc.calls().length;
     const badId = await cli(['pipeline', 'logs', 'x" OR labels.run_id!="y']);

@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.ts';
 import { formatTable } from '../../cli/render.ts';
-import { formatDuration, runStatus, stepNote } from '../../cli/display.ts';
+import { formatDuration, formatLogEntry, runStatus, stepNote } from '../../cli/display.ts';
 import { formatBytes } from '../../lib/bytes.ts';
-import { followRunLogs, readRunLogs, type RunLogEntry, type RunLogsView } from '../../services/runs/remote-logs.ts';
+import { followRunLogs, readRunLogs, type RunLogsView } from '../../services/runs/remote-logs.ts';
 
 export default class PipelineLogs extends BaseCommand<typeof PipelineLogs> {
   static override summary = "Show the step logs of a pipeline run: rows in and out, bytes, duration and each step's error.";
@@ -43,7 +43,7 @@ On a cloud --env the lines the run's Cloud Run execution logged follow the table
       const view = await followRunLogs(ctx, this.args.run_id, {
         ...options,
         signal: stop.signal,
-        onEntry: (entry) => this.log(entryLine(entry)),
+        onEntry: (entry) => this.log(formatLogEntry(entry)),
       });
       this.showRun(view);
       return view;
@@ -78,8 +78,6 @@ On a cloud --env the lines the run's Cloud Run execution logged follow the table
     this.log(
       `\nCloud Logging (${entries.length} line${entries.length === 1 ? '' : 's'}${truncated ? ', older ones left out: raise --limit' : ''}):`,
     );
-    for (const entry of entries) this.log(entryLine(entry));
+    for (const entry of entries) this.log(formatLogEntry(entry));
   }
 }
-
-const entryLine = (entry: RunLogEntry) => `${entry.timestamp.toISOString()} ${entry.severity.padEnd(8)} ${entry.message}`;

@@ -7,7 +7,7 @@ import type { RemoteRunResult } from '../../services/pipelines/remote.ts';
 import type { RunSummary } from '../../services/pipelines/run.ts';
 import type { StepSummary } from '../../services/runs/steps.ts';
 
-import { formatDuration } from '../../cli/display.ts';
+import { formatDuration, formatLogEntry } from '../../cli/display.ts';
 import { formatBytes } from '../../lib/bytes.ts';
 
 export default class PipelineRun extends BaseCommand<typeof PipelineRun> {
@@ -140,7 +140,7 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
         if (!this.jsonEnabled()) process.stderr.write(`${text}\n`);
       },
       // The execution's Cloud Logging lines, on stderr so --json keeps stdout to its envelope.
-      onLog: (entry) => process.stderr.write(`${entry.timestamp.toISOString()} ${entry.severity.padEnd(8)} ${entry.message}\n`),
+      onLog: (entry) => process.stderr.write(`${formatLogEntry(entry)}\n`),
     });
     this.log(`Run ${result.runId}: execution ${result.execution} of job ${result.job} ${result.state} (config ${result.configVersion}).`);
     if (result.message && result.state !== 'SUCCEEDED') this.log(`Cloud Run: ${result.message}`);
