@@ -91,6 +91,7 @@ before(async () => {
       '    ingress: internal-and-cloud-load-balancing',
       '    task_timeout: 2h',
       '    max_retries: 1',
+      '    notifications: [{ type: pubsub, topic: deploy-events, events: [deploy_rolled_back] }]',
       '  public:',
       `    project: ${CLOUD_PROJECT}`,
       '    region: us-central1',
@@ -109,6 +110,7 @@ before(async () => {
       '',
     ].join('\n'),
   );
+  fakes.pubsub.createTopic(CLOUD_PROJECT, 'deploy-events');
   await withContext(root, (ctx) => bootstrap(ctx), { env: 'cloud' });
 });
 after(async () => {
@@ -374,6 +376,10 @@ describe('deploy --canary', () => {
     process.stderr.write(`# first failing probe -> traffic restored: ${ms} ms\n`);
     const rows = await history();
     assert.equal(rows.at(-1)?.status, 'ROLLED_BACK');
+    // The environment's topic heard of it, with attributes a subscription filters on.
+    const [published] = fakes.pubsub.published(`projects/${CLOUD_PROJECT}/topics/deploy-events`).slice(-1);
+    assert.deepEqual(published?.attributes, { event: 'deploy_rolled_back', env: 'cloud', status: 'ROLLED_BACK' });
+    assert.match(JSON.parse(published!.data.toString('utf8')).error, /analysis failed at 50%/);
   });
 
   it('retries a traffic update that meets a concurrent writer from a fresh GET', async () => {

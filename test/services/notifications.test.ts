@@ -14,6 +14,7 @@ import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, NOTIFICATION_DELIVERIES_TABLE, T } from '../../src/services/metadata/tables.ts';
 import { runPipeline, type RunSummary } from '../../src/services/pipelines/run.ts';
 import { reserveRun, settleRun } from '../../src/services/quotas.ts';
+import { dispatchDueSchedules } from '../../src/services/schedules/dispatch.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
@@ -191,5 +192,33 @@ describe('notifications of a run', () => {
     } finally {
       await writeFile(pipelineFile(), notifyPipeline());
     }
+  });
+});
+
+describe('notifications of a dispatch', () => {
+  it('a due schedule whose pipeline was never pushed posts dispatch_failed to the environment targets', async () => {
+    const past = new Date(Date.now() - 60_000);
+    await withWarehouse(root, (w) =>
+      w.insert(METADATA_DATASET, T.schedules, [
+        {
+          schedule_id: 'sched-never-pushed',
+          tenant_id: TENANT,
+          pipeline_id: 'p_never_pushed',
+          cron_expression: '0 6 * * *',
+          timezone: 'UTC',
+          is_active: true,
+          next_run_at: past,
+          created_at: past,
+          updated_at: past,
+        },
+      ]),
+    );
+    const result = await withContext(root, (ctx) => dispatchDueSchedules(ctx, { taskIndex: 0, taskCount: 1 }));
+    assert.equal(result.outcomes[0]?.status, 'NOT_STARTED');
+    const [body] = bodies();
+    assert.equal(body?.event, 'dispatch_failed');
+    assert.equal(body?.pipeline_id, 'p_never_pushed');
+    assert.equal(body?.run_id, result.outcomes[0]?.runId);
+    assert.match(String(body?.summary), /Schedule sched-never-pushed of p_never_pushed \(tenant acme_corp\) could not start its run/);
   });
 });
