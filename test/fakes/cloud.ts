@@ -9,6 +9,8 @@ import { FakeBigQuery } from './bigquery/index.ts';
 import { GcsFake } from './gcs/server.ts';
 import { KmsFake } from './grpc/kms.ts';
 import { LoggingFake } from './grpc/logging.ts';
+import { LogMetricsFake } from './grpc/logging-metrics.ts';
+import { MonitoringFake } from './grpc/monitoring.ts';
 import { PubSubFake } from './grpc/pubsub.ts';
 import { RunFake } from './grpc/run.ts';
 import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
@@ -33,6 +35,10 @@ export interface CloudFakes {
   pubsub: PubSubFake;
   /** Cloud Logging entries; the Run fake forwards its job containers' output here. */
   logging: LoggingFake;
+  /** Cloud Logging's log-based metrics. */
+  logMetrics: LogMetricsFake;
+  /** Cloud Monitoring: alert policies, notification channels, uptime checks (it knows logMetrics' metric types). */
+  monitoring: MonitoringFake;
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
@@ -58,7 +64,9 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   const pubsub = new PubSubFake();
   const logging = new LoggingFake();
   run.forwardLogs(logging);
-  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging });
+  const logMetrics = new LogMetricsFake();
+  const monitoring = new MonitoringFake({ logMetrics });
+  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging, logMetrics, monitoring });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
@@ -88,6 +96,8 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     scheduler,
     pubsub,
     logging,
+    logMetrics,
+    monitoring,
     grpc,
     gcs,
     bigquery,

@@ -26,6 +26,8 @@ import { iamBinding } from './iam.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
 import type { LoggingFake } from './logging.ts';
+import type { LogMetricsFake } from './logging-metrics.ts';
+import type { MonitoringFake } from './monitoring.ts';
 import type { OperationsFake } from './operations.ts';
 import type { PubSubFake } from './pubsub.ts';
 import type { RunFake } from './run.ts';
@@ -74,6 +76,10 @@ export interface FakeServices {
   pubsub?: PubSubFake;
   /** google.logging.v2.LoggingServiceV2: log entries, e.g. what Run forwards from job containers. */
   logging?: LoggingFake;
+  /** google.logging.v2.MetricsServiceV2: log-based metrics. */
+  logMetrics?: LogMetricsFake;
+  /** Cloud Monitoring v3: alert policies, notification channels, uptime checks. */
+  monitoring?: MonitoringFake;
 }
 
 export interface Fault {
