@@ -102,6 +102,11 @@ export async function runPipelineTask(rt: JobRuntime, input: JobInput, env: Node
     log.info(`run ${summary.runId} COMPLETE: ${summary.rowsProcessed} rows`, fields);
     return summary;
   }
+  // The run's own labelled end line, as dispatch writes one: the log-based metrics count these.
+  log.error(`run ${summary.runId} ${summary.status}${summary.error ? `: ${summary.error.message}` : ''}`, {
+    ...fields,
+    ...(summary.error ? { error: summary.error } : {}),
+  });
   throw runFailure(summary);
 }
 

@@ -1,0 +1,102 @@
+/** `convergence monitoring setup|list` as a user runs them (the built CLI) against the Cloud Monitoring and Logging fakes. */
+import '../fakes/env-guard.ts';
+import assert from 'node:assert/strict';
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ServicesClient } from '@google-cloud/run';
+import type { MonitoringListResult, MonitoringSetupResult } from '../../src/services/monitoring/setup.ts';
+import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
+import { runCli, runJson, show } from '../helpers/cli.ts';
+import { newWorkspace } from '../helpers/context.ts';
+import { cleanupAll } from '../helpers/tmp.ts';
+
+const WRITE = /^(Create|Update|Delete)/;
+let fakes: CloudFakes;
+let root: string;
+
+/** Writes to Cloud Monitoring and to Logging's metrics (not the Run service the test deploys). */
+const writeCount = () => fakes.grpc.calls().filter((c) => /monitoring|MetricsServiceV2/.test(c.service) && WRITE.test(c.method)).length;
+const run = (args: string[]) => runCli(args, { cwd: root, env: fakes.vars });
+const json = <R>(args: string[]) => runJson<R>(args, { cwd: root, env: fakes.vars });
+
+before(async () => {
+  fakes = await startCloudFakes();
+  root = await newWorkspace('monitoring-cli');
+  const lines = [
+    fakes.yaml('cloud').trimEnd(),
+    '    production: true',
+    '    notifications:',
+    '      - { type: pubsub, topic: pipeline-events, events: [all] }',
+    '      - { type: slack, url_secret: slack_ops_webhook, events: [run_failed] }',
+  ];
+  await appendFile(path.join(root, 'convergence.yaml'), `${lines.join('\n')}\n`);
+  const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
+  try {
+    const [operation] = await services.createService({
+      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+      serviceId: CLOUD_SERVICE,
+      service: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } },
+    });
+    await operation.promise();
+  } finally {
+    await services.close();
+  }
+});
+after(async () => {
+  await fakes?.stop();
+  await cleanupAll();
+});
+
+describe('monitoring setup and list (built CLI)', () => {
+  it('--dry-run --json plans everything and writes nothing', async () => {
+    const r = await json<MonitoringSetupResult>(['monitoring', 'setup', '--env', 'cloud', '--dry-run']);
+    assert.equal(r.exitCode, 0, show(r));
+    const result = r.envelope.result!;
+    assert.equal(result.dryRun, true);
+    assert.equal(result.created, 2 + 1 + 1 + 7, JSON.stringify(result.resources.map((x) => `${x.kind}:${x.id}:${x.action}`)));
+    assert.equal(writeCount(), 0);
+    assert.ok(
+      r.envelope.warnings.some((w) => /Slack app/.test(w)),
+      show(r),
+    );
+  });
+
+  it('refuses a production environment without --yes in a non-interactive session (exit 2), writing nothing', async () => {
+    const r = await json<never>(['monitoring', 'setup', '--env', 'cloud']);
+    assert.equal(r.exitCode, 2, show(r));
+    assert.match(r.envelope.error!.message, /production environment "cloud"/);
+    assert.match(r.envelope.error!.suggestion ?? '', /--yes/);
+    assert.equal(writeCount(), 0);
+  });
+
+  it('--yes creates it all; a second run prints "No changes" and writes nothing', async () => {
+    const r = await json<MonitoringSetupResult>(['monitoring', 'setup', '--env', 'cloud', '--yes']);
+    assert.equal(r.exitCode, 0, show(r));
+    assert.equal(r.envelope.result!.created, 2 + 1 + 1 + 7);
+    const writes = writeCount();
+    const again = await run(['monitoring', 'setup', '--env', 'cloud']);
+    assert.equal(again.exitCode, 0, show(again));
+    assert.match(again.stdout, /^No changes: the monitoring of cloud in project demo-project is up to date/m, show(again));
+    assert.match(again.stdout, /^policy convergence cloud: API error rate > 0\.1%: unchanged$/m);
+    assert.equal(writeCount(), writes);
+  });
+
+  it('lists what exists with --json', async () => {
+    const r = await json<MonitoringListResult>(['monitoring', 'list', '--env', 'cloud']);
+    assert.equal(r.exitCode, 0, show(r));
+    const kinds = r.envelope.result!.resources.map((x) => `${x.kind}:${x.state}`);
+    assert.equal(kinds.filter((k) => k === 'alert_policy:ENABLED').length, 7, kinds.join('\n'));
+    assert.ok(kinds.includes('notification_channel:ENABLED'));
+    assert.ok(kinds.includes('log_metric:PRESENT'));
+    const table = await run(['monitoring', 'list', '--env', 'cloud']);
+    assert.match(table.stdout, /uptime_check\s+health/);
+  });
+
+  it('refuses the local environment with exit 2', async () => {
+    const r = await json<never>(['monitoring', 'setup']);
+    assert.equal(r.exitCode, 2, show(r));
+    assert.match(r.envelope.error!.message, /no Cloud Monitoring/);
+  });
+});
