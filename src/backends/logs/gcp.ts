@@ -39,7 +39,7 @@ interface DecodedValue {
 }
 
 /** The one method of the generated LoggingServiceV2Client used here. */
-export interface LogEntriesClient {
+interface LogEntriesClient {
   listLogEntries(
     request: Record<string, unknown>,
     options: { autoPaginate: false; retry: null },

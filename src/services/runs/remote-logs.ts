@@ -109,7 +109,7 @@ async function newestEntries(logs: RunLogs, target: RunLogTarget, limit: number)
  * A run's entries as they arrive: each look returns the entries not returned before, oldest
  * first, going back LATE_ARRIVAL_MS behind the newest one seen for entries indexed late.
  */
-export class RunLogTail {
+class RunLogTail {
   readonly #logs: RunLogs;
   #target: RunLogTarget;
   readonly #seen = new Set<string>();
