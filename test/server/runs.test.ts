@@ -5,6 +5,7 @@ import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { createRun, getRun } from '../../src/services/runs/store.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { apiHarness, heldPipeline, waitFor, type ApiHarness } from './helpers.ts';
+import { modelSteps } from '../helpers/example-model.ts';
 
 after(cleanupAll);
 
@@ -55,7 +56,7 @@ describe('runs through the API', () => {
     assert.equal(done.status, 'COMPLETE', JSON.stringify(done));
     assert.deepEqual(
       done.steps!.map((s) => `${s.step_name}:${s.status}`),
-      ['ingest_usage:COMPLETE', 'check_usage:COMPLETE', 'build_fct_usage_daily:COMPLETE'],
+      ['ingest_usage:COMPLETE', 'check_usage:COMPLETE', 'build_fct_usage_daily:COMPLETE', ...modelSteps('COMPLETE')],
     );
     assert.ok(done.rows_processed! > 2000, String(done.rows_processed));
     const record = await getRun(h.ctx, started.pipeline_logging_id);

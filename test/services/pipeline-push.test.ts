@@ -39,7 +39,14 @@ describe('pipeline push', () => {
       'pipelines/p_usage_daily.yml',
       'schemas/raw_usage.json',
       'sources/usage_files.yml',
+      'sql/dim_models.sql',
+      'sql/dim_providers.sql',
+      'sql/dim_users.sql',
       'sql/fct_usage_daily.sql',
+      'sql/v_cost_trend.sql',
+      'sql/v_daily_cost_by_provider.sql',
+      'sql/v_model_mix.sql',
+      'sql/v_top_users_by_cost.sql',
     ]);
     const again = await withContext(root, (ctx) => pushPipelines(ctx, { tenantId: TENANT }));
     assert.deepEqual(

@@ -12,6 +12,7 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
+import { MODEL_STEPS, modelSteps } from '../helpers/example-model.ts';
 
 after(cleanupAll);
 
@@ -37,7 +38,12 @@ describe('pipeline run on the demo tenant', () => {
     const first = await run(root);
     assert.equal(first.status, 'COMPLETE', JSON.stringify(first.error));
     assert.equal(first.exitCode, 0);
-    assert.deepEqual(stepStatuses(first), ['ingest_usage:COMPLETE', 'check_usage:COMPLETE', 'build_fct_usage_daily:COMPLETE']);
+    assert.deepEqual(stepStatuses(first), [
+      'ingest_usage:COMPLETE',
+      'check_usage:COMPLETE',
+      'build_fct_usage_daily:COMPLETE',
+      ...modelSteps('COMPLETE'),
+    ]);
     assert.equal(await count(root, 'raw_usage'), 7 * 300 + 1);
     assert.equal(await count(root, 'raw_usage__quarantine'), 2);
     const ingest = first.steps[0]!;
@@ -56,7 +62,7 @@ describe('pipeline run on the demo tenant', () => {
       const [runRow] = await w.select(METADATA_DATASET, T.runs, { where: { pipeline_logging_id: first.runId } });
       assert.equal(runRow?.['status'], 'COMPLETE');
       assert.equal(runRow?.['config_version'], first.configVersion);
-      assert.equal(await w.count(METADATA_DATASET, T.stepLogs, { pipeline_logging_id: first.runId }), 3);
+      assert.equal(await w.count(METADATA_DATASET, T.stepLogs, { pipeline_logging_id: first.runId }), 3 + MODEL_STEPS.length);
       assert.equal(await w.count(METADATA_DATASET, T.dqResults, { pipeline_logging_id: first.runId }), 8);
       const [state] = await w.select(TENANT, '_convergence_state');
       assert.equal(state?.['cursor_value'], '2025-01-07');
@@ -92,7 +98,7 @@ describe('pipeline run on the demo tenant', () => {
     );
     assert.deepEqual(
       plan.steps.map((s) => s.type),
-      ['ingest', 'dq', 'transform'],
+      ['ingest', 'dq', 'transform', ...MODEL_STEPS.map(() => 'transform')],
     );
     assert.match(plan.steps[0]!.summary, /usage_\*\.csv → raw_usage \(merge, cursor 2025-01-01\)/);
     assert.match(String(plan.steps[2]!.detail['sql']), /"acme_corp"\."raw_usage"/);
@@ -114,7 +120,12 @@ describe('pipeline run on the demo tenant', () => {
     assert.equal(summary.status, 'FAILED');
     assert.equal(summary.exitCode, 4);
     assert.equal(summary.error?.code, 'DATA_QUALITY_FAILED');
-    assert.deepEqual(stepStatuses(summary), ['ingest_usage:COMPLETE', 'check_usage:FAILED', 'build_fct_usage_daily:SKIPPED']);
+    assert.deepEqual(stepStatuses(summary), [
+      'ingest_usage:COMPLETE',
+      'check_usage:FAILED',
+      'build_fct_usage_daily:SKIPPED',
+      ...modelSteps('SKIPPED'),
+    ]);
     const [failed] = await withWarehouse(root, (w) =>
       w.select(METADATA_DATASET, T.dqResults, { where: { pipeline_logging_id: summary.runId, passed: false, severity: 'error' } }),
     );
@@ -136,7 +147,12 @@ describe('pipeline run on the demo tenant', () => {
     );
     const summary = await run(root);
     assert.equal(summary.status, 'COMPLETE');
-    assert.deepEqual(stepStatuses(summary), ['ingest_usage:COMPLETE', 'check_usage:FAILED', 'build_fct_usage_daily:COMPLETE']);
+    assert.deepEqual(stepStatuses(summary), [
+      'ingest_usage:COMPLETE',
+      'check_usage:FAILED',
+      'build_fct_usage_daily:COMPLETE',
+      ...modelSteps('COMPLETE'),
+    ]);
   });
 
   it('fails a transform with an unknown template variable naming the file and line, and keeps earlier steps', async () => {
@@ -203,7 +219,12 @@ describe('pipeline run on the demo tenant', () => {
       ),
     );
     assert.equal(summary.status, 'CANCELLED');
-    assert.deepEqual(stepStatuses(summary), ['ingest_usage:COMPLETE', 'check_usage:SKIPPED', 'build_fct_usage_daily:SKIPPED']);
+    assert.deepEqual(stepStatuses(summary), [
+      'ingest_usage:COMPLETE',
+      'check_usage:SKIPPED',
+      'build_fct_usage_daily:SKIPPED',
+      ...modelSteps('SKIPPED'),
+    ]);
     await withContext(root, async (ctx) => {
       const lock = await ctx.backends.lock();
       assert.equal(await lock.inspect(`run/${TENANT}/p_usage_daily`), undefined, 'the lock is released');
