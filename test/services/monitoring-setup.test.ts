@@ -198,6 +198,26 @@ describe('monitoring setup', () => {
     ]);
   });
 
+  it('follows a changed health path in convergence.yaml with one uptime check update masked to what changed', async () => {
+    const env = await addEnv({ notifications: [] });
+    await setup(env);
+    await appendFile(path.join(root, 'convergence.yaml'), '    canary: { health_path: /ready }\n');
+    const start = fakes.grpc.calls().length;
+    const result = await setup(env);
+    const made = fakes.grpc
+      .calls()
+      .slice(start)
+      .filter((c) => WRITE.test(c.method));
+    assert.deepEqual(
+      made.map((c) => c.method),
+      ['UpdateUptimeCheckConfig'],
+    );
+    assert.deepEqual((made[0]!.request.updateMask as { paths: string[] }).paths, ['display_name', 'http_check']);
+    assert.deepEqual(result.resources.find((r) => r.kind === 'uptime_check')!.updateMask, ['display_name', 'http_check']);
+    const check = fakes.monitoring.uptimeChecks().find((c) => (c.userLabels as Record<string, string>)['convergence_env'] === env)!;
+    assert.equal((check.httpCheck as Record<string, unknown>).path, '/ready');
+  });
+
   it('leaves policies and channels it did not make alone, even one attached to its own policy', async () => {
     const foreignChannel = fakes.monitoring.seedChannel(CLOUD_PROJECT, {
       type: 'email',

@@ -41,7 +41,7 @@ const fromDuration = (value: IDuration | null | undefined): number =>
 const enumName = (value: unknown, fallback: string): string => (value === null || value === undefined ? fallback : String(value));
 
 /** The metric id as it appears in a resource name: percent-encoded, so its "/" is not a path separator. */
-export const logMetricName = (project: string, id: string) => `projects/${project}/metrics/${encodeURIComponent(id)}`;
+const logMetricName = (project: string, id: string) => `projects/${project}/metrics/${encodeURIComponent(id)}`;
 
 function toApiMetric(spec: LogMetricSpec): ILogMetric {
   return {

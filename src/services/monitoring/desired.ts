@@ -8,8 +8,8 @@ import type { Aggregation, AlertPolicySpec, LogMetricSpec, ThresholdCondition, U
 import type { NotificationEvent } from '../../domain/notifications.ts';
 
 /** Every resource convergence owns carries these user labels; setup never touches one without them. */
-export const MANAGED_BY = { key: 'managed_by', value: 'convergence' } as const;
-export const ENV_LABEL = 'convergence_env';
+const MANAGED_BY = { key: 'managed_by', value: 'convergence' } as const;
+const ENV_LABEL = 'convergence_env';
 export const ID_LABEL = 'convergence_id';
 
 export const ownedLabels = (envName: string, id: string): Record<string, string> => ({
@@ -24,8 +24,8 @@ export const isOwned = (userLabels: Record<string, string>, envName: string): bo
 
 /** Log-based metric ids start with this; metric ids carry no labels, so the prefix is the mark. */
 export const METRIC_PREFIX = 'convergence/';
-export const RUNS_FAILED_METRIC = `${METRIC_PREFIX}runs_failed`;
-export const DQ_FAILED_METRIC = `${METRIC_PREFIX}dq_failed`;
+const RUNS_FAILED_METRIC = `${METRIC_PREFIX}runs_failed`;
+const DQ_FAILED_METRIC = `${METRIC_PREFIX}dq_failed`;
 
 /**
  * The line a headless run writes when it ends badly (src/job/tasks.ts, run-pipeline and dispatch):

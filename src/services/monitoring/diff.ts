@@ -136,7 +136,7 @@ const aggregation = (a: Aggregation) =>
   `${a.perSeriesAligner}/${a.alignmentPeriodSeconds}s ${a.crossSeriesReducer}${a.groupByFields.length ? ` by ${a.groupByFields.join(',')}` : ''}`;
 
 /** One condition as one line: what it watches, how, and when it fires. */
-export function describeCondition(c: ThresholdCondition): string {
+function describeCondition(c: ThresholdCondition): string {
   if (c.kind && c.kind !== 'threshold') return `${c.displayName} (${c.kind} condition)`;
   const ratio = c.denominatorFilter ? ` / {${c.denominatorFilter}} [${c.denominatorAggregations.map(aggregation).join('; ')}]` : '';
   return `${c.displayName}: {${c.filter}} [${c.aggregations.map(aggregation).join('; ')}]${ratio} ${c.comparison} ${c.thresholdValue} for ${c.durationSeconds}s`;

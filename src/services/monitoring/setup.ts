@@ -31,8 +31,8 @@ import {
 } from './desired.ts';
 import { diffChannel, diffLogMetric, diffPolicy, diffUptimeCheck, type Diff, type FieldChange } from './diff.ts';
 
-export type ResourceKind = 'log_metric' | 'notification_channel' | 'uptime_check' | 'alert_policy';
-export type SetupAction = 'create' | 'update' | 'replace' | 'delete' | 'unchanged' | 'skipped';
+type ResourceKind = 'log_metric' | 'notification_channel' | 'uptime_check' | 'alert_policy';
+type SetupAction = 'create' | 'update' | 'replace' | 'delete' | 'unchanged' | 'skipped';
 
 export interface ResourceResult {
   kind: ResourceKind;
@@ -62,7 +62,7 @@ export interface MonitoringSetupResult {
   skipped: number;
 }
 
-export interface ProductionPrompt {
+interface ProductionPrompt {
   question: string;
   action: string;
 }
@@ -392,7 +392,7 @@ export async function setupMonitoring(ctx: ServiceContext, options: MonitoringSe
   });
 }
 
-export interface ListedResource {
+interface ListedResource {
   kind: ResourceKind;
   id: string;
   displayName: string;
