@@ -1,15 +1,18 @@
 /** `convergence monitoring setup|list` as a user runs them (the built CLI) against the Cloud Monitoring and Logging fakes. */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ServicesClient } from '@google-cloud/run';
+import { EXAMPLE_TENANT, installExample } from '../../src/services/example.ts';
 import type { MonitoringListResult, MonitoringSetupResult } from '../../src/services/monitoring/setup.ts';
+import { pushPipelines } from '../../src/services/pipelines/push.ts';
+import { createTenant } from '../../src/services/tenants.ts';
 import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 import { runCli, runJson, show } from '../helpers/cli.ts';
-import { newWorkspace } from '../helpers/context.ts';
+import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 const WRITE = /^(Create|Update|Delete)/;
@@ -98,5 +101,37 @@ describe('monitoring setup and list (built CLI)', () => {
     const r = await json<never>(['monitoring', 'setup']);
     assert.equal(r.exitCode, 2, show(r));
     assert.match(r.envelope.error!.message, /no Cloud Monitoring/);
+  });
+});
+
+describe('the line the log-based metrics count', () => {
+  it('a run stopped by data quality writes one labelled ERROR line with its status and exit code 4', async () => {
+    const ws = await newBootstrappedWorkspace('monitoring-job');
+    await installExample(ws);
+    const file = path.join(ws, 'configs', EXAMPLE_TENANT, 'pipelines', 'p_usage_daily.yml');
+    const yaml = await readFile(file, 'utf8');
+    assert.ok(yaml.includes('values: [anthropic, openai, cursor]'));
+    await writeFile(file, yaml.replace('values: [anthropic, openai, cursor]', 'values: [nobody]'));
+    await withContext(ws, async (ctx) => {
+      await createTenant(ctx, { tenantId: EXAMPLE_TENANT, name: 'Acme', plan: 'scale' });
+      await pushPipelines(ctx, { tenantId: EXAMPLE_TENANT, pipelineId: 'p_usage_daily' });
+    });
+    const r = await runCli(['job', 'run-pipeline', '--tenant', EXAMPLE_TENANT, '--pipeline', 'p_usage_daily'], {
+      cwd: ws,
+      env: { CLOUD_RUN_JOB: 'convergence-jobs', CLOUD_RUN_EXECUTION: 'convergence-jobs-m0n1t' },
+    });
+    assert.equal(r.exitCode, 4, show(r));
+    type Line = Record<string, unknown> & { severity: string; 'logging.googleapis.com/labels': Record<string, string> };
+    const lines = r.stdout
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Line);
+    // What convergence/runs_failed and convergence/dq_failed select: severity ERROR, a run_id label, a status.
+    const ends = lines.filter((l) => l.severity === 'ERROR' && l['logging.googleapis.com/labels']['run_id'] && 'status' in l);
+    assert.equal(ends.length, 1, show(r));
+    assert.equal(ends[0]!['status'], 'FAILED');
+    assert.equal(ends[0]!['exitCode'], 4);
+    assert.equal(ends[0]!['logging.googleapis.com/labels']['tenant_id'], EXAMPLE_TENANT);
+    assert.equal(ends[0]!['logging.googleapis.com/labels']['pipeline_id'], 'p_usage_daily');
   });
 });
