@@ -18,6 +18,8 @@ One run per tenant and pipeline at a time (exit 5 names the run holding it); the
 
 Each --param must name a parameter the pipeline declares under params: or uses as {{ name }} (at most 50, values up to 1000 characters); anything else is refused before the run starts (exit 2). With --remote the pushed config runs on the environment's Cloud Run job; --param, --run-date and --full-refresh are checked against the pushed pipeline before the execution starts and handed to it.
 
+The notifications the run raises (convergence.yaml \`notifications:\`, or the pipeline's own) are sent before the command exits, within 10 s; a failed delivery is a warning and never changes the exit code.
+
 Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error failed, 5 already running, 6 quota exceeded.`;
   static override examples = [
     '<%= config.bin %> pipeline run p_usage_daily --tenant acme_corp',
@@ -102,6 +104,9 @@ Exit codes: 0 complete, 3 a step failed, 4 a data-quality rule of severity error
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+    // The run's notifications (bounded) before the result, so a failed delivery is among its warnings.
+    const { settleDeliveries } = await import('../../services/notifications/pending.ts');
+    await settleDeliveries(ctx.backends);
 
     this.log(
       `Run ${summary.runId} ${summary.status} in ${formatDuration(summary.durationMs)}: ${summary.rowsProcessed.toLocaleString('en-US')} rows.`,
