@@ -24,6 +24,8 @@ let envCounter = 0;
 interface EnvOptions {
   production?: boolean;
   notifications?: string[];
+  /** The Cloud Run service of the environment; false leaves the setting out. */
+  service?: string | false;
 }
 
 const DEFAULT_TARGETS = [
@@ -37,7 +39,11 @@ const DEFAULT_TARGETS = [
 /** A fresh cloud environment per test, so the channels and policies of one test never meet another's. */
 async function addEnv(options: EnvOptions = {}): Promise<string> {
   const name = `mon${++envCounter}`;
-  const lines = [fakes.yaml(name).trimEnd()];
+  let lines = fakes.yaml(name).trimEnd().split('\n');
+  if (options.service !== undefined) {
+    lines = lines.filter((l) => !l.startsWith('    service:'));
+    if (options.service) lines.push(`    service: ${options.service}`);
+  }
   if (options.production) lines.push('    production: true');
   const targets = options.notifications ?? DEFAULT_TARGETS;
   if (targets.length) lines.push('    notifications:', ...targets.map((t) => `      - ${t}`));
@@ -216,6 +222,49 @@ describe('monitoring setup', () => {
     assert.deepEqual(result.resources.find((r) => r.kind === 'uptime_check')!.updateMask, ['display_name', 'http_check']);
     const check = fakes.monitoring.uptimeChecks().find((c) => (c.userLabels as Record<string, string>)['convergence_env'] === env)!;
     assert.equal((check.httpCheck as Record<string, unknown>).path, '/ready');
+  });
+
+  it('replaces an uptime check whose period was changed by hand (period cannot be updated) and points its policy at the new one', async () => {
+    const env = await addEnv({ notifications: [] });
+    await setup(env);
+    const mine = () => fakes.monitoring.uptimeChecks().filter((c) => (c.userLabels as Record<string, string>)['convergence_env'] === env);
+    const old = mine()[0]!;
+    old.period = { seconds: '300', nanos: 0 };
+    const start = fakes.grpc.calls().length;
+    const result = await setup(env);
+    const made = fakes.grpc
+      .calls()
+      .slice(start)
+      .filter((c) => WRITE.test(c.method));
+    assert.deepEqual(
+      made.map((c) => c.method),
+      ['CreateUptimeCheckConfig', 'UpdateAlertPolicy', 'DeleteUptimeCheckConfig'],
+    );
+    assert.deepEqual((made[1]!.request.updateMask as { paths: string[] }).paths, ['conditions']);
+    assert.equal(result.resources.find((r) => r.kind === 'uptime_check')!.action, 'replace');
+    const now = mine();
+    assert.equal(now.length, 1);
+    assert.notEqual(now[0]!.name, old.name);
+    const policy = ownedPolicies(env).find((p) => (p.userLabels as Record<string, string>)['convergence_id'] === 'uptime')!;
+    const filter = (policy.conditions as Array<{ conditionThreshold: { filter: string } }>)[0]!.conditionThreshold.filter;
+    assert.ok(filter.includes(`check_id="${String(now[0]!.name).split('/').at(-1)}"`), filter);
+  });
+
+  it('leaves the uptime check out, with the reason, while the service is not deployed', async () => {
+    const env = await addEnv({ notifications: [], service: 'convergence-api-later' });
+    const result = await setup(env);
+    const uptime = result.resources.find((r) => r.kind === 'uptime_check')!;
+    assert.equal(uptime.action, 'skipped');
+    assert.match(uptime.reason ?? '', /convergence-api-later has no URL yet: deploy it/);
+    assert.ok(!result.resources.some((r) => r.id === 'uptime' && r.kind === 'alert_policy'));
+    assert.equal(result.resources.filter((r) => r.kind === 'alert_policy' && r.action === 'create').length, 6);
+  });
+
+  it('asks for the service setting it needs (exit 2, CONFIG_MISSING)', async () => {
+    const env = await addEnv({ notifications: [], service: false });
+    const err = await expectExit(setup(env), 2);
+    assert.equal(err.code, 'CONFIG_MISSING');
+    assert.match(err.suggestion ?? '', new RegExp(`environments\\.${env}\\.service`));
   });
 
   it('leaves policies and channels it did not make alone, even one attached to its own policy', async () => {
