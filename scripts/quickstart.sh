@@ -22,6 +22,9 @@ cv pipeline validate --tenant acme_corp
 cv pipeline run p_usage_daily --tenant acme_corp --dry-run
 cv pipeline run p_usage_daily --tenant acme_corp
 cv pipeline run p_usage_daily --tenant acme_corp   # incremental: nothing new since the last run
+# The analytics model it built: dimensions, fct_usage_daily and views for dashboards; one of the views.
+echo "+ node scripts/show-view.mjs .convergence/warehouse.duckdb acme_corp.v_daily_cost_by_provider" >&2
+node "$ROOT/scripts/show-view.mjs" .convergence/warehouse.duckdb acme_corp.v_daily_cost_by_provider 9
 
 # The usage API pipeline reads from a local demo API (bearer token, cursor pages, an occasional 429).
 API_LOG="$(mktemp)"
