@@ -78,6 +78,7 @@ describe('help', () => {
       'pipeline:run',
       'pipeline:push',
       'pipeline:runs',
+      'pipeline:backfill',
       'pipeline:status',
       'pipeline:logs',
       'pipeline:cancel',
@@ -244,6 +245,16 @@ describe('--json on every command', () => {
     assert.deepEqual([status.run.status, status.steps.length], ['COMPLETE', 2]);
     const logs = await ok<unknown>('pipeline:logs', [run.runId]);
     assert.ok(logs);
+    const backfill = await ok<{ counts: { complete: number } }>('pipeline:backfill', [
+      'p_usage',
+      '--tenant',
+      'json_co',
+      '--from',
+      '2025-01-01',
+      '--to',
+      '2025-01-02',
+    ]);
+    assert.equal(backfill.counts.complete, 2);
     const live = randomUUID();
     await withContext(ws, (ctx) =>
       createRun(ctx, {

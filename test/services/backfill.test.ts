@@ -208,6 +208,30 @@ describe('pipeline backfill on the local engine', () => {
     }
   });
 
+  it('an interrupt between dates runs no later date, exits 3 and is resumed by the next call', async () => {
+    await setByDaySql(FIXED_SQL);
+    const interrupt = new AbortController();
+    const range = { from: '2025-04-01', to: '2025-04-03' };
+    const result = await withContext(root, async (ctx) => {
+      const input = { tenantId: TENANT, pipelineId: BY_DAY, ...range, signal: interrupt.signal };
+      // Ctrl-C as the first date ends.
+      return runBackfill(ctx, input, await planBackfill(ctx, input), { dateFinished: () => interrupt.abort() });
+    });
+    assert.deepEqual(statuses(result), ['2025-04-01 COMPLETE', '2025-04-02 NOT_RUN', '2025-04-03 NOT_RUN']);
+    assert.equal(result.exitCode, 3);
+    assert.equal(result.stoppedBy?.code, 'INTERRUPTED');
+    const err = await rejectsWith(
+      withContext(root, async (ctx) => {
+        throw backfillFailure(ctx, result);
+      }),
+      3,
+      /backfill of p_by_day stopped before 2025-04-02: interrupted \(2 dates not run\)/,
+    );
+    assert.match(err.suggestion ?? '', /run the same backfill again/);
+    const resumed = await backfill({ pipelineId: BY_DAY, ...range });
+    assert.deepEqual(resumed.result.counts, { complete: 2, failed: 0, skipped: 1, notRun: 0 });
+  });
+
   it('refuses bad ranges and options with exit 2, an unknown tenant or pipeline with exit 8, before any run', async () => {
     const before = await runRows(BY_DAY);
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);

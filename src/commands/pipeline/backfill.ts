@@ -55,7 +55,7 @@ Exit codes: 0 every date complete or skipped; 3 a date failed (the failed runs' 
         formatTable(plan.dates, [
           { header: 'DATE', get: (d) => d.runDate },
           { header: 'ACTION', get: (d) => d.action },
-          { header: 'LATEST RUN', get: (d) => (d.latestRun ? `${d.latestRun.runId} ${d.latestRun.status}` : '') },
+          { header: 'LATEST RUN', get: (d) => (d.latestRun ? `${d.latestRun.runId} ${d.latestRun.status}` : null) },
         ]),
       );
       return plan;
@@ -123,9 +123,9 @@ function dateOutcome(date: BackfillDate): StageOutcome {
         title: `${date.runDate} COMPLETE — ${run}, ${(date.rowsProcessed ?? 0).toLocaleString('en-US')} rows, ${formatDuration(date.durationMs)}`,
       };
     case 'SKIPPED':
-      return { status: 'skipped', message: `${date.runDate} skipped: ${run} already COMPLETE` };
+      return { status: 'skipped', message: `already COMPLETE: ${run}` };
     case 'NOT_RUN':
-      return { status: 'skipped', message: `${date.runDate} not run: the backfill stopped` };
+      return { status: 'skipped', message: 'not run: the backfill stopped' };
     default:
       return { status: 'failed', title: `${date.runDate} ${date.status}`, message: `${date.runDate} ${date.status}: ${date.error ?? ''}` };
   }

@@ -30,6 +30,7 @@ export const CONFIRM_ABOVE_DATES = 366;
 export const MAX_BACKFILL_DATES = 3660;
 const DEFAULT_LOCK_WAIT_MS = 10 * 60_000;
 const DEFAULT_LOCK_RETRY_MS = 5_000;
+const RESUME = 'after fixing the cause, run the same backfill again: dates already COMPLETE are skipped';
 
 export interface BackfillInput {
   tenantId: string;
@@ -157,6 +158,7 @@ export async function runBackfill(
     if (planned.action === 'skip') {
       date = { ...untouched, status: 'SKIPPED', runId: planned.latestRun?.runId ?? null };
     } else if (stoppedBy || input.signal?.aborted) {
+      stoppedBy ??= { code: 'INTERRUPTED', message: 'interrupted', suggestion: RESUME };
       date = { ...untouched, status: 'NOT_RUN' };
     } else {
       observer.dateStarted?.(index);
@@ -199,24 +201,37 @@ export function backfillExitCode(dates: BackfillDate[]): number {
   const refused = dates.find((d) => d.status === 'REFUSED');
   if (refused) return refused.exitCode ?? ExitCode.pipelineFailed;
   const codes = new Set(dates.filter(isFailedDate).map((d) => d.exitCode ?? ExitCode.pipelineFailed));
+  // Interrupted between two dates: nothing failed, but not every date ran.
+  if (dates.some((d) => d.status === 'NOT_RUN')) codes.add(ExitCode.pipelineFailed);
   if (codes.size === 0) return ExitCode.ok;
   return codes.size === 1 ? [...codes][0]! : ExitCode.pipelineFailed;
 }
 
 /** The error a backfill with a failed or refused date ends its command with; every date rides along in its data. */
 export function backfillFailure(ctx: ServiceContext, result: BackfillResult): ConvergenceError {
-  const failed = result.dates.filter((d) => isFailedDate(d) || d.status === 'REFUSED');
-  const first = failed[0];
-  const resume = `after fixing the cause, run the same backfill again: dates already COMPLETE are skipped`;
-  const message = result.stoppedBy
-    ? `backfill of ${result.pipelineId} stopped at ${first?.runDate}: ${result.stoppedBy.message} (${result.counts.notRun} later date${result.counts.notRun === 1 ? '' : 's'} not run)`
-    : `backfill of ${result.pipelineId}: ${result.counts.failed} of ${result.dates.length} dates failed (${failed.map((d) => d.runDate).join(', ')})`;
-  return new ConvergenceError(result.stoppedBy?.code ?? 'BACKFILL_FAILED', result.exitCode as ExitCodeValue, message, {
+  const firstRun = result.dates.find((d) => isFailedDate(d) && d.runId)?.runId;
+  return new ConvergenceError(result.stoppedBy?.code ?? 'BACKFILL_FAILED', result.exitCode as ExitCodeValue, failureMessage(result), {
     suggestion:
       result.stoppedBy?.suggestion ??
-      (first?.runId ? `see \`convergence pipeline logs ${first.runId}${envFlag(ctx.env.name)}\`; ${resume}` : resume),
+      (firstRun ? `see \`convergence pipeline logs ${firstRun}${envFlag(ctx.env.name)}\`; ${RESUME}` : RESUME),
     data: { backfill: result },
   });
+}
+
+/** Where and why a backfill stopped (a refusal, an interrupt), or which of its dates failed. */
+function failureMessage(result: BackfillResult): string {
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const what = `backfill of ${result.pipelineId}`;
+  const { failed, notRun } = result.counts;
+  const refused = result.dates.find((d) => d.status === 'REFUSED');
+  if (refused) return `${what} stopped at ${refused.runDate}: ${refused.error} (${plural(notRun, 'later date')} not run)`;
+  if (result.stoppedBy) {
+    const next = result.dates.find((d) => d.status === 'NOT_RUN')?.runDate ?? result.to;
+    const alsoFailed = failed ? `, ${plural(failed, 'date')} failed` : '';
+    return `${what} stopped before ${next}: ${result.stoppedBy.message} (${plural(notRun, 'date')} not run${alsoFailed})`;
+  }
+  const failedDates = result.dates.filter(isFailedDate).map((d) => d.runDate);
+  return `${what}: ${failed} of ${result.dates.length} dates failed (${failedDates.join(', ')})`;
 }
 
 const isFailedDate = (d: BackfillDate) => d.status === 'FAILED' || d.status === 'TIMEOUT' || d.status === 'CANCELLED';
@@ -261,12 +276,12 @@ type DateRequest = BackfillInput & { runDate: string; bundle: PipelineBundle | u
  */
 async function runDateWaitingForLock(ctx: ServiceContext, request: DateRequest, progress: (text: string) => void): Promise<BackfillDate> {
   const giveUpAt = Date.now() + (request.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS);
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await runDate(ctx, request, progress);
     } catch (err) {
       if (!isConvergenceError(err) || err.code !== 'LOCK_HELD' || Date.now() >= giveUpAt || request.signal?.aborted) throw err;
-      progress(`waiting: ${err.message}`);
+      if (attempt === 0) progress(`waiting for the lock: ${err.message}`);
       await sleep(request.lockRetryMs ?? DEFAULT_LOCK_RETRY_MS, undefined, { signal: request.signal }).catch(() => undefined);
     }
   }
@@ -293,7 +308,8 @@ async function runDate(ctx: ServiceContext, request: DateRequest, progress: (tex
       error: result.exitCode === 0 ? null : (run?.errorMessage ?? result.message),
     };
   }
-  const steps = request.bundle?.pipeline.steps ?? [];
+  // A date's row shows which step it is in and how each ended; the steps' own progress lines
+  // would repeat for every date of a long range.
   const summary = await runPipeline(
     ctx,
     {
@@ -303,8 +319,8 @@ async function runDate(ctx: ServiceContext, request: DateRequest, progress: (tex
       ...(request.signal ? { signal: request.signal } : {}),
     },
     {
-      stepStarted: (i) => progress(`${steps[i]?.name ?? `step ${i + 1}`} running`),
-      stepProgress: (i, text) => progress(`${steps[i]?.name ?? `step ${i + 1}`}: ${text}`),
+      stepStarted: (i) => progress(`${request.bundle?.pipeline.steps[i]?.name ?? `step ${i + 1}`}…`),
+      stepFinished: (_i, step) => progress(`${step.name} ${step.status}, ${step.rowsOut.toLocaleString('en-US')} rows`),
     },
   );
   return {
