@@ -140,7 +140,7 @@ describe('pipeline run --remote --wait, then pipeline logs --env cloud', () => {
     assert.ok(again.envelope.result!.entries!.some((entry) => entry.message === message));
   });
 
-  it('refuses a run id that is not a uuid and an unknown severity (exit 2) before any request', async () => {
+  it('refuses a run id that is not a uuid, an unknown severity and --limit with --follow (exit 2) before any request', async () => {
     const calls = demo.fakes.grpc.calls().length;
     const badId = await cli(['pipeline', 'logs', 'x" OR labels.run_id!="y']);
     assert.equal(badId.exitCode, 2, show(badId));
@@ -148,6 +148,9 @@ describe('pipeline run --remote --wait, then pipeline logs --env cloud', () => {
     const badSeverity = await cli(['pipeline', 'logs', runId, '--severity', 'loud']);
     assert.equal(badSeverity.exitCode, 2, show(badSeverity));
     assert.match(badSeverity.stderr, /unknown severity "loud"/);
+    const followLimit = await cli(['pipeline', 'logs', runId, '--follow', '--limit', '5']);
+    assert.equal(followLimit.exitCode, 2, show(followLimit));
+    assert.match(followLimit.stderr, /cannot also be provided when using --limit/);
     assert.equal(demo.fakes.grpc.calls().length, calls, 'no Google call was made');
   });
 

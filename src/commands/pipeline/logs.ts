@@ -20,7 +20,7 @@ On a cloud --env the lines the run's Cloud Run execution logged follow the table
   static override args = { run_id: Args.string({ description: 'Run id (pipeline_logging_id)', required: true }) };
   static override flags = {
     follow: Flags.boolean({ description: "Cloud env: print the execution's log lines as they arrive until the run ends" }),
-    limit: Flags.integer({ description: 'Cloud env: show the newest N log lines (1-10000, default 1000)' }),
+    limit: Flags.integer({ description: 'Cloud env: show the newest N log lines (1-10000, default 1000)', exclusive: ['follow'] }),
     severity: Flags.string({ description: 'Cloud env: only log lines of at least this severity (DEBUG, INFO, WARNING, ERROR, ...)' }),
   };
 
