@@ -34,7 +34,8 @@ export async function timeChild(args, { cwd, rssFile }) {
   return { seconds, rssMb: Number(await readFile(rssFile, 'utf8')) / 1024, stdout };
 }
 
-function cli(args, cwd) {
+/** `convergence <args>` in `cwd`, waited for; a non-zero exit throws with its output. */
+export function cli(args, cwd) {
   const out = spawnSync(node, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1', NO_COLOR: '1' } });
   if (out.status !== 0) throw new Error(`convergence ${args.join(' ')} exited ${out.status}: ${out.stdout}${out.stderr}`);
 }
