@@ -252,7 +252,20 @@ describe('monitoring setup', () => {
 
   it('leaves the uptime check out, with the reason, while the service is not deployed', async () => {
     const env = await addEnv({ notifications: [], service: 'convergence-api-later' });
-    const result = await setup(env);
+    const warnings: string[] = [];
+    const result = await withContext(
+      root,
+      async (ctx) => {
+        const r = await setupMonitoring(ctx);
+        warnings.push(...ctx.warnings);
+        return r;
+      },
+      { env },
+    );
+    assert.ok(
+      warnings.some((w) => /^no uptime check: Cloud Run service convergence-api-later has no URL yet/.test(w)),
+      warnings.join('\n'),
+    );
     const uptime = result.resources.find((r) => r.kind === 'uptime_check')!;
     assert.equal(uptime.action, 'skipped');
     assert.match(uptime.reason ?? '', /convergence-api-later has no URL yet: deploy it/);

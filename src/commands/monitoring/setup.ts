@@ -56,7 +56,8 @@ function resultLines(result: MonitoringSetupResult): string[] {
   };
   const lines: string[] = [];
   for (const r of result.resources) {
-    lines.push(`${KIND_LABEL[r.kind]} ${r.displayName}: ${verb[r.action]}${r.reason ? ` (${r.reason})` : ''}`);
+    // The reason's first clause: the whole of it, with the way out, is among the warnings.
+    lines.push(`${KIND_LABEL[r.kind]} ${r.displayName}: ${verb[r.action]}${r.reason ? ` (${r.reason.split(':')[0]})` : ''}`);
     if (r.action === 'unchanged' || r.action === 'skipped') continue;
     for (const change of r.changes) lines.push(`  ${change.field}: ${change.from ?? '(none)'} → ${change.to}`);
   }

@@ -379,6 +379,7 @@ export async function setupMonitoring(ctx: ServiceContext, options: MonitoringSe
     for (const channel of planned.channels)
       if (channel.skipped) ctx.warn(`${channel.where} (${channel.id}) gets no alert channel: ${channel.skipped}`);
     const preview = planResult(planned, monitoring.project, dryRun);
+    for (const r of preview.resources) if (r.kind === 'uptime_check' && r.reason) ctx.warn(`no uptime check: ${r.reason}`);
     if (dryRun || !hasChanges(preview)) return preview;
     if (planned.env.settings.production) {
       const prompt = {
