@@ -4,14 +4,17 @@
  * product's own tables, and a view it makes must keep resolving to its own schema whoever reads it
  * later (another tenant, `serve`, the warehouse file attached under another name).
  */
+import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { BigQueryWarehouse } from '../../src/backends/warehouse/bigquery/index.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { validateConfigs } from '../../src/services/pipelines/validate.ts';
+import { FakeBigQuery, fakeClient } from '../fakes/bigquery/index.ts';
 import { rejectsWith } from '../helpers/assertions.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { ATTACKER, CANARY, seedAttackTargets, VICTIM } from '../helpers/sql-attack-targets.ts';
@@ -155,5 +158,50 @@ describe('views: stored tenant SQL stays inside the tenant', () => {
     );
     assert.equal(refreshed.status, 'COMPLETE');
     assert.equal(await withWarehouse(root, (w) => w.count(ATTACKER, 'v_table')), 2);
+  });
+});
+
+describe('views on BigQuery: only dry runs see a refused view, and what is stored reads the tenant dataset', () => {
+  let fake: FakeBigQuery;
+  let wh: BigQueryWarehouse;
+  before(async () => {
+    fake = await FakeBigQuery.start({ projectId: 'views-sec' });
+    wh = new BigQueryWarehouse({ client: await fakeClient(fake), project: fake.projectId, location: 'EU', retry: { baseDelayMs: 5 } });
+    for (const dataset of [ATTACKER, VICTIM, METADATA_DATASET]) await wh.createDataset(dataset);
+    await wh.createTable(VICTIM, { name: 'payroll', fields: [{ name: 'salary', type: 'STRING' }] });
+    await wh.insert(VICTIM, 'payroll', [{ salary: CANARY.payroll }]);
+    await wh.createTable(METADATA_DATASET, { name: T.apiKeys, fields: [{ name: 'api_key_hash', type: 'STRING' }] });
+    await wh.createTable(ATTACKER, { name: 'events', fields: [{ name: 'id', type: 'INT64' }] });
+  });
+  after(() => fake.stop());
+
+  const attacks = [
+    ["globex's table", `SELECT * FROM \`views-sec.${VICTIM}.payroll\``],
+    ['the metadata', `SELECT * FROM ${METADATA_DATASET}.${T.apiKeys}`],
+    ['a join out of the dataset', `SELECT e.id, p.salary FROM ${ATTACKER}.events e CROSS JOIN ${VICTIM}.payroll p`],
+    ['a UNION out of the dataset', `SELECT CAST(id AS STRING) AS v FROM ${ATTACKER}.events UNION ALL SELECT salary FROM ${VICTIM}.payroll`],
+  ];
+  for (const [index, [name, sql]] of attacks.entries()) {
+    it(`refuses a view reading ${name} before any DDL job`, async () => {
+      const marker = `/* view-attack-${index} */`;
+      await rejectsWith(wh.createView({ dataset: ATTACKER, view: 'v_attack', sql: `${marker} ${sql}`, origin: 'sql/v.sql' }), 2);
+      const executed = fake.queriesSent().filter((q) => !q.dryRun && q.query.includes(marker));
+      assert.deepEqual(executed, [], 'only dry runs saw the SQL');
+      assert.equal(await wh.tableExists(ATTACKER, 'v_attack'), false);
+    });
+  }
+
+  it("stores the checked query, its tables named with project and dataset, in the tenant's dataset", async () => {
+    const sql = `SELECT id FROM ${wh.qualify(ATTACKER, 'events')}`;
+    await wh.createView({ dataset: ATTACKER, view: 'v_ids', sql });
+    const [metadata] = await (await fakeClient(fake)).dataset(ATTACKER).table('v_ids').getMetadata();
+    assert.equal(metadata.type, 'VIEW');
+    assert.equal(metadata.view.query.trim(), sql);
+    assert.match(metadata.view.query, /`views-sec\.acme_corp\.events`/);
+    await rejectsWith(
+      wh.queryTenant(`SELECT * FROM ${wh.qualify(ATTACKER, 'v_ids')}`, { dataset: VICTIM }),
+      2,
+      /outside the tenant's dataset/,
+    );
   });
 });
