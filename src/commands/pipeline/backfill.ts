@@ -93,6 +93,9 @@ Exit codes: 0 every date complete or skipped; 3 a date failed (the failed runs' 
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+    // The dates' notifications (bounded) before the result, so a failed delivery is among its warnings.
+    const { settleDeliveries } = await import('../../services/notifications/pending.ts');
+    await settleDeliveries(ctx.backends);
 
     const { complete, failed, skipped, notRun } = result.counts;
     this.log(
