@@ -157,7 +157,16 @@ describe('views: stored tenant SQL stays inside the tenant', () => {
       runPipeline(ctx, { tenantId: ATTACKER, pipelineId: 'p_view_table', fullRefresh: true }),
     );
     assert.equal(refreshed.status, 'COMPLETE');
+    assert.ok(refreshed.steps[0]!.notes.includes('replaced the table v_table by a view (full refresh)'));
     assert.equal(await withWarehouse(root, (w) => w.count(ATTACKER, 'v_table')), 2);
+    // A later --full-refresh leaves the view a view.
+    const again = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: ATTACKER, pipelineId: 'p_view_table', fullRefresh: true }));
+    assert.equal(again.status, 'COMPLETE');
+    assert.deepEqual(again.steps[0]!.notes, []);
+    const kinds = await withWarehouse(root, (w) =>
+      w.query("SELECT view_name FROM duckdb_views() WHERE schema_name = 'acme_corp' AND view_name = 'v_table'"),
+    );
+    assert.equal(kinds.length, 1);
   });
 });
 
