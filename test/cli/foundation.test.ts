@@ -84,7 +84,7 @@ describe('acceptance flow: init → bootstrap → tenant → keys', () => {
   it('first bootstrap creates the 12 tables, schema_migrations included', async () => {
     const r = await run(['bootstrap']);
     assert.equal(r.exitCode, 0, show(r));
-    assert.match(r.stdout, /^12 created, 0 present; schema version 2 /m);
+    assert.match(r.stdout, /^12 created, 0 present; schema version 3 /m);
     for (const table of DESIGN_TABLES) assert.match(r.stdout, new RegExp(`^tenants\\.${table}\\s+created\\s`, 'm'));
     // Migrations 2 and 3 add deployment_history and notification_deliveries next to the tables of seed 000.
     assert.deepEqual(

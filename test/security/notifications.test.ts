@@ -175,6 +175,7 @@ describe("a pipeline's notifications (tenant input)", () => {
     );
     const { delivery } = await deliverPipelineTarget({ type: 'pubsub', topic: 'attacker-topic', events: ['all'] });
     assert.equal(delivery.outcome, 'REFUSED');
+    assert.match(delivery.detail, /topic attacker-topic is not one of environment local's notification topics/);
   });
 });
 
@@ -206,6 +207,18 @@ describe('operator targets', () => {
     assert.equal(delivery?.target, 'secret local_hook');
     assert.equal(receiver.requests[0]?.path, '/hook/opsSECRET5555');
     assert.doesNotMatch(receiver.requests[0]!.body, LEAK);
+  });
+});
+
+describe('Pub/Sub on the local environment', () => {
+  it('is refused by configuration: the local environment has no project to publish in', async () => {
+    const [delivery] = await withContext(root, (ctx) =>
+      deliver(ctx, eventMessage(ctx, 'test', { summary: 'x' }), [
+        { target: { type: 'pubsub', topic: 'pipeline-events', events: ['all'] }, origin: 'environment' },
+      ]),
+    );
+    assert.equal(delivery?.outcome, 'REFUSED');
+    assert.match(delivery!.detail, /environment local is local/);
   });
 });
 

@@ -43,6 +43,9 @@ export async function resolveTarget(ctx: ServiceContext, placed: PlacedTarget, t
       if (tenantInput && !environmentTopics(ctx).has(target.topic)) {
         return { ok: false, reason: `topic ${target.topic} is not one of environment ${ctx.env.name}'s notification topics` };
       }
+      if (ctx.env.backend === 'local') {
+        return { ok: false, reason: `environment ${ctx.env.name} is local: Pub/Sub topics are sent to from a Google Cloud environment` };
+      }
       return { ok: true, target: { type: 'pubsub', topic: target.topic }, redactor };
     }
     const url = target.url ?? (await secret(target.url_secret!));
