@@ -1024,7 +1024,8 @@ export class Engine {
 const VIEW_DDL = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:`[^`]+`|[\w.-]+)\s+AS\b([\s\S]*)$/i;
 
 /** The same statement after translation, its names double-quoted: `CREATE VIEW "ds"."v" AS <query>`. */
-const TRANSLATED_VIEW_DDL = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"(?:[^"]|"")+"\.)*"(?:[^"]|"")+"\s+AS\b([\s\S]*)$/i;
+const TRANSLATED_VIEW_DDL =
+  /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"(?:[^"]|"")+"\.)*"(?:[^"]|"")+"\s+AS\b([\s\S]*)$/i;
 
 const isWriteConflict = (err: unknown) => /\bconflict\b/i.test((err as Error)?.message ?? '');
 
