@@ -7,7 +7,7 @@ import { NAME_PATTERN } from './ids.ts';
  * is tenant input: where it may send and which secrets it may name is decided where it is
  * delivered, not here.
  */
-export const NOTIFICATION_EVENTS = [
+const NOTIFICATION_EVENTS = [
   'run_failed',
   'run_timeout',
   'dq_failed',

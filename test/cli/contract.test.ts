@@ -11,7 +11,7 @@ import { manifestCommandIds, mapLimit, runCli, show, startServe, type CliResult,
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_PROJECT, createRunJob, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
 import { OAuthFake } from '../fakes/oauth.ts';
 import { randomUUID } from 'node:crypto';
@@ -92,6 +92,9 @@ describe('help', () => {
       'scheduler:delete',
       'deploy',
       'rollback',
+      'monitoring:setup',
+      'monitoring:list',
+      'notifications:test',
       'serve',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
@@ -291,8 +294,11 @@ describe('--json on every command', () => {
     // Commands that only act on a cloud environment run against the Google fakes.
     await appendFile(
       path.join(ws, 'convergence.yaml'),
-      `${cloud.yaml('cloud')}    job: convergence-pipeline-cloud\n    service_account: convergence@demo-project.iam.gserviceaccount.com\n`,
+      `${cloud.yaml('cloud')}    job: convergence-pipeline-cloud\n    service_account: convergence@demo-project.iam.gserviceaccount.com\n` +
+        `    notifications:\n      - { type: pubsub, topic: pipeline-events-cloud, events: [all] }\n`,
     );
+    cloud.pubsub.createTopic(CLOUD_PROJECT, 'pipeline-events-cloud');
+    await ok('notifications:test', ['--env', 'cloud'], { env: cloud.vars });
     // Setup checks that the scheduler's account may start the job with overrides (roles/run.developer on it).
     await createRunJob(cloud, 'convergence-pipeline-cloud');
     cloud.run.grantedTo.set('convergence@demo-project.iam.gserviceaccount.com', new Set(['run.jobs.run', 'run.jobs.runWithOverrides']));
@@ -310,6 +316,8 @@ describe('--json on every command', () => {
         env: deployEnv,
       });
       await ok('rollback', ['--env', 'cloud', '--yes'], { env: deployEnv });
+      await ok('monitoring:setup', ['--env', 'cloud', '--dry-run'], { env: cloud.vars });
+      await ok('monitoring:list', ['--env', 'cloud'], { env: cloud.vars });
       assert.ok(health.requests.length > 0 && health.requests.every((r) => r.headers.authorization?.startsWith('Bearer ')));
     } finally {
       await oauth.stop();

@@ -13,7 +13,7 @@ const ATTEMPT_TIMEOUT_MS = 8_000;
  * The attributes a subscription filters on (`attributes.event = "run_failed"`): only those the
  * message has, as Pub/Sub keeps attribute values as strings.
  */
-export function pubsubAttributes(message: NotificationMessage): Record<string, string> {
+function pubsubAttributes(message: NotificationMessage): Record<string, string> {
   const attributes: Record<string, string> = { event: message.event, env: message.env };
   if (message.tenant_id) attributes.tenant_id = message.tenant_id;
   if (message.pipeline_id) attributes.pipeline_id = message.pipeline_id;

@@ -3,7 +3,7 @@ import type { NotificationMessage } from '../../domain/notifications.ts';
 import { postJson } from './http-post.ts';
 import { shownUrl, type Notifier } from './port.ts';
 
-export const SIGNATURE_HEADER = 'x-convergence-signature';
+const SIGNATURE_HEADER = 'x-convergence-signature';
 export const TIMESTAMP_HEADER = 'x-convergence-timestamp';
 
 /**
@@ -11,7 +11,7 @@ export const TIMESTAMP_HEADER = 'x-convergence-timestamp';
  * of `<timestamp>.<body>`. The timestamp is signed with the body so a captured request cannot be
  * replayed later with a fresh timestamp; receivers refuse old timestamps.
  */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
+function webhookSignature(secret: string, timestamp: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 

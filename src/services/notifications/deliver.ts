@@ -10,11 +10,11 @@ import type { PlacedTarget, TargetOrigin } from './targets.ts';
 /** Three attempts, 1 s then 2 s apart (or what a 429's Retry-After asks), all within DELIVERY_BUDGET_MS. */
 const POLICY: RetryPolicy = { attempts: 3, baseDelayMs: 1_000, maxDelayMs: 4_000, jitter: 'equal' };
 /** The most one delivery may take, retries included: a run's command waits for it before it exits. */
-export const DELIVERY_BUDGET_MS = 10_000;
+const DELIVERY_BUDGET_MS = 10_000;
 /** One attempt's limit, so a target that hangs leaves time for another attempt. */
 const ATTEMPT_TIMEOUT_MS = 4_000;
 
-export type DeliveryState = 'DELIVERED' | 'FAILED' | 'REFUSED';
+type DeliveryState = 'DELIVERED' | 'FAILED' | 'REFUSED';
 
 export interface Delivery {
   targetType: 'webhook' | 'slack' | 'pubsub';

@@ -21,7 +21,7 @@ export function runEndEvents(summary: RunSummary, previousStatus: string | undef
 }
 
 /** Where to read a run next: the CLI's logs command and, for a Cloud Run execution, its console page. */
-export function runLinks(ctx: ServiceContext, runId: string): Record<string, string> {
+function runLinks(ctx: ServiceContext, runId: string): Record<string, string> {
   const links: Record<string, string> = { logs: `convergence pipeline logs ${runId}${envFlag(ctx.env.name)}` };
   const execution = process.env.CLOUD_RUN_EXECUTION;
   if (ctx.env.backend === 'gcp' && execution) {

@@ -8,7 +8,7 @@ import type { Backends } from '../../backends/factory.ts';
 const pending = new WeakMap<Backends, Set<Promise<unknown>>>();
 
 /** How long closing a context waits for its deliveries: each one gives up on its own well before. */
-export const SETTLE_LIMIT_MS = 15_000;
+const SETTLE_LIMIT_MS = 15_000;
 
 /** Follows a delivery started in the background (it never rejects). */
 export function trackDelivery(backends: Backends, work: Promise<unknown>): void {

@@ -16,7 +16,7 @@ export interface PlacedTarget {
 }
 
 /** The `notifications:` of the environment the context runs in (none when it has no entry). */
-export function environmentTargets(ctx: ServiceContext): NotificationTarget[] {
+function environmentTargets(ctx: ServiceContext): NotificationTarget[] {
   return ctx.workspace.config.environments[ctx.env.name]?.notifications ?? [];
 }
 

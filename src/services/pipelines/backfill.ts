@@ -27,7 +27,7 @@ import { runPipeline } from './run.ts';
 /** A longer range needs the caller's confirmation (--yes). */
 export const CONFIRM_ABOVE_DATES = 366;
 /** Ten years of days: anything longer is a typo. */
-export const MAX_BACKFILL_DATES = 3660;
+const MAX_BACKFILL_DATES = 3660;
 const DEFAULT_LOCK_WAIT_MS = 10 * 60_000;
 const DEFAULT_LOCK_RETRY_MS = 5_000;
 const RESUME = 'after fixing the cause, run the same backfill again: dates already COMPLETE are skipped';
@@ -54,7 +54,7 @@ export interface BackfillInput {
   signal?: AbortSignal;
 }
 
-export interface BackfillPlanDate {
+interface BackfillPlanDate {
   runDate: string;
   action: 'run' | 'skip';
   /** The latest run of the date, if any: the COMPLETE one a skipped date keeps. */
@@ -72,7 +72,7 @@ export interface BackfillPlan {
 }
 
 /** NOT_RUN: never started because the backfill stopped first (a refusal, Ctrl-C). */
-export type BackfillDateStatus = Exclude<RunState, 'PENDING' | 'RUNNING'> | 'SKIPPED' | 'REFUSED' | 'NOT_RUN';
+type BackfillDateStatus = Exclude<RunState, 'PENDING' | 'RUNNING'> | 'SKIPPED' | 'REFUSED' | 'NOT_RUN';
 
 export interface BackfillDate {
   runDate: string;
@@ -197,7 +197,7 @@ export async function runBackfill(
  * (6 quota, 5 lock); else the failed runs' own code when they all failed the same way (4 when
  * every failure was a data-quality rule), 3 when they differ.
  */
-export function backfillExitCode(dates: BackfillDate[]): number {
+function backfillExitCode(dates: BackfillDate[]): number {
   const refused = dates.find((d) => d.status === 'REFUSED');
   if (refused) return refused.exitCode ?? ExitCode.pipelineFailed;
   const codes = new Set(dates.filter(isFailedDate).map((d) => d.exitCode ?? ExitCode.pipelineFailed));
