@@ -4,13 +4,11 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ServicesClient } from '@google-cloud/run';
 import { EXAMPLE_TENANT, installExample } from '../../src/services/example.ts';
 import type { MonitoringListResult, MonitoringSetupResult } from '../../src/services/monitoring/setup.ts';
 import { pushPipelines } from '../../src/services/pipelines/push.ts';
 import { createTenant } from '../../src/services/tenants.ts';
-import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
-import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
+import { createRunService, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { runCli, runJson, show } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -35,17 +33,7 @@ before(async () => {
     '      - { type: slack, url_secret: slack_ops_webhook, events: [run_failed] }',
   ];
   await appendFile(path.join(root, 'convergence.yaml'), `${lines.join('\n')}\n`);
-  const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
-  try {
-    const [operation] = await services.createService({
-      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
-      serviceId: CLOUD_SERVICE,
-      service: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } },
-    });
-    await operation.promise();
-  } finally {
-    await services.close();
-  }
+  await createRunService(fakes);
 });
 after(async () => {
   await fakes?.stop();

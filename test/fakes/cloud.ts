@@ -129,6 +129,25 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
 }
 
 /** Creates the Cloud Run job that runs pipelines, as `gcloud run jobs create` would, through the official client. */
+/** The environment's Cloud Run service, as a first deploy leaves it (tests that need it to exist before deploy runs). */
+export async function createRunService(
+  fakes: CloudFakes,
+  image = 'us-docker.pkg.dev/demo-project/convergence/convergence:1',
+): Promise<void> {
+  const { ServicesClient } = await import('@google-cloud/run');
+  const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
+  try {
+    const [operation] = await services.createService({
+      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
+      serviceId: CLOUD_SERVICE,
+      service: { template: { containers: [{ image }] } },
+    });
+    await operation.promise();
+  } finally {
+    await services.close();
+  }
+}
+
 export async function createRunJob(
   fakes: CloudFakes,
   jobId: string,

@@ -12,6 +12,9 @@ export const MODEL_STEPS = [
   'view_cost_trend',
 ] as const;
 
+/** The dimension tables those steps replace (rows that count as landed, unlike the views). */
+export const MODEL_TABLES = ['dim_providers', 'dim_models', 'dim_users'] as const;
+
 export const MODEL_VIEWS = ['v_daily_cost_by_provider', 'v_top_users_by_cost', 'v_model_mix', 'v_cost_trend'] as const;
 
 /** The model's steps, each with `status`, as `name:STATUS`. */

@@ -19,6 +19,7 @@ import { CLOUD_DATA_BUCKET, type CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall, RunJobOutcome } from '../fakes/grpc/run-jobs.ts';
 import { CLOUD_JOB as JOB, cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
 import { withContext } from '../helpers/context.ts';
+import { MODEL_TABLES } from '../helpers/example-model.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
@@ -103,6 +104,7 @@ async function demoFigures(runId: string) {
       return {
         raw: await warehouse.count(demo.tenantId, 'raw_usage'),
         daily: await warehouse.count(demo.tenantId, 'fct_usage_daily'),
+        dimensions: (await Promise.all(MODEL_TABLES.map((table) => warehouse.count(demo.tenantId, table)))).reduce((a, b) => a + b, 0),
         quarantined: quarantine
           .map((r): [string, string] => [
             String((JSON.parse(String(r['record'])) as { request_id: string }).request_id),
@@ -146,7 +148,8 @@ describe('the container image (runtime stage: production dependencies only)', ()
     assert.ok(landed.quarantined[1]![1].split(', ').includes(object('2025-01-05')), landed.quarantined[1]![1]);
     assert.ok(landed.daily > 0, 'fct_usage_daily was built from the loaded rows');
     assert.equal(landed.costWarnings, 1, 'the implausible cost is flagged by the range check');
-    assert.equal(result.run?.rowsProcessed, landed.raw + landed.daily, 'the run row counts what landed');
+    assert.ok(landed.dimensions > 0, 'the dimensions of the analytics model were built');
+    assert.equal(result.run?.rowsProcessed, landed.raw + landed.daily + landed.dimensions, 'the run row counts what landed');
   });
 
   it('holds no dev dependency: a package only the tests use cannot be resolved from the app', async () => {

@@ -8,10 +8,8 @@ import type { Check } from '../../src/services/doctor/check.ts';
 import { runDoctor } from '../../src/services/doctor/index.ts';
 import { newWorkspace } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
-import { ServicesClient } from '@google-cloud/run';
-import { CLOUD_BUCKET, CLOUD_KEY, CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_BUCKET, CLOUD_KEY, CLOUD_SERVICE, createRunService, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { KMS_PERMISSIONS } from '../fakes/grpc/kms.ts';
-import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 
 let fakes: CloudFakes;
 let root: string;
@@ -43,17 +41,7 @@ describe('doctor on a cloud environment', () => {
   });
 
   it('sees the deployed service, and warns when this caller could not deploy it', async () => {
-    const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
-    try {
-      const [operation] = await services.createService({
-        parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
-        serviceId: CLOUD_SERVICE,
-        service: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } },
-      });
-      await operation.promise();
-    } finally {
-      await services.close();
-    }
+    await createRunService(fakes);
     const deployed = byName((await runDoctor(root, 'cloud')).checks)['cloud run']!;
     assert.equal(deployed.status, 'pass', deployed.detail);
     assert.match(deployed.detail, new RegExp(`${CLOUD_SERVICE}-00001-`));

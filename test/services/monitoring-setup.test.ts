@@ -5,10 +5,9 @@ import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AlertPolicyServiceClient } from '@google-cloud/monitoring';
-import { ServicesClient } from '@google-cloud/run';
 import { isConvergenceError, usageError } from '../../src/lib/errors.ts';
 import { listMonitoring, setupMonitoring, type MonitoringSetupResult } from '../../src/services/monitoring/setup.ts';
-import { CLOUD_PROJECT, CLOUD_SERVICE, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { CLOUD_PROJECT, CLOUD_SERVICE, createRunService, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { fakeClientOptions } from '../fakes/grpc/client-options.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -76,17 +75,7 @@ const ownedPolicies = (env: string) =>
 before(async () => {
   fakes = await startCloudFakes({ pointProcess: true });
   root = await newWorkspace('monitoring');
-  const services = new ServicesClient(fakeClientOptions(fakes.grpc.port));
-  try {
-    const [operation] = await services.createService({
-      parent: `projects/${CLOUD_PROJECT}/locations/us-central1`,
-      serviceId: CLOUD_SERVICE,
-      service: { template: { containers: [{ image: 'us-docker.pkg.dev/demo-project/convergence/convergence:1' }] } },
-    });
-    await operation.promise();
-  } finally {
-    await services.close();
-  }
+  await createRunService(fakes);
   await addEnv();
   await withContext(root, async (ctx) => (await ctx.backends.secrets()).put(null, 'ops_hook_url', HOOK_SECRET_VALUE), { env: 'mon1' });
 });
