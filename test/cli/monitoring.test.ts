@@ -46,7 +46,7 @@ describe('monitoring setup and list (built CLI)', () => {
     assert.equal(r.exitCode, 0, show(r));
     const result = r.envelope.result!;
     assert.equal(result.dryRun, true);
-    assert.equal(result.created, 2 + 1 + 1 + 7, JSON.stringify(result.resources.map((x) => `${x.kind}:${x.id}:${x.action}`)));
+    assert.equal(result.created, 2 + 1 + 1 + 8, JSON.stringify(result.resources.map((x) => `${x.kind}:${x.id}:${x.action}`)));
     assert.equal(writeCount(), 0);
     assert.ok(
       r.envelope.warnings.some((w) => /Slack app/.test(w)),
@@ -65,7 +65,7 @@ describe('monitoring setup and list (built CLI)', () => {
   it('--yes creates it all; a second run prints "No changes" and writes nothing', async () => {
     const r = await json<MonitoringSetupResult>(['monitoring', 'setup', '--env', 'cloud', '--yes']);
     assert.equal(r.exitCode, 0, show(r));
-    assert.equal(r.envelope.result!.created, 2 + 1 + 1 + 7);
+    assert.equal(r.envelope.result!.created, 2 + 1 + 1 + 8);
     const writes = writeCount();
     const again = await run(['monitoring', 'setup', '--env', 'cloud']);
     assert.equal(again.exitCode, 0, show(again));
@@ -78,7 +78,7 @@ describe('monitoring setup and list (built CLI)', () => {
     const r = await json<MonitoringListResult>(['monitoring', 'list', '--env', 'cloud']);
     assert.equal(r.exitCode, 0, show(r));
     const kinds = r.envelope.result!.resources.map((x) => `${x.kind}:${x.state}`);
-    assert.equal(kinds.filter((k) => k === 'alert_policy:ENABLED').length, 7, kinds.join('\n'));
+    assert.equal(kinds.filter((k) => k === 'alert_policy:ENABLED').length, 8, kinds.join('\n'));
     assert.ok(kinds.includes('notification_channel:ENABLED'));
     assert.ok(kinds.includes('log_metric:PRESENT'));
     const table = await run(['monitoring', 'list', '--env', 'cloud']);

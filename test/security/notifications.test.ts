@@ -239,6 +239,8 @@ describe('the address rule', () => {
       'fd00::1',
       '::ffff:10.0.0.1',
       '::ffff:169.254.169.254',
+      '::ffff:7f00:1',
+      '::127.0.0.1',
       'not-an-ip',
     ]) {
       assert.equal(isPublicAddress(address), false, address);

@@ -112,13 +112,14 @@ describe('monitoring setup', () => {
     assert.deepEqual(actions(result, 'alert_policy'), [
       'error-rate:create',
       'availability:create',
+      'latency-p50:create',
       'latency-p95:create',
       'latency-p99:create',
       'runs-failed:create',
       'dq-failed:create',
       'uptime:create',
     ]);
-    assert.equal(result.created, 2 + 3 + 1 + 7);
+    assert.equal(result.created, 2 + 3 + 1 + 8);
 
     // The metrics count the run's labelled end line, by tenant and pipeline.
     const metric = fakes.logMetrics.metric(CLOUD_PROJECT, 'convergence/runs_failed')!;
@@ -161,7 +162,7 @@ describe('monitoring setup', () => {
     const result = await setup('mon1');
     assert.equal(writeCount(), before, 'no create, update or delete call');
     assert.equal(result.created + result.updated + result.replaced + result.deleted, 0);
-    assert.equal(result.unchanged, 2 + 3 + 1 + 7);
+    assert.equal(result.unchanged, 2 + 3 + 1 + 8);
   });
 
   it('puts back a field changed by hand with one update whose mask names only that field', async () => {
@@ -259,7 +260,7 @@ describe('monitoring setup', () => {
     assert.equal(uptime.action, 'skipped');
     assert.match(uptime.reason ?? '', /convergence-api-later has no URL yet: deploy it/);
     assert.ok(!result.resources.some((r) => r.id === 'uptime' && r.kind === 'alert_policy'));
-    assert.equal(result.resources.filter((r) => r.kind === 'alert_policy' && r.action === 'create').length, 6);
+    assert.equal(result.resources.filter((r) => r.kind === 'alert_policy' && r.action === 'create').length, 7);
   });
 
   it('asks for the service setting it needs (exit 2, CONFIG_MISSING)', async () => {
@@ -288,7 +289,7 @@ describe('monitoring setup', () => {
       .slice(start)
       .filter((c) => WRITE.test(c.method));
     assert.deepEqual(made, [], 'the hand-attached channel stays on the policy; nothing is written');
-    assert.equal(result.unchanged, 2 + 3 + 1 + 7);
+    assert.equal(result.unchanged, 2 + 3 + 1 + 8);
     assert.ok(fakes.monitoring.policies().some((p) => p.name === foreignPolicy.name && p.displayName === foreignPolicy.displayName));
     assert.ok((mine.notificationChannels as string[]).includes(String(foreignChannel.name)));
   });
@@ -406,7 +407,7 @@ describe('monitoring list', () => {
   it('shows what exists for the environment and what setup would still create', async () => {
     const result = await withContext(root, (ctx) => listMonitoring(ctx), { env: 'mon1' });
     const policies = result.resources.filter((r) => r.kind === 'alert_policy');
-    assert.equal(policies.length, 7);
+    assert.equal(policies.length, 8);
     assert.ok(
       policies.every((p) => p.state === 'ENABLED'),
       JSON.stringify(policies),

@@ -15,7 +15,7 @@ export default class MonitoringSetup extends BaseCommand<typeof MonitoringSetup>
     'Create or update the log-based metrics, alert policies, uptime check and notification channels of an environment.';
   static override description = `Reconciles, in the environment's project:
   log-based metrics  convergence/runs_failed and convergence/dq_failed, counted from the headless job's JSON lines, by tenant_id and pipeline_id
-  alert policies     API error rate > 0.1% (5 min), availability < 99.9% (1 h), latency P95 > 500 ms and P99 > 1000 ms on the Cloud Run service's request metrics; the /health uptime check failing; failed runs and data-quality failures
+  alert policies     API error rate > 0.1% (5 min), availability < 99.9% (1 h), latency P50 > 100 ms, P95 > 500 ms and P99 > 1000 ms on the Cloud Run service's request metrics; the /health uptime check failing; failed runs and data-quality failures
   uptime check       HTTPS GET of the service URL's health path every minute (with an OIDC token unless the service is public)
   channels           one per notification target of the environment with an alerting event (all, run_failed, run_timeout, dq_failed): webhook → webhook_tokenauth, pubsub → pubsub; slack targets get none (Monitoring posts to Slack only through its Slack app)
 Each resource is read, then created, or updated with an update mask of only the fields that differ, and the differences are printed; running it again changes nothing. Only resources labelled managed_by=convergence for the environment are written; channels attached to a convergence policy by hand stay. A production environment asks before writing (--yes skips the question).`;

@@ -190,6 +190,20 @@ export function desiredPolicies(inputs: PolicyInputs): PolicyPlan[] {
       }),
     ),
     policy(
+      'latency-p50',
+      'service',
+      'WARNING',
+      'API latency P50 > 100 ms',
+      'The median API request latency stayed above 100 ms for 5 minutes (SLO: P50 < 100 ms).',
+      threshold({
+        displayName: 'request latency P50 > 100 ms for 5 min',
+        filter: latencies,
+        aggregations: [agg(300, 'ALIGN_DELTA', 'REDUCE_PERCENTILE_50', byService)],
+        thresholdValue: 100,
+        durationSeconds: 300,
+      }),
+    ),
+    policy(
       'latency-p95',
       'service',
       'WARNING',
