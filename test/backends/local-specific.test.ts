@@ -90,15 +90,16 @@ describe('DuckDbWarehouse (local)', () => {
     await wh.createDataset('load');
     await wh.createTable('load', EVENTS);
     const startAt = startSoon();
-    const writers = Array.from({ length: 6 }, (_, w) => child('warehouse-worker.ts', ['write', file, String(w), '20', startAt]));
-    const reader = child('warehouse-worker.ts', ['read', file, '120', startAt]);
+    // Enough rows that each writer holds the file several times and must yield it in between.
+    const writers = Array.from({ length: 6 }, (_, w) => child('warehouse-worker.ts', ['write', file, String(w), '60', startAt]));
+    const reader = child('warehouse-worker.ts', ['read', file, '360', startAt]);
     const outputs = await Promise.all([...writers, reader]);
     for (const out of outputs) assert.equal(JSON.parse(out).ok, true);
     const counts = JSON.parse(outputs.at(-1)!).counts as number[];
     assert.ok(counts.length > 1, 'the reader should have read while writers wrote');
     for (let i = 1; i < counts.length; i++) assert.ok(counts[i]! >= counts[i - 1]!, 'counts never go backwards');
-    assert.equal(await wh.count('load', 'events'), 120);
-    for (let w = 0; w < 6; w++) assert.equal(await wh.count('load', 'events', { worker: w }), 20);
+    assert.equal(await wh.count('load', 'events'), 360);
+    for (let w = 0; w < 6; w++) assert.equal(await wh.count('load', 'events', { worker: w }), 60);
   });
 
   it('waits for a process holding the file, and gives up with WAREHOUSE_BUSY after its budget', { timeout: 60_000 }, async () => {

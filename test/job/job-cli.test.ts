@@ -280,6 +280,8 @@ describe('job dispatch', () => {
 
     const again = await runCli(['job', 'dispatch'], { cwd: root });
     assert.equal(again.exitCode, 0, show(again));
-    assert.equal(logLines(again).at(-1)!['due'], 0);
+    // A quarter hour that began during the test makes the schedules due again, rightly.
+    const quarter = (d: Date) => Math.floor(d.getTime() / 900_000);
+    if (quarter(new Date()) === quarter(started)) assert.equal(logLines(again).at(-1)!['due'], 0);
   });
 });

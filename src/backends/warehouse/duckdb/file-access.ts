@@ -24,6 +24,7 @@ import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../../lib/private-fs.ts'
 const HOLD_MS = 40;
 const MAX_HOLD_MS = 250;
 const YIELD_MS = 60;
+const MAX_RETRY_MS = YIELD_MS / 2;
 const BUSY = /Could not set lock on file|Conflicting lock/i;
 
 interface Held {
@@ -102,9 +103,10 @@ async function openFile(file: string, busyTimeoutMs: number): Promise<DuckDBInst
           },
         );
       }
-      // Randomised waits keep a crowd of waiting processes from retrying in lockstep.
+      // Randomised waits keep a crowd of waiting processes from retrying in lockstep; they stay
+      // shorter than YIELD_MS, so a waiting process tries within the window a busy one leaves free.
       await sleep(Math.min(delay * (0.5 + Math.random() / 2), deadline - Date.now()));
-      delay = Math.min(delay * 2, 200);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
   }
 }
