@@ -156,6 +156,22 @@ export function desiredPolicies(inputs: PolicyInputs): PolicyPlan[] {
       severity,
     },
   });
+  /** A latency SLO: the P<percentile> request latency above <ms> for 5 minutes. */
+  const latencyPolicy = (percentile: 50 | 95 | 99, ms: number, measure: string) =>
+    policy(
+      `latency-p${percentile}`,
+      'service',
+      'WARNING',
+      `API latency P${percentile} > ${ms} ms`,
+      `${measure} API request latency stayed above ${ms} ms for 5 minutes (SLO: P${percentile} < ${ms} ms).`,
+      threshold({
+        displayName: `request latency P${percentile} > ${ms} ms for 5 min`,
+        filter: latencies,
+        aggregations: [agg(300, 'ALIGN_DELTA', `REDUCE_PERCENTILE_${percentile}`, byService)],
+        thresholdValue: ms,
+        durationSeconds: 300,
+      }),
+    );
   const plans: PolicyPlan[] = [
     policy(
       'error-rate',
@@ -189,48 +205,9 @@ export function desiredPolicies(inputs: PolicyInputs): PolicyPlan[] {
         durationSeconds: 0,
       }),
     ),
-    policy(
-      'latency-p50',
-      'service',
-      'WARNING',
-      'API latency P50 > 100 ms',
-      'The median API request latency stayed above 100 ms for 5 minutes (SLO: P50 < 100 ms).',
-      threshold({
-        displayName: 'request latency P50 > 100 ms for 5 min',
-        filter: latencies,
-        aggregations: [agg(300, 'ALIGN_DELTA', 'REDUCE_PERCENTILE_50', byService)],
-        thresholdValue: 100,
-        durationSeconds: 300,
-      }),
-    ),
-    policy(
-      'latency-p95',
-      'service',
-      'WARNING',
-      'API latency P95 > 500 ms',
-      'The 95th percentile of the API request latency stayed above 500 ms for 5 minutes (SLO: P95 < 500 ms).',
-      threshold({
-        displayName: 'request latency P95 > 500 ms for 5 min',
-        filter: latencies,
-        aggregations: [agg(300, 'ALIGN_DELTA', 'REDUCE_PERCENTILE_95', byService)],
-        thresholdValue: 500,
-        durationSeconds: 300,
-      }),
-    ),
-    policy(
-      'latency-p99',
-      'service',
-      'WARNING',
-      'API latency P99 > 1000 ms',
-      'The 99th percentile of the API request latency stayed above 1000 ms for 5 minutes (SLO: P99 < 1000 ms).',
-      threshold({
-        displayName: 'request latency P99 > 1000 ms for 5 min',
-        filter: latencies,
-        aggregations: [agg(300, 'ALIGN_DELTA', 'REDUCE_PERCENTILE_99', byService)],
-        thresholdValue: 1000,
-        durationSeconds: 300,
-      }),
-    ),
+    latencyPolicy(50, 100, 'The median'),
+    latencyPolicy(95, 500, 'The 95th percentile of the'),
+    latencyPolicy(99, 1000, 'The 99th percentile of the'),
     policy(
       'runs-failed',
       'runs',
