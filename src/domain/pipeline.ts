@@ -160,11 +160,70 @@ export const pipelineSchema = z
   });
 
 const secretRef = z.string().regex(NAME_PATTERN, 'expected a secret name');
+const httpsUrl = z
+  .string()
+  .url('expected an https URL')
+  .refine((u) => u.startsWith('https://'), 'expected an https URL: credentials are never sent in clear text');
 const authSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('bearer'), secret: secretRef }).strict(),
   z.object({ type: z.literal('header'), name: z.string().min(1), secret: secretRef }).strict(),
-  z.object({ type: z.literal('basic'), username: z.string().min(1), secret: secretRef }).strict(),
+  /**
+   * `username` + `secret` (the password), or `username_secret` (the secret is the user name,
+   * as Cursor's Admin API takes its key) with an optional `secret` password (empty when absent).
+   */
+  z
+    .object({ type: z.literal('basic'), username: z.string().min(1).optional(), username_secret: secretRef.optional(), secret: secretRef.optional() })
+    .strict(),
+  /** OAuth 2.0 client credentials grant (RFC 6749 4.4): the token is cached and fetched again before it expires. */
+  z
+    .object({
+      type: z.literal('oauth2_client_credentials'),
+      token_url: httpsUrl,
+      client_id: z.string().min(1),
+      client_secret: secretRef,
+      scope: z.string().min(1).optional(),
+      audience: z.string().min(1).optional(),
+    })
+    .strict(),
+  /**
+   * A Google identity through google-auth-library: the service-account key JSON kept as the
+   * tenant's secret `key_secret`, else the environment's application default credentials (only
+   * where the operator allows it). Tokens go only to https Google API hosts.
+   */
+  z
+    .object({
+      type: z.literal('google'),
+      key_secret: secretRef.optional(),
+      scopes: z.array(z.string().url('expected an OAuth scope URL')).nonempty(),
+    })
+    .strict(),
 ]);
+
+/** A query parameter: a scalar (numbers and booleans as YAML writes them), or a list sent as the key repeated. */
+const paramScalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+const paramValue = z.union([paramScalar, z.array(paramScalar).nonempty()]);
+
+/** A JSON request body as YAML writes it; its strings are templated like params. */
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
+);
+
+/**
+ * Consecutive half-open date windows [window_start, window_end) of `size`, from `from` (a
+ * template, by default the committed cursor or `incremental.initial`) to `to` (`run_date`, `now`
+ * or a template). Each window is fetched and loaded with its own cursor commit.
+ */
+const windowsSchema = z
+  .object({
+    size: duration,
+    from: z.string().min(1).default('{{ cursor }}'),
+    to: z.string().min(1).default('run_date'),
+  })
+  .strict();
+
+/** `data`, `data.items`, `data[*].results[*]`: dotted keys, `[*]` flattening an array level. */
+const RECORDS_PATH = /^[^.[\]]+(\[\*\])?(\.[^.[\]]+(\[\*\])?)*$/;
 
 const paginationSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cursor'), cursor_path: z.string().min(1), param: z.string().min(1) }).strict(),
@@ -187,6 +246,34 @@ const paginationSchema = z.discriminatedUnion('type', [
 
 const incrementalSchema = z.object({ cursor_field: identifier, initial: z.string().optional() }).strict();
 
+interface RestSourceInput {
+  method: string;
+  body?: unknown;
+  auth?: { type: string; username?: string; username_secret?: string; secret?: string };
+  records_path?: string;
+  include_parent?: Record<string, string>;
+  windows?: unknown;
+  incremental?: unknown;
+}
+
+/** Rules between keys of a rest_api source, each reported at the key to change. */
+function restSourceIssues(s: RestSourceInput, ctx: z.RefinementCtx) {
+  const issue = (path: Array<string | number>, message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (s.body !== undefined && s.method !== 'POST') issue(['body'], 'body is sent with method: POST only');
+  if (s.auth?.type === 'basic') {
+    if (s.auth.username === undefined && s.auth.username_secret === undefined)
+      issue(['auth'], 'basic auth needs username (with secret, the password) or username_secret');
+    if (s.auth.username !== undefined && s.auth.username_secret !== undefined)
+      issue(['auth', 'username_secret'], 'basic auth takes username or username_secret, not both');
+    if (s.auth.username !== undefined && s.auth.secret === undefined)
+      issue(['auth', 'secret'], 'basic auth with username needs secret (the name of the password secret)');
+  }
+  if (s.include_parent && !(s.records_path?.includes('[*].') ?? false))
+    issue(['include_parent'], 'include_parent needs a records_path that reaches into nested arrays, such as data[*].results[*]');
+  if (s.windows !== undefined && s.incremental === undefined)
+    issue(['windows'], 'windows need incremental: { cursor_field, initial } (the committed cursor is where the next window starts)');
+}
+
 export const sourceSchema = z.discriminatedUnion('type', [
   z
     .object({
@@ -194,11 +281,18 @@ export const sourceSchema = z.discriminatedUnion('type', [
       type: z.literal('rest_api'),
       url: z.string().url('expected an http(s) URL'),
       method: z.enum(['GET', 'POST']).default('GET'),
-      params: z.record(z.string(), z.string()).optional(),
+      params: z.record(z.string(), paramValue).optional(),
       headers: z.record(z.string(), z.string()).optional(),
+      /** JSON body of a POST. */
+      body: z.union([z.record(z.string(), jsonValue), z.array(jsonValue)]).optional(),
       auth: authSchema.optional(),
       pagination: paginationSchema.default({ type: 'none' }),
-      records_path: z.string().optional(),
+      records_path: z.string().regex(RECORDS_PATH, 'expected a dotted path such as data or data[*].results[*]').optional(),
+      /** Columns copied into each record from the array element holding it: { column: path in that element }. */
+      include_parent: z.record(identifier, z.string().min(1)).optional(),
+      /** `rows_with_header`: records are arrays, the first one of the response names the columns. */
+      records_format: z.enum(['objects', 'rows_with_header']).default('objects'),
+      windows: windowsSchema.optional(),
       rate_limit: z.object({ requests_per_second: z.number().positive() }).strict().optional(),
       retry: z
         .object({ max_attempts: z.number().int().min(1).max(20).default(5) })
@@ -208,7 +302,8 @@ export const sourceSchema = z.discriminatedUnion('type', [
       incremental: incrementalSchema.optional(),
       schema: relativePath.optional(),
     })
-    .strict(),
+    .strict()
+    .superRefine(restSourceIssues),
   z
     .object({
       source_id: name,

@@ -99,7 +99,7 @@ describe('pipeline config validation', () => {
     assert.equal(f.ok, false);
     assert.match(
       f.errors[0]!,
-      /auth\.secret "vault_key" not found in configs\/cfg_tenant\/secrets\/vault_key\.txt nor in tenant credentials/,
+      /auth\.secret: secret "vault_key" is missing: not in configs\/cfg_tenant\/secrets\/vault_key\.txt nor in tenant credentials/,
     );
     await setTenantCredential(ctx, TENANT, 'vault_key', 'v');
     f = await reportFor('sources/other.yml');

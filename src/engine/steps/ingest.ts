@@ -45,20 +45,28 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
     rememberSecret(value);
     return value;
   };
-  for (const text of [source.url, ...Object.values(source.params ?? {}), ...Object.values(source.headers ?? {})]) {
+  for (const text of [source.url, ...Object.values(source.params ?? {}).flat(), ...Object.values(source.headers ?? {})]) {
     for (const name of templateNames(text).secrets) await resolve(name);
   }
   const variables = { ...env.variables, cursor: cursor ?? '' };
   const renderOne = (text: string) => renderText(text, { file, variables, secret: (n) => secrets.get(n)! });
   const render = (values: Record<string, string> | undefined) =>
     values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderOne(v)])) : undefined;
+  const renderParams = (values: Record<string, string | string[]> | undefined) =>
+    values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(renderOne) : renderOne(v)])) : undefined;
   let auth: RestAuth | undefined;
   if (source.auth?.type === 'bearer') auth = { type: 'bearer', token: await resolve(source.auth.secret) };
   else if (source.auth?.type === 'header') auth = { type: 'header', name: source.auth.name, value: await resolve(source.auth.secret) };
-  else if (source.auth?.type === 'basic')
-    auth = { type: 'basic', username: source.auth.username, password: await resolve(source.auth.secret) };
+  else if (source.auth?.type === 'basic') {
+    const { username, username_secret: usernameSecret, secret } = source.auth;
+    auth = {
+      type: 'basic',
+      username: usernameSecret ? await resolve(usernameSecret) : username!,
+      password: secret ? await resolve(secret) : '',
+    };
+  }
   for (const value of userinfoSecrets(source.url)) rememberSecret(value);
-  const params = render(source.params);
+  const params = renderParams(source.params);
   const headers = render(source.headers);
   const url = renderOne(source.url);
   // Checked here so that the parser's own error, which carries the URL and so its secrets, never surfaces.

@@ -15,6 +15,7 @@ import {
   type ConfigKind,
 } from './files.ts';
 import { sourcePathProblems } from './paths.ts';
+import { restSecretNames } from '../../engine/sources/rest/secret-names.ts';
 import { pipelineSqlItems, sqlFileItem, tenantSqlProblems } from './tenant-sql.ts';
 
 interface FileReport {
@@ -175,10 +176,14 @@ async function sourceReferences(
   } catch (err) {
     errors.push(`${display}: path: ${describeFailure(err)}`);
   }
-  if (source.type === 'rest_api' && source.auth && !(await read.secretResolves(source.auth.secret))) {
-    errors.push(
-      `${display}: auth.secret "${source.auth.secret}" not found in configs/${tenantId}/secrets/${source.auth.secret}.txt nor in tenant credentials`,
-    );
+  if (source.type === 'rest_api') {
+    for (const { key, name } of restSecretNames(source)) {
+      if (await read.secretResolves(name)) continue;
+      errors.push(
+        `${display}: ${key}: secret "${name}" is missing: not in configs/${tenantId}/secrets/${name}.txt nor in tenant credentials ` +
+          `(set it with: convergence tenant credentials set ${tenantId} ${name})`,
+      );
+    }
   }
   return errors;
 }

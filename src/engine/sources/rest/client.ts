@@ -83,7 +83,11 @@ function baseUrl(config: RestSourceConfig): URL {
   }
   url.username = '';
   url.password = '';
-  for (const [name, value] of Object.entries(config.params ?? {})) url.searchParams.set(name, value);
+  for (const [name, value] of Object.entries(config.params ?? {})) {
+    url.searchParams.delete(name);
+    // A list repeats its key in order (`group_by[]=model&group_by[]=api_key_id`).
+    for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(name, item);
+  }
   return url;
 }
 
