@@ -2,7 +2,8 @@ import type { PipelineStep, SourceConfig } from '../../domain/pipeline.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { validationError } from '../../lib/errors.ts';
 import { CsvNeedsStaging, quarantineTable, type LoadResult } from '../../backends/warehouse/port.ts';
-import type { RestAuth, RestSourceConfig } from '../sources/rest/types.ts';
+import type { RestSourceConfig } from '../sources/rest/types.ts';
+import { NO_SPECIAL_ACCESS, resolveRestAuth } from '../sources/rest/auth/index.ts';
 import type { StagedData } from '../staging/staged-data.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
 import { isGcsPath } from '../sources/file/gcs-path.ts';
@@ -53,18 +54,17 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
   const render = (values: Record<string, string> | undefined) =>
     values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderOne(v)])) : undefined;
   const renderParams = (values: Record<string, string | string[]> | undefined) =>
-    values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(renderOne) : renderOne(v)])) : undefined;
-  let auth: RestAuth | undefined;
-  if (source.auth?.type === 'bearer') auth = { type: 'bearer', token: await resolve(source.auth.secret) };
-  else if (source.auth?.type === 'header') auth = { type: 'header', name: source.auth.name, value: await resolve(source.auth.secret) };
-  else if (source.auth?.type === 'basic') {
-    const { username, username_secret: usernameSecret, secret } = source.auth;
-    auth = {
-      type: 'basic',
-      username: usernameSecret ? await resolve(usernameSecret) : username!,
-      password: secret ? await resolve(secret) : '',
-    };
-  }
+    values
+      ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(renderOne) : renderOne(v)]))
+      : undefined;
+  const auth = source.auth
+    ? await resolveRestAuth(source.auth, {
+        secret: resolve,
+        url: renderOne(source.url),
+        access: env.restSources ?? NO_SPECIAL_ACCESS,
+        signal: env.signal,
+      })
+    : undefined;
   for (const value of userinfoSecrets(source.url)) rememberSecret(value);
   const params = renderParams(source.params);
   const headers = render(source.headers);
@@ -76,6 +76,7 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
     method: 'GET',
     pagination: source.pagination,
     secrets: [...secrets.values()],
+    ...(env.restSources?.privateHosts.length ? { private_hosts: env.restSources.privateHosts } : {}),
     ...(params ? { params } : {}),
     ...(headers ? { headers } : {}),
     ...(auth ? { auth } : {}),

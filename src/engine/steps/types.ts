@@ -5,6 +5,7 @@ import type { ConvergenceError } from '../../lib/errors.ts';
 import type { SourceConfig, TableSchemaFile } from '../../domain/pipeline.ts';
 import type { FileScope } from '../sources/file/scope.ts';
 import type { StepProgress } from '../staging/staged-data.ts';
+import type { RestSourceAccess } from '../sources/rest/auth/index.ts';
 
 /** What a step needs from the run around it; the engine itself knows nothing of metadata tables. */
 export interface StepEnv {
@@ -30,6 +31,8 @@ export interface StepEnv {
   source(relative: string): SourceConfig;
   schema(relative: string | undefined): TableSchemaFile | undefined;
   sql(relative: string): string;
+  /** What the operator lets tenant REST sources reach and use; nothing special when absent. */
+  restSources?: RestSourceAccess;
   /** Resolves a tenant secret by name; throws a clear error when it is missing. */
   secret(name: string): Promise<string>;
 }

@@ -9,6 +9,7 @@ import { abortableSleep, retry } from '../../../lib/retry.ts';
 import { parseRetryAfter, REST_RETRY_RULES } from './retry.ts';
 import type { FetchPagesOptions, Page, RestAuth, RestSourceConfig } from './types.ts';
 import { DEFAULTS } from './types.ts';
+import { sourceFetch } from './transport.ts';
 
 interface RawResponse {
   status: number;
@@ -100,6 +101,7 @@ interface Requester {
   /** Credentials go only to the origin of the configured URL, never to where a link or redirect points. */
   headersFor(url: URL): Record<string, string>;
   redactor: Redactor;
+  privateHosts: readonly string[] | undefined;
   /** A URL as messages show it: no userinfo, credential-looking parameters and secrets replaced. */
   show(url: URL): string;
 }
@@ -113,6 +115,7 @@ function requesterOf(config: RestSourceConfig): Requester {
     method: 'GET',
     headersFor: (url) => (url.origin === origin ? headers : anonymous),
     redactor,
+    privateHosts: config.private_hosts,
     show: (url) => redactor.redact(safeUrl(url)),
   };
 }
@@ -121,7 +124,11 @@ function requesterOf(config: RestSourceConfig): Requester {
 async function fetchFollowing(url: URL, requester: Requester, signal: AbortSignal): Promise<Response> {
   let current = url;
   for (let hop = 0; ; hop++) {
-    const response = await fetch(current, { method: requester.method, headers: requester.headersFor(current), signal, redirect: 'manual' });
+    const response = await sourceFetch(
+      current,
+      { method: requester.method, headers: requester.headersFor(current), signal, redirect: 'manual' },
+      requester.privateHosts,
+    );
     const location = response.headers.get('location');
     if (!REDIRECT_STATUSES.has(response.status) || location === null) return response;
     await response.body?.cancel();

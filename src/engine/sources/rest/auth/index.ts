@@ -1,0 +1,43 @@
+import type { SourceConfig } from '../../../../domain/pipeline.ts';
+import type { RestAuth } from '../types.ts';
+
+type SourceAuth = NonNullable<Extract<SourceConfig, { type: 'rest_api' }>['auth']>;
+
+/** What resolving a source's auth may use. */
+export interface AuthDeps {
+  /** The tenant's secret by name (remembered for redaction by the caller). */
+  secret(name: string): Promise<string>;
+  /** The rendered URL of the source (token-based auth checks where its token may go). */
+  url: string;
+  /** The environment's rest_sources settings. */
+  access: RestSourceAccess;
+  signal?: AbortSignal;
+}
+
+/** What the operator lets tenant REST sources do (convergence.yaml environment `rest_sources`). */
+export interface RestSourceAccess {
+  /** Hosts (`host` or `host:port`) a source may reach on loopback or private addresses. */
+  privateHosts: string[];
+  /** `auth: { type: google }` without key_secret may use the environment's own credentials. */
+  googleAdc: boolean;
+}
+
+export const NO_SPECIAL_ACCESS: RestSourceAccess = { privateHosts: [], googleAdc: false };
+
+/** The request auth of a source config, its secrets resolved. */
+export async function resolveRestAuth(auth: SourceAuth, deps: AuthDeps): Promise<RestAuth> {
+  switch (auth.type) {
+    case 'bearer':
+      return { type: 'bearer', token: await deps.secret(auth.secret) };
+    case 'header':
+      return { type: 'header', name: auth.name, value: await deps.secret(auth.secret) };
+    case 'basic':
+      return {
+        type: 'basic',
+        username: auth.username_secret ? await deps.secret(auth.username_secret) : auth.username!,
+        password: auth.secret ? await deps.secret(auth.secret) : '',
+      };
+    default:
+      throw new Error(`auth type ${auth.type} is not available yet`);
+  }
+}
