@@ -483,6 +483,9 @@ describe('rollback', () => {
     const rows = await history();
     assert.equal(rows.at(-1)?.kind, 'ROLLBACK');
     assert.equal(rows.at(-1)?.revision, target);
+    const [published] = fakes.pubsub.published(`projects/${CLOUD_PROJECT}/topics/deploy-events`).slice(-1);
+    assert.deepEqual(published?.attributes, { event: 'deploy_rolled_back', env: 'cloud', status: 'ROLLED_BACK' });
+    assert.match(JSON.parse(published!.data.toString('utf8')).summary, new RegExp(`rolled back by an operator from .* to ${target}`));
   });
 
   it('without --to goes to the ready revision created before the serving one', async () => {

@@ -1,3 +1,4 @@
+import { notifyOperatorEvent } from '../notifications/notify.ts';
 import { pinnedTraffic } from '../../backends/run-platform/port.ts';
 import type { RevisionInfo, RunPlatform, TrafficTarget } from '../../backends/run-platform/port.ts';
 import { ConvergenceError, ExitCode, notFoundError, usageError } from '../../lib/errors.ts';
@@ -201,16 +202,20 @@ async function checkAndRecord({
     message: gate.ok ? undefined : `health check failed: ${gate.probes.at(-1)?.error}`,
     startedAt,
   });
+  const unhealthy = gate.ok ? undefined : `rolled back to ${to.name}, but it fails its health check (${gate.probes.at(-1)?.error})`;
+  // A manual rollback is as much an event for the on-call channel as a canary's automatic one.
+  notifyOperatorEvent(ctx, 'deploy_rolled_back', {
+    summary: `${target.service} was rolled back by an operator from ${plan.from ?? 'its serving revision'} to ${to.name}`,
+    status: gate.ok ? 'ROLLED_BACK' : 'ROLLBACK_UNHEALTHY',
+    exit_code: gate.ok ? 0 : ExitCode.deployAborted,
+    ...(unhealthy ? { error: unhealthy } : {}),
+    links: { history: `convergence rollback --env ${target.env} --list` },
+  });
   if (!gate.ok) {
-    throw new ConvergenceError(
-      'ROLLBACK_UNHEALTHY',
-      ExitCode.deployAborted,
-      `rolled back to ${to.name}, but it fails its health check (${gate.probes.at(-1)?.error})`,
-      {
-        suggestion: `pick another revision with \`convergence rollback --env ${target.env} --list\` and --to`,
-        data: { to: to.name, from: plan.from },
-      },
-    );
+    throw new ConvergenceError('ROLLBACK_UNHEALTHY', ExitCode.deployAborted, unhealthy!, {
+      suggestion: `pick another revision with \`convergence rollback --env ${target.env} --list\` and --to`,
+      data: { to: to.name, from: plan.from },
+    });
   }
   return deploymentId;
 }
