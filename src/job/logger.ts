@@ -4,7 +4,7 @@
  * Every string is passed through `redact` so a token that slips into an error message never
  * reaches the log.
  */
-import { redactKnownSecrets } from '../lib/redaction.ts';
+import { redactCredentials } from '../lib/redaction.ts';
 
 export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 
@@ -39,26 +39,8 @@ export interface LogLabels {
   schedule_id?: string;
 }
 
-const SECRET_PATTERNS: Array<[RegExp, string]> = [
-  [/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}/gi, '$1 [REDACTED]'],
-  [/\b([a-z][a-z0-9_]{2,49}_api_)[0-9A-Za-z]{43}\b/g, '$1[REDACTED]'],
-  [/\badmin_[0-9A-Za-z]{43}\b/g, 'admin_[REDACTED]'],
-  [
-    /\b((?:access_?token|refresh_?token|token|password|passwd|secret|api[_-]?key|client_secret|authorization)["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi,
-    '$1[REDACTED]',
-  ],
-  [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, '$1[REDACTED]@'],
-];
-
-/**
- * Masks credentials in free text: every secret this process resolved (in any spelling), then
- * whatever looks like one: bearer tokens, API keys, key=value secrets, URL passwords.
- */
-export function redact(text: string): string {
-  let out = redactKnownSecrets(text);
-  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
-  return out;
-}
+/** Masks credentials in free text (see redactCredentials); kept under this name for the logger's callers. */
+export const redact = redactCredentials;
 
 function redactDeep(value: unknown): unknown {
   if (typeof value === 'string') return redact(value);

@@ -147,3 +147,25 @@ export const redactKnownSecrets = (text: string): string => processSecrets.redac
 
 /** A JSON-like value with every secret this process has resolved replaced in its strings. */
 export const redactKnownSecretsDeep = <T>(value: T): T => processSecrets.redactDeep(value);
+
+/** What looks like a credential in text that may come from anywhere (a container's own log lines). */
+const CREDENTIAL_PATTERNS: Array<[RegExp, string]> = [
+  [/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}/gi, '$1 [REDACTED]'],
+  [/\b([a-z][a-z0-9_]{2,49}_api_)[0-9A-Za-z]{43}\b/g, '$1[REDACTED]'],
+  [/\badmin_[0-9A-Za-z]{43}\b/g, 'admin_[REDACTED]'],
+  [
+    /\b((?:access_?token|refresh_?token|token|password|passwd|secret|api[_-]?key|client_secret|authorization)["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi,
+    '$1[REDACTED]',
+  ],
+  [/(\/\/[^/\s:@]+:)[^@\s/]+@/g, '$1[REDACTED]@'],
+];
+
+/**
+ * Masks credentials in free text: every secret this process resolved (in any spelling), then
+ * whatever looks like one: bearer tokens, API keys, key=value secrets, URL passwords.
+ */
+export function redactCredentials(text: string): string {
+  let out = redactKnownSecrets(text);
+  for (const [pattern, replacement] of CREDENTIAL_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}

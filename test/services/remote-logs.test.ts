@@ -73,7 +73,8 @@ async function playContainer(call: RunJobCall): Promise<RunJobOutcome> {
     gate.started(call.env['CONVERGENCE_RUN_ID']!);
     await gate.proceed;
   }
-  call.output('a plain line on stderr', 'stderr');
+  // A line the container prints outside the job's logger, with what looks like a credential in it.
+  call.output('a plain line on stderr, token=tok_3f9a8b7c6d', 'stderr');
   const exitCode = await withContext(
     root,
     async (ctx) => {
@@ -109,7 +110,7 @@ describe('pipeline logs on a cloud environment', () => {
     assert.equal(view.run.status, 'COMPLETE');
     assert.ok(view.steps.length > 0);
     const texts = messages(view.entries);
-    assert.equal(texts[0], 'a plain line on stderr', texts.join('\n'));
+    assert.equal(texts[0], 'a plain line on stderr, token=[REDACTED]', texts.join('\n'));
     assert.ok(texts[1]?.startsWith(`starting run ${runId}`), texts.join('\n'));
     assert.ok(texts.at(-1)?.startsWith(`run ${runId} COMPLETE`), texts.join('\n'));
     assert.ok(!texts.some((text) => text.includes('other run')), 'the other run stays out');
@@ -281,7 +282,7 @@ describe('pipeline run --remote --wait', () => {
     assert.equal(result.exitCode, 0);
     const texts = messages(streamed);
     assert.ok(texts[1]?.startsWith(`starting run ${result.runId}`), texts.join('\n'));
-    assert.equal(texts[0], 'a plain line on stderr');
+    assert.equal(texts[0], 'a plain line on stderr, token=[REDACTED]');
     assert.ok(texts.at(-1)?.startsWith(`run ${result.runId} COMPLETE`), texts.join('\n'));
     assert.equal(new Set(streamed.map((entry) => entry.insertId)).size, streamed.length);
     assert.ok(!texts.some((text) => text.includes('other run')));

@@ -9,7 +9,7 @@ import { cloudEnv } from '../../backends/factory.ts';
 import { LOG_SEVERITIES, type LogSeverity, type RunLogEntry, type RunLogs } from '../../backends/logs/port.ts';
 import { TERMINAL_RUN_STATES } from '../../domain/states.ts';
 import { validationError } from '../../lib/errors.ts';
-import { redactKnownSecrets } from '../../lib/redaction.ts';
+import { redactCredentials } from '../../lib/redaction.ts';
 import type { ServiceContext } from '../context.ts';
 import { assertRunId, getRun, getRunDetails, type RunDetails, type RunRecord } from './store.ts';
 
@@ -71,8 +71,11 @@ function parseSeverity(severity: string | undefined): LogSeverity | undefined {
   return upper as LogSeverity;
 }
 
-/** Entries as they are shown: their text passed through the redaction every printed run text gets. */
-const redacted = (entry: RunLogEntry): RunLogEntry => ({ ...entry, message: redactKnownSecrets(entry.message) });
+/**
+ * Entries as they are shown: secrets this process knows and anything that looks like a credential
+ * masked, as the job's own logger masks what it writes (a container line may print anything).
+ */
+const redacted = (entry: RunLogEntry): RunLogEntry => ({ ...entry, message: redactCredentials(entry.message) });
 
 /** The environment's pipeline job, or undefined (with a warning) where there are no remote logs to read. */
 function pipelineJob(ctx: ServiceContext): string | undefined {
