@@ -14,8 +14,8 @@ const RUN_REQUEST_ENV = {
   fullRefresh: 'CONVERGENCE_FULL_REFRESH',
 } as const;
 
-/** Variables every run sets itself (step-env.ts, the REST cursor): a --param cannot replace them. */
-const RUN_VARIABLES = new Set(['run_date', 'run_id', 'tenant_id', 'pipeline_id', 'env', 'cursor']);
+/** Variables every run sets itself (step-env.ts, the REST cursor and windows): a --param cannot replace them. */
+const RUN_VARIABLES = new Set(['run_date', 'run_id', 'tenant_id', 'pipeline_id', 'env', 'cursor', 'window_start', 'window_end']);
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** As the API accepts them (POST /api/v1/pipelines/run parameters). */
 const MAX_PARAM_VALUE = 1000;
