@@ -1,5 +1,7 @@
 import type { SourceConfig } from '../../../../domain/pipeline.ts';
 import type { RestAuth } from '../types.ts';
+import { googleTokens } from './google.ts';
+import { ClientCredentialsTokens } from './oauth2-client-credentials.ts';
 
 type SourceAuth = NonNullable<Extract<SourceConfig, { type: 'rest_api' }>['auth']>;
 
@@ -12,6 +14,13 @@ export interface AuthDeps {
   /** The environment's rest_sources settings. */
   access: RestSourceAccess;
   signal?: AbortSignal;
+  /**
+   * Receives every credential value token-based auth derives or obtains later (each access token,
+   * the base64 of client id and secret, a key's private key), so the caller redacts it too.
+   */
+  onSecret?: (value: string) => void;
+  /** Clock in ms for token expiry (tests); defaults to Date.now. */
+  now?: () => number;
 }
 
 /** What the operator lets tenant REST sources do (convergence.yaml environment `rest_sources`). */
@@ -37,7 +46,34 @@ export async function resolveRestAuth(auth: SourceAuth, deps: AuthDeps): Promise
         username: auth.username_secret ? await deps.secret(auth.username_secret) : auth.username!,
         password: auth.secret ? await deps.secret(auth.secret) : '',
       };
-    default:
-      throw new Error(`auth type ${auth.type} is not available yet`);
+    case 'oauth2_client_credentials':
+      return {
+        type: 'access_token',
+        provider: new ClientCredentialsTokens(
+          {
+            tokenUrl: auth.token_url,
+            clientId: auth.client_id,
+            clientSecret: await deps.secret(auth.client_secret),
+            clientSecretName: auth.client_secret,
+            ...(auth.scope ? { scope: auth.scope } : {}),
+            ...(auth.audience ? { audience: auth.audience } : {}),
+          },
+          { privateHosts: deps.access.privateHosts, onSecret: deps.onSecret ?? ignore, ...(deps.now ? { now: deps.now } : {}) },
+        ),
+      };
+    case 'google':
+      return {
+        type: 'access_token',
+        provider: googleTokens(
+          {
+            scopes: auth.scopes,
+            url: deps.url,
+            ...(auth.key_secret ? { key: { json: await deps.secret(auth.key_secret), secretName: auth.key_secret } } : {}),
+          },
+          { privateHosts: deps.access.privateHosts, googleAdc: deps.access.googleAdc, onSecret: deps.onSecret ?? ignore },
+        ),
+      };
   }
 }
+
+const ignore = () => {};
