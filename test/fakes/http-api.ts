@@ -13,6 +13,8 @@ export interface RecordedRequest {
   path: string;
   url: URL;
   headers: http.IncomingHttpHeaders;
+  /** The request body as text ('' when none); set before the handler runs. */
+  body: string;
 }
 
 export interface FakeReply {
@@ -38,22 +40,28 @@ export async function startFakeApi(handler: Handler): Promise<FakeApi> {
   const requests: RecordedRequest[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', url, headers: req.headers };
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', url, headers: req.headers, body: '' };
     const index = requests.length;
     requests.push(recorded);
-    req.resume();
-    Promise.resolve(handler(recorded, index)).then(
-      (reply) => {
-        if (reply.hang) return;
-        const body = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
-        res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...(reply.headers ?? {}) });
-        res.end(body);
-      },
-      (error: unknown) => {
-        res.writeHead(500);
-        res.end(String(error));
-      },
-    );
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const received = once(req, 'end').then(() => {
+      recorded.body = Buffer.concat(chunks).toString('utf8');
+    });
+    received
+      .then(() => handler(recorded, index))
+      .then(
+        (reply) => {
+          if (reply.hang) return;
+          const body = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+          res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...(reply.headers ?? {}) });
+          res.end(body);
+        },
+        (error: unknown) => {
+          res.writeHead(500);
+          res.end(String(error));
+        },
+      );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -4,12 +4,13 @@ import { basicCredentials, Redactor, userinfoSecrets } from '../../../lib/redact
 import { SourceHttpError, NetworkError, PaginationError, RedirectError, ResponseParseError, excerpt, safeUrl } from './errors.ts';
 import { createPaginator, samePageError } from './paginators.ts';
 import { RateLimiter } from '../../../lib/rate-limiter.ts';
-import { extractRecords } from './records.ts';
+import { pageRecordsReader } from './page-records.ts';
 import { abortableSleep, retry } from '../../../lib/retry.ts';
 import { parseRetryAfter, REST_RETRY_RULES } from './retry.ts';
-import type { FetchPagesOptions, Page, RestAuth, RestSourceConfig } from './types.ts';
+import type { AccessTokenProvider, FetchPagesOptions, Page, RestAuth, RestSourceConfig } from './types.ts';
 import { DEFAULTS } from './types.ts';
 import { sourceFetch } from './transport.ts';
+import { isConvergenceError } from '../../../lib/errors.ts';
 
 interface RawResponse {
   status: number;
@@ -45,9 +46,13 @@ function userinfoOf(url: string): { username: string; password: string } | undef
   return { username: decode(parsed.username), password: decode(parsed.password) };
 }
 
-/** Request headers for a config: Accept, configured headers, then auth (auth wins). */
+/**
+ * Request headers for a config: Accept, configured headers, the body's content type, then auth
+ * (auth wins). An access token is not known yet: it is added per request.
+ */
 function buildHeaders(config: RestSourceConfig): Record<string, string> {
   const headers: Record<string, string> = { accept: 'application/json', ...(config.headers ?? {}) };
+  if (bodyOf(config) !== undefined) headers['content-type'] = 'application/json';
   const auth = authOf(config);
   if (auth?.type === 'bearer') headers.authorization = `Bearer ${auth.token}`;
   else if (auth?.type === 'basic') headers.authorization = `Basic ${basicCredentials(auth.username, auth.password)}`;
@@ -74,6 +79,11 @@ export function sourceRedactor(config: RestSourceConfig): Redactor {
   return redactor;
 }
 
+/** The JSON text a POST sends on every page; undefined for a GET or a POST without body. */
+function bodyOf(config: RestSourceConfig): string | undefined {
+  return config.method === 'POST' && config.body !== undefined ? JSON.stringify(config.body) : undefined;
+}
+
 /** The base URL: config url without userinfo, with config params merged into its query. */
 function baseUrl(config: RestSourceConfig): URL {
   let url: URL;
@@ -95,11 +105,19 @@ function baseUrl(config: RestSourceConfig): URL {
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
 
-/** How a source talks to its API: headers (with credentials for its own origin only) and what to hide. */
+/** Redirects that keep the method and body; the others turn a request into a GET without body. */
+const BODY_KEEPING_REDIRECTS = new Set([307, 308]);
+
+/** How a source talks to its API: method, body, headers (with credentials for its own origin only) and what to hide. */
 interface Requester {
-  method: 'GET';
+  method: 'GET' | 'POST';
+  body: string | undefined;
+  /** The origin of the configured URL: the only one credentials (and a POST) go to. */
+  origin: string;
   /** Credentials go only to the origin of the configured URL, never to where a link or redirect points. */
-  headersFor(url: URL): Record<string, string>;
+  headersFor(url: URL, accessToken: string | undefined): Record<string, string>;
+  /** Where an `access_token` auth gets its tokens. */
+  tokens: AccessTokenProvider | undefined;
   redactor: Redactor;
   privateHosts: readonly string[] | undefined;
   /** A URL as messages show it: no userinfo, credential-looking parameters and secrets replaced. */
@@ -112,25 +130,65 @@ function requesterOf(config: RestSourceConfig): Requester {
   const anonymous = { accept: headers.accept ?? 'application/json' };
   const redactor = sourceRedactor(config);
   return {
-    method: 'GET',
-    headersFor: (url) => (url.origin === origin ? headers : anonymous),
+    method: config.method ?? 'GET',
+    body: bodyOf(config),
+    origin,
+    headersFor: (url, accessToken) => {
+      if (url.origin !== origin) return anonymous;
+      return accessToken === undefined ? headers : { ...headers, authorization: `Bearer ${accessToken}` };
+    },
+    tokens: config.auth?.type === 'access_token' ? config.auth.provider : undefined,
     redactor,
     privateHosts: config.private_hosts,
     show: (url) => redactor.redact(safeUrl(url)),
   };
 }
 
+/** The access token of a request, if the source has one; every token obtained is redacted from then on. */
+async function accessTokenFor(requester: Requester, signal: AbortSignal): Promise<string | undefined> {
+  if (!requester.tokens) return undefined;
+  const token = await requester.tokens.token(signal);
+  requester.redactor.add(token);
+  return token;
+}
+
+/**
+ * Why a POST may not follow a redirect, or undefined when it may: only 307 and 308 keep the
+ * method and body (301, 302 and 303 would silently turn it into a GET without its body), and
+ * only to the source's own origin (the body may carry what the API needs kept secret).
+ */
+function postRedirectRefusal(status: number, next: URL, origin: string): string | undefined {
+  if (!BODY_KEEPING_REDIRECTS.has(status)) {
+    return `the API answered ${status} to a POST, which would turn it into a GET without its body; set url to the address the API redirects to`;
+  }
+  if (next.origin !== origin)
+    return `a POST is not redirected to another origin (${next.origin}); set url to that address if it is trusted`;
+  return undefined;
+}
+
+/** One response and the URL that gave it (after redirects). */
+interface Sent {
+  response: Response;
+  at: URL;
+}
+
 /** fetch, following redirects itself so that credentials never follow one to another origin. */
-async function fetchFollowing(url: URL, requester: Requester, signal: AbortSignal): Promise<Response> {
+async function fetchFollowing(url: URL, requester: Requester, accessToken: string | undefined, signal: AbortSignal): Promise<Sent> {
   let current = url;
   for (let hop = 0; ; hop++) {
     const response = await sourceFetch(
       current,
-      { method: requester.method, headers: requester.headersFor(current), signal, redirect: 'manual' },
+      {
+        method: requester.method,
+        headers: requester.headersFor(current, accessToken),
+        ...(requester.body === undefined ? {} : { body: requester.body }),
+        signal,
+        redirect: 'manual',
+      },
       requester.privateHosts,
     );
     const location = response.headers.get('location');
-    if (!REDIRECT_STATUSES.has(response.status) || location === null) return response;
+    if (!REDIRECT_STATUSES.has(response.status) || location === null) return { response, at: current };
     await response.body?.cancel();
     if (hop >= MAX_REDIRECTS) throw new RedirectError(requester.show(url), `more than ${MAX_REDIRECTS} redirects`);
     let next: URL;
@@ -142,6 +200,8 @@ async function fetchFollowing(url: URL, requester: Requester, signal: AbortSigna
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
       throw new RedirectError(requester.show(current), `it points to a ${next.protocol} URL`);
     }
+    const refusal = requester.method === 'POST' ? postRedirectRefusal(response.status, next, requester.origin) : undefined;
+    if (refusal) throw new RedirectError(requester.show(current), refusal);
     current = next;
   }
 }
@@ -157,24 +217,41 @@ async function requestOnce(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const shown = requester.show(url);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetchFollowing(url, requester, signal);
-    text = await response.text();
-  } catch (error) {
-    if (options.signal?.aborted) throw options.signal.reason;
-    if (timeout.aborted) throw new NetworkError(shown, `no complete response within ${timeoutMs} ms`, true);
-    if (error instanceof RedirectError) throw error;
-    const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
-    throw new NetworkError(shown, requester.redactor.redact(cause), false);
+  /** The caller's abort and the timeout win over whatever error they caused. */
+  const stopped = (): unknown => {
+    if (options.signal?.aborted) return options.signal.reason;
+    if (timeout.aborted) return new NetworkError(shown, `no complete response within ${timeoutMs} ms`, true);
+    return undefined;
+  };
+  const exchange = async (): Promise<RawResponse & { at: URL }> => {
+    // A token provider's own error (the token endpoint refusing, say) passes through as it is.
+    const accessToken = await accessTokenFor(requester, signal).catch((error: unknown) => {
+      throw stopped() ?? error;
+    });
+    try {
+      const { response, at } = await fetchFollowing(url, requester, accessToken, signal);
+      return { status: response.status, headers: response.headers, text: await response.text(), at };
+    } catch (error) {
+      const reason = stopped();
+      if (reason !== undefined) throw reason;
+      // A redirect refused, or a refusal of the transport's address guard, is final as it is.
+      if (error instanceof RedirectError || isConvergenceError(error)) throw error;
+      const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
+      throw new NetworkError(shown, requester.redactor.redact(cause), false);
+    }
+  };
+  let response = await exchange();
+  // A token may be revoked or expire early: one new token per request, only where the token went.
+  if (response.status === 401 && requester.tokens && response.at.origin === requester.origin) {
+    requester.tokens.invalidate();
+    response = await exchange();
   }
   if (response.status < 200 || response.status >= 300) {
     const retryAfter = parseRetryAfter(response.headers.get('retry-after'), now());
     // Redacted before it is cut: a secret cut in half by the excerpt would no longer match.
-    throw new SourceHttpError(response.status, shown, excerpt(requester.redactor.redact(text)), retryAfter);
+    throw new SourceHttpError(response.status, shown, excerpt(requester.redactor.redact(response.text)), retryAfter);
   }
-  return { status: response.status, headers: response.headers, text };
+  return { status: response.status, headers: response.headers, text: response.text };
 }
 
 /**
@@ -204,6 +281,7 @@ async function* pagesOf(config: RestSourceConfig, requester: Requester, options:
   };
   const limiter = config.rate_limit ? new RateLimiter({ requestsPerSecond: config.rate_limit.requests_per_second, now, sleep }) : undefined;
   const paginator = createPaginator(config.pagination);
+  const readRecords = pageRecordsReader(config);
   const requested = new Set<string>();
   const { redactor, show } = requester;
 
@@ -245,14 +323,15 @@ async function* pagesOf(config: RestSourceConfig, requester: Requester, options:
         `${redactor.redact((error as Error).message)}; body starts with ${JSON.stringify(excerpt(redactor.redact(response.text), 80))}`,
       );
     }
-    const records = extractRecords(body, config.records_path, show(current));
-    if (pagesByNumber && records.length > 0) {
+    const { rows, records } = readRecords(body, show(current));
+    if (pagesByNumber && rows.length > 0) {
       // An API that ignores the page/offset parameter returns the same page under a new URL.
       const digest = createHash('sha256').update(response.text).digest('hex');
       if (digest === previousDigest) throw samePageError(current, 'the page/offset parameter seems to be ignored');
       previousDigest = digest;
     }
-    const next = paginator.next({ url: current, body, records, headers: response.headers });
+    // Paginators count what the API served: a header row is one of the rows of its page.
+    const next = paginator.next({ url: current, body, records: rows, headers: response.headers });
     if (next !== null && next.href === current.href) throw samePageError(current, 'the next page link points at the current page');
     yield { records, url: show(current), page: pageNo };
     url = next;

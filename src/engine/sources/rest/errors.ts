@@ -63,6 +63,16 @@ export class RecordsPathError extends RestSourceError {
   }
 }
 
+/** A `records_format: rows_with_header` response whose header or rows do not fit together. */
+export class RowsWithHeaderError extends RestSourceError {
+  override name = 'RowsWithHeaderError';
+  readonly url: string;
+  constructor(url: string, detail: string) {
+    super(`records_format rows_with_header: ${detail} (response from ${url})`);
+    this.url = url;
+  }
+}
+
 export class ResponseParseError extends RestSourceError {
   override name = 'ResponseParseError';
   readonly url: string;

@@ -18,7 +18,7 @@ export type RestAuth =
   /** Sent as `Authorization: Bearer <token>`; only to the source's own origin. */
   | { type: 'access_token'; provider: AccessTokenProvider };
 
-/** How records sit in a response: JSON objects, or arrays whose first one (per response) names the columns. */
+/** How records sit in a response: JSON objects, or arrays whose first one (on the first page of a fetch) names the columns. */
 export type RecordsFormat = 'objects' | 'rows_with_header';
 
 export type RestPagination =

@@ -1,0 +1,31 @@
+import { HeaderRows } from './header-rows.ts';
+import { locateRecords, withParentColumns } from './records.ts';
+import type { RestSourceConfig } from './types.ts';
+
+export interface PageRecords {
+  /** The entries of the response's records array(s), as the API counts them (what paginators count). */
+  rows: unknown[];
+  /** The records the source yields: rows_with_header rows turned into objects, parent columns added. */
+  records: unknown[];
+}
+
+/**
+ * Reads the records of each page of one fetch, as the config's records_path, records_format and
+ * include_parent describe them. Stateful: a rows_with_header fetch takes its header from the
+ * first page only (see header-rows.ts).
+ */
+export function pageRecordsReader(
+  config: Pick<RestSourceConfig, 'records_path' | 'records_format' | 'include_parent'>,
+): (body: unknown, url: string) => PageRecords {
+  const headerRows = config.records_format === 'rows_with_header' ? new HeaderRows() : undefined;
+  const includeParent = config.include_parent && Object.keys(config.include_parent).length > 0 ? config.include_parent : undefined;
+  return (body, url) => {
+    const located = locateRecords(body, config.records_path, url, { missingIsEmpty: headerRows !== undefined });
+    const rows = located.map((entry) => entry.record);
+    const shaped = headerRows ? headerRows.records(located, url) : located;
+    const records = includeParent
+      ? withParentColumns(shaped, includeParent, config.records_path ?? '', url)
+      : shaped.map((entry) => entry.record);
+    return { rows, records };
+  };
+}
