@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { isPublicAddress } from '../../src/backends/notify/address-guard.ts';
+import { isPublicAddress } from '../../src/lib/net/address-guard.ts';
 import { notificationTargetSchema, type NotificationTarget } from '../../src/domain/notifications.ts';
 import { installExample } from '../../src/services/example.ts';
 import { METADATA_DATASET, NOTIFICATION_DELIVERIES_TABLE } from '../../src/services/metadata/tables.ts';

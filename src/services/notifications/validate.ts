@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { isPublicAddress } from '../../backends/notify/address-guard.ts';
+import { isPublicAddress } from '../../lib/net/address-guard.ts';
 import type { NotificationTarget } from '../../domain/notifications.ts';
 import { pipelineSchema } from '../../domain/pipeline.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';

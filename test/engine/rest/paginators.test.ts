@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
+import { fetchPages } from './loopback.ts';
 import { PaginationError } from '../../../src/engine/sources/rest/errors.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import { startFakeApi, type FakeApi, type Handler } from '../../fakes/http-api.ts';

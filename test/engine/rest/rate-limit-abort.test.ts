@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
+import { fetchPages } from './loopback.ts';
 import { RateLimiter } from '../../../src/lib/rate-limiter.ts';
 import { startFakeApi } from '../../fakes/http-api.ts';
 import { collect, fakeTime } from './pages-and-clock.ts';

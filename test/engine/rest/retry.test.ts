@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { fetchPages } from '../../../src/engine/sources/rest/client.ts';
+import { fetchPages } from './loopback.ts';
 import { SourceHttpError, NetworkError } from '../../../src/engine/sources/rest/errors.ts';
 import { isRetryable, parseRetryAfter } from '../../../src/engine/sources/rest/retry.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
