@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { notificationsSchema } from '../domain/notifications.ts';
 import { DURATION_PATTERN } from '../lib/duration.ts';
+import { parseHostEntry } from '../lib/net/private-hosts.ts';
 
 /** Durations as users write them: 90s, 10m, 24h, 90d (or plain milliseconds). */
 const duration = z.string().regex(DURATION_PATTERN, 'expected a duration like 30s, 10m, 24h or 90d');
@@ -27,6 +28,29 @@ const fileRoot = z
     'expected gs://<bucket>/<prefix>/ with a lowercase bucket name and no wildcards, e.g. gs://acme-exports/{tenant}/',
   );
 const fileRoots = z.array(fileRoot).optional();
+
+/**
+ * What the tenants' REST sources may reach besides the public internet (nothing by default):
+ * `private_hosts` lists the `host` or `host:port` an operator runs internal APIs on (loopback,
+ * private or link-local addresses are refused for every other host); `google_adc` lets a source
+ * with `auth: { type: google }` and no key_secret use the environment's own Google credentials.
+ */
+const restSources = z
+  .object({
+    private_hosts: z
+      .array(
+        z
+          .string()
+          .refine(
+            (entry) => parseHostEntry(entry) !== undefined,
+            'expected a host or host:port, e.g. 127.0.0.1:8787, localhost or [::1]:8080',
+          ),
+      )
+      .default([]),
+    google_adc: z.boolean().default(false),
+  })
+  .strict()
+  .optional();
 
 const canary = z
   .object({
@@ -125,6 +149,7 @@ const gcpEnvironment = z
     production: z.boolean().default(false),
     canary: canary.optional(),
     file_roots: fileRoots,
+    rest_sources: restSources,
     notifications: notificationsSchema.optional(),
   })
   .strict();
@@ -135,6 +160,7 @@ const localEnvironment = z
     /** Directory of local state, relative to the workspace; defaults to .convergence */
     state_dir: z.string().min(1).optional(),
     file_roots: fileRoots,
+    rest_sources: restSources,
     notifications: notificationsSchema.optional(),
   })
   .strict();

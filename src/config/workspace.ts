@@ -13,12 +13,29 @@ export interface Workspace {
   config: WorkspaceConfig;
 }
 
-/** `fileRoots`: the environment's file_roots as written (`{tenant}` not replaced); absent when it lists none. */
-export type ResolvedEnv =
-  | { name: string; backend: 'local'; stateDir: string; fileRoots?: string[] }
-  | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment; fileRoots?: string[] };
+/** What the environment's `rest_sources` lets tenant REST sources do (the engine's RestSourceAccess). */
+export interface RestSourceSettings {
+  privateHosts: string[];
+  googleAdc: boolean;
+}
 
-const withRoots = (roots: string[] | undefined) => (roots && roots.length > 0 ? { fileRoots: roots } : {});
+/**
+ * `fileRoots`: the environment's file_roots as written (`{tenant}` not replaced); absent when it
+ * lists none. `restSources`: absent when the environment has no rest_sources (nothing allowed).
+ */
+export type ResolvedEnv =
+  | { name: string; backend: 'local'; stateDir: string; fileRoots?: string[]; restSources?: RestSourceSettings }
+  | { name: string; backend: 'gcp'; stateDir: string; settings: GcpEnvironment; fileRoots?: string[]; restSources?: RestSourceSettings };
+
+type EnvironmentEntry = NonNullable<WorkspaceConfig['environments'][string]>;
+
+/** The settings every backend shares: file roots and REST source access, each only when configured. */
+const sharedSettings = (entry: EnvironmentEntry | null) => ({
+  ...(entry?.file_roots && entry.file_roots.length > 0 ? { fileRoots: entry.file_roots } : {}),
+  ...(entry?.rest_sources
+    ? { restSources: { privateHosts: entry.rest_sources.private_hosts, googleAdc: entry.rest_sources.google_adc } }
+    : {}),
+});
 
 /** Nearest directory at or above `start` that holds a convergence.yaml. */
 function findWorkspaceRoot(start: string): string | undefined {
@@ -66,7 +83,7 @@ export function resolveEnv(workspace: Workspace, flag: string | undefined, proje
   if (entry === null || entry.backend === 'local') {
     localOnly();
     const stateDir = entry?.state_dir ? path.resolve(workspace.root, entry.state_dir) : defaultState;
-    return { name, backend: 'local', stateDir, ...withRoots(entry?.file_roots) };
+    return { name, backend: 'local', stateDir, ...sharedSettings(entry) };
   }
   // The flag, then the environment's own project, then the shell's: a project set in the shell
   // never silently redirects an environment that names its own.
@@ -81,5 +98,5 @@ export function resolveEnv(workspace: Workspace, flag: string | undefined, proje
       suggestion: `set environments.${name}.project in ${CONFIG_FILE}, pass --project, or export GOOGLE_CLOUD_PROJECT`,
     });
   }
-  return { name, backend: 'gcp', stateDir: defaultState, settings: { ...entry, project }, ...withRoots(entry.file_roots) };
+  return { name, backend: 'gcp', stateDir: defaultState, settings: { ...entry, project }, ...sharedSettings(entry) };
 }

@@ -9,6 +9,8 @@ const EXAMPLE_DAYS = 7;
 const EXAMPLE_ROWS_PER_DAY = 300;
 /** The bearer token the demo usage API (scripts/demo-usage-api.mjs) accepts; not a real secret. */
 export const EXAMPLE_API_TOKEN = 'demo-usage-token';
+/** Where the demo usage API listens (scripts/demo-usage-api.mjs): the local environment of `init --example` lets REST sources reach it. */
+export const EXAMPLE_API_HOST = '127.0.0.1:8787';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/ai-usage/', import.meta.url));
 

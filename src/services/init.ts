@@ -1,6 +1,7 @@
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CONFIG_FILE, STATE_DIR } from '../config/workspace.ts';
+import { EXAMPLE_API_HOST } from './example.ts';
 
 export interface InitResult {
   root: string;
@@ -9,7 +10,18 @@ export interface InitResult {
   updated: string[];
 }
 
-const CONFIG_TEMPLATE = `# convergence workspace configuration (see: convergence --help)
+/**
+ * What `rest_sources` says for the local environment: the hosts given (the example's demo API),
+ * else the setting commented out, off as by default.
+ */
+function localRestSources(privateHosts: string[]): string {
+  const intro = `    # REST sources may reach only public addresses; these hosts (host or host:port) also on loopback or
+    # private ones. google_adc: sources with auth type google may use this machine's own Google credentials.`;
+  if (privateHosts.length === 0) return `${intro}\n    # rest_sources: { private_hosts: ["127.0.0.1:8787"], google_adc: false }`;
+  return `${intro}\n    rest_sources:\n      private_hosts: [${privateHosts.map((h) => JSON.stringify(h)).join(', ')}]\n      google_adc: false`;
+}
+
+const configTemplate = (privateHosts: string[]) => `# convergence workspace configuration (see: convergence --help)
 version: 1
 # Environment used when neither --env nor CONVERGENCE_ENV is given.
 default_env: local
@@ -21,6 +33,7 @@ environments:
     # File sources read data/<tenant>/ (relative paths). Absolute paths only under these folders;
     # {tenant} stands for the tenant id and keeps tenants apart. None by default.
     # file_roots: [/srv/exports/{tenant}, gs://acme-exports/{tenant}/]
+${localRestSources(privateHosts)}
 
   # A Google Cloud environment (BigQuery, Cloud KMS, Secret Manager, Cloud Run). Uncomment and fill in.
   # staging:
@@ -34,6 +47,7 @@ environments:
   #   image: us-docker.pkg.dev/my-project-stage/convergence/convergence:latest
   #   service_account: convergence-api-staging@my-project-stage.iam.gserviceaccount.com
   #   canary: { steps: [25, 50, 100], interval: 10m, max_error_rate: 0.01, max_latency_p95_ms: 500, failure_limit: 2 }
+  #   rest_sources: { private_hosts: ["usage-api.internal.example"], google_adc: true }
 `;
 
 const CONFIGS_README = `# Tenant configuration
@@ -53,8 +67,13 @@ relative \`path:\` (e.g. \`usage_*.csv\`) is read there and cannot leave it.
 /** Lines init makes sure the workspace .gitignore has: secrets and local state never reach git. */
 export const GITIGNORE_ENTRIES = ['configs/*/secrets/', `${STATE_DIR}/`];
 
+export interface InitOptions {
+  /** For `init --example`: the local environment lets REST sources reach the example's demo usage API. */
+  example?: boolean;
+}
+
 /** Creates the workspace skeleton in `dir`. Never overwrites: existing files are kept as they are. */
-export async function initWorkspace(dir: string): Promise<InitResult> {
+export async function initWorkspace(dir: string, options: InitOptions = {}): Promise<InitResult> {
   const root = path.resolve(dir);
   const result: InitResult = { root, created: [], kept: [], updated: [] };
   await mkdir(path.join(root, 'configs'), { recursive: true });
@@ -68,7 +87,7 @@ export async function initWorkspace(dir: string): Promise<InitResult> {
       result.kept.push(relative);
     }
   };
-  await writeNew(CONFIG_FILE, CONFIG_TEMPLATE);
+  await writeNew(CONFIG_FILE, configTemplate(options.example ? [EXAMPLE_API_HOST] : []));
   await writeNew(path.join('configs', 'README.md'), CONFIGS_README);
 
   const gitignore = path.join(root, '.gitignore');

@@ -19,6 +19,7 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 import { runCli, show, startServe, type CliResult } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { waitFor } from '../server/helpers.ts';
 
@@ -66,6 +67,7 @@ describe('secrets rendered into REST requests never leave', () => {
   before(async () => {
     api = await echoApi();
     root = await newBootstrappedWorkspace('secrets');
+    await allowFakeApis(root);
     await withContext(root, async (ctx) => {
       await createTenant(ctx, { tenantId: TENANT, name: 'ACME', plan: 'scale' });
       await createTenant(ctx, { tenantId: OTHER, name: 'Globex', plan: 'scale' });

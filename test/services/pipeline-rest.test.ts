@@ -7,6 +7,7 @@ import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { setTenantCredential } from '../../src/services/credentials.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { startFakeApi, type FakeApi, type FakeReply, type RecordedRequest } from '../fakes/http-api.ts';
 
@@ -38,6 +39,7 @@ describe('rest_api ingest', () => {
   before(async () => {
     api = await startFakeApi((req, index) => handler(req, index));
     root = await newBootstrappedWorkspace('rest');
+    await allowFakeApis(root);
     await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'API', plan: 'scale' }));
     const dir = path.join(root, 'configs', TENANT);
     await writeFile(secretFile(), 'tok-1', { mode: 0o600 });

@@ -46,6 +46,8 @@ export async function stepEnv(ctx: ServiceContext, bundle: PipelineBundle, input
     runId,
     variables: runVariables(ctx, bundle, input),
     fileScope: fileScope(ctx, tenantId),
+    // What the operator lets REST sources reach (rest_sources of convergence.yaml); nothing internal by default.
+    ...(ctx.env.restSources ? { restSources: ctx.env.restSources } : {}),
     objectStorage: () => ctx.backends.tenantStorage(tenantId),
     stagingDir: runStagingDir(ctx, runId),
     fullRefresh: Boolean(input.fullRefresh),
