@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { PipelineStep, SourceConfig } from '../../domain/pipeline.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { validationError } from '../../lib/errors.ts';
@@ -8,7 +10,9 @@ import type { StagedData } from '../staging/staged-data.ts';
 import { cursorWrites, ensureStateTable, readCursor } from '../cursor.ts';
 import { isGcsPath } from '../sources/file/gcs-path.ts';
 import type { ObjectPlan } from '../sources/file/gcs-source.ts';
-import { renderText, templateNames } from '../template.ts';
+import { renderJson, renderText, templateNames } from '../template.ts';
+import { formatDate } from '../instants.ts';
+import { planWindows, replaceWithWindows, windowBounds, type DateWindow } from '../sources/rest/windows.ts';
 import { rememberSecret, userinfoSecrets } from '../../lib/redaction.ts';
 import type { StepEnv, StepOutcome } from './types.ts';
 import type { Storage } from '@google-cloud/storage';
@@ -31,14 +35,28 @@ export async function startingCursor(env: StepEnv, step: IngestStep): Promise<{ 
 
 const stateKey = (env: StepEnv, step: IngestStep) => ({ dataset: env.dataset, pipelineId: env.pipelineId, stepName: step.name });
 
+/** The source file of a step as messages name it. */
+const sourceFile = (env: StepEnv, step: IngestStep) => `configs/${env.tenantId}/${step.source_config}`;
+
+/** The strings of a JSON body, depth first: each may name secrets. */
+function bodyStrings(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(bodyStrings);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(bodyStrings);
+  return [];
+}
+
+/** The request config of a REST source for one set of template variables (a window's, or the run's). */
+type RestConfigFor = (variables: Record<string, string>) => RestSourceConfig;
+
 /**
- * The request config of a REST source: url, params and headers rendered (variables and
- * `{{ secret() }}`), auth resolved. Every secret value that goes into a request is listed in
- * `secrets`, so the client redacts it from everything it reports, and remembered process-wide, so
- * the places that record run errors and logs redact it too.
+ * The request config of a REST source: url, params, headers and body rendered (variables, filters
+ * and `{{ secret() }}`), auth resolved once for every window. Every secret value that goes into a
+ * request is listed in `secrets`, so the client redacts it from everything it reports, and
+ * remembered process-wide, so the places that record run errors and logs redact it too.
  */
-async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cursor: string | undefined): Promise<RestSourceConfig> {
-  const file = `configs/${env.tenantId}/${step.source_config}`;
+async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, first: Record<string, string>): Promise<RestConfigFor> {
+  const file = sourceFile(env, step);
   const secrets = new Map<string, string>();
   const resolve = async (name: string) => {
     const value = secrets.get(name) ?? (await env.secret(name));
@@ -46,44 +64,58 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, cu
     rememberSecret(value);
     return value;
   };
-  for (const text of [source.url, ...Object.values(source.params ?? {}).flat(), ...Object.values(source.headers ?? {})]) {
+  const texts = [
+    source.url,
+    ...Object.values(source.params ?? {}).flat(),
+    ...Object.values(source.headers ?? {}),
+    ...bodyStrings(source.body),
+  ];
+  for (const text of texts) {
     for (const name of templateNames(text).secrets) await resolve(name);
   }
-  const variables = { ...env.variables, cursor: cursor ?? '' };
-  const renderOne = (text: string) => renderText(text, { file, variables, secret: (n) => secrets.get(n)! });
-  const render = (values: Record<string, string> | undefined) =>
-    values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderOne(v)])) : undefined;
-  const renderParams = (values: Record<string, string | string[]> | undefined) =>
-    values
-      ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(renderOne) : renderOne(v)]))
-      : undefined;
+  const renderWith = (variables: Record<string, string>) => (text: string) =>
+    renderText(text, { file, variables, secret: (n) => secrets.get(n)! });
   const auth = source.auth
     ? await resolveRestAuth(source.auth, {
         secret: resolve,
-        url: renderOne(source.url),
+        url: renderWith(first)(source.url),
         access: env.restSources ?? NO_SPECIAL_ACCESS,
         signal: env.signal,
+        onSecret: rememberSecret,
       })
     : undefined;
   for (const value of userinfoSecrets(source.url)) rememberSecret(value);
-  const params = renderParams(source.params);
-  const headers = render(source.headers);
-  const url = renderOne(source.url);
-  // Checked here so that the parser's own error, which carries the URL and so its secrets, never surfaces.
-  if (!URL.canParse(url)) throw validationError(`${file}: url is not a valid absolute URL once its templates are rendered`);
-  return {
-    url,
-    method: 'GET',
-    pagination: source.pagination,
-    secrets: [...secrets.values()],
-    ...(env.restSources?.privateHosts.length ? { private_hosts: env.restSources.privateHosts } : {}),
-    ...(params ? { params } : {}),
-    ...(headers ? { headers } : {}),
-    ...(auth ? { auth } : {}),
-    ...(source.records_path ? { records_path: source.records_path } : {}),
-    ...(source.rate_limit ? { rate_limit: source.rate_limit } : {}),
-    ...(source.retry ? { retry: { max_attempts: source.retry.max_attempts } } : {}),
-    ...(source.timeout ? { timeout_ms: parseDuration(source.timeout, 'timeout') } : {}),
+  return (variables) => {
+    const renderOne = renderWith(variables);
+    const render = (values: Record<string, string> | undefined) =>
+      values ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, renderOne(v)])) : undefined;
+    const renderParams = (values: Record<string, string | string[]> | undefined) =>
+      values
+        ? Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(renderOne) : renderOne(v)]))
+        : undefined;
+    const params = renderParams(source.params);
+    const headers = render(source.headers);
+    const body = source.body === undefined ? undefined : renderJson(source.body, { file, variables, secret: (n) => secrets.get(n)! });
+    const url = renderOne(source.url);
+    // Checked here so that the parser's own error, which carries the URL and so its secrets, never surfaces.
+    if (!URL.canParse(url)) throw validationError(`${file}: url is not a valid absolute URL once its templates are rendered`);
+    return {
+      url,
+      method: source.method,
+      pagination: source.pagination,
+      secrets: [...secrets.values()],
+      ...(env.restSources?.privateHosts.length ? { private_hosts: env.restSources.privateHosts } : {}),
+      ...(params ? { params } : {}),
+      ...(headers ? { headers } : {}),
+      ...(body !== undefined ? { body } : {}),
+      ...(auth ? { auth } : {}),
+      ...(source.records_path ? { records_path: source.records_path } : {}),
+      ...(source.include_parent ? { include_parent: source.include_parent } : {}),
+      ...(source.records_format !== 'objects' ? { records_format: source.records_format } : {}),
+      ...(source.rate_limit ? { rate_limit: source.rate_limit } : {}),
+      ...(source.retry ? { retry: { max_attempts: source.retry.max_attempts } } : {}),
+      ...(source.timeout ? { timeout_ms: parseDuration(source.timeout, 'timeout') } : {}),
+    };
   };
 }
 
@@ -159,7 +191,30 @@ async function stage(
     const { stageFileSource } = await import('../sources/file/index.ts');
     return stageFileSource(source, { ...options, scope: env.fileScope });
   }
-  const config = await restConfig(env, step, source, cursor?.value);
+  const variables = { ...env.variables, cursor: cursor?.value ?? '' };
+  const configFor = await restConfig(env, step, source, variables);
+  // The API is asked from the cursor on; its answer is kept whole (merge makes a re-read idempotent).
+  return stageRest(env, step, configFor(variables), {
+    stagingDir: env.stagingDir,
+    ...(source.incremental ? { cursorField: source.incremental.cursor_field } : {}),
+  });
+}
+
+/** How one fetch of a REST source is staged: where, under which progress label, with which cursor column. */
+interface RestStaging {
+  stagingDir: string;
+  /** Prefix of the page progress messages (a window's "window 3/12 2025-03-01..2025-03-31"). */
+  label?: string;
+  /** The column whose greatest value becomes the cursor (sources without windows). */
+  cursorField?: string;
+  /** The step's row count for a count of this fetch's staged rows (windows add up). */
+  onRows?: (rows: number) => number;
+}
+
+/** Fetches every page of one request config and stages its records; errors and warnings leave redacted. */
+async function stageRest(env: StepEnv, step: IngestStep, config: RestSourceConfig, staging: RestStaging): Promise<StagedData> {
+  const source = env.source(step.source_config);
+  const tableSchema = env.schema(source.schema ?? step.destination.schema);
   const [{ fetchPages, sourceRedactor }, { stageRecords }] = await Promise.all([
     import('../sources/rest/client.ts'),
     import('../staging/records.ts'),
@@ -169,16 +224,17 @@ async function stage(
   async function* batches() {
     for await (const page of fetchPages(config, { signal: env.signal })) {
       pages++;
-      env.progress({ message: `page ${pages}` });
+      env.progress({ message: staging.label ? `${staging.label}, page ${pages}` : `page ${pages}` });
       yield page.records as Array<Record<string, unknown>>;
     }
   }
-  // The API is asked from the cursor on; its answer is kept whole (merge makes a re-read idempotent).
+  const onProgress: StepEnv['progress'] = (update) =>
+    env.progress(update.rows !== undefined && staging.onRows ? { ...update, rows: staging.onRows(update.rows) } : update);
   const staged = stageRecords(batches(), {
-    stagingDir: env.stagingDir,
+    stagingDir: staging.stagingDir,
     sourceLabel: restSourceLabel(config, redactor),
     ...(tableSchema ? { tableSchema } : {}),
-    ...(source.incremental ? { incremental: { cursorField: source.incremental.cursor_field } } : {}),
+    ...(staging.cursorField ? { incremental: { cursorField: staging.cursorField } } : {}),
     signal: env.signal,
     onProgress,
   });
@@ -356,6 +412,7 @@ async function loadCsvInWarehouse(
 export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOutcome> {
   const source = env.source(step.source_config);
   const cursor = await startingCursor(env, step);
+  if (source.type === 'rest_api' && source.windows) return runWindows(env, step, { ...source, windows: source.windows }, cursor);
   const dest = step.destination;
   const objects = await sourceObjects(env, step);
   if (objects && objects.plan.toLoad.length === 0) {
@@ -426,6 +483,130 @@ export async function runIngest(env: StepEnv, step: IngestStep): Promise<StepOut
       cursorTo: moveCursor ? staged.cursorMax : (cursor?.value ?? null),
     },
     notes,
+  };
+}
+
+type WindowedSource = RestSource & { windows: NonNullable<RestSource['windows']> };
+
+/** What one window did, for the step's details. */
+interface WindowDone {
+  start: string;
+  end: string;
+  rows: number;
+}
+
+/**
+ * A REST source with `windows`: each window is fetched, staged and loaded with its cursor (the
+ * window's end) in one transaction, so a failure in window k leaves the windows before it landed
+ * and the next run starts at window k. The first window that lands rows writes with the step's
+ * mode (a full refresh replaces an append table); the others append, or merge.
+ */
+async function runWindows(
+  env: StepEnv,
+  step: IngestStep,
+  source: WindowedSource,
+  cursor: { value: string; committed: boolean } | undefined,
+): Promise<StepOutcome> {
+  const file = sourceFile(env, step);
+  const dest = step.destination;
+  if (dest.write_mode === 'replace') throw validationError(`${file}: step ${step.name}: ${replaceWithWindows}`);
+  const runDate = env.variables['run_date'] ?? formatDate(env.now());
+  const bounds = windowBounds(source.windows, { file, cursor: cursor?.value, runDate, now: env.now() });
+  const windows = planWindows({ ...bounds, size: source.windows.size }, file);
+  const details = { table: dest.table, source: source.type, cursorFrom: cursor?.value ?? null };
+  if (windows.length === 0) {
+    return {
+      rowsIn: 0,
+      rowsOut: 0,
+      bytes: 0,
+      details: { ...details, windows: [], cursorTo: cursor?.value ?? null },
+      notes: [`no new window since ${bounds.from} (windows end at ${bounds.to})`],
+    };
+  }
+  const variablesOf = (window: DateWindow, committed: string | undefined) => ({
+    ...env.variables,
+    cursor: committed ?? '',
+    window_start: window.start,
+    window_end: window.end,
+  });
+  const configFor = await restConfig(env, step, source, variablesOf(windows[0]!, cursor?.value));
+  await ensureStateTable(env.warehouse, env.dataset);
+  const done: WindowDone[] = [];
+  const notes = new Set<string>();
+  const totals = { rowsIn: 0, rowsOut: 0, bytes: 0 };
+  let committed = cursor?.value;
+  let landed: LoadResult | undefined;
+  let writeMode = fullRefreshMode(env, dest.write_mode);
+  for (const [k, window] of windows.entries()) {
+    env.signal.throwIfAborted();
+    const label = `window ${k + 1}/${windows.length} ${window.start}..${window.end}`;
+    env.progress({ message: label });
+    const stagingDir = path.join(env.stagingDir, `window-${k + 1}`);
+    const before = totals.rowsIn;
+    const staged = await stageRest(env, step, configFor(variablesOf(window, committed)), {
+      stagingDir,
+      label,
+      onRows: (rows) => before + rows,
+    });
+    env.signal.throwIfAborted();
+    const commit = cursorWrites(stateKey(env, step), {
+      field: source.incremental!.cursor_field,
+      value: window.end,
+      runId: env.runId,
+      at: env.now(),
+    });
+    let loaded = 0;
+    // An empty answer without a schema has no columns to load: the window is done all the same.
+    if (staged.fields.length === 0 && staged.rows === 0) await env.warehouse.atomic(commit);
+    else {
+      env.progress({ message: `${label}: loading ${staged.rows - staged.rejected} rows into ${dest.table} (${writeMode})` });
+      const result = await env.warehouse.load({
+        dataset: env.dataset,
+        table: dest.table,
+        source: { kind: 'parquet', files: staged.files, fields: staged.fields },
+        writeMode,
+        ...destinationOptions(dest),
+        runId: env.runId,
+        alsoWrite: commit,
+      });
+      landed = mergeLoads(landed, result);
+      loaded = result.rowsLoaded;
+      writeMode = dest.write_mode === 'merge' ? 'merge' : 'append';
+      for (const note of loadNotes(env, dest.table, result)) notes.add(note);
+    }
+    for (const warning of staged.warnings ?? []) notes.add(warning);
+    committed = window.end;
+    totals.rowsIn += staged.rows;
+    totals.rowsOut += loaded;
+    totals.bytes += staged.bytesRead;
+    done.push({ start: window.start, end: window.end, rows: staged.rows });
+    env.progress({ rows: totals.rowsOut });
+    // The window is committed: its staged files are no longer needed, and a long backfill would pile them up.
+    await rm(stagingDir, { recursive: true, force: true });
+  }
+  return {
+    ...totals,
+    details: {
+      ...(landed ? loadDetails(dest.table, fullRefreshMode(env, dest.write_mode), source.type, landed) : details),
+      cursorFrom: cursor?.value ?? null,
+      cursorTo: committed ?? null,
+      windows: done,
+    },
+    notes: [...notes],
+  };
+}
+
+/** Two loads' results as one, for the details of a step that loaded several windows. */
+function mergeLoads(a: LoadResult | undefined, b: LoadResult): LoadResult {
+  if (!a) return b;
+  return {
+    ...b,
+    rowsLoaded: a.rowsLoaded + b.rowsLoaded,
+    rowsQuarantined: a.rowsQuarantined + b.rowsQuarantined,
+    rowsInserted: a.rowsInserted + b.rowsInserted,
+    rowsUpdated: a.rowsUpdated + b.rowsUpdated,
+    columnsAdded: [...new Set([...a.columnsAdded, ...b.columnsAdded])],
+    created: a.created || b.created,
   };
 }
 

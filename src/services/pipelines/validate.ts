@@ -15,6 +15,8 @@ import {
   type ConfigKind,
 } from './files.ts';
 import { sourcePathProblems } from './paths.ts';
+import { restHostProblems } from './rest-hosts.ts';
+import { pipelineWindowProblems, restTemplateProblems } from './rest-templates.ts';
 import { restSecretNames } from '../../engine/sources/rest/secret-names.ts';
 import { pipelineSqlItems, sqlFileItem, tenantSqlProblems } from './tenant-sql.ts';
 
@@ -98,6 +100,9 @@ export async function validateConfigs(ctx: ServiceContext, input: { tenantId?: s
         if (pipeline.pipeline_id !== expected)
           errors.push(`${display}: pipeline_id "${pipeline.pipeline_id}" differs from the file name "${expected}"`);
         errors.push(...(await pipelineReferences(ctx, tenantId, display, pipeline, read)));
+        errors.push(
+          ...(await pipelineWindowProblems(display, pipeline, read.sourceFile, () => readTenantText(root, tenantId, target.relative))),
+        );
         if (pipeline.notifications) {
           const text = await readTenantText(root, tenantId, target.relative);
           errors.push(...(await pipelineNotificationProblems(ctx, tenantId, display, text)));
@@ -177,6 +182,8 @@ async function sourceReferences(
     errors.push(`${display}: path: ${describeFailure(err)}`);
   }
   if (source.type === 'rest_api') {
+    errors.push(...(await restHostProblems(ctx, display, source, text)));
+    errors.push(...(await restTemplateProblems(display, source, text)));
     for (const { key, name } of restSecretNames(source)) {
       if (await read.secretResolves(name)) continue;
       errors.push(

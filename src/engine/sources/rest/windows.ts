@@ -15,6 +15,11 @@ export const MAX_WINDOWS = 1000;
 /** The variables `windows.from` and `windows.to` may use: bounds are dates of the run, not of its parameters. */
 export const WINDOW_BOUND_VARIABLES = ['cursor', 'run_date'] as const;
 
+/** Why a step cannot write a source with windows in write_mode replace (the run and validate both say it). */
+export const replaceWithWindows =
+  'write_mode replace cannot take a source with windows: each window would replace the rows of the windows before it; ' +
+  'use write_mode merge (with merge_keys) or append';
+
 /** What a window is to the requests: its bounds as `{{ window_start }}` / `{{ window_end }}` render them. */
 export interface DateWindow {
   start: string;
@@ -52,7 +57,7 @@ export function windowBounds(windows: WindowsConfig, input: WindowBoundsInput): 
 }
 
 /** The window size in ms: a positive whole number of seconds. */
-function windowSize(size: string, file: string): number {
+export function windowSize(size: string, file: string): number {
   const ms = parseDuration(size, `${file}: windows.size`);
   if (ms < 1000 || ms % 1000 !== 0) {
     throw validationError(`${file}: windows.size ${size} is not a positive whole number of seconds`, {
