@@ -33,6 +33,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin/ bin/
 COPY examples/ examples/
+COPY templates/ templates/
 COPY --from=build /src/dist/ dist/
 COPY --from=build /src/oclif.manifest.json ./
 # convergence.yam[l] matches nothing when the context has no workspace config; package.json keeps the COPY valid.

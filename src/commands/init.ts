@@ -1,27 +1,45 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.ts';
 import { initWorkspace, type InitResult } from '../services/init.ts';
+import { DEFAULT_TEMPLATE_TENANT, TEMPLATE_NAMES, TEMPLATES, type InstalledTemplate, type TemplateName } from '../services/template.ts';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = 'Create a convergence workspace (convergence.yaml, configs/, .gitignore entries).';
   static override description =
     'Never overwrites an existing file: files already there are kept and reported. Safe to run again in an existing workspace to add missing .gitignore entries.';
-  static override examples = ['<%= config.bin %> init demo', '<%= config.bin %> init demo --example', '<%= config.bin %> init . --json'];
+  static override examples = [
+    '<%= config.bin %> init demo',
+    '<%= config.bin %> init demo --example',
+    '<%= config.bin %> init demo --template ai-usage --tenant acme_corp',
+    '<%= config.bin %> init . --json',
+  ];
   static override flags = {
     example: Flags.boolean({
       description: 'Also add the demo tenant acme_corp: an AI usage analytics pipeline with a week of sample usage data',
+      exclusive: ['template'],
+    }),
+    template: Flags.string({
+      description:
+        'Also add a tenant template, pipelines of real APIs to point at your accounts (ai-usage: Anthropic usage report, Cursor daily usage, a Google Sheets team directory)',
+      options: TEMPLATE_NAMES,
+      exclusive: ['example'],
+    }),
+    tenant: Flags.string({
+      description: `Tenant the template is written for, in configs/<tenant>/ (default ${DEFAULT_TEMPLATE_TENANT})`,
+      dependsOn: ['template'],
     }),
   };
   static override args = { dir: Args.string({ description: 'Directory of the workspace (created if missing)', default: '.' }) };
 
-  public async run(): Promise<InitResult> {
-    const result = await initWorkspace(this.args.dir);
+  public async run(): Promise<InitResult & { template?: InstalledTemplate }> {
+    const result = await initWorkspace(this.args.dir, { example: this.flags.example });
     if (this.flags.example) {
       const { installExample } = await import('../services/example.ts');
       const example = await installExample(result.root);
       result.created.push(...example.created);
       result.kept.push(...example.kept);
     }
+    const template = this.flags.template ? await this.installTemplate(result, this.flags.template as TemplateName) : undefined;
     for (const file of result.created) this.log(`created  ${file}`);
     for (const file of result.updated) this.log(`updated  ${file}`);
     for (const file of result.kept) this.log(`kept     ${file} (already exists)`);
@@ -31,6 +49,30 @@ export default class Init extends BaseCommand<typeof Init> {
         'Then: `convergence tenant create acme_corp --name "ACME Corp"` and `convergence pipeline run p_usage_daily --tenant acme_corp`.',
       );
     }
-    return result;
+    if (template) this.logTemplateSteps(template);
+    return template ? { ...result, template } : result;
+  }
+
+  private async installTemplate(result: InitResult, name: TemplateName): Promise<InstalledTemplate> {
+    const { installTemplate } = await import('../services/template.ts');
+    const template = await installTemplate(result.root, name, this.flags.tenant);
+    result.created.push(...template.created);
+    result.kept.push(...template.kept);
+    return template;
+  }
+
+  /** What a template needs before its first run: the tenant, its secrets (from stdin) and its params. */
+  private logTemplateSteps({ template, tenantId }: InstalledTemplate): void {
+    const { secrets, params, pipelineId } = TEMPLATES[template];
+    this.log(`Then: \`convergence tenant create ${tenantId}\`, and store the secrets the ${template} template needs (read from stdin):`);
+    for (const [name, what] of Object.entries(secrets)) {
+      this.log(`  convergence tenant credentials set ${tenantId} ${name} < file   # ${what}`);
+    }
+    for (const [name, what] of Object.entries(params)) {
+      this.log(`Set ${name} in configs/${tenantId}/pipelines/${pipelineId}.yml: ${what}.`);
+    }
+    this.log(
+      `Check with \`convergence pipeline validate --tenant ${tenantId}\`, then \`convergence pipeline run ${pipelineId} --tenant ${tenantId}\`.`,
+    );
   }
 }
