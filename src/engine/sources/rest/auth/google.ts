@@ -16,7 +16,7 @@ import type { AuthClient, GoogleAuth, JWT } from 'google-auth-library';
 import { authError, validationError } from '../../../../lib/errors.ts';
 import { Redactor } from '../../../../lib/redaction.ts';
 import type { AccessTokenProvider } from '../types.ts';
-import { isListedHost } from './listed-host.ts';
+import { isListedHost } from '../../../../lib/net/private-hosts.ts';
 
 export interface GoogleTokenSettings {
   scopes: string[];

@@ -11,7 +11,7 @@ import { retry } from '../../../../lib/retry.ts';
 import { excerpt } from '../errors.ts';
 import { sourceFetch } from '../transport.ts';
 import type { AccessTokenProvider } from '../types.ts';
-import { isListedHost } from './listed-host.ts';
+import { isListedHost } from '../../../../lib/net/private-hosts.ts';
 
 export interface ClientCredentials {
   tokenUrl: string;
