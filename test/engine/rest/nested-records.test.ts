@@ -10,7 +10,7 @@ import { fetchPages } from './loopback.ts';
 import { RecordsPathError, RowsWithHeaderError } from '../../../src/engine/sources/rest/errors.ts';
 import { HeaderRows } from '../../../src/engine/sources/rest/header-rows.ts';
 import { pageRecordsReader } from '../../../src/engine/sources/rest/page-records.ts';
-import { locateRecords, withParentColumns } from '../../../src/engine/sources/rest/records.ts';
+import { locateRecords, recordAt, recordsOf, withParentColumns } from '../../../src/engine/sources/rest/records.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
 import { startFakeApi, type Handler } from '../../fakes/http-api.ts';
 import { collect } from './pages-and-clock.ts';
@@ -56,41 +56,31 @@ describe('records_path with [*]', () => {
   };
 
   it('flattens each element of each inner array, in order', () => {
-    const located = locateRecords(body, 'data[*].results[*]', URL_SHOWN);
+    const groups = locateRecords(body, 'data[*].results[*]', URL_SHOWN);
+    assert.deepEqual(recordsOf(groups), [
+      { model: 'claude-a', uncached_input_tokens: 10 },
+      { model: 'claude-b', uncached_input_tokens: 20 },
+      { model: 'claude-a', uncached_input_tokens: 30 },
+    ]);
     assert.deepEqual(
-      located.map((l) => l.record),
-      [
-        { model: 'claude-a', uncached_input_tokens: 10 },
-        { model: 'claude-b', uncached_input_tokens: 20 },
-        { model: 'claude-a', uncached_input_tokens: 30 },
-      ],
-    );
-    assert.deepEqual(
-      located.map((l) => l.at),
+      groups.flatMap((g) => g.records.map((_, i) => recordAt(g, i))),
       ['data[0].results[0]', 'data[0].results[1]', 'data[2].results[0]'],
     );
-    assert.equal(located[2]?.parent, body.data[2]);
+    assert.equal(groups[2]?.parent, body.data[2]);
+    // The records arrays are the response's own: nothing is copied before it is needed.
+    assert.equal(groups[0]?.records, body.data[0]?.results);
   });
 
   it('reads a trailing [*] and a plain last key alike, and plain paths as before', () => {
-    const plain = locateRecords(body, 'data[*].results', URL_SHOWN).map((l) => l.record);
-    assert.deepEqual(
-      plain,
-      locateRecords(body, 'data[*].results[*]', URL_SHOWN).map((l) => l.record),
-    );
-    assert.deepEqual(
-      locateRecords({ data: [1, 2] }, 'data[*]', URL_SHOWN).map((l) => l.record),
-      [1, 2],
-    );
+    const plain = recordsOf(locateRecords(body, 'data[*].results', URL_SHOWN));
+    assert.deepEqual(plain, recordsOf(locateRecords(body, 'data[*].results[*]', URL_SHOWN)));
+    assert.deepEqual(recordsOf(locateRecords({ data: [1, 2] }, 'data[*]', URL_SHOWN)), [1, 2]);
   });
 
   it('takes an absent or null inner array as empty for that element only (as JSONPath does)', () => {
     const sparse = { data: [{ results: [{ a: 1 }] }, { other: true }, { results: null }, { nested: {} }] };
-    assert.deepEqual(
-      locateRecords(sparse, 'data[*].results[*]', URL_SHOWN).map((l) => l.record),
-      [{ a: 1 }],
-    );
-    assert.deepEqual(locateRecords({ data: [{ nested: {} }, {}] }, 'data[*].nested.items[*]', URL_SHOWN), []);
+    assert.deepEqual(recordsOf(locateRecords(sparse, 'data[*].results[*]', URL_SHOWN)), [{ a: 1 }]);
+    assert.deepEqual(recordsOf(locateRecords({ data: [{ nested: {} }, {}] }, 'data[*].nested.items[*]', URL_SHOWN)), []);
   });
 
   it('errors when the outer array is missing, naming the path and the URL', () => {
@@ -297,15 +287,9 @@ describe('records_format rows_with_header', () => {
 
   it('takes the header from the first page only: later pages are all data, row numbers continue', () => {
     const header = new HeaderRows();
-    const page = (rows: unknown[][]) => rows.map((record, i) => ({ record, at: `values[${i}]` }));
-    assert.deepEqual(
-      header.records(page([['Email'], ['a']]), URL_SHOWN).map((l) => l.record),
-      [{ Email: 'a' }],
-    );
-    assert.deepEqual(
-      header.records(page([['b'], ['c']]), URL_SHOWN).map((l) => l.record),
-      [{ Email: 'b' }, { Email: 'c' }],
-    );
+    const page = (rows: unknown[][]) => [{ records: rows, at: 'values' }];
+    assert.deepEqual(recordsOf(header.records(page([['Email'], ['a']]), URL_SHOWN)), [{ Email: 'a' }]);
+    assert.deepEqual(recordsOf(header.records(page([['b'], ['c']]), URL_SHOWN)), [{ Email: 'b' }, { Email: 'c' }]);
     assert.throws(() => header.records(page([['d', 'e']]), URL_SHOWN), /row 5 has 2 cells/);
   });
 

@@ -12,7 +12,7 @@
  * a warning saying so).
  */
 import { RowsWithHeaderError, safeUrl } from './errors.ts';
-import { kindOf, type LocatedRecord } from './records.ts';
+import { kindOf, recordAt, type RecordGroup } from './records.ts';
 
 /** A spreadsheet's letters for a 1-based column number: 1 → A, 27 → AA. */
 function columnLetters(position: number): string {
@@ -51,21 +51,26 @@ export class HeaderRows {
   /** Rows read so far, the header included: row numbers as the sheet counts them from row 1. */
   private rowNumber = 0;
 
-  records(rows: LocatedRecord[], url: string): LocatedRecord[] {
-    const out: LocatedRecord[] = [];
-    for (const located of rows) {
-      this.rowNumber += 1;
-      const row = located.record;
-      if (!Array.isArray(row)) {
-        throw new RowsWithHeaderError(safeUrl(url), `row ${this.rowNumber} (at ${located.at}) is ${kindOf(row)}, not an array of cells`);
-      }
-      if (this.header === undefined) {
-        this.header = headerOf(row, url);
-        continue;
-      }
-      out.push({ ...located, record: this.recordOf(row, this.header, url) });
-    }
-    return out;
+  /** The groups of a page with their rows as records; the fetch's first row is taken off as the header. */
+  records(groups: RecordGroup[], url: string): RecordGroup[] {
+    return groups.map((group) => {
+      const records: Array<Record<string, unknown>> = [];
+      let firstIndex = group.firstIndex ?? 0;
+      group.records.forEach((row, index) => {
+        this.rowNumber += 1;
+        if (!Array.isArray(row)) {
+          throw new RowsWithHeaderError(
+            safeUrl(url),
+            `row ${this.rowNumber} (at ${recordAt(group, index)}) is ${kindOf(row)}, not an array of cells`,
+          );
+        }
+        if (this.header === undefined) {
+          this.header = headerOf(row, url);
+          firstIndex += 1;
+        } else records.push(this.recordOf(row, this.header, url));
+      });
+      return { ...group, records, firstIndex };
+    });
   }
 
   private recordOf(row: unknown[], header: string[], url: string): Record<string, unknown> {

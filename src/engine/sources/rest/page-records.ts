@@ -1,5 +1,5 @@
 import { HeaderRows } from './header-rows.ts';
-import { locateRecords, withParentColumns } from './records.ts';
+import { locateRecords, recordsOf, withParentColumns } from './records.ts';
 import type { RestSourceConfig } from './types.ts';
 
 export interface PageRecords {
@@ -20,12 +20,9 @@ export function pageRecordsReader(
   const headerRows = config.records_format === 'rows_with_header' ? new HeaderRows() : undefined;
   const includeParent = config.include_parent && Object.keys(config.include_parent).length > 0 ? config.include_parent : undefined;
   return (body, url) => {
-    const located = locateRecords(body, config.records_path, url, { missingIsEmpty: headerRows !== undefined });
-    const rows = located.map((entry) => entry.record);
-    const shaped = headerRows ? headerRows.records(located, url) : located;
-    const records = includeParent
-      ? withParentColumns(shaped, includeParent, config.records_path ?? '', url)
-      : shaped.map((entry) => entry.record);
-    return { rows, records };
+    const groups = locateRecords(body, config.records_path, url, { missingIsEmpty: headerRows !== undefined });
+    const shaped = headerRows ? headerRows.records(groups, url) : groups;
+    const records = includeParent ? withParentColumns(shaped, includeParent, config.records_path ?? '', url) : recordsOf(shaped);
+    return { rows: recordsOf(groups), records };
   };
 }

@@ -29,14 +29,24 @@ export function kindOf(value: unknown): string {
   return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }
 
-/** A record where the response holds it, and the array element its records array sits in. */
-export interface LocatedRecord {
-  record: unknown;
+/** One records array of a response, and the array element it sits in. */
+export interface RecordGroup {
+  /** The records, as the response holds them (the response's own array, not a copy). */
+  records: unknown[];
   /** The element of the innermost `[*]` level above the records (`data[i]` for `data[*].results[*]`). */
   parent?: unknown;
-  /** Where the record is, for messages: `data[0].results[2]`. */
+  /** Where the array is, for messages: `data[0].results`. */
   at: string;
+  /** The index in that array of `records[0]` (1 once a header row is taken off). */
+  firstIndex?: number;
 }
+
+/** Where a record of a group is, for messages: `data[0].results[2]`. */
+export const recordAt = (group: RecordGroup, index: number) => `${group.at}[${(group.firstIndex ?? 0) + index}]`;
+
+/** The records of the groups as one array: the response's own array when there is one group. */
+export const recordsOf = (groups: RecordGroup[]): unknown[] =>
+  groups.length === 1 ? groups[0]!.records : groups.flatMap((g) => g.records);
 
 interface PathSegment {
   key: string;
@@ -71,9 +81,9 @@ export interface LocateOptions {
  * `results: []` for an empty bucket; other APIs drop the key). Anything else that is not an
  * array is an error, and so is the path missing from the response before any `[*]` level.
  */
-export function locateRecords(body: unknown, recordsPath: string | undefined, url: string, options: LocateOptions = {}): LocatedRecord[] {
+export function locateRecords(body: unknown, recordsPath: string | undefined, url: string, options: LocateOptions = {}): RecordGroup[] {
   if (recordsPath === undefined || recordsPath === '') {
-    if (Array.isArray(body)) return body.map((record, i) => ({ record, at: `[${i}]` }));
+    if (Array.isArray(body)) return [{ records: body, at: '' }];
     throw new RecordsPathError(
       safeUrl(url),
       '',
@@ -82,6 +92,7 @@ export function locateRecords(body: unknown, recordsPath: string | undefined, ur
   }
   const segments = parsePath(recordsPath);
   let branches: Branch[] = [{ value: body, at: '', flattened: false }];
+  const groups: RecordGroup[] = [];
   segments.forEach((segment, index) => {
     const last = index === segments.length - 1;
     branches = branches.flatMap((branch) => {
@@ -99,10 +110,14 @@ export function locateRecords(body: unknown, recordsPath: string | undefined, ur
         const where = at === recordsPath ? '' : ` at ${at}`;
         throw new RecordsPathError(safeUrl(url), recordsPath, `is not an array${where} (got ${describe(value)})`);
       }
-      return value.map((element, i) => ({ value: element, parent: last ? branch.parent : element, at: `${at}[${i}]`, flattened: true }));
+      if (last) {
+        groups.push({ records: value, parent: branch.parent, at });
+        return [];
+      }
+      return value.map((element, i) => ({ value: element, parent: element, at: `${at}[${i}]`, flattened: true }));
     });
   });
-  return branches.map(({ value, parent, at }) => ({ record: value, parent, at }));
+  return groups;
 }
 
 function notFound(url: string, recordsPath: string, at: string): RecordsPathError {
@@ -111,7 +126,7 @@ function notFound(url: string, recordsPath: string, at: string): RecordsPathErro
 
 /** The records array of a page: at `recordsPath`, or the body itself when no path is set. */
 export function extractRecords(body: unknown, recordsPath: string | undefined, url: string): unknown[] {
-  return locateRecords(body, recordsPath, url).map((located) => located.record);
+  return recordsOf(locateRecords(body, recordsPath, url));
 }
 
 /**
@@ -120,39 +135,46 @@ export function extractRecords(body: unknown, recordsPath: string | undefined, u
  * A record that already has such a key is an error: its own value is never overwritten silently.
  */
 export function withParentColumns(
-  located: LocatedRecord[],
+  groups: RecordGroup[],
   includeParent: Record<string, string>,
   recordsPath: string,
   url: string,
 ): Array<Record<string, unknown>> {
   const columns = Object.entries(includeParent);
-  return located.map(({ record, parent, at }) => {
-    if (!isObject(record)) {
-      throw new RecordsPathError(
-        safeUrl(url),
-        recordsPath,
-        `yields ${kindOf(record)} at ${at}, not an object: include_parent adds columns to object records only`,
-      );
-    }
-    if (parent === undefined) {
-      throw new RecordsPathError(
-        safeUrl(url),
-        recordsPath,
-        'has no [*] level above the records: include_parent has no parent to copy from',
-      );
-    }
-    const out: Record<string, unknown> = { ...record };
-    for (const [column, path] of columns) {
-      if (Object.hasOwn(out, column)) {
+  return groups.flatMap((group) =>
+    group.records.map((record, index) => {
+      if (!isObject(record)) {
         throw new RecordsPathError(
           safeUrl(url),
           recordsPath,
-          `yields a record at ${at} that already has a key "${column}": include_parent would overwrite it; name the column differently`,
+          `yields ${kindOf(record)} at ${recordAt(group, index)}, not an object: include_parent adds columns to object records only`,
         );
       }
-      // Defined, not assigned: a column named "__proto__" stays a plain own key.
-      Object.defineProperty(out, column, { value: getPath(parent, path) ?? null, enumerable: true, writable: true, configurable: true });
-    }
-    return out;
-  });
+      if (group.parent === undefined) {
+        throw new RecordsPathError(
+          safeUrl(url),
+          recordsPath,
+          'has no [*] level above the records: include_parent has no parent to copy from',
+        );
+      }
+      const out: Record<string, unknown> = { ...record };
+      for (const [column, path] of columns) {
+        if (Object.hasOwn(out, column)) {
+          throw new RecordsPathError(
+            safeUrl(url),
+            recordsPath,
+            `yields a record at ${recordAt(group, index)} that already has a key "${column}": include_parent would overwrite it; name the column differently`,
+          );
+        }
+        // Defined, not assigned: a column named "__proto__" stays a plain own key.
+        Object.defineProperty(out, column, {
+          value: getPath(group.parent, path) ?? null,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }),
+  );
 }
