@@ -16,6 +16,7 @@ import { setTenantStatus, createTenant } from '../../src/services/tenants.ts';
 import { parseEnvelope, runCli, runJson, show, spawnCli } from '../helpers/cli.ts';
 import { cloudDemoWorkspace, type CloudDemo } from '../helpers/cloud-workspace.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import type { CloudFakes } from '../fakes/cloud.ts';
 import type { RunJobCall } from '../fakes/grpc/run-jobs.ts';
@@ -28,6 +29,7 @@ const ROWS = 1_000_000;
 
 async function bigWorkspace(): Promise<string> {
   const root = await newBootstrappedWorkspace('kill');
+  await allowFakeApis(root);
   await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'Big', plan: 'scale' }));
   const dir = path.join(root, 'configs', TENANT);
   await mkdir(path.join(root, 'data', TENANT), { recursive: true });

@@ -18,6 +18,7 @@ import { createTenant } from '../../src/services/tenants.ts';
 import { startFakeApi } from '../fakes/http-api.ts';
 import { runCli, show, spawnCli, type CliResult } from '../helpers/cli.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 after(cleanupAll);
@@ -44,6 +45,7 @@ describe('job run-pipeline', () => {
   let root: string;
   before(async () => {
     root = await newBootstrappedWorkspace('job');
+    await allowFakeApis(root);
     await installExample(root);
     // A declared parameter, for the run that a remote start hands one to (the example declares none).
     const pipelineFile = path.join(root, 'configs', EXAMPLE_TENANT, 'pipelines', 'p_usage_daily.yml');

@@ -9,6 +9,7 @@ import { createAdminKey, createKey } from '../../src/services/keys.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { newBootstrappedWorkspace, openContext, type Clock, type TestContext } from '../helpers/context.ts';
 import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 
 export interface ApiHarness {
   root: string;
@@ -33,6 +34,7 @@ export async function apiHarness(
   serverContext: (ctx: TestContext) => ServiceContext = (ctx) => ctx,
 ): Promise<ApiHarness> {
   const root = await newBootstrappedWorkspace('api');
+  await allowFakeApis(root);
   await installExample(root);
   const ctx = await openContext(root, clock ? { clock } : {});
   await createTenant(ctx, { tenantId: 'acme_corp', name: 'ACME', plan: 'scale' });
@@ -91,6 +93,8 @@ export async function heldPipeline(
     await released;
     return { body: { data: [{ id: 1 }] } };
   });
+  // The fake API listens on 127.0.0.1, which the workspace lists as an operator lists an internal API.
+  await allowFakeApis(root);
   const dir = path.join(root, 'configs', tenantId);
   await writeFile(path.join(dir, 'sources', 'held.yml'), `source_id: held\ntype: rest_api\nurl: ${api.base}/rows\nrecords_path: data\n`);
   await writeFile(
