@@ -64,9 +64,9 @@ export default class Init extends BaseCommand<typeof Init> {
   /** What a template needs before its first run: the tenant, its secrets (from stdin) and its params. */
   private logTemplateSteps({ template, tenantId }: InstalledTemplate): void {
     const { secrets, params, pipelineId } = TEMPLATES[template];
-    this.log(`Then: \`convergence tenant create ${tenantId}\`, and store the secrets the ${template} template needs (read from stdin):`);
-    for (const [name, what] of Object.entries(secrets)) {
-      this.log(`  convergence tenant credentials set ${tenantId} ${name} < file   # ${what}`);
+    this.log(`Then: \`convergence tenant create ${tenantId} --name "..."\`, and store the secrets of the ${template} template:`);
+    for (const [name, { what, pipe }] of Object.entries(secrets)) {
+      this.log(`  ${pipe} convergence tenant credentials set ${tenantId} ${name}   # ${what}`);
     }
     for (const [name, what] of Object.entries(params)) {
       this.log(`Set ${name} in configs/${tenantId}/pipelines/${pipelineId}.yml: ${what}.`);

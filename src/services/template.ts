@@ -12,11 +12,14 @@ export const TEMPLATES = {
   'ai-usage': {
     summary: 'AI usage analytics from the Anthropic usage report, Cursor daily usage and a Google Sheets team directory',
     pipelineId: 'p_ai_usage',
-    /** Secrets the template's sources name, each with what to store in it. */
+    /** Secrets the template's sources name: what to store in each, and how it is piped in (stdin, never argv). */
     secrets: {
-      anthropic_admin_key: 'an Anthropic Admin API key (sk-ant-admin...)',
-      cursor_api_key: 'a Cursor Admin API key (key_...)',
-      google_sheets_sa_key: 'the JSON key of a Google service account the team directory sheet is shared with',
+      anthropic_admin_key: { what: 'an Anthropic Admin API key (sk-ant-admin...)', pipe: `printf '%s' "$ANTHROPIC_ADMIN_KEY" |` },
+      cursor_api_key: { what: 'a Cursor Admin API key (key_...)', pipe: `printf '%s' "$CURSOR_API_KEY" |` },
+      google_sheets_sa_key: {
+        what: 'the JSON key of a Google service account the team directory sheet is shared with',
+        pipe: 'cat service-account.json |',
+      },
     },
     /** Pipeline params to set before the first run. */
     params: { team_directory_sheet_id: 'the id of the team directory spreadsheet (from its URL)' },
