@@ -17,7 +17,7 @@ function requestUrls(source: RestSource): Array<{ key: string[]; url: string }> 
  * The URL as written, when its scheme and host carry no template (a templated host is only known
  * at run time, where the connection's own check refuses it).
  */
-function literalUrl(text: string): URL | undefined {
+export function literalUrl(text: string): URL | undefined {
   const authority = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(text)?.[0];
   if (authority === undefined || authority.includes('{{')) return undefined;
   return URL.canParse(text) ? new URL(text) : undefined;

@@ -15,6 +15,7 @@ import {
   type ConfigKind,
 } from './files.ts';
 import { sourcePathProblems } from './paths.ts';
+import { restAuthProblems } from './rest-auth-problems.ts';
 import { restHostProblems } from './rest-hosts.ts';
 import { pipelineWindowProblems, restTemplateProblems } from './rest-templates.ts';
 import { restSecretNames } from '../../engine/sources/rest/secret-names.ts';
@@ -183,6 +184,7 @@ async function sourceReferences(
   }
   if (source.type === 'rest_api') {
     errors.push(...(await restHostProblems(ctx, display, source, text)));
+    errors.push(...(await restAuthProblems(ctx, display, source, text)));
     errors.push(...(await restTemplateProblems(display, source, text)));
     for (const { key, name } of restSecretNames(source)) {
       if (await read.secretResolves(name)) continue;

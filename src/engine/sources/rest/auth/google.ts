@@ -42,19 +42,25 @@ interface ServiceAccountKey {
 
 const GOOGLE_API_HOST = /(^|\.)googleapis\.com$/;
 
+/** Why a Google token may not be sent to `url`; undefined when it may. */
+export function googleDestinationProblem(url: URL, privateHosts: readonly string[]): string | undefined {
+  const googleApi = url.protocol === 'https:' && GOOGLE_API_HOST.test(url.hostname.toLowerCase());
+  const listed = (url.protocol === 'https:' || url.protocol === 'http:') && isListedHost(url, privateHosts);
+  if (googleApi || listed) return undefined;
+  return `auth type google sends a Google access token, which only goes to https Google API hosts (*.googleapis.com), not to ${url.protocol}//${url.host}`;
+}
+
 /** Refuses a source URL a Google token must not go to. */
 export function checkGoogleDestination(url: string, privateHosts: readonly string[]): void {
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
   if (!parsed) throw validationError('the url of a source with google auth is not a valid absolute URL');
-  const googleApi = parsed.protocol === 'https:' && GOOGLE_API_HOST.test(parsed.hostname.toLowerCase());
-  const listed = (parsed.protocol === 'https:' || parsed.protocol === 'http:') && isListedHost(parsed, privateHosts);
-  if (!googleApi && !listed) {
-    throw validationError(
-      `auth type google sends a Google access token, which only goes to https Google API hosts (*.googleapis.com), not to ${parsed.protocol}//${parsed.host}`,
-      { suggestion: 'point the source at a Google API, or use another auth type for this API' },
-    );
-  }
+  const problem = googleDestinationProblem(parsed, privateHosts);
+  if (problem) throw validationError(problem, { suggestion: 'point the source at a Google API, or use another auth type for this API' });
 }
+
+/** Why a source may not use google auth without key_secret in an environment that does not allow ADC. */
+export const ADC_NOT_ALLOWED =
+  'auth type google without key_secret would use the environment’s own Google credentials, which this environment does not allow for tenant sources';
 
 /** The key of a `key_secret`, checked: a service-account key file's JSON. Messages never quote it. */
 function parseServiceAccountKey(json: string, secretName: string): ServiceAccountKey {
@@ -108,13 +114,10 @@ export function googleTokens(settings: GoogleTokenSettings, options: GoogleToken
     identity = `service account ${key.client_email}`;
   } else {
     if (!options.googleAdc) {
-      throw validationError(
-        'auth type google without key_secret would use the environment’s own Google credentials, which this environment does not allow for tenant sources',
-        {
-          suggestion:
-            'store the service-account key of the tenant as a secret and name it in auth.key_secret, or (operator) set rest_sources.google_adc: true for this environment in convergence.yaml',
-        },
-      );
+      throw validationError(ADC_NOT_ALLOWED, {
+        suggestion:
+          'store the service-account key of the tenant as a secret and name it in auth.key_secret, or (operator) set rest_sources.google_adc: true for this environment in convergence.yaml',
+      });
     }
     makeClient = () => applicationDefaultClient(settings.scopes);
     identity = 'the application default credentials';
