@@ -35,6 +35,8 @@ const restConfig = () => ({
   method: 'GET',
   pagination: { type: 'cursor', cursor_path: 'next', param: 'cursor' },
   records_path: 'data',
+  // The bench API listens on 127.0.0.1, which a source reaches only when the operator lists it.
+  private_hosts: ['127.0.0.1'],
 });
 
 const tasks = {
