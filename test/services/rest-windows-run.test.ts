@@ -3,13 +3,14 @@
  * landed with its cursor, reruns asking only for new windows, a failed window resumed where it stopped.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 import { startFakeApi, type FakeApi, type FakeReply, type RecordedRequest } from '../fakes/http-api.ts';
 
@@ -70,13 +71,7 @@ describe('rest_api sources with windows', () => {
   before(async () => {
     api = await startFakeApi((req) => (req.url.pathname === '/v1/daily' ? dailyApi(req) : usageData(req)));
     root = await newBootstrappedWorkspace('rest-windows');
-    // The fake APIs run on 127.0.0.1, which the operator lists as an internal API host.
-    const config = path.join(root, 'convergence.yaml');
-    const text = await readFile(config, 'utf8');
-    await writeFile(
-      config,
-      text.replace('    backend: local\n', "    backend: local\n    rest_sources: { private_hosts: ['127.0.0.1'] }\n"),
-    );
+    await allowFakeApis(root);
     await withContext(root, (ctx) => createTenant(ctx, { tenantId: TENANT, name: 'Windows', plan: 'scale' }));
     await writeFile(path.join(dir(), 'secrets', 'admin_key.txt'), 'key_1', { mode: 0o600 });
     await writeFile(

@@ -78,10 +78,11 @@ describe('pipeline validate: REST templates and windows', () => {
     ]);
     const literal = await errorsOf('sources/literal.yml', [
       ...SOURCE_HEAD,
-      'windows: { size: 1d, from: "2025-02-30", to: now }',
+      'windows: { size: 1d, from: "2025-02-30", to: "{{ secret(\'day_tok\') }}" }',
       'incremental: { cursor_field: day, initial: "2025-01-01" }',
     ]);
-    assert.equal(literal.length, 1);
+    assert.equal(literal.length, 2, literal.join('\n'));
+    assert.match(literal[1]!, /literal\.yml:4:\d+: windows\.to: secrets cannot be used in window bounds$/);
     assert.match(
       literal[0]!,
       /literal\.yml:4:\d+: windows\.from: "2025-02-30" is not a date \(YYYY-MM-DD\), an RFC 3339 timestamp or a template$/,
