@@ -4,7 +4,8 @@
  * (the Google Sheets values API).
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
 
 import { fetchPages } from './loopback.ts';
 import { RecordsPathError, RowsWithHeaderError } from '../../../src/engine/sources/rest/errors.ts';
@@ -12,10 +13,14 @@ import { HeaderRows } from '../../../src/engine/sources/rest/header-rows.ts';
 import { pageRecordsReader } from '../../../src/engine/sources/rest/page-records.ts';
 import { locateRecords, recordAt, recordsOf, withParentColumns } from '../../../src/engine/sources/rest/records.ts';
 import type { RestSourceConfig } from '../../../src/engine/sources/rest/types.ts';
+import { stageRecords } from '../../../src/engine/staging/records.ts';
 import { startFakeApi, type Handler } from '../../fakes/http-api.ts';
+import { cleanupAll, makeTempDir } from '../../helpers/tmp.ts';
 import { collect } from './pages-and-clock.ts';
 
 const URL_SHOWN = 'http://api.test/v1/r';
+
+after(cleanupAll);
 
 async function served(handler: Handler, config: (base: string) => RestSourceConfig) {
   const api = await startFakeApi(handler);
@@ -323,6 +328,30 @@ describe('records_format rows_with_header', () => {
       { Email: 'b@x', Team: null },
       { Email: 'c@x', Team: 'Ops' },
     ]);
+  });
+
+  it('stages header names as written into column names, saying which were renamed', async () => {
+    const { records } = readSheet(
+      sheet([
+        ['Email Address', 'Team', 'Seat type', '2025 budget'],
+        ['ann@x.test', 'Data', 'pro', '100'],
+        ['bob@x.test', 'Ops'],
+      ]),
+    );
+    const stagingDir = path.join(await makeTempDir('sheet-rows'), 'stage');
+    const staged = await stageRecords(
+      (async function* () {
+        yield records as Array<Record<string, unknown>>;
+      })(),
+      { stagingDir, sourceLabel: 'https://sheets.googleapis.com/v4/spreadsheets/s/values/Team' },
+    );
+    assert.equal(staged.rows, 2);
+    assert.equal(staged.rejected, 0);
+    const names = staged.fields.map((f) => f.name);
+    assert.equal(names.length, 4);
+    assert.ok(names.includes('Team'));
+    for (const name of names) assert.match(name, /^[A-Za-z_][A-Za-z0-9_]*$/);
+    assert.match(staged.warnings?.join('\n') ?? '', /"Email Address" -> /);
   });
 
   it('surfaces a duplicate header end to end', async () => {
