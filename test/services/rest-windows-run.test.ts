@@ -186,7 +186,8 @@ describe('rest_api sources with windows', () => {
     const failed = await run('p_usage', '2025-04-01');
     assert.equal(failed.status, 'FAILED');
     assert.equal(failed.exitCode, 3);
-    assert.match(failed.error?.message ?? '', /500/);
+    assert.match(failed.error?.message ?? '', /^window 2\/3 2025-01-31\.\.2025-03-02: .*500/);
+    assert.match(failed.error?.message ?? '', /the next run starts at 2025-01-31\)$/);
     const bodies = api.requests.map((r) => JSON.parse(r.body) as { startDate: number; endDate: number });
     assert.deepEqual(bodies, [
       { startDate: ms('2025-01-01'), endDate: ms('2025-01-31') },

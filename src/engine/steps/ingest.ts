@@ -73,8 +73,9 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, fi
   for (const text of texts) {
     for (const name of templateNames(text).secrets) await resolve(name);
   }
-  const renderWith = (variables: Record<string, string>) => (text: string) =>
-    renderText(text, { file, variables, secret: (n) => secrets.get(n)! });
+  // Every secret a template names is resolved above, before any rendering.
+  const templateInput = (variables: Record<string, string>) => ({ file, variables, secret: (n: string) => secrets.get(n)! });
+  const renderWith = (variables: Record<string, string>) => (text: string) => renderText(text, templateInput(variables));
   const auth = source.auth
     ? await resolveRestAuth(source.auth, {
         secret: resolve,
@@ -95,7 +96,7 @@ async function restConfig(env: StepEnv, step: IngestStep, source: RestSource, fi
         : undefined;
     const params = renderParams(source.params);
     const headers = render(source.headers);
-    const body = source.body === undefined ? undefined : renderJson(source.body, { file, variables, secret: (n) => secrets.get(n)! });
+    const body = source.body === undefined ? undefined : renderJson(source.body, templateInput(variables));
     const url = renderOne(source.url);
     // Checked here so that the parser's own error, which carries the URL and so its secrets, never surfaces.
     if (!URL.canParse(url)) throw validationError(`${file}: url is not a valid absolute URL once its templates are rendered`);
@@ -547,6 +548,8 @@ async function runWindows(
       stagingDir,
       label,
       onRows: (rows) => before + rows,
+    }).catch((error: unknown) => {
+      throw windowFailure(error, label, window, env.signal);
     });
     env.signal.throwIfAborted();
     const commit = cursorWrites(stateKey(env, step), {
@@ -572,7 +575,6 @@ async function runWindows(
       landed = mergeLoads(landed, result);
       loaded = result.rowsLoaded;
       writeMode = dest.write_mode === 'merge' ? 'merge' : 'append';
-      for (const note of loadNotes(env, dest.table, result)) notes.add(note);
     }
     for (const warning of staged.warnings ?? []) notes.add(warning);
     committed = window.end;
@@ -592,8 +594,18 @@ async function runWindows(
       cursorTo: committed ?? null,
       windows: done,
     },
-    notes: [...notes],
+    notes: [...notes, ...(landed ? loadNotes(env, dest.table, landed) : [])],
   };
+}
+
+/**
+ * A window's fetch failed: its error says which window and that the next run resumes there. An
+ * interruption stays as it is (the run reports it as such).
+ */
+function windowFailure(error: unknown, label: string, window: DateWindow, signal: AbortSignal): unknown {
+  if (signal.aborted || !(error instanceof Error)) return error;
+  error.message = `${label}: ${error.message} (the windows before it are loaded; the next run starts at ${window.start})`;
+  return error;
 }
 
 /** Two loads' results as one, for the details of a step that loaded several windows. */
