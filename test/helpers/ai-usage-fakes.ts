@@ -6,7 +6,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ANTHROPIC_ADMIN_KEY, ANTHROPIC_API_KEYS, startAnthropicUsageApi, type AnthropicUsageApi } from '../fakes/anthropic-usage-api.ts';
+import {
+  ANTHROPIC_ADMIN_KEY,
+  ANTHROPIC_API_KEYS,
+  ANTHROPIC_MODELS,
+  startAnthropicUsageApi,
+  type AnthropicUsageApi,
+} from '../fakes/anthropic-usage-api.ts';
 import { CURSOR_API_KEY, CURSOR_MEMBERS, memberDay, startCursorAdminApi, type CursorAdminApi } from '../fakes/cursor-admin-api.ts';
 import { startGoogleSheetsApi, type GoogleSheetsApi } from '../fakes/google-sheets-api.ts';
 import { DAY_MS } from '../fakes/json-api.ts';
@@ -64,14 +70,19 @@ export async function pointTemplateAtFakes(root: string, tenantId: string, fakes
   }
 }
 
+/** The `rest_sources` setting that lets an environment reach the fakes on loopback. */
+export function fakeHostsSetting(fakes: AiUsageFakes): string {
+  const hosts = [fakes.anthropic, fakes.cursor, fakes.sheets].map((f) => JSON.stringify(new URL(f.base).host));
+  return `rest_sources: { private_hosts: [${hosts.join(', ')}] }`;
+}
+
 /** Lets the workspace's local environment reach the fakes on loopback (rest_sources.private_hosts). */
 export async function allowFakeHosts(root: string, fakes: AiUsageFakes): Promise<void> {
   const config = path.join(root, 'convergence.yaml');
   const yaml = await readFile(config, 'utf8');
-  const hosts = [fakes.anthropic, fakes.cursor, fakes.sheets].map((f) => JSON.stringify(new URL(f.base).host));
   const local = /^( *)backend: local$/m;
   if (!local.test(yaml)) throw new Error('convergence.yaml has no local environment');
-  await writeFile(config, yaml.replace(local, `$&\n$1rest_sources: { private_hosts: [${hosts.join(', ')}] }`));
+  await writeFile(config, yaml.replace(local, `$&\n$1${fakeHostsSetting(fakes)}`));
 }
 
 const DAY = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -86,4 +97,10 @@ export function days(from: string, to: string): string[] {
 /** Cursor records of days [from, to) whose member was active (the rows fct_ai_usage_daily keeps). */
 export function activeCursorRecords(from: string, to: string): number {
   return days(from, to).reduce((n, day) => n + CURSOR_MEMBERS.filter((email) => memberDay(day, email).isActive).length, 0);
+}
+
+/** Models of days [from, to): every Anthropic model, and the Cursor models some active member used most. */
+export function modelsUsed(from: string, to: string): number {
+  const cursorModels = days(from, to).flatMap((day) => CURSOR_MEMBERS.map((email) => memberDay(day, email)['mostUsedModel']));
+  return ANTHROPIC_MODELS.length + new Set(cursorModels.filter((m) => m !== null)).size;
 }

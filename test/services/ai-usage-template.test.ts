@@ -7,7 +7,7 @@
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTenantCredential } from '../../src/services/credentials.ts';
@@ -21,6 +21,8 @@ import {
   activeCursorRecords,
   allowFakeHosts,
   DIRECTORY,
+  fakeHostsSetting,
+  modelsUsed,
   pointTemplateAtFakes,
   SHEET_ID,
   SHEETS_ACCOUNT,
@@ -28,7 +30,9 @@ import {
   UNASSIGNED_API_KEY,
   type AiUsageFakes,
 } from '../helpers/ai-usage-fakes.ts';
-import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
+import { bootstrap } from '../../src/services/bootstrap.ts';
+import { startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
+import { newBootstrappedWorkspace, newWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
 
 after(cleanupAll);
@@ -219,6 +223,41 @@ describe('init --template ai-usage: the template against its APIs', () => {
       await withContext(root, (ctx) => setTenantCredential(ctx, 'tpl_sheets_401', 'google_sheets_sa_key', revoked.json));
       const message = failure(await run('tpl_sheets_401', RUN_DATE));
       assert.match(message, /401/);
+    });
+  });
+
+  describe('on BigQuery', () => {
+    let cloud: CloudFakes;
+    after(() => cloud?.stop());
+
+    it('the same run lands the same rows and builds the same model (GoogleSQL checked by the analyzer)', async () => {
+      cloud = await startCloudFakes({ pointProcess: true });
+      const cloudRoot = await newWorkspace('ai-usage-bq');
+      await appendFile(path.join(cloudRoot, 'convergence.yaml'), `${cloud.yaml('cloud')}    ${fakeHostsSetting(fakes)}\n`);
+      const tenant = 'tpl_bigquery';
+      await installTemplate(cloudRoot, 'ai-usage', tenant);
+      await pointTemplateAtFakes(cloudRoot, tenant, fakes);
+      const counts = await withContext(
+        cloudRoot,
+        async (ctx) => {
+          await bootstrap(ctx);
+          await createTenant(ctx, { tenantId: tenant, name: tenant, plan: 'scale' });
+          for (const [name, value] of Object.entries(fakes.secrets)) await setTenantCredential(ctx, tenant, name, value);
+          const summary = await runPipeline(ctx, { tenantId: tenant, pipelineId: 'p_ai_usage', runDate: RUN_DATE, params: PARAMS });
+          assert.equal(summary.status, 'COMPLETE', JSON.stringify(summary.error ?? summary.steps));
+          const w = await ctx.backends.warehouse();
+          const tables = ['raw_anthropic_usage', 'raw_cursor_usage', 'fct_ai_usage_daily', 'dim_models', 'v_unassigned_api_keys'];
+          return Object.fromEntries(await Promise.all(tables.map(async (t) => [t, (await w.select(tenant, t)).length] as const)));
+        },
+        { env: 'cloud' },
+      );
+      assert.deepEqual(counts, {
+        raw_anthropic_usage: resultsIn(INITIAL, RUN_DATE),
+        raw_cursor_usage: cursorRecordsIn(INITIAL, RUN_DATE),
+        fct_ai_usage_daily: resultsIn(INITIAL, RUN_DATE) + activeCursorRecords(INITIAL, RUN_DATE),
+        dim_models: modelsUsed(INITIAL, RUN_DATE),
+        v_unassigned_api_keys: 1,
+      });
     });
   });
 });
