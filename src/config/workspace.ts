@@ -14,7 +14,7 @@ export interface Workspace {
 }
 
 /** What the environment's `rest_sources` lets tenant REST sources do (the engine's RestSourceAccess). */
-export interface RestSourceSettings {
+interface RestSourceSettings {
   privateHosts: string[];
   googleAdc: boolean;
 }

@@ -10,7 +10,7 @@ import { isListedHost } from '../../../lib/net/private-hosts.ts';
  * must change): never retried, exit 2 like a file source path outside the tenant's roots (a run
  * it fails exits 3 as for any failed step, with this code and advice in its error).
  */
-export function addressRefused(host: string): ConvergenceError {
+function addressRefused(host: string): ConvergenceError {
   return new ConvergenceError(
     'SOURCE_ADDRESS_REFUSED',
     ExitCode.usage,
