@@ -172,7 +172,12 @@ const authSchema = z.discriminatedUnion('type', [
    * as Cursor's Admin API takes its key) with an optional `secret` password (empty when absent).
    */
   z
-    .object({ type: z.literal('basic'), username: z.string().min(1).optional(), username_secret: secretRef.optional(), secret: secretRef.optional() })
+    .object({
+      type: z.literal('basic'),
+      username: z.string().min(1).optional(),
+      username_secret: secretRef.optional(),
+      secret: secretRef.optional(),
+    })
     .strict(),
   /** OAuth 2.0 client credentials grant (RFC 6749 4.4): the token is cached and fetched again before it expires. */
   z
@@ -183,6 +188,12 @@ const authSchema = z.discriminatedUnion('type', [
       client_secret: secretRef,
       scope: z.string().min(1).optional(),
       audience: z.string().min(1).optional(),
+      /**
+       * How the client authenticates to the token endpoint: `basic` (the default, RFC 6749 2.3.1)
+       * or `post` (client_id and client_secret in the form body), for providers whose client
+       * setting asks for it (Auth0 and PingOne enforce the method configured per application).
+       */
+      client_auth: z.enum(['basic', 'post']).optional(),
     })
     .strict(),
   /**

@@ -18,7 +18,10 @@ export interface TokenServerOptions {
   scopes?: string[];
   /** When set, the request must name this audience (Auth0's extension). */
   audience?: string;
-  /** `post` also accepts the credentials in the body (client_secret_post). */
+  /**
+   * The client authentication methods the client is registered for (default `basic`): `post` is
+   * client_id and client_secret in the body. Like Auth0 and PingOne, another method is refused.
+   */
   clientAuth?: Array<'basic' | 'post'>;
   /** Lifetime of an issued token. */
   expiresIn?: number;
@@ -159,9 +162,10 @@ export class OAuth2TokenServer {
     const basic = /^Basic (\S+)$/i.exec(record.authorization ?? '')?.[1];
     const inBody = record.form.client_secret !== undefined;
     if (basic && inBody) return 'invalid';
+    const methods = this.#options.clientAuth ?? ['basic'];
     let id: string | undefined;
     let secret: string | undefined;
-    if (basic) {
+    if (basic && methods.includes('basic')) {
       const decoded = Buffer.from(basic, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon < 0) return 'invalid';
@@ -169,7 +173,7 @@ export class OAuth2TokenServer {
       id = formDecode(decoded.slice(0, colon));
       secret = formDecode(decoded.slice(colon + 1));
       record.clientAuth = 'basic';
-    } else if (inBody && (this.#options.clientAuth ?? ['basic']).includes('post')) {
+    } else if (inBody && methods.includes('post')) {
       id = record.form.client_id;
       secret = record.form.client_secret;
       record.clientAuth = 'post';

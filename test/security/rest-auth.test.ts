@@ -147,4 +147,26 @@ describe('the client secret never shows', () => {
       assert.ok(!redactKnownSecrets(`log: ${spelling}`).includes(spelling), `the process-wide redaction misses ${spelling}`);
     }
   });
+
+  it('nor when it is sent in the form body (client_auth: post) and echoed back form-encoded', async () => {
+    const formEcho = await startFakeApi((request) => ({
+      status: 400,
+      body: { error: 'invalid_request', error_description: `got ${request.body ?? ''}` },
+    }));
+    try {
+      const auth = await resolveRestAuth(
+        { ...oauth2(`${formEcho.base}/token`), client_auth: 'post' },
+        deps({ access: { privateHosts: [new URL(formEcho.base).host], googleAdc: false } }),
+      );
+      const error = await tokenOf(auth).then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e as ConvergenceError,
+      );
+      assert.equal(error.exitCode, ExitCode.auth);
+      assert.match(error.message, /client_secret=\[REDACTED\]/);
+      assert.ok(!error.message.includes(new URLSearchParams({ v: CLIENT_SECRET }).toString().slice(2)));
+    } finally {
+      await formEcho.close();
+    }
+  });
 });

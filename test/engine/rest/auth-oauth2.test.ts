@@ -87,6 +87,26 @@ describe('OAuth2 client credentials: the token request', () => {
     assert.equal(server.requests[0]?.form.scope, 'usage:read');
   });
 
+  it('client_auth post: id and secret in the form body, for a client registered for that method only', async () => {
+    const postOnly = await OAuth2TokenServer.start({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, clientAuth: ['post'] });
+    try {
+      const make = (clientAuth?: 'post') =>
+        new ClientCredentialsTokens(
+          { ...credentials(), tokenUrl: postOnly.tokenUrl, ...(clientAuth ? { clientAuth } : {}) },
+          { privateHosts: [postOnly.host], onSecret: () => {}, sleep: noWait },
+        );
+      const basicRefused = await rejection(make().token());
+      assert.match(basicRefused.message, /invalid_client/);
+      assert.match(await make('post').token(), /^at-/);
+      const request = postOnly.requests.at(-1);
+      assert.equal(request?.clientAuth, 'post');
+      assert.equal(request?.authorization, undefined);
+      assert.deepEqual(request?.form, { grant_type: 'client_credentials', client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
+    } finally {
+      await postOnly.stop();
+    }
+  });
+
   it('keeps the token while more than a minute of it remains, then fetches a new one', async () => {
     const provider = tokens();
     const first = await provider.token();

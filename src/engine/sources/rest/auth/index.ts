@@ -57,6 +57,7 @@ export async function resolveRestAuth(auth: SourceAuth, deps: AuthDeps): Promise
             clientSecretName: auth.client_secret,
             ...(auth.scope ? { scope: auth.scope } : {}),
             ...(auth.audience ? { audience: auth.audience } : {}),
+            ...(auth.client_auth ? { clientAuth: auth.client_auth } : {}),
           },
           { privateHosts: deps.access.privateHosts, onSecret: deps.onSecret ?? ignore, ...(deps.now ? { now: deps.now } : {}) },
         ),

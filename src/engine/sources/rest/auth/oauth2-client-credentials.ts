@@ -1,9 +1,10 @@
 /**
  * OAuth 2.0 client credentials grant (RFC 6749 4.4): the source's access token comes from the
- * token endpoint, authenticated with the client id and secret by HTTP Basic (2.3.1, each part
- * form-encoded first), which every major provider accepts (Auth0, Okta, Microsoft Entra ID,
- * Google, Keycloak). The token is kept until a minute before it expires, or until the API
- * refuses it.
+ * token endpoint, the client authenticated by HTTP Basic of its id and secret (2.3.1, each part
+ * form-encoded first), which the RFC requires every server to support, or, where a provider's
+ * client setting asks for it (Auth0 and PingOne enforce the method configured per application),
+ * by client_id and client_secret in the form body. The token is kept until a minute before it
+ * expires, or until the API refuses it.
  */
 import { authError, ConvergenceError, ExitCode, validationError } from '../../../../lib/errors.ts';
 import { basicCredentials, Redactor } from '../../../../lib/redaction.ts';
@@ -21,6 +22,8 @@ export interface ClientCredentials {
   clientSecretName: string;
   scope?: string;
   audience?: string;
+  /** `basic` (the default) or `post` (client_secret_post). */
+  clientAuth?: 'basic' | 'post';
 }
 
 export interface TokenEndpointOptions {
@@ -77,7 +80,8 @@ export class ClientCredentialsTokens implements AccessTokenProvider {
   readonly #options: TokenEndpointOptions;
   readonly #now: () => number;
   readonly #redactor: Redactor;
-  readonly #authorization: string;
+  /** The client authentication of every token request: a header, or form fields. */
+  readonly #clientAuth: { headers: Record<string, string>; form: Record<string, string> };
   #current: IssuedToken | undefined;
   #pending: Promise<string> | undefined;
 
@@ -87,7 +91,10 @@ export class ClientCredentialsTokens implements AccessTokenProvider {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     const encoded = basicCredentials(formEncode(credentials.clientId), formEncode(credentials.clientSecret));
-    this.#authorization = `Basic ${encoded}`;
+    this.#clientAuth =
+      credentials.clientAuth === 'post'
+        ? { headers: {}, form: { client_id: credentials.clientId, client_secret: credentials.clientSecret } }
+        : { headers: { authorization: `Basic ${encoded}` }, form: {} };
     const secrets = [credentials.clientSecret, encoded, basicCredentials(credentials.clientId, credentials.clientSecret)];
     this.#redactor = new Redactor(secrets);
     for (const value of secrets) options.onSecret(value);
@@ -152,7 +159,12 @@ export class ClientCredentialsTokens implements AccessTokenProvider {
 
   async #post(timeoutAndAbort: AbortSignal, callerSignal: AbortSignal | undefined): Promise<Response> {
     const { scope, audience } = this.#credentials;
-    const body = new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}), ...(audience ? { audience } : {}) });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      ...(scope ? { scope } : {}),
+      ...(audience ? { audience } : {}),
+      ...this.#clientAuth.form,
+    });
     try {
       return await sourceFetch(
         this.#endpoint,
@@ -160,7 +172,7 @@ export class ClientCredentialsTokens implements AccessTokenProvider {
           method: 'POST',
           redirect: 'manual',
           headers: {
-            authorization: this.#authorization,
+            ...this.#clientAuth.headers,
             'content-type': 'application/x-www-form-urlencoded',
             accept: 'application/json',
           },
