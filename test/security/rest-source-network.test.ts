@@ -8,7 +8,9 @@
  * `pipeline validate` reports a literal internal host at file:line:col first.
  */
 import assert from 'node:assert/strict';
+import { lookup } from 'node:dns/promises';
 import { readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadWorkspace, resolveEnv } from '../../src/config/workspace.ts';
@@ -16,8 +18,9 @@ import { fetchPages } from '../../src/engine/sources/rest/client.ts';
 import { createSourceFetch } from '../../src/engine/sources/rest/transport.ts';
 import type { FetchPagesOptions, RestSourceConfig } from '../../src/engine/sources/rest/types.ts';
 import { isConvergenceError } from '../../src/lib/errors.ts';
-import type { Resolver } from '../../src/lib/net/address-guard.ts';
+import { isPublicAddress, type Resolver } from '../../src/lib/net/address-guard.ts';
 import { initWorkspace } from '../../src/services/init.ts';
+import { METADATA_DATASET, T } from '../../src/services/metadata/tables.ts';
 import type { PipelineBundle } from '../../src/services/pipelines/bundle.ts';
 import { runPipeline } from '../../src/services/pipelines/run.ts';
 import { validateConfigs } from '../../src/services/pipelines/validate.ts';
@@ -25,7 +28,7 @@ import { stepEnv } from '../../src/services/runs/step-env.ts';
 import { createTenant } from '../../src/services/tenants.ts';
 import { startFakeApi, type FakeApi } from '../fakes/http-api.ts';
 import { collect } from '../engine/rest/pages-and-clock.ts';
-import { newBootstrappedWorkspace, withContext } from '../helpers/context.ts';
+import { newBootstrappedWorkspace, withContext, withWarehouse } from '../helpers/context.ts';
 import { allowFakeApis } from '../helpers/rest-sources.ts';
 import { cleanupAll, makeTempDir } from '../helpers/tmp.ts';
 
@@ -216,8 +219,42 @@ describe('a pipeline run and pipeline validate refuse an internal REST source th
   });
   after(() => api.close());
 
-  it('fails the run (exit 3) with SOURCE_ADDRESS_REFUSED and its advice, the API never asked', async () => {
-    const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId: 'p_internal' }));
+  it('refuses a run of a literal internal host before its lock or run row (exit 2, file:line:col), the API never asked', async () => {
+    await assert.rejects(
+      withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId: 'p_internal' })),
+      (error: unknown) => {
+        assert.ok(isConvergenceError(error), String(error));
+        assert.equal(error.code, 'SOURCE_ADDRESS_REFUSED');
+        assert.equal(error.exitCode, 2);
+        assert.match(error.message, /^configs\/net_co\/sources\/internal\.yml:3:6: url: 127\.0\.0\.1:\d+ is a loopback/);
+        assert.match(error.suggestion ?? '', /rest_sources\.private_hosts/);
+        return true;
+      },
+    );
+    assert.equal(await withWarehouse(root, (w) => w.count(METADATA_DATASET, T.runs, { tenant_id: TENANT })), 0, 'no run row');
+    assert.equal(api.requests.length, 0);
+  });
+
+  it('fails a run whose host name resolves to an internal address at connect time (exit 3, SOURCE_ADDRESS_REFUSED and its advice)', async (t) => {
+    // This machine's own name: validate cannot know where it resolves (here, a loopback or the
+    // container's private address); the connection's lookup refuses it.
+    const host = hostname().toLowerCase();
+    const resolved = await lookup(host).catch(() => undefined);
+    if (!resolved || isPublicAddress(resolved.address) || /^localhost$|\.localhost$/.test(host)) {
+      t.skip(`${host} does not resolve to an internal address here`);
+      return;
+    }
+    await writeSource('own_name', [
+      `url: http://${host}:${new URL(api.base).port}/rows`,
+      'records_path: data',
+      'retry: { max_attempts: 3 }',
+    ]);
+    await writeFile(
+      path.join(root, 'configs', TENANT, 'pipelines', 'p_own_name.yml'),
+      'pipeline_id: p_own_name\nsteps:\n  - { name: ingest, type: ingest, source_config: sources/own_name.yml, destination: { table: raw_own_name } }\n',
+    );
+    assert.deepEqual(await validate('own_name'), []);
+    const summary = await withContext(root, (ctx) => runPipeline(ctx, { tenantId: TENANT, pipelineId: 'p_own_name' }));
     assert.equal(summary.status, 'FAILED');
     assert.equal(summary.exitCode, 3);
     assert.equal(summary.error?.code, 'SOURCE_ADDRESS_REFUSED');
@@ -246,11 +283,9 @@ describe('a pipeline run and pipeline validate refuse an internal REST source th
       (await validate('token')).some((e) => /token\.yml:4:\d+: auth\.token_url: 10\.1\.2\.3 is a loopback/.test(e)),
       'the token URL is checked too',
     );
-    // A public host, or a host only a template names, is for the connection to check.
+    // A public host passes: where it resolves is for the connection to check.
     await writeSource('public', ['url: https://api.example.com/v1']);
     assert.deepEqual(await validate('public'), []);
-    await writeSource('templated', ['url: "http://{{ api_host }}/v1"']);
-    assert.ok(!(await validate('templated')).some((e) => /loopback/.test(e)));
   });
 
   it('once the operator lists the host, validate is quiet and the run lands the rows', async () => {

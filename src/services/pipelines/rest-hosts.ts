@@ -1,8 +1,10 @@
 import { sourceSchema, type SourceConfig } from '../../domain/pipeline.ts';
 import { isInternalLiteral } from '../../lib/net/address-guard.ts';
 import { isListedHost } from '../../lib/net/private-hosts.ts';
+import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
 import { parseYamlLocated } from '../../lib/yaml-errors.ts';
 import type { ServiceContext } from '../context.ts';
+import type { PipelineBundle } from './bundle.ts';
 
 type RestSource = Extract<SourceConfig, { type: 'rest_api' }>;
 
@@ -49,4 +51,22 @@ export async function restHostProblems(ctx: ServiceContext, sourceFile: string, 
       `environments.${ctx.env.name}.rest_sources.private_hosts: ["${host}"] in convergence.yaml)`
     );
   });
+}
+
+/**
+ * Before a run takes its lock or writes its run row: no REST source of the bundle names a literal
+ * internal host the environment does not list. Refused as configuration (exit 2), as validate
+ * reports it; a host that only resolves there is refused by the connection itself.
+ */
+export async function assertRestHosts(ctx: ServiceContext, bundle: PipelineBundle): Promise<void> {
+  const problems: string[] = [];
+  for (const [relative, source] of bundle.sources) {
+    problems.push(...(await restHostProblems(ctx, `configs/${bundle.tenantId}/${relative}`, source, bundle.files[relative] ?? '')));
+  }
+  if (problems.length > 0) {
+    throw new ConvergenceError('SOURCE_ADDRESS_REFUSED', ExitCode.usage, problems.join('\n'), {
+      suggestion:
+        "point the source at a public host, or have the operator list the host under the environment's rest_sources.private_hosts",
+    });
+  }
 }

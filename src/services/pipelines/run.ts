@@ -17,6 +17,7 @@ import { RunSupervisor } from '../runs/supervisor.ts';
 import { requireTenant } from '../tenants.ts';
 import { loadBundle, type PipelineBundle } from './bundle.ts';
 import { assertSourcePaths } from './paths.ts';
+import { assertRestHosts } from './rest-hosts.ts';
 import { describePlan, type RunPlan } from './plan.ts';
 import { assertRunParams } from './run-request.ts';
 import { assertTenantSql } from './tenant-sql.ts';
@@ -73,10 +74,12 @@ async function prepareRun(ctx: ServiceContext, input: RunInput): Promise<{ bundl
 
 /**
  * Configuration errors (exit 2) found before any lock or run row: a file path the tenant may not
- * read, tenant SQL the warehouse's parser refuses (checked again when it runs).
+ * read, a REST source at an internal address the environment does not list, tenant SQL the
+ * warehouse's parser refuses (checked again when it runs).
  */
 async function refuseUnsafeConfig(ctx: ServiceContext, bundle: PipelineBundle): Promise<void> {
   await assertSourcePaths(ctx, bundle);
+  await assertRestHosts(ctx, bundle);
   await assertTenantSql(ctx, bundle);
 }
 
