@@ -89,6 +89,8 @@ describe('REST sources reach no loopback, private or link-local address unless t
     ['::ffff:127.0.0.1 (IPv4-mapped)', () => `http://[::ffff:127.0.0.1]:${port}/rows`, () => `[::ffff:7f00:1]:${port}`],
     ['10.0.0.1 (private network)', () => 'http://10.0.0.1/rows', () => '10.0.0.1'],
     ['0.0.0.0', () => `http://0.0.0.0:${port}/rows`, () => `0.0.0.0:${port}`],
+    ['2130706433 (127.0.0.1 as one number)', () => `http://2130706433:${port}/rows`, () => `127.0.0.1:${port}`],
+    ['0x7f.1 (127.0.0.1 in hex and short form)', () => `http://0x7f.1:${port}/rows`, () => `127.0.0.1:${port}`],
   ] as const) {
     it(`refuses ${label} before connecting, once, without retries`, async () => {
       const started = Date.now();
