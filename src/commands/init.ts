@@ -1,7 +1,14 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.ts';
 import { initWorkspace, type InitResult } from '../services/init.ts';
-import { DEFAULT_TEMPLATE_TENANT, TEMPLATE_NAMES, TEMPLATES, type InstalledTemplate, type TemplateName } from '../services/template.ts';
+import {
+  DEFAULT_TEMPLATE_TENANT,
+  TEMPLATE_NAMES,
+  TEMPLATES,
+  templateTenantId,
+  type InstalledTemplate,
+  type TemplateName,
+} from '../services/template.ts';
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = 'Create a convergence workspace (convergence.yaml, configs/, .gitignore entries).';
@@ -32,6 +39,8 @@ export default class Init extends BaseCommand<typeof Init> {
   static override args = { dir: Args.string({ description: 'Directory of the workspace (created if missing)', default: '.' }) };
 
   public async run(): Promise<InitResult & { template?: InstalledTemplate }> {
+    // A bad tenant id is refused before the workspace is written.
+    if (this.flags.template) templateTenantId(this.flags.tenant);
     const result = await initWorkspace(this.args.dir, { example: this.flags.example });
     if (this.flags.example) {
       const { installExample } = await import('../services/example.ts');

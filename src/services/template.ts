@@ -39,6 +39,9 @@ export interface InstalledTemplate {
   kept: string[];
 }
 
+/** The tenant a template is written for, checked before anything is written. */
+export const templateTenantId = (tenantId: string | undefined): string => assertTenantId(tenantId ?? DEFAULT_TEMPLATE_TENANT);
+
 /** The files of a template folder, relative to it, depth first. */
 async function templateFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });

@@ -6,6 +6,7 @@
  */
 import '../fakes/env-guard.ts';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -90,11 +91,13 @@ describe('init --template ai-usage', () => {
     assert.match(human.stdout, /team_directory_sheet_id/);
   });
 
-  it('refuses --template with --example, an unknown template and a bad tenant id (exit 2)', async () => {
+  it('refuses --template with --example, an unknown template and a tenant id that is not one, writing nothing (exit 2)', async () => {
     for (const args of [
       ['--template', 'ai-usage', '--example'],
       ['--template', 'ai-usag'],
       ['--template', 'ai-usage', '--tenant', 'Bad-Tenant'],
+      ['--template', 'ai-usage', '--tenant', '../escape'],
+      ['--template', '../../examples/ai-usage'],
       ['--tenant', TENANT],
     ]) {
       const r = await runCli(['init', path.join(base, 'refused'), ...args], { cwd: base });
@@ -102,6 +105,11 @@ describe('init --template ai-usage', () => {
     }
     const r = await runCli(['init', path.join(base, 'refused'), '--template', 'ai-usage', '--tenant', 'Bad-Tenant'], { cwd: base });
     assert.match(r.stderr, /invalid tenant id/);
+    assert.ok(
+      !existsSync(path.join(base, 'refused', 'escape')) && !existsSync(path.join(base, 'escape')),
+      'nothing written outside configs/',
+    );
+    assert.ok(!existsSync(path.join(base, 'refused', 'configs', 'Bad-Tenant')));
   });
 
   it('validate names the three secrets until tenant credentials set stores them from stdin', async () => {
