@@ -173,4 +173,45 @@ describe('init --template ai-usage', () => {
     const sourceText = await readFile(path.join(ws, 'configs', TENANT, 'sources', 'anthropic_usage.yml'), 'utf8');
     assert.match(sourceText, /group_by\[\]: \[model, api_key_id\]/, 'the tenant file is the template, only its base URL moved');
   });
+
+  it('a run whose API fails in the middle of the backfill exits 3 naming the window; the next run resumes there', async () => {
+    const tenant = 'westwind';
+    const init = await runCli(['init', ws, '--template', 'ai-usage', '--tenant', tenant], { cwd: base });
+    assert.equal(init.exitCode, 0, show(init));
+    assert.equal((await cli(['tenant', 'create', tenant, '--name', 'Westwind'])).exitCode, 0);
+    for (const [name, value] of Object.entries(fakes.secrets))
+      assert.equal((await cli(['tenant', 'credentials', 'set', tenant, name], value)).exitCode, 0);
+    await pointTemplateAtFakes(ws, tenant, fakes);
+    const runArgs = [
+      'pipeline',
+      'run',
+      'p_ai_usage',
+      '--tenant',
+      tenant,
+      '--run-date',
+      RUN_DATE,
+      '--param',
+      `team_directory_sheet_id=${SHEET_ID}`,
+    ];
+
+    fakes.anthropic.failWindow('2025-02-01');
+    const before = fakes.anthropic.windowsAsked().length;
+    let failed;
+    try {
+      failed = await cli(runArgs);
+    } finally {
+      fakes.anthropic.heal();
+    }
+    assert.equal(failed.exitCode, 3, show(failed));
+    assert.match(failed.all, /window 2\/3 2025-02-01\.\.2025-03-04: HTTP 500/);
+    assert.match(failed.all, /the next run starts at 2025-02-01/);
+    assert.deepEqual([...new Set(fakes.anthropic.windowsAsked().slice(before))], ['2025-01-01T00:00:00Z', '2025-02-01T00:00:00Z']);
+    assert.equal(await withWarehouse(ws, (w) => w.count(tenant, 'raw_anthropic_usage')), resultsIn(INITIAL, '2025-02-01'));
+
+    const resumed = fakes.anthropic.windowsAsked().length;
+    const again = await json<RunJson>(runArgs);
+    assert.equal(again.exitCode, 0, show(again));
+    assert.deepEqual([...new Set(fakes.anthropic.windowsAsked().slice(resumed))], ['2025-02-01T00:00:00Z', '2025-03-04T00:00:00Z']);
+    assert.equal(await withWarehouse(ws, (w) => w.count(tenant, 'raw_anthropic_usage')), resultsIn(INITIAL, RUN_DATE));
+  });
 });
