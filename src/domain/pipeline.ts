@@ -160,10 +160,15 @@ export const pipelineSchema = z
   });
 
 const secretRef = z.string().regex(NAME_PATTERN, 'expected a secret name');
-const httpsUrl = z
+/**
+ * A URL that receives credentials: https, or http for a local endpoint the operator lists in
+ * rest_sources.private_hosts (validate and the run refuse any other http one; the schema cannot
+ * see the environment).
+ */
+const credentialUrl = z
   .string()
   .url('expected an https URL')
-  .refine((u) => u.startsWith('https://'), 'expected an https URL: credentials are never sent in clear text');
+  .refine((u) => /^https?:\/\//i.test(u), 'expected an https URL: credentials are never sent in clear text');
 const authSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('bearer'), secret: secretRef }).strict(),
   z.object({ type: z.literal('header'), name: z.string().min(1), secret: secretRef }).strict(),
@@ -183,7 +188,7 @@ const authSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('oauth2_client_credentials'),
-      token_url: httpsUrl,
+      token_url: credentialUrl,
       client_id: z.string().min(1),
       client_secret: secretRef,
       scope: z.string().min(1).optional(),

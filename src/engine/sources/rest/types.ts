@@ -19,7 +19,7 @@ export type RestAuth =
   | { type: 'access_token'; provider: AccessTokenProvider };
 
 /** How records sit in a response: JSON objects, or arrays whose first one (on the first page of a fetch) names the columns. */
-export type RecordsFormat = 'objects' | 'rows_with_header';
+type RecordsFormat = 'objects' | 'rows_with_header';
 
 export type RestPagination =
   | { type: 'cursor'; cursor_path: string; param: string }
