@@ -55,3 +55,10 @@ export const quotaExceededError = (message: string, details?: ErrorDetails) =>
 export const keyringError = (message: string, details?: ErrorDetails) => new ConvergenceError('KEYRING', ExitCode.usage, message, details);
 
 export const isConvergenceError = (err: unknown): err is ConvergenceError => err instanceof ConvergenceError;
+
+/** Any failure inside a pipeline step, as a pipeline failure (exit 3) that keeps a ConvergenceError's code and advice. */
+export function asStepFailure(err: unknown): ConvergenceError {
+  if (isConvergenceError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ConvergenceError('STEP_FAILED', ExitCode.pipelineFailed, message, { cause: err });
+}

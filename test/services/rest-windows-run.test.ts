@@ -195,6 +195,9 @@ describe('rest_api sources with windows', () => {
     ]);
     assert.equal(await count('raw_usage_data'), 30 * 3);
     assert.equal(await cursorOf('p_usage'), '2025-01-31');
+    // The failed step still reports what its committed window landed.
+    assert.equal(failed.steps[0]!.status, 'FAILED');
+    assert.equal(failed.steps[0]!.rowsOut, 30 * 3);
   });
 
   it('the next run resumes at the failed window and lands the rest exactly once', async () => {

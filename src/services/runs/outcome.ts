@@ -1,5 +1,5 @@
 import type { RunState } from '../../domain/states.ts';
-import { ConvergenceError, ExitCode, isConvergenceError } from '../../lib/errors.ts';
+import { asStepFailure, ConvergenceError, ExitCode } from '../../lib/errors.ts';
 import type { StopReason } from './supervisor.ts';
 
 /** How a run ended: its terminal state, exit code and the error that ended it. */
@@ -32,8 +32,4 @@ export function failedOutcome(error: ConvergenceError): RunOutcome {
 }
 
 /** Any failure inside a step, as a pipeline failure that keeps a ConvergenceError's code and advice. */
-export function asRunError(err: unknown): ConvergenceError {
-  if (isConvergenceError(err)) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new ConvergenceError('STEP_FAILED', ExitCode.pipelineFailed, message, { cause: err });
-}
+export const asRunError = asStepFailure;
