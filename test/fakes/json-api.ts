@@ -1,19 +1,11 @@
 /**
  * The HTTP server under the fakes of real JSON APIs (Anthropic, Cursor, Google Sheets): every
- * request is recorded with its body, then answered by the fake's handler. A fake of a plain
- * scripted API (no body, no rules) is test/fakes/http-api.ts.
+ * request is recorded with its body, then answered by the fake's handler with a JSON document.
  */
-import { once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startFakeApi, type FakeApi, type RecordedRequest } from './http-api.ts';
 
-export interface JsonRequest {
-  method: string;
-  url: URL;
-  headers: http.IncomingHttpHeaders;
-  /** The request body as text ('' when none). */
-  body: string;
-}
+/** A request as the fake received it, its body read as text ('' when none). */
+export type JsonRequest = RecordedRequest;
 
 export interface JsonReply {
   status: number;
@@ -21,47 +13,18 @@ export interface JsonReply {
   headers?: Record<string, string>;
 }
 
-export interface JsonApi {
-  /** Base URL, e.g. http://127.0.0.1:12345 */
-  base: string;
-  requests: JsonRequest[];
-  close(): Promise<void>;
-}
+export type JsonApi = FakeApi;
 
-export async function startJsonApi(handler: (request: JsonRequest) => JsonReply): Promise<JsonApi> {
-  const requests: JsonRequest[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const request: JsonRequest = {
-        method: req.method ?? 'GET',
-        url: new URL(req.url ?? '/', 'http://127.0.0.1'),
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      };
-      requests.push(request);
-      let reply: JsonReply;
-      try {
-        reply = handler(request);
-      } catch (error) {
-        reply = { status: 500, body: { error: String(error) } };
-      }
-      res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', ...reply.headers });
-      res.end(JSON.stringify(reply.body));
-    });
+/** The scripted HTTP server of http-api.ts, answering every request with a JSON document. */
+export function startJsonApi(handler: (request: JsonRequest) => JsonReply): Promise<JsonApi> {
+  return startFakeApi((request) => {
+    const reply = handler(request);
+    return {
+      status: reply.status,
+      headers: { 'content-type': 'application/json; charset=utf-8', ...reply.headers },
+      body: JSON.stringify(reply.body),
+    };
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    requests,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 /** A stable pseudo-random integer in [0, max) for a key, so the fakes serve the same data on every run. */
