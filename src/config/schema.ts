@@ -134,6 +134,10 @@ const gcpEnvironment = z
       .optional(),
     image: z.string().min(1).optional(),
     service_account: z.string().email('expected a service account email').optional(),
+    /** The pipeline job's runtime account; the job runs as service_account when absent. */
+    job_service_account: z.string().email('expected a service account email').optional(),
+    /** The account Cloud Scheduler calls the job with; service_account when absent. */
+    scheduler_service_account: z.string().email('expected a service account email').optional(),
     ...serviceSettings,
     /**
      * Run each tenant's warehouse jobs as its own service account (impersonated), e.g.

@@ -1,0 +1,35 @@
+import type { SetupContext, SetupStep } from '../step.ts';
+import { datasetStep } from './dataset.ts';
+import { jobStep } from './job.ts';
+
+/** A step may say it is left out for this environment (e.g. the job without an image) instead of planning. */
+export type RegisteredStep = SetupStep & { skipped?(setup: SetupContext): string | undefined };
+
+/**
+ * The order setup plans and applies in: each step's resources exist before a later one refers to
+ * them (APIs before anything, accounts before their grants, the key and bucket before the job).
+ */
+export const SETUP_ORDER = [
+  'apis',
+  'service_accounts',
+  'project_iam',
+  'kms',
+  'state_bucket',
+  'registry',
+  'dataset',
+  'admin_key',
+  'job',
+] as const;
+
+/** Every registered step. Add a step with its import and one entry here; its place comes from SETUP_ORDER. */
+const STEPS: RegisteredStep[] = [datasetStep, jobStep];
+
+const rank = (id: string) => {
+  const at = (SETUP_ORDER as readonly string[]).indexOf(id);
+  return at === -1 ? SETUP_ORDER.length : at;
+};
+
+/** The registered steps in SETUP_ORDER (a step the order does not name runs last). */
+export function setupSteps(): RegisteredStep[] {
+  return [...STEPS].sort((a, b) => rank(a.id) - rank(b.id));
+}
