@@ -36,11 +36,11 @@ export function wantedServiceSettings(env: string, settings: GcpEnvironment): Se
   });
 }
 
-/** The pipeline job running `image` with the environment's account, resources, task timeout and retries. */
+/** The pipeline job running `image` as its own account (job_service_account, else service_account), with the environment's resources, task timeout and retries. */
 export function wantedJobSettings(settings: GcpEnvironment, image: string): JobSettings {
   return defined({
     image,
-    serviceAccount: settings.service_account,
+    serviceAccount: settings.job_service_account ?? settings.service_account,
     cpu: settings.cpu,
     memory: settings.memory,
     taskTimeoutSeconds: secondsOf(settings.task_timeout),

@@ -84,10 +84,14 @@ function runJobBody(plan: JobPlan, envName: string): string {
   });
 }
 
+/** The account the scheduler calls Cloud Run with: scheduler_service_account, else service_account. */
+const schedulerAccount = (env: CloudEnv) =>
+  env.settings.scheduler_service_account ?? requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
+
 /** The jobs an environment should have, as Cloud Scheduler specs. */
 function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec: JobSpec }> {
   const job = requiredSetting(env, 'job', 'the Cloud Run job the scheduler starts');
-  const serviceAccount = requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
+  const serviceAccount = schedulerAccount(env);
   const project = env.settings.project!;
   const uri = runJobUri(project, env.settings.region, job);
   return SCHEDULED_JOBS.map((plan) => ({
@@ -140,7 +144,7 @@ export interface SchedulerRunPermission {
  */
 export async function schedulerRunPermission(env: CloudEnv, platform: RunPlatform): Promise<SchedulerRunPermission> {
   const job = requiredSetting(env, 'job', 'the Cloud Run job the scheduler starts');
-  const serviceAccount = requiredSetting(env, 'service_account', 'the OAuth token the scheduler calls Cloud Run with');
+  const serviceAccount = schedulerAccount(env);
   const held = await platform.jobPermissionsOf(job, serviceAccount, [RUN_WITH_OVERRIDES]);
   return {
     job,
