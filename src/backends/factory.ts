@@ -1,12 +1,14 @@
 import type { Storage } from '@google-cloud/storage';
 import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
+import type { IamAdmin } from './iam-admin/port.ts';
 import type { KeyRing } from './keyring/port.ts';
 import type { Lock } from './lock/port.ts';
 import type { Monitoring } from './monitoring/port.ts';
 import type { RunLogs } from './logs/port.ts';
 import type { RunPlatform } from './run-platform/port.ts';
 import type { Notifier, NotifierTarget } from './notify/port.ts';
+import type { ProjectIam } from './project-iam/port.ts';
 import type { LocalRunner } from './schedule/local.ts';
 import type { Schedule } from './schedule/port.ts';
 import type { SecretStore } from './secrets/port.ts';
@@ -75,6 +77,10 @@ export interface Backends {
    * Cloud Monitoring): a new adapter on its own clients, which the caller closes. Undefined on local.
    */
   readonly monitoring: (() => Promise<Monitoring>) | undefined;
+  /** Service accounts (IAM v1), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly iamAdmin: (() => Promise<IamAdmin>) | undefined;
+  /** The project's IAM policy (Resource Manager), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly projectIam: (() => Promise<ProjectIam>) | undefined;
   /**
    * The environment's cron jobs: a new adapter, which the caller closes. `runners` do a job's work
    * in process, by full job name, where the environment has no scheduler (local).
@@ -140,6 +146,8 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       runPlatform: undefined,
       runLogs: undefined,
       monitoring: undefined,
+      iamAdmin: undefined,
+      projectIam: undefined,
       schedule: async (runners) => {
         const { LocalSchedule } = await import('./schedule/local.ts');
         return new LocalSchedule({ envName: env.name, runners });
@@ -225,6 +233,14 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     monitoring: async () => {
       const { GcpMonitoring } = await import('./monitoring/gcp.ts');
       return new GcpMonitoring(await ownClients());
+    },
+    iamAdmin: async () => {
+      const { GcpIamAdmin } = await import('./iam-admin/gcp.ts');
+      return new GcpIamAdmin(await ownClients());
+    },
+    projectIam: async () => {
+      const { GcpProjectIam } = await import('./project-iam/gcp.ts');
+      return new GcpProjectIam(await ownClients());
     },
     schedule: async () => {
       const { GcpSchedule } = await import('./schedule/gcp.ts');

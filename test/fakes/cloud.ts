@@ -12,9 +12,11 @@ import { LoggingFake } from './grpc/logging.ts';
 import { LogMetricsFake } from './grpc/logging-metrics.ts';
 import { MonitoringFake } from './grpc/monitoring.ts';
 import { PubSubFake } from './grpc/pubsub.ts';
+import { ResourceManagerFake } from './grpc/resource-manager.ts';
 import { RunFake } from './grpc/run.ts';
 import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
+import { IamAdminFake } from './iam-admin-api.ts';
 import { IamCredentialsFake } from './iam-credentials.ts';
 import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
 import { fakeClientOptions } from './grpc/client-options.ts';
@@ -42,6 +44,10 @@ export interface CloudFakes {
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
+  /** IAM v1 service accounts (REST); the project starts with none. */
+  iamAdmin: IamAdminFake;
+  /** Resource Manager: the project's IAM policy (empty at start). */
+  resourceManager: ResourceManagerFake;
   /** IAM Credentials: tokens for the service accounts the CLI impersonates. */
   iamCredentials: IamCredentialsFake;
   /** Variables for the client factory; spread into process.env or a child's env. */
@@ -66,7 +72,16 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   run.forwardLogs(logging);
   const logMetrics = new LogMetricsFake();
   const monitoring = new MonitoringFake({ logMetrics });
-  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging, logMetrics, monitoring });
+  const iamAdmin = await IamAdminFake.start({ projects: [CLOUD_PROJECT] });
+  // A binding may name only an account that exists, where the IAM fake knows the account's project.
+  const resourceManager = new ResourceManagerFake({
+    projects: [CLOUD_PROJECT],
+    accountExists: (email) => {
+      const project = /@([^.]+)\.iam\.gserviceaccount\.com$/.exec(email)?.[1];
+      return project && iamAdmin.knowsProject(project) ? iamAdmin.has(email) : undefined;
+    },
+  });
+  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging, logMetrics, monitoring, resourceManager });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
@@ -79,6 +94,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     [ENDPOINT_VARS.storage]: gcs.endpoint,
     [ENDPOINT_VARS.bigquery]: bigquery.url,
     [ENDPOINT_VARS.iamCredentials]: iamCredentials.url,
+    [ENDPOINT_VARS.iam]: iamAdmin.url,
     METADATA_SERVER_DETECTION: 'none',
     GCE_METADATA_HOST: '127.0.0.1:1',
   };
@@ -101,6 +117,8 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     grpc,
     gcs,
     bigquery,
+    iamAdmin,
+    resourceManager,
     iamCredentials,
     vars,
     yaml: (name = 'cloud') =>
@@ -124,6 +142,7 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
       await gcs.close();
       await bigquery.stop();
       await iamCredentials.close();
+      await iamAdmin.close();
     },
   };
 }

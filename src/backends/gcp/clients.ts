@@ -11,8 +11,9 @@ import { credentialsError } from './errors.ts';
  *
  *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
  *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
- *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler, Logging)
+ *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler, Logging, Resource Manager)
  *   CONVERGENCE_IAM_CREDENTIALS_ENDPOINT  http://127.0.0.1:PORT  (IAM Credentials, for impersonation)
+ *   CONVERGENCE_IAM_ENDPOINT       http://127.0.0.1:PORT  (IAM v1 REST: service accounts)
  *
  * Every client module is imported on first use, so `--help` never loads gRPC.
  */
@@ -21,6 +22,7 @@ export const ENDPOINT_VARS = {
   storage: 'CONVERGENCE_STORAGE_ENDPOINT',
   grpc: 'CONVERGENCE_GRPC_ENDPOINT',
   iamCredentials: 'CONVERGENCE_IAM_CREDENTIALS_ENDPOINT',
+  iam: 'CONVERGENCE_IAM_ENDPOINT',
 } as const;
 
 const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
@@ -308,6 +310,23 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const { v2 } = await import('@google-cloud/logging');
         const { MetricsServiceV2Client } = v2 as { MetricsServiceV2Client: new (options: object) => { initialize(): Promise<unknown> } };
         return ready(new MetricsServiceV2Client(await grpcOptions(target, vars)), target);
+      }),
+    /** IAM v1 (service accounts), a REST-only API: the official @googleapis/iam client, rootUrl pointed at the override. */
+    iamAdmin: () =>
+      once('iamAdmin', async () => {
+        const { iam } = await import('@googleapis/iam');
+        const endpoint = vars[ENDPOINT_VARS.iam];
+        // googleapis-common pins its own google-auth-library; it only calls the client's request().
+        type IamOptions = Extract<Parameters<typeof iam>[0], { version: 'v1' }>;
+        const auth = (await ownCredentials(Boolean(endpoint), target, vars)) as unknown as IamOptions['auth'];
+        return iam({ version: 'v1', auth, ...(endpoint ? { rootUrl: `${endpoint.replace(/\/+$/, '')}/` } : {}) });
+      }),
+    /** Resource Manager v3 projects (the project IAM policy); its gax pins its own google-auth-library, as Pub/Sub's does. */
+    projects: () =>
+      once('projects', async () => {
+        const { ProjectsClient } = await import('@google-cloud/resource-manager');
+        type ProjectsOptions = NonNullable<ConstructorParameters<typeof ProjectsClient>[0]>;
+        return ready(new ProjectsClient((await grpcOptions(target, vars)) as ProjectsOptions), target);
       }),
     close: async () => {
       // A client that never came up (no credentials) has nothing to close.

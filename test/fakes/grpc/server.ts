@@ -30,6 +30,7 @@ import type { LogMetricsFake } from './logging-metrics.ts';
 import type { MonitoringFake } from './monitoring.ts';
 import type { OperationsFake } from './operations.ts';
 import type { PubSubFake } from './pubsub.ts';
+import type { ResourceManagerFake } from './resource-manager.ts';
 import type { RunFake } from './run.ts';
 import type { SchedulerFake } from './scheduler.ts';
 import type { SecretManagerFake } from './secret-manager.ts';
@@ -80,6 +81,8 @@ export interface FakeServices {
   logMetrics?: LogMetricsFake;
   /** Cloud Monitoring v3: alert policies, notification channels, uptime checks. */
   monitoring?: MonitoringFake;
+  /** Resource Manager v3 Projects: project IAM policies. */
+  resourceManager?: ResourceManagerFake;
 }
 
 export interface Fault {
