@@ -1,6 +1,8 @@
 import type { SetupContext, SetupStep } from '../step.ts';
 import { datasetStep } from './dataset.ts';
 import { jobStep } from './job.ts';
+import { projectIamStep } from './project-iam.ts';
+import { serviceAccountsStep } from './service-accounts.ts';
 
 /** A step may say it is left out for this environment (e.g. the job without an image) instead of planning. */
 export type RegisteredStep = SetupStep & { skipped?(setup: SetupContext): string | undefined };
@@ -22,7 +24,7 @@ export const SETUP_ORDER = [
 ] as const;
 
 /** Every registered step. Add a step with its import and one entry here; its place comes from SETUP_ORDER. */
-const STEPS: RegisteredStep[] = [datasetStep, jobStep];
+const STEPS: RegisteredStep[] = [datasetStep, jobStep, serviceAccountsStep, projectIamStep];
 
 const rank = (id: string) => {
   const at = (SETUP_ORDER as readonly string[]).indexOf(id);
