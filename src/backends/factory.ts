@@ -2,7 +2,9 @@ import type { Storage } from '@google-cloud/storage';
 import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
 import type { IamAdmin } from './iam-admin/port.ts';
+import type { Buckets } from './buckets/port.ts';
 import type { KeyRing } from './keyring/port.ts';
+import type { KmsAdmin } from './kms-admin/port.ts';
 import type { Lock } from './lock/port.ts';
 import type { Monitoring } from './monitoring/port.ts';
 import type { RunLogs } from './logs/port.ts';
@@ -77,6 +79,10 @@ export interface Backends {
    * Cloud Monitoring): a new adapter on its own clients, which the caller closes. Undefined on local.
    */
   readonly monitoring: (() => Promise<Monitoring>) | undefined;
+  /** Cloud KMS key rings, keys and key IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly kmsAdmin: (() => Promise<KmsAdmin>) | undefined;
+  /** Cloud Storage buckets and bucket IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly buckets: (() => Promise<Buckets>) | undefined;
   /** Service accounts (IAM v1), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
   readonly iamAdmin: (() => Promise<IamAdmin>) | undefined;
   /** The project's IAM policy (Resource Manager), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
@@ -146,6 +152,8 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       runPlatform: undefined,
       runLogs: undefined,
       monitoring: undefined,
+      kmsAdmin: undefined,
+      buckets: undefined,
       iamAdmin: undefined,
       projectIam: undefined,
       schedule: async (runners) => {
@@ -233,6 +241,14 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     monitoring: async () => {
       const { GcpMonitoring } = await import('./monitoring/gcp.ts');
       return new GcpMonitoring(await ownClients());
+    },
+    kmsAdmin: async () => {
+      const { GcpKmsAdmin } = await import('./kms-admin/gcp.ts');
+      return new GcpKmsAdmin(await ownClients());
+    },
+    buckets: async () => {
+      const { GcpBuckets } = await import('./buckets/gcp.ts');
+      return new GcpBuckets(await ownClients());
     },
     iamAdmin: async () => {
       const { GcpIamAdmin } = await import('./iam-admin/gcp.ts');

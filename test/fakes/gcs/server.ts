@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { asCaller, currentCaller } from '../grpc/caller.ts';
+import { FakePolicy, type FakeBinding } from '../grpc/iam-policy.ts';
 
 export interface StoredObject {
   bucket: string;
@@ -131,7 +132,28 @@ interface Bucket {
   objects: Map<string, StoredObject>;
   denial?: Denial;
   timeCreated: string;
+  location: string;
+  uniformAccess: boolean;
+  publicAccessPrevention: string;
+  versioning: boolean;
+  metageneration: number;
+  policy: FakePolicy;
+  /** Another project's bucket: its name is taken, and nothing in it answers this caller. */
+  foreign?: boolean;
 }
+
+/** Settings of a bucket made by test setup; the defaults are what the fake always answered. */
+export interface BucketSettings {
+  location?: string;
+  uniformAccess?: boolean;
+  publicAccessPrevention?: string;
+  versioning?: boolean;
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
+const NAME_NOT_AVAILABLE =
+  'The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.';
+const ALREADY_OWNED = 'Your previous request to create the named bucket succeeded and you already own it.';
 
 interface UploadSession {
   bucket: string;
@@ -162,6 +184,7 @@ export class GcsFake {
   readonly requests: LoggedRequest[] = [];
   readonly #server: http.Server;
   readonly #buckets = new Map<string, Bucket>();
+  #projectDenied = new Set<string>();
   readonly #faults: (Fault & { remaining: number })[] = [];
   readonly #sessions = new Map<string, UploadSession>();
   #lastGeneration = 0;
@@ -187,8 +210,35 @@ export class GcsFake {
     return this.#endpoint;
   }
 
-  addBucket(name: string): void {
-    if (!this.#buckets.has(name)) this.#buckets.set(name, { name, objects: new Map(), timeCreated: new Date().toISOString() });
+  addBucket(name: string, settings: BucketSettings = {}): void {
+    if (this.#buckets.has(name)) return;
+    this.#buckets.set(name, {
+      name,
+      objects: new Map(),
+      timeCreated: new Date().toISOString(),
+      location: settings.location ?? 'US',
+      uniformAccess: settings.uniformAccess ?? true,
+      publicAccessPrevention: settings.publicAccessPrevention ?? 'enforced',
+      versioning: settings.versioning ?? false,
+      metageneration: 1,
+      policy: new FakePolicy(),
+    });
+  }
+
+  /** A bucket of another project: creating the name answers "not available", reading it 403. */
+  addForeignBucket(name: string): void {
+    this.addBucket(name);
+    this.#bucket(name).foreign = true;
+  }
+
+  /** Project-level permissions the operator lacks (storage.buckets.create), as IAM answers them. */
+  denyProject(permissions: string[]): void {
+    this.#projectDenied = new Set(permissions);
+  }
+
+  /** A bucket's settings and IAM policy, for assertions and concurrent writers in tests. */
+  bucketState(name: string): Readonly<Omit<Bucket, 'objects'>> {
+    return this.#bucket(name);
   }
 
   /** Answers 403 for the given permissions on a bucket, as IAM does for a caller lacking a role. */
@@ -335,6 +385,9 @@ export class GcsFake {
     // ['', 'storage', 'v1', 'b', bucket, 'o', ...name] or with a leading 'upload' / 'download'.
     const lead = segments[1] === 'upload' || segments[1] === 'download' ? segments[1] : undefined;
     const base = lead ? segments.slice(1) : segments;
+    if (!lead && base[1] === 'storage' && base[2] === 'v1' && base[3] === 'b' && !base[4] && method === 'POST') {
+      return this.#insertBucket(q, body);
+    }
     if (base[1] !== 'storage' || base[2] !== 'v1' || base[3] !== 'b' || !base[4]) throw apiError(404, 'notFound', 'Not Found');
     const bucketName = base[4];
     const rest = base.slice(5);
@@ -348,10 +401,12 @@ export class GcsFake {
 
     const bucket = this.#existing(bucketName);
     if (rest.length === 0) {
+      if (method === 'PATCH') return this.#patchBucket(bucket, body);
       if (method !== 'GET') throw apiError(405, 'methodNotAllowed', 'Method not allowed');
       this.#check(bucket, 'storage.buckets.get', 'bucket');
       return { status: 200, json: this.#bucketResource(bucket) };
     }
+    if (rest.length === 1 && rest[0] === 'iam') return this.#bucketIam(bucket, method, body);
     if (rest[0] !== 'o') throw apiError(404, 'notFound', 'Not Found');
     if (rest.length === 1) {
       if (method !== 'GET') throw apiError(405, 'methodNotAllowed', 'Method not allowed');
@@ -391,6 +446,72 @@ export class GcsFake {
     }
   }
 
+  #insertBucket(q: URLSearchParams, body: Buffer): Reply {
+    if (!q.get('project')) throw apiError(400, 'required', 'Required parameter: project');
+    this.#checkProject('storage.buckets.create', q.get('project')!);
+    const resource = parseJson(body) as Record<string, unknown>;
+    const name = String(resource.name ?? '');
+    if (!BUCKET_NAME.test(name)) throw invalid('Invalid bucket name: ' + JSON.stringify(name));
+    const existing = this.#buckets.get(name);
+    if (existing) throw apiError(409, 'conflict', existing.foreign ? NAME_NOT_AVAILABLE : ALREADY_OWNED);
+    const iam = (resource.iamConfiguration ?? {}) as { uniformBucketLevelAccess?: { enabled?: boolean }; publicAccessPrevention?: string };
+    this.addBucket(name, {
+      location: String(resource.location ?? 'US').toUpperCase(),
+      uniformAccess: iam.uniformBucketLevelAccess?.enabled === true,
+      publicAccessPrevention: iam.publicAccessPrevention ?? 'inherited',
+      versioning: (resource.versioning as { enabled?: boolean } | undefined)?.enabled === true,
+    });
+    return { status: 200, json: this.#bucketResource(this.#bucket(name)) };
+  }
+
+  #patchBucket(bucket: Bucket, body: Buffer): Reply {
+    this.#check(bucket, 'storage.buckets.update', 'bucket');
+    const patch = parseJson(body) as Record<string, unknown>;
+    const iam = patch.iamConfiguration as { uniformBucketLevelAccess?: { enabled?: boolean }; publicAccessPrevention?: string } | undefined;
+    if (iam?.uniformBucketLevelAccess?.enabled !== undefined) bucket.uniformAccess = iam.uniformBucketLevelAccess.enabled;
+    if (iam?.publicAccessPrevention !== undefined) bucket.publicAccessPrevention = iam.publicAccessPrevention;
+    const versioning = patch.versioning as { enabled?: boolean } | undefined;
+    if (versioning?.enabled !== undefined) bucket.versioning = versioning.enabled;
+    if (patch.location !== undefined && String(patch.location).toUpperCase() !== bucket.location) {
+      throw invalid('The location of a bucket cannot be changed.');
+    }
+    bucket.metageneration += 1;
+    return { status: 200, json: this.#bucketResource(bucket) };
+  }
+
+  /** buckets.getIamPolicy / setIamPolicy: a stale etag is refused with 412, as Storage does. */
+  #bucketIam(bucket: Bucket, method: string, body: Buffer): Reply {
+    const described = () => ({
+      kind: 'storage#policy',
+      resourceId: `projects/_/buckets/${bucket.name}`,
+      version: 1,
+      bindings: bucket.policy.bindings,
+      etag: bucket.policy.etag,
+    });
+    if (method === 'GET') {
+      this.#check(bucket, 'storage.buckets.getIamPolicy', 'bucket');
+      return { status: 200, json: described() };
+    }
+    if (method !== 'PUT') throw apiError(405, 'methodNotAllowed', 'Method not allowed');
+    this.#check(bucket, 'storage.buckets.setIamPolicy', 'bucket');
+    const wanted = parseJson(body) as { bindings?: FakeBinding[]; etag?: string };
+    if (!bucket.policy.set(wanted.bindings ?? [], wanted.etag || undefined)) throw preconditionFailed();
+    return { status: 200, json: described() };
+  }
+
+  #checkProject(permission: string, project: string): void {
+    if (!this.#projectDenied.has(permission)) return;
+    const who = currentCaller() || 'convergence-runner@p.iam.gserviceaccount.com';
+    throw apiError(
+      403,
+      'forbidden',
+      `${who} does not have ${permission} access to the Google Cloud project. Permission '${permission}' denied on resource (or it may not exist).`,
+      {
+        location: project,
+      },
+    );
+  }
+
   #existing(name: string): Bucket {
     const bucket = this.#buckets.get(name);
     if (!bucket) throw bucketMissing();
@@ -398,6 +519,14 @@ export class GcsFake {
   }
 
   #check(bucket: Bucket, permission: string, kind: 'object' | 'bucket' = 'object'): void {
+    if (bucket.foreign) {
+      const who = currentCaller() || 'convergence-runner@p.iam.gserviceaccount.com';
+      throw apiError(
+        403,
+        'forbidden',
+        `${who} does not have ${permission} access to the Google Cloud Storage ${kind}. Permission '${permission}' denied on resource (or it may not exist).`,
+      );
+    }
     const denial = bucket.denial;
     if (!denial || !(denial.permissions ?? ALL_PERMISSIONS).includes(permission)) return;
     const caller = currentCaller();
@@ -588,13 +717,17 @@ export class GcsFake {
       id: bucket.name,
       name: bucket.name,
       projectNumber: '123456789012',
-      metageneration: '1',
-      location: 'US',
+      metageneration: String(bucket.metageneration),
+      location: bucket.location,
       storageClass: 'STANDARD',
       etag: 'CAE=',
       timeCreated: bucket.timeCreated,
       updated: bucket.timeCreated,
-      iamConfiguration: { uniformBucketLevelAccess: { enabled: true }, publicAccessPrevention: 'enforced' },
+      iamConfiguration: {
+        uniformBucketLevelAccess: { enabled: bucket.uniformAccess },
+        publicAccessPrevention: bucket.publicAccessPrevention,
+      },
+      ...(bucket.versioning ? { versioning: { enabled: true } } : {}),
       locationType: 'multi-region',
     };
   }

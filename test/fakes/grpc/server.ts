@@ -23,6 +23,7 @@
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { asCaller } from './caller.ts';
 import { iamBinding } from './iam.ts';
+import type { FakePolicy } from './iam-policy.ts';
 import { serviceDefinition } from './protos.ts';
 import type { KmsFake } from './kms.ts';
 import type { LoggingFake } from './logging.ts';
@@ -62,6 +63,11 @@ export interface FakeService {
    * resource is not this module's. Throw FakeStatus (NOT_FOUND) for a resource it owns but lacks.
    */
   iamPermissions?(resource: string): ReadonlySet<string> | undefined;
+  /**
+   * The IAM policy of `resource` (GetIamPolicy / SetIamPolicy), when this module owns it; the
+   * module throws PERMISSION_DENIED itself when the caller may not `access` it.
+   */
+  iamPolicy?(resource: string, access: 'get' | 'set'): FakePolicy | undefined;
 }
 
 /** The services a test can plug in. */

@@ -1,6 +1,9 @@
 import type { SetupContext, SetupStep } from '../step.ts';
 import { datasetStep } from './dataset.ts';
 import { jobStep } from './job.ts';
+import { adminKeyStep } from './admin-key.ts';
+import { kmsStep } from './kms.ts';
+import { stateBucketStep } from './state-bucket.ts';
 import { projectIamStep } from './project-iam.ts';
 import { serviceAccountsStep } from './service-accounts.ts';
 
@@ -24,7 +27,7 @@ export const SETUP_ORDER = [
 ] as const;
 
 /** Every registered step. Add a step with its import and one entry here; its place comes from SETUP_ORDER. */
-const STEPS: RegisteredStep[] = [datasetStep, jobStep, serviceAccountsStep, projectIamStep];
+const STEPS: RegisteredStep[] = [datasetStep, jobStep, serviceAccountsStep, projectIamStep, kmsStep, stateBucketStep, adminKeyStep];
 
 const rank = (id: string) => {
   const at = (SETUP_ORDER as readonly string[]).indexOf(id);
