@@ -9,16 +9,12 @@ import type { SetupNames } from './step.ts';
  *
  * - roles/cloudkms.cryptoKeyEncrypterDecrypter on the one KMS key (kms step);
  * - roles/storage.objectAdmin on the state bucket only (state_bucket step);
- * - roles/run.invoker on the pipeline job for the scheduler account (Cloud Run job IAM; see
- *   SCHEDULER_JOB_ROLE).
+ * - the scheduler account's right to start the pipeline job, on the job itself (job step).
  */
 const WAREHOUSE_AND_SECRETS = ['roles/bigquery.dataEditor', 'roles/bigquery.jobUser', 'roles/secretmanager.secretAccessor'] as const;
 
 /** The job writes its structured run logs, which log-based metrics and `runs logs` read. */
 const JOB_ONLY = ['roles/logging.logWriter'] as const;
-
-/** What Cloud Scheduler's account needs on the pipeline job (resource-level, not project). */
-export const SCHEDULER_JOB_ROLE = 'roles/run.invoker';
 
 const member = (email: string) => `serviceAccount:${email}`;
 
