@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.ts';
+import { CI_PROVIDERS, type CiProvider, type CiWorkflowResult } from '../services/ci-workflow.ts';
 import { initWorkspace, type InitResult } from '../services/init.ts';
 import {
   DEFAULT_TEMPLATE_TENANT,
@@ -18,6 +19,7 @@ export default class Init extends BaseCommand<typeof Init> {
     '<%= config.bin %> init demo',
     '<%= config.bin %> init demo --example',
     '<%= config.bin %> init demo --template ai-usage --tenant acme_corp',
+    '<%= config.bin %> init . --ci github',
     '<%= config.bin %> init . --json',
   ];
   static override flags = {
@@ -35,10 +37,15 @@ export default class Init extends BaseCommand<typeof Init> {
       description: `Tenant the template is written for, in configs/<tenant>/ (default ${DEFAULT_TEMPLATE_TENANT})`,
       dependsOn: ['template'],
     }),
+    ci: Flags.string({
+      description:
+        'Also write a CI workflow (github: .github/workflows/convergence.yml) that validates pipelines on pull requests and deploys with a canary to the staging (develop) and production (main, after approval) environments of convergence.yaml, authenticated by Workload Identity Federation',
+      options: [...CI_PROVIDERS],
+    }),
   };
   static override args = { dir: Args.string({ description: 'Directory of the workspace (created if missing)', default: '.' }) };
 
-  public async run(): Promise<InitResult & { template?: InstalledTemplate }> {
+  public async run(): Promise<InitResult & { template?: InstalledTemplate; ci?: CiWorkflowResult }> {
     // A bad tenant id is refused before the workspace is written.
     if (this.flags.template) templateTenantId(this.flags.tenant);
     const result = await initWorkspace(this.args.dir, { example: this.flags.example });
@@ -59,7 +66,19 @@ export default class Init extends BaseCommand<typeof Init> {
       );
     }
     if (template) this.logTemplateSteps(template);
-    return template ? { ...result, template } : result;
+    const ci = this.flags.ci ? await this.writeCi(result, this.flags.ci as CiProvider) : undefined;
+    return { ...result, ...(template ? { template } : {}), ...(ci ? { ci } : {}) };
+  }
+
+  /** The CI workflow, reported created or kept, then what the operator does before it can deploy. */
+  private async writeCi(result: InitResult, provider: CiProvider): Promise<CiWorkflowResult> {
+    const { writeCiWorkflow } = await import('../services/ci-workflow.ts');
+    const ci = await writeCiWorkflow(result.root, provider, this.config.version);
+    (ci.written ? result.created : result.kept).push(ci.file);
+    this.log(`${ci.written ? 'created ' : 'kept    '} ${ci.file}${ci.written ? '' : ' (already exists)'}`);
+    this.log(`\nBefore the workflow can deploy to ${ci.staging.name} and ${ci.production.name}:`);
+    for (const line of ci.nextSteps) this.log(line);
+    return ci;
   }
 
   private async installTemplate(result: InitResult, name: TemplateName): Promise<InstalledTemplate> {
