@@ -1,12 +1,14 @@
 import type { Storage } from '@google-cloud/storage';
 import type { ResolvedEnv, Workspace } from '../config/workspace.ts';
 import { ConvergenceError, ExitCode } from '../lib/errors.ts';
-import type { IamAdmin } from './iam-admin/port.ts';
 import type { Buckets } from './buckets/port.ts';
+import type { IamAdmin } from './iam-admin/port.ts';
 import type { KeyRing } from './keyring/port.ts';
 import type { KmsAdmin } from './kms-admin/port.ts';
 import type { Lock } from './lock/port.ts';
 import type { Monitoring } from './monitoring/port.ts';
+import type { ArtifactRegistry } from './artifact-registry/port.ts';
+import type { ServiceUsage } from './service-usage/port.ts';
 import type { RunLogs } from './logs/port.ts';
 import type { RunPlatform } from './run-platform/port.ts';
 import type { Notifier, NotifierTarget } from './notify/port.ts';
@@ -79,14 +81,18 @@ export interface Backends {
    * Cloud Monitoring): a new adapter on its own clients, which the caller closes. Undefined on local.
    */
   readonly monitoring: (() => Promise<Monitoring>) | undefined;
-  /** Cloud KMS key rings, keys and key IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
-  readonly kmsAdmin: (() => Promise<KmsAdmin>) | undefined;
-  /** Cloud Storage buckets and bucket IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
-  readonly buckets: (() => Promise<Buckets>) | undefined;
   /** Service accounts (IAM v1), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
   readonly iamAdmin: (() => Promise<IamAdmin>) | undefined;
   /** The project's IAM policy (Resource Manager), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
   readonly projectIam: (() => Promise<ProjectIam>) | undefined;
+  /** Enabled APIs (Service Usage), for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly serviceUsage: (() => Promise<ServiceUsage>) | undefined;
+  /** Artifact Registry repositories, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly artifactRegistry: (() => Promise<ArtifactRegistry>) | undefined;
+  /** Cloud KMS key rings, keys and key IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly kmsAdmin: (() => Promise<KmsAdmin>) | undefined;
+  /** Cloud Storage buckets and bucket IAM, for setup: a new adapter on its own clients, which the caller closes. Undefined on local. */
+  readonly buckets: (() => Promise<Buckets>) | undefined;
   /**
    * The environment's cron jobs: a new adapter, which the caller closes. `runners` do a job's work
    * in process, by full job name, where the environment has no scheduler (local).
@@ -152,10 +158,12 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       runPlatform: undefined,
       runLogs: undefined,
       monitoring: undefined,
-      kmsAdmin: undefined,
-      buckets: undefined,
       iamAdmin: undefined,
       projectIam: undefined,
+      serviceUsage: undefined,
+      artifactRegistry: undefined,
+      kmsAdmin: undefined,
+      buckets: undefined,
       schedule: async (runners) => {
         const { LocalSchedule } = await import('./schedule/local.ts');
         return new LocalSchedule({ envName: env.name, runners });
@@ -242,14 +250,6 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
       const { GcpMonitoring } = await import('./monitoring/gcp.ts');
       return new GcpMonitoring(await ownClients());
     },
-    kmsAdmin: async () => {
-      const { GcpKmsAdmin } = await import('./kms-admin/gcp.ts');
-      return new GcpKmsAdmin(await ownClients());
-    },
-    buckets: async () => {
-      const { GcpBuckets } = await import('./buckets/gcp.ts');
-      return new GcpBuckets(await ownClients());
-    },
     iamAdmin: async () => {
       const { GcpIamAdmin } = await import('./iam-admin/gcp.ts');
       return new GcpIamAdmin(await ownClients());
@@ -257,6 +257,22 @@ export function createBackends(workspace: Workspace, env: ResolvedEnv): Backends
     projectIam: async () => {
       const { GcpProjectIam } = await import('./project-iam/gcp.ts');
       return new GcpProjectIam(await ownClients());
+    },
+    serviceUsage: async () => {
+      const { GcpServiceUsage } = await import('./service-usage/gcp.ts');
+      return new GcpServiceUsage(await ownClients());
+    },
+    artifactRegistry: async () => {
+      const { GcpArtifactRegistry } = await import('./artifact-registry/gcp.ts');
+      return new GcpArtifactRegistry(await ownClients());
+    },
+    kmsAdmin: async () => {
+      const { GcpKmsAdmin } = await import('./kms-admin/gcp.ts');
+      return new GcpKmsAdmin(await ownClients());
+    },
+    buckets: async () => {
+      const { GcpBuckets } = await import('./buckets/gcp.ts');
+      return new GcpBuckets(await ownClients());
     },
     schedule: async () => {
       const { GcpSchedule } = await import('./schedule/gcp.ts');

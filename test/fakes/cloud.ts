@@ -16,6 +16,8 @@ import { ResourceManagerFake } from './grpc/resource-manager.ts';
 import { RunFake } from './grpc/run.ts';
 import { runJobDispatcher, SchedulerFake } from './grpc/scheduler.ts';
 import { SecretManagerFake } from './grpc/secret-manager.ts';
+import { ServiceUsageFake } from './grpc/service-usage.ts';
+import { ArtifactRegistryFake } from './grpc/artifact-registry.ts';
 import { IamAdminFake } from './iam-admin-api.ts';
 import { IamCredentialsFake } from './iam-credentials.ts';
 import { startGrpcFake, type GrpcFake } from './grpc/server.ts';
@@ -41,6 +43,10 @@ export interface CloudFakes {
   logMetrics: LogMetricsFake;
   /** Cloud Monitoring: alert policies, notification channels, uptime checks (it knows logMetrics' metric types). */
   monitoring: MonitoringFake;
+  /** Service Usage: the project starts with no API enabled, as a new one would for setup. */
+  serviceUsage: ServiceUsageFake;
+  /** Artifact Registry repositories (none at start). */
+  artifactRegistry: ArtifactRegistryFake;
   grpc: GrpcFake;
   gcs: GcsFake;
   bigquery: FakeBigQuery;
@@ -72,6 +78,9 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
   run.forwardLogs(logging);
   const logMetrics = new LogMetricsFake();
   const monitoring = new MonitoringFake({ logMetrics });
+  // Their operations are served from Run's store: one google.longrunning.Operations per server.
+  const serviceUsage = new ServiceUsageFake({ projects: { [CLOUD_PROJECT]: '123456789012' }, operations: run.operations });
+  const artifactRegistry = new ArtifactRegistryFake({ operations: run.operations });
   const iamAdmin = await IamAdminFake.start({ projects: [CLOUD_PROJECT] });
   // A binding may name only an account that exists, where the IAM fake knows the account's project.
   const resourceManager = new ResourceManagerFake({
@@ -81,7 +90,19 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
       return project && iamAdmin.knowsProject(project) ? iamAdmin.has(email) : undefined;
     },
   });
-  const grpc = await startGrpcFake({ kms, secretManager, run, scheduler, pubsub, logging, logMetrics, monitoring, resourceManager });
+  const grpc = await startGrpcFake({
+    kms,
+    secretManager,
+    run,
+    scheduler,
+    pubsub,
+    logging,
+    logMetrics,
+    monitoring,
+    serviceUsage,
+    artifactRegistry,
+    resourceManager,
+  });
   const gcs = await GcsFake.start({ buckets: [CLOUD_BUCKET, CLOUD_DATA_BUCKET] });
   const bigquery = await FakeBigQuery.start({ projectId: CLOUD_PROJECT });
   // Load jobs with gs:// sourceUris read the GCS fake's objects, as BigQuery reads Cloud Storage.
@@ -114,6 +135,8 @@ export async function startCloudFakes(options: { pointProcess?: boolean } = {}):
     logging,
     logMetrics,
     monitoring,
+    serviceUsage,
+    artifactRegistry,
     grpc,
     gcs,
     bigquery,

@@ -11,7 +11,7 @@ import { credentialsError } from './errors.ts';
  *
  *   CONVERGENCE_BIGQUERY_ENDPOINT  http://127.0.0.1:PORT  (BigQuery REST)
  *   CONVERGENCE_STORAGE_ENDPOINT   http://127.0.0.1:PORT  (Cloud Storage JSON API)
- *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler, Logging, Resource Manager)
+ *   CONVERGENCE_GRPC_ENDPOINT      127.0.0.1:PORT         (KMS, Secret Manager, Cloud Run, Scheduler, Logging, Service Usage, Artifact Registry, Resource Manager)
  *   CONVERGENCE_IAM_CREDENTIALS_ENDPOINT  http://127.0.0.1:PORT  (IAM Credentials, for impersonation)
  *   CONVERGENCE_IAM_ENDPOINT       http://127.0.0.1:PORT  (IAM v1 REST: service accounts)
  *
@@ -310,6 +310,18 @@ export function createGcpClients(target: GcpTarget, vars: Vars = process.env) {
         const { v2 } = await import('@google-cloud/logging');
         const { MetricsServiceV2Client } = v2 as { MetricsServiceV2Client: new (options: object) => { initialize(): Promise<unknown> } };
         return ready(new MetricsServiceV2Client(await grpcOptions(target, vars)), target);
+      }),
+    /** Service Usage (enabling APIs); its gax pins its own google-auth-library, so the options are typed against that copy. */
+    serviceUsage: () =>
+      once('serviceUsage', async () => {
+        const { ServiceUsageClient } = await import('@google-cloud/service-usage');
+        type ServiceUsageOptions = NonNullable<ConstructorParameters<typeof ServiceUsageClient>[0]>;
+        return ready(new ServiceUsageClient((await grpcOptions(target, vars)) as ServiceUsageOptions), target);
+      }),
+    artifactRegistry: () =>
+      once('artifactRegistry', async () => {
+        const { ArtifactRegistryClient } = await import('@google-cloud/artifact-registry');
+        return ready(new ArtifactRegistryClient(await grpcOptions(target, vars)), target);
       }),
     /** IAM v1 (service accounts), a REST-only API: the official @googleapis/iam client, rootUrl pointed at the override. */
     iamAdmin: () =>

@@ -84,7 +84,8 @@ export function paginate<T>(all: T[], request: Record<string, unknown>, max: num
   return { items, nextPageToken };
 }
 
-const OPERATION_NAME = /^(projects\/[^/]+\/locations\/[^/]+)\/operations\/[^/]+$/;
+// Service Usage names its operations operations/<id>, outside any location.
+const OPERATION_NAME = /^(?:(projects\/[^/]+\/locations\/[^/]+)\/)?operations\/[^/]+$/;
 // WaitOperation drives an operation to the end in one call; a driver that never finishes must not hang the fake.
 const WAIT_LIMIT = 10_000;
 
@@ -105,7 +106,10 @@ export class OperationsFake implements FakeService {
     return this.#defaultPolls;
   }
 
-  /** Starts an operation that completes after `polls` looks; returns it as the starting call answers. */
+  /**
+   * Starts an operation that completes after `polls` looks; returns it as the starting call answers.
+   * `location` '' starts a global one (operations/<id>), as Service Usage's are.
+   */
   start(location: string, operation: CountedOperation): Record<string, unknown> {
     let remaining = operation.polls ?? this.#defaultPolls;
     let final: OperationState | undefined;
@@ -133,8 +137,8 @@ export class OperationsFake implements FakeService {
 
   /** Starts an operation whose state a module computes itself (see OperationDriver). */
   startDriven(location: string, driver: OperationDriver): Record<string, unknown> {
-    if (!/^projects\/[^/]+\/locations\/[^/]+$/.test(location)) throw new Error(`not a location: ${location}`);
-    const name = `${location}/operations/${randomUUID()}`;
+    if (location !== '' && !/^projects\/[^/]+\/locations\/[^/]+$/.test(location)) throw new Error(`not a location: ${location}`);
+    const name = location === '' ? `operations/${randomUUID()}` : `${location}/operations/${randomUUID()}`;
     const stored: Stored = { name, driver, state: { done: false }, polls: 0 };
     this.#operations.set(name, stored);
     stored.state = driver.poll();

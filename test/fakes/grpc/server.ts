@@ -35,6 +35,8 @@ import type { ResourceManagerFake } from './resource-manager.ts';
 import type { RunFake } from './run.ts';
 import type { SchedulerFake } from './scheduler.ts';
 import type { SecretManagerFake } from './secret-manager.ts';
+import type { ServiceUsageFake } from './service-usage.ts';
+import type { ArtifactRegistryFake } from './artifact-registry.ts';
 import { FakeStatus, status, toServiceError, type ErrorInfo, type GrpcCode } from './status.ts';
 
 export type Handler = (request: Record<string, unknown>, call: CallInfo) => unknown;
@@ -89,6 +91,10 @@ export interface FakeServices {
   monitoring?: MonitoringFake;
   /** Resource Manager v3 Projects: project IAM policies. */
   resourceManager?: ResourceManagerFake;
+  /** Service Usage: enabled APIs; its operations are served by the OperationsFake it was made with (register that too). */
+  serviceUsage?: ServiceUsageFake;
+  /** Artifact Registry repositories; operations as for serviceUsage. */
+  artifactRegistry?: ArtifactRegistryFake;
 }
 
 export interface Fault {

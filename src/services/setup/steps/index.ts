@@ -1,6 +1,8 @@
 import type { SetupContext, SetupStep } from '../step.ts';
+import { apisStep } from './apis.ts';
 import { datasetStep } from './dataset.ts';
 import { jobStep } from './job.ts';
+import { registryStep } from './registry.ts';
 import { adminKeyStep } from './admin-key.ts';
 import { kmsStep } from './kms.ts';
 import { stateBucketStep } from './state-bucket.ts';
@@ -27,7 +29,17 @@ export const SETUP_ORDER = [
 ] as const;
 
 /** Every registered step. Add a step with its import and one entry here; its place comes from SETUP_ORDER. */
-const STEPS: RegisteredStep[] = [datasetStep, jobStep, serviceAccountsStep, projectIamStep, kmsStep, stateBucketStep, adminKeyStep];
+const STEPS: RegisteredStep[] = [
+  datasetStep,
+  jobStep,
+  apisStep,
+  registryStep,
+  serviceAccountsStep,
+  projectIamStep,
+  kmsStep,
+  stateBucketStep,
+  adminKeyStep,
+];
 
 const rank = (id: string) => {
   const at = (SETUP_ORDER as readonly string[]).indexOf(id);
