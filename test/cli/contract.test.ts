@@ -318,6 +318,10 @@ describe('--json on every command', () => {
       await ok('rollback', ['--env', 'cloud', '--yes'], { env: deployEnv });
       await ok('monitoring:setup', ['--env', 'cloud', '--dry-run'], { env: cloud.vars });
       await ok('monitoring:list', ['--env', 'cloud'], { env: cloud.vars });
+      const setupPlan = await ok<{ dryRun: boolean; steps: unknown[]; doctor: unknown }>('setup', ['--env', 'cloud', '--dry-run'], {
+        env: cloud.vars,
+      });
+      assert.deepEqual([setupPlan.dryRun, setupPlan.steps.length > 0, setupPlan.doctor], [true, true, null]);
       assert.ok(health.requests.length > 0 && health.requests.every((r) => r.headers.authorization?.startsWith('Bearer ')));
     } finally {
       await oauth.stop();

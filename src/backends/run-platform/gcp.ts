@@ -53,6 +53,16 @@ const ETAG_ATTEMPTS = 4;
 /** Service reads remembered by etag. */
 const READS_KEPT = 32;
 
+/** A job's IAM policy as the Run client returns it. */
+interface JobPolicy {
+  bindings?: Array<{ role?: string | null; members?: string[] | null; condition?: unknown }> | null;
+  etag?: Uint8Array | string | null;
+  version?: number | null;
+}
+
+/** Read-modify-write cycles of a job's IAM policy before a run of concurrent changes is reported. */
+const POLICY_ATTEMPTS = 5;
+
 export class GcpRunPlatform implements RunPlatform {
   readonly #clients: GcpClients;
   readonly describe: string;
@@ -305,6 +315,59 @@ export class GcpRunPlatform implements RunPlatform {
       this.#fail(err, `Cloud Run job ${job}`, current ? 'run.jobs.update' : 'run.jobs.create');
     }
     return validateOnly ? undefined : this.getJob(job);
+  }
+
+  async #jobPolicy(job: string): Promise<JobPolicy> {
+    const client = await this.#clients.runJobs();
+    try {
+      const [policy] = await retryTransient(() =>
+        client.getIamPolicy({ resource: `${this.#location()}/jobs/${job}` }, { retry: null } as never),
+      );
+      return policy as unknown as JobPolicy;
+    } catch (err) {
+      this.#failIam(err, job, 'run.jobs.getIamPolicy');
+    }
+  }
+
+  /** IAM refusals name the role that may read or set a job's policy (run.developer may not). */
+  #failIam(err: unknown, job: string, permission: string): never {
+    throw toConvergenceError(err, {
+      what: `the IAM policy of Cloud Run job ${job}`,
+      permission,
+      role: permission.endsWith('getIamPolicy') ? 'roles/run.viewer' : 'roles/run.admin',
+      api: 'run.googleapis.com',
+      project: this.#clients.target.project,
+    });
+  }
+
+  async jobRoleMembers(job: string, role: string): Promise<string[]> {
+    const policy = await this.#jobPolicy(job);
+    return (policy.bindings ?? []).filter((b) => b.role === role && !b.condition).flatMap((b) => (b.members ?? []).map(String));
+  }
+
+  async grantJobRole(job: string, role: string, member: string): Promise<void> {
+    const client = await this.#clients.runJobs();
+    for (let attempt = 1; ; attempt++) {
+      const policy = await this.#jobPolicy(job);
+      const bindings = (policy.bindings ?? []).map((b) => ({ ...b, members: [...(b.members ?? [])] }));
+      const binding = bindings.find((b) => b.role === role && !b.condition);
+      if (binding?.members.includes(member)) return;
+      if (binding) binding.members.push(member);
+      else bindings.push({ role, members: [member] });
+      try {
+        await client.setIamPolicy(
+          { resource: `${this.#location()}/jobs/${job}`, policy: { ...policy, bindings } } as never,
+          {
+            retry: null,
+          } as never,
+        );
+        return;
+      } catch (err) {
+        // Someone else changed the policy since it was read: start again from a fresh read.
+        if (googleErrorFacts(err).grpcCode === GrpcCode.ABORTED && attempt < POLICY_ATTEMPTS) continue;
+        this.#failIam(err, job, 'run.jobs.setIamPolicy');
+      }
+    }
   }
 
   async jobPermissionsOf(job: string, serviceAccount: string, permissions: string[]): Promise<string[]> {

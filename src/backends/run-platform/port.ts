@@ -185,6 +185,13 @@ export interface RunPlatform {
    * account (the caller's credentials impersonate it). A missing job rejects with NOT_FOUND.
    */
   jobPermissionsOf(job: string, serviceAccount: string, permissions: string[]): Promise<string[]>;
+  /** The members holding `role` unconditionally on the job (its IAM policy). A missing job rejects with NOT_FOUND. */
+  jobRoleMembers(job: string, role: string): Promise<string[]>;
+  /**
+   * Grants `role` on the job to `member` by read-modify-write of the job's IAM policy under its
+   * etag: a write that lost to a concurrent change reads again, and bindings it did not add stay.
+   */
+  grantJobRole(job: string, role: string, member: string): Promise<void>;
   /** Starts an execution of a job; returns its short id. */
   runJob(job: string, request: RunJobRequest): Promise<{ execution: string }>;
   getExecution(job: string, execution: string): Promise<ExecutionInfo>;

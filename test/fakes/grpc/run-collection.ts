@@ -17,6 +17,7 @@ import {
   type Message,
   type RunContext,
 } from './run-common.ts';
+import type { RunPolicies } from './run-iam.ts';
 import { FakeStatus, status } from './status.ts';
 
 /** A service or a job as the fake keeps it. */
@@ -83,7 +84,10 @@ export abstract class RunCollection<R extends RunResource> {
         this.settle(resource);
         checkEtag(String(request.etag ?? ''), etagOf(resource.uid, resource.serial), resource.id);
         const last = this.describe(resource);
-        if (!request.validateOnly) this.resources.delete(this.nameOf(resource));
+        if (!request.validateOnly) {
+          this.resources.delete(this.nameOf(resource));
+          this.ctx.policies.forget(this.nameOf(resource));
+        }
         return this.ctx.operations.start(resource.location.path, {
           metadata: () => pack(type, last),
           complete: () => pack(type, last),
@@ -93,7 +97,16 @@ export abstract class RunCollection<R extends RunResource> {
         // Google asks no permission for this call: it answers the subset the caller holds.
         const resource = String(request.resource);
         if (!this.owns(resource)) throw new FakeStatus(status.INVALID_ARGUMENT, `Invalid resource field value in the request: ${resource}`);
-        return { permissions: (request.permissions as string[]).filter((permission) => this.holds(permission)) };
+        return { permissions: (request.permissions as string[]).filter((permission) => this.holds(permission, resource)) };
+      },
+      GetIamPolicy: (request) => {
+        const resource = this.#policyResource(request, 'getIamPolicy');
+        return this.ctx.policies.describe(resource);
+      },
+      SetIamPolicy: (request) => {
+        const resource = this.#policyResource(request, 'setIamPolicy');
+        this.ctx.policies.set(resource, (request.policy ?? {}) as Parameters<RunPolicies['set']>[1]);
+        return this.ctx.policies.describe(resource);
       },
     };
   }
@@ -174,9 +187,17 @@ export abstract class RunCollection<R extends RunResource> {
     if (resource.operation) this.ctx.operations.settle(resource.operation);
   }
 
-  protected holds(permission: string): boolean {
+  /** The resource an IAM policy call names, once it exists and the caller may make the call. */
+  #policyResource(request: Message, verb: 'getIamPolicy' | 'setIamPolicy'): string {
+    const resource = String(request.resource);
+    if (!this.owns(resource)) throw new FakeStatus(status.INVALID_ARGUMENT, `Invalid resource field value in the request: ${resource}`);
+    this.ctx.require(`run.${this.#kind.collection}.${verb}`, resource);
+    return resource;
+  }
+
+  protected holds(permission: string, resource = ''): boolean {
     try {
-      this.ctx.require(permission, '');
+      this.ctx.require(permission, resource);
       return true;
     } catch {
       return false;

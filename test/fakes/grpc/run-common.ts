@@ -2,6 +2,7 @@
  * What the Cloud Run fake's services/revisions part and its jobs/executions part share: the
  * protos, resource names, permissions, conditions, etags and canonical forms of specs.
  */
+import type { RunPolicies } from './run-iam.ts';
 import { crc32c } from '@aws-crypto/crc32c';
 import protobuf from 'protobufjs';
 import { readFileSync } from 'node:fs';
@@ -28,6 +29,8 @@ export const RUN_PERMISSIONS = [
   'run.jobs.delete',
   'run.jobs.run',
   'run.jobs.runWithOverrides',
+  'run.jobs.getIamPolicy',
+  'run.jobs.setIamPolicy',
   'run.executions.get',
   'run.executions.list',
   'run.executions.cancel',
@@ -217,6 +220,8 @@ export const fieldsOf = (type: string): string[] => Object.keys(runRoot().lookup
 export interface RunContext {
   operations: OperationsFake;
   require(permission: string, resource: string): void;
+  /** The IAM policies of services and jobs. */
+  policies: RunPolicies;
   /** Strictly increasing, so "newest by create time" never ties. */
   now(): Date;
 }

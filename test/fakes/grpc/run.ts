@@ -13,6 +13,7 @@
  *   requests(method)       the calls that reached the fake, oldest first
  * Names in responses carry the project as the request spelled it.
  */
+import { RunPolicies } from './run-iam.ts';
 import { currentCaller } from './caller.ts';
 import type { ContainerLogSink } from './logging.ts';
 import { OperationsFake } from './operations.ts';
@@ -38,6 +39,8 @@ export class RunFake implements FakeService {
   granted = new Set<string>(RUN_PERMISSIONS);
   /** Permissions of service accounts calling with their own token (see caller.ts); none unless granted. */
   readonly grantedTo = new Map<string, Set<string>>();
+  /** IAM policies of services and jobs; a service account also holds what its roles there grant. */
+  readonly policies = new RunPolicies();
   readonly #services: RunServices;
   readonly #jobs: RunJobs;
   readonly #log: RunRequest[] = [];
@@ -48,8 +51,11 @@ export class RunFake implements FakeService {
     const ctx = {
       operations: this.operations,
       require: (permission: string, resource: string) => {
-        if (!this.#callerHolds().has(permission)) throw denied(permission, resource);
+        if (this.#callerHolds().has(permission)) return;
+        const caller = currentCaller();
+        if (caller === undefined || !this.policies.grants(caller, resource, permission)) throw denied(permission, resource);
       },
+      policies: this.policies,
       now: () => {
         this.#lastTime = Math.max(Date.now(), this.#lastTime + 1);
         return new Date(this.#lastTime);
