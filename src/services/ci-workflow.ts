@@ -81,7 +81,7 @@ const DEPLOY_ROLES = [
 ];
 
 /** The gcloud commands that let the repository's workflow act as the deploy account of `project`. */
-function federationCommands(project: string, runtimeAccount: string): string[] {
+function federationCommands(project: string, runtimeAccounts: string[]): string[] {
   const account = `${DEPLOY_ACCOUNT_ID}@${project}.iam.gserviceaccount.com`;
   const number = `$(gcloud projects describe ${project} --format='value(projectNumber)')`;
   return [
@@ -91,7 +91,10 @@ function federationCommands(project: string, runtimeAccount: string): string[] {
       `--attribute-condition="assertion.repository=='OWNER/REPO'"`,
     `gcloud iam service-accounts create ${DEPLOY_ACCOUNT_ID} --project=${project} --display-name="convergence deploys from GitHub Actions"`,
     `for role in ${DEPLOY_ROLES.join(' ')}; do gcloud projects add-iam-policy-binding ${project} --member=serviceAccount:${account} --role="$role" --condition=None; done`,
-    `gcloud iam service-accounts add-iam-policy-binding ${runtimeAccount} --project=${project} --member=serviceAccount:${account} --role=roles/iam.serviceAccountUser`,
+    ...runtimeAccounts.map(
+      (runtime) =>
+        `gcloud iam service-accounts add-iam-policy-binding ${runtime} --project=${project} --member=serviceAccount:${account} --role=roles/iam.serviceAccountUser`,
+    ),
     `gcloud iam service-accounts add-iam-policy-binding ${account} --project=${project} --role=roles/iam.workloadIdentityUser ` +
       `--member="principalSet://iam.googleapis.com/projects/${number}/locations/global/workloadIdentityPools/${POOL}/attribute.repository/OWNER/REPO"`,
   ];
@@ -107,12 +110,19 @@ function variableCommands(project: string, githubEnv?: string): string[] {
   ];
 }
 
-/** The account the service and job run as, as `setup` names it when convergence.yaml does not. */
-const runtimeAccountOf = (target: CiTarget, project: string, environments?: Environments) => {
+/**
+ * The accounts a deploy attaches (the service's, the job's), which the deploy account must act
+ * as; named as `setup` names them when convergence.yaml does not.
+ */
+function runtimeAccountsOf(target: CiTarget, project: string, environments?: Environments): string[] {
   const entry = environments?.[target.name];
-  const named = entry && entry.backend !== 'local' ? entry.service_account : undefined;
-  return named ?? `convergence-api-${target.name}@${project}.iam.gserviceaccount.com`;
-};
+  const settings = entry && entry.backend !== 'local' ? entry : undefined;
+  const service = settings?.service_account ?? `convergence-api-${target.name}@${project}.iam.gserviceaccount.com`;
+  const job =
+    settings?.job_service_account ??
+    (settings?.service_account ? service : `convergence-job-${target.name}@${project}.iam.gserviceaccount.com`);
+  return [...new Set([service, job])];
+}
 
 /** What to do before the GitHub workflow can run: setup, federation, variables, the approval. */
 export function githubNextSteps(targets: CiTargets, environments?: Environments): string[] {
@@ -125,12 +135,15 @@ export function githubNextSteps(targets: CiTargets, environments?: Environments)
     `   convergence setup --env ${staging.name}`,
     `   convergence setup --env ${production.name}`,
     `2. Let the workflow in through Workload Identity Federation (no key file; OWNER/REPO is this GitHub repository):`,
-    ...federationCommands(stagingProject, runtimeAccountOf(staging, stagingProject, environments)).map((c) => `   ${c}`),
   ];
-  if (productionProject !== stagingProject) {
-    steps.push(
-      ...federationCommands(productionProject, runtimeAccountOf(production, productionProject, environments)).map((c) => `   ${c}`),
-    );
+  const stagingAccounts = runtimeAccountsOf(staging, stagingProject, environments);
+  const productionAccounts = runtimeAccountsOf(production, productionProject, environments);
+  if (productionProject === stagingProject) {
+    // One pool and one deploy account serve both environments of a shared project.
+    steps.push(...federationCommands(stagingProject, [...new Set([...stagingAccounts, ...productionAccounts])]).map((c) => `   ${c}`));
+  } else {
+    steps.push(...federationCommands(stagingProject, stagingAccounts).map((c) => `   ${c}`));
+    steps.push(...federationCommands(productionProject, productionAccounts).map((c) => `   ${c}`));
   }
   steps.push(
     `3. Name the provider and account for the workflow (repository variables for ${staging.name}, environment variables for ${production.name}):`,

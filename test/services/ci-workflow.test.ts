@@ -307,27 +307,32 @@ describe('githubNextSteps', () => {
       );
     }
     assert.match(steps, /--attribute-condition="assertion.repository=='OWNER\/REPO'"/);
-    assert.match(
-      steps,
-      /add-iam-policy-binding convergence-api-staging@acme-stage.iam.gserviceaccount.com .*roles\/iam.serviceAccountUser/,
-    );
+    for (const runtime of ['convergence-api-staging@acme-stage', 'convergence-job-staging@acme-stage', 'convergence-api-prod@acme-prod']) {
+      assert.match(steps, new RegExp(`add-iam-policy-binding ${runtime}.iam.gserviceaccount.com .*roles/iam.serviceAccountUser`), runtime);
+    }
     assert.match(steps, /gh variable set GCP_WIF_PROVIDER --body /);
     assert.match(steps, /gh variable set GCP_DEPLOY_SA --env prod --body convergence-deploy@acme-prod.iam.gserviceaccount.com/);
     assert.match(steps, /Require a reviewer for the GitHub environment "prod"/);
     assert.doesNotMatch(steps, /keys create|credentials_json|key-file/, 'no service account key is ever made');
   });
 
-  it('federates a project shared by both environments once, and uses the service_account convergence.yaml names', () => {
+  it('federates a project shared by both environments once, acting as the accounts convergence.yaml names', () => {
     const shared: CiTargets = {
       staging: { name: 'staging', project: 'acme', found: true },
       production: { name: 'prod', project: 'acme', found: true },
     };
     const environments = {
       staging: { service_account: 'runner@acme.iam.gserviceaccount.com' },
+      prod: { service_account: 'api@acme.iam.gserviceaccount.com', job_service_account: 'jobs@acme.iam.gserviceaccount.com' },
     } as unknown as WorkspaceConfig['environments'];
     const steps = githubNextSteps(shared, environments).join('\n');
     assert.equal(steps.match(/workload-identity-pools create github/g)?.length, 1);
-    assert.match(steps, /add-iam-policy-binding runner@acme.iam.gserviceaccount.com /);
+    const actAs = [...steps.matchAll(/add-iam-policy-binding (\S+) .*roles\/iam.serviceAccountUser/g)].map((m) => m[1]);
+    assert.deepEqual(actAs, [
+      'runner@acme.iam.gserviceaccount.com',
+      'api@acme.iam.gserviceaccount.com',
+      'jobs@acme.iam.gserviceaccount.com',
+    ]);
   });
 });
 
