@@ -8,7 +8,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { createGcpClients, ENDPOINT_VARS } from '../../src/backends/gcp/clients.ts';
 import { GcpIamAdmin } from '../../src/backends/iam-admin/gcp.ts';
 import { GcpProjectIam } from '../../src/backends/project-iam/gcp.ts';
-import { PolicyConflict } from '../../src/backends/project-iam/port.ts';
+import { PolicyConflict, UnknownMember } from '../../src/backends/project-iam/port.ts';
 import { ExitCode, isConvergenceError, type ConvergenceError } from '../../src/lib/errors.ts';
 import { IamAdminFake, IAM_ADMIN_PERMISSIONS } from '../fakes/iam-admin-api.ts';
 import { RESOURCE_MANAGER_PERMISSIONS, ResourceManagerFake } from '../fakes/grpc/resource-manager.ts';
@@ -194,16 +194,15 @@ describe('project IAM policy (Resource Manager v3)', () => {
     }
   });
 
-  it('a member that is a missing service account of the project is refused (exit 2)', async () => {
+  it('a member that is a missing service account of the project is an UnknownMember naming it', async () => {
+    const nobody = `nobody-here@${PROJECT}.iam.gserviceaccount.com`;
     await using(projectIam(), async (iam) => {
       const policy = await iam.getPolicy();
-      const err = await convergenceError(
-        iam.setPolicy({
-          ...policy,
-          bindings: [{ role: 'roles/viewer', members: [`serviceAccount:nobody-here@${PROJECT}.iam.gserviceaccount.com`] }],
-        }),
-        ExitCode.usage,
+      const err = await rejection(
+        iam.setPolicy({ ...policy, bindings: [{ role: 'roles/viewer', members: [`serviceAccount:${nobody}`] }] }),
       );
+      assert.ok(err instanceof UnknownMember, String(err));
+      assert.equal(err.account, nobody);
       assert.match(err.message, /does not exist/);
     });
   });

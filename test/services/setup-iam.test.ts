@@ -171,6 +171,29 @@ describe('setup: service accounts and project IAM', () => {
     assert.deepEqual(await withSetup(env, (setup) => projectIamStep.plan(setup)), []);
   });
 
+  it('waits for an account IAM does not know yet right after its creation, then grants', async () => {
+    const env = await addEnv();
+    const job = account(`convergence-job-${env}`);
+    const refused = () => fakes.grpc.calls('SetIamPolicy').filter((call) => call.code === 3).length;
+    const refusedBefore = refused();
+    await withSetup(env, async (setup) => {
+      await runSteps(setup, [serviceAccountsStep]);
+      fakes.resourceManager.notYetKnown(job, 2);
+      await runSteps(setup, [projectIamStep]);
+    });
+    assert.equal(refused(), refusedBefore + 2);
+    assert.ok(holders('roles/logging.logWriter').includes(`serviceAccount:${job}`));
+  });
+
+  it('a granted account that does not exist and is not being created: exit 2 naming it', async () => {
+    const env = await addEnv();
+    await withSetup(env, async (setup) => {
+      const changes = await projectIamStep.plan(setup);
+      const err = await expectExit(projectIamStep.apply(setup, changes), ExitCode.usage);
+      assert.match(err.message, /has no service account convergence-(api|job)-iam\d+@/);
+    });
+  });
+
   it('gives up with a clear conflict when the policy keeps changing under it', async () => {
     const env = await addEnv();
     await withSetup(env, async (setup) => {

@@ -2,7 +2,7 @@ import type { protos } from '@google-cloud/resource-manager';
 import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
-import { PolicyConflict, type PolicyBinding, type ProjectIam, type ProjectPolicy } from './port.ts';
+import { PolicyConflict, UnknownMember, type PolicyBinding, type ProjectIam, type ProjectPolicy } from './port.ts';
 
 type IPolicy = protos.google.iam.v1.IPolicy;
 type IBinding = protos.google.iam.v1.IBinding;
@@ -12,6 +12,9 @@ const RESOURCE_MANAGER_API = 'cloudresourcemanager.googleapis.com';
 const POLICY_VERSION = 3;
 const READ = { permission: 'resourcemanager.projects.getIamPolicy', role: 'roles/iam.securityReviewer' } as const;
 const WRITE = { permission: 'resourcemanager.projects.setIamPolicy', role: 'roles/resourcemanager.projectIamAdmin' } as const;
+
+/** Google's INVALID_ARGUMENT for a member that is a service account it does not know. */
+const UNKNOWN_ACCOUNT = /Service account (\S+@\S+?) does not exist/;
 
 const etagText = (etag: IPolicy['etag']): string =>
   etag === null || etag === undefined ? '' : typeof etag === 'string' ? etag : Buffer.from(etag).toString('base64');
@@ -84,7 +87,10 @@ export class GcpProjectIam implements ProjectIam {
       );
       return fromApi(written);
     } catch (err) {
-      if (googleErrorFacts(err).grpcCode === GrpcCode.ABORTED) throw new PolicyConflict(googleErrorFacts(err).detail);
+      const facts = googleErrorFacts(err);
+      if (facts.grpcCode === GrpcCode.ABORTED) throw new PolicyConflict(facts.detail);
+      const unknown = facts.grpcCode === GrpcCode.INVALID_ARGUMENT ? UNKNOWN_ACCOUNT.exec(facts.detail) : null;
+      if (unknown) throw new UnknownMember(unknown[1]!, facts.detail);
       throw this.#error(err, WRITE);
     }
   }

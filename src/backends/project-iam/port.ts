@@ -41,10 +41,26 @@ export interface ProjectIam {
   getPolicy(): Promise<ProjectPolicy>;
   /**
    * Writes the bindings of `policy` under its etag; only bindings and etag change (audit configs
-   * stay as they are). Throws PolicyConflict when another writer changed the policy since it was read.
+   * stay as they are). Throws PolicyConflict when another writer changed the policy since it was
+   * read, UnknownMember when a service account it names does not exist (yet).
    */
   setPolicy(policy: ProjectPolicy): Promise<ProjectPolicy>;
   close(): Promise<void>;
+}
+
+/**
+ * The policy names a service account Google does not know. Right after the account was created
+ * this is IAM's propagation delay (it can take a minute), so a caller that just made the account
+ * may wait and write again.
+ */
+export class UnknownMember extends Error {
+  readonly account: string;
+
+  constructor(account: string, detail: string) {
+    super(detail);
+    this.name = 'UnknownMember';
+    this.account = account;
+  }
 }
 
 /** The policy changed between its read and this write: read it again and redo the change. */

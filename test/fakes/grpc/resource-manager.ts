@@ -81,6 +81,7 @@ export class ResourceManagerFake implements FakeService {
   readonly grantedTo = new Map<string, Set<string>>();
   readonly #policies = new Map<string, StoredPolicy>();
   readonly #interleaved: Array<(policy: StoredPolicy) => void> = [];
+  readonly #propagating = new Map<string, number>();
   readonly #accountExists: ((email: string) => boolean | undefined) | undefined;
   #writes = 0;
 
@@ -121,6 +122,14 @@ export class ResourceManagerFake implements FakeService {
    */
   interleave(change: (policy: StoredPolicy) => void): void {
     this.#interleaved.push(change);
+  }
+
+  /**
+   * The next `times` SetIamPolicy calls naming this service account refuse it as not existing,
+   * as Google does for a minute or so after an account is created.
+   */
+  notYetKnown(email: string, times: number): void {
+    this.#propagating.set(email, times);
   }
 
   bindings(): ServiceBinding[] {
@@ -206,8 +215,12 @@ export class ResourceManagerFake implements FakeService {
       const members = [...new Set(((raw.members as string[] | undefined) ?? []).map(String))];
       for (const member of members) {
         if (!MEMBER.test(member)) throw invalid(`Invalid member ${member}: it must start with user:, serviceAccount:, group: or domain:.`);
-        if (member.startsWith('serviceAccount:') && this.#accountExists?.(member.slice('serviceAccount:'.length)) === false) {
-          throw invalid(`Service account ${member.slice('serviceAccount:'.length)} does not exist.`);
+        const account = member.startsWith('serviceAccount:') ? member.slice('serviceAccount:'.length) : undefined;
+        if (account && this.#accountExists?.(account) === false) throw invalid(`Service account ${account} does not exist.`);
+        const lagging = account ? (this.#propagating.get(account) ?? 0) : 0;
+        if (account && lagging > 0) {
+          this.#propagating.set(account, lagging - 1);
+          throw invalid(`Service account ${account} does not exist.`);
         }
       }
       // Google drops a binding left without members.

@@ -1,11 +1,13 @@
-import { PolicyConflict, type ProjectIam, type ProjectPolicy, type RoleGrant } from '../../../backends/project-iam/port.ts';
-import { conflictError } from '../../../lib/errors.ts';
+import { PolicyConflict, UnknownMember, type ProjectIam, type ProjectPolicy, type RoleGrant } from '../../../backends/project-iam/port.ts';
+import { conflictError, usageError } from '../../../lib/errors.ts';
 import { retry, type RetryPolicy } from '../../../lib/retry.ts';
 import { projectGrants } from '../roles.ts';
 import type { PlannedChange, SetupContext, SetupStep } from '../step.ts';
 
 /** Google asks for the whole read-modify-write to be retried with backoff when the etag is stale. */
 const CONFLICT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 4000, jitter: 'equal' };
+/** An account created a moment ago can take up to a minute to be known to IAM policies. */
+const NEW_ACCOUNT_RETRY: RetryPolicy = { attempts: 7, baseDelayMs: 500, maxDelayMs: 16_000, jitter: 'equal' };
 
 const describe = (grant: RoleGrant) => `${grant.role} to ${grant.member}`;
 
@@ -46,9 +48,50 @@ async function plan(setup: SetupContext): Promise<PlannedChange[]> {
     .map((grant) => ({ action: 'grant', resource: `projects/${setup.project}`, detail: describe(grant) }));
 }
 
+/** One read-modify-write, started again from a fresh read while another writer keeps winning. */
+async function grantOnce(setup: SetupContext, iam: ProjectIam, grants: readonly RoleGrant[]): Promise<void> {
+  try {
+    await retry(
+      async () => {
+        const { policy, added } = withGrants(await iam.getPolicy(), grants);
+        if (added.length > 0) await iam.setPolicy(policy);
+      },
+      CONFLICT_RETRY,
+      { retryable: (err) => err instanceof PolicyConflict },
+    );
+  } catch (err) {
+    if (!(err instanceof PolicyConflict)) throw err;
+    throw conflictError(
+      `the IAM policy of project ${setup.project} kept changing while setup added its grants (${CONFLICT_RETRY.attempts} attempts): ${err.message}`,
+      { suggestion: 'run setup again once the other change to the project policy has finished', cause: err },
+    );
+  }
+}
+
+/** The refusal of a grant to an account the project does not have. */
+function noSuchAccount(setup: SetupContext, err: UnknownMember, propagating: boolean) {
+  return usageError(`project ${setup.project} has no service account ${err.account} to grant roles to: ${err.message}`, {
+    suggestion: propagating
+      ? 'IAM can take a few minutes to know a new account everywhere: run setup again in a minute'
+      : `create ${err.account} (setup's service_accounts step does), or name an existing account in convergence.yaml`,
+    data: { account: err.account },
+    cause: err,
+  });
+}
+
+async function accountExists(setup: SetupContext, email: string): Promise<boolean> {
+  const iam = await setup.ctx.backends.iamAdmin!();
+  try {
+    return (await iam.getServiceAccount(email)) !== undefined;
+  } finally {
+    await iam.close();
+  }
+}
+
 /**
  * Read, add, write under the etag read; a write another writer beat starts again from a fresh
- * read, so their bindings are kept and ours are added on top.
+ * read, so their bindings are kept and ours are added on top. An account IAM reports as unknown
+ * although it exists (it was created a moment ago and has not propagated) is waited for.
  */
 async function apply(setup: SetupContext, changes: PlannedChange[]): Promise<void> {
   const planned = new Set(changes.map((change) => change.detail));
@@ -58,18 +101,18 @@ async function apply(setup: SetupContext, changes: PlannedChange[]): Promise<voi
     try {
       await retry(
         async () => {
-          const { policy, added } = withGrants(await iam.getPolicy(), grants);
-          if (added.length > 0) await iam.setPolicy(policy);
+          try {
+            await grantOnce(setup, iam, grants);
+          } catch (err) {
+            if (err instanceof UnknownMember && !(await accountExists(setup, err.account))) throw noSuchAccount(setup, err, false);
+            throw err;
+          }
         },
-        CONFLICT_RETRY,
-        { retryable: (err) => err instanceof PolicyConflict },
+        NEW_ACCOUNT_RETRY,
+        { retryable: (err) => err instanceof UnknownMember },
       );
     } catch (err) {
-      if (!(err instanceof PolicyConflict)) throw err;
-      throw conflictError(
-        `the IAM policy of project ${setup.project} kept changing while setup added its grants (${CONFLICT_RETRY.attempts} attempts): ${err.message}`,
-        { suggestion: 'run setup again once the other change to the project policy has finished', cause: err },
-      );
+      throw err instanceof UnknownMember ? noSuchAccount(setup, err, true) : err;
     }
   });
 }
