@@ -273,6 +273,13 @@ describe('setup: service accounts and project IAM', () => {
     assert.match(err.suggestion ?? '', /remove job_service_account/);
   });
 
+  it('refuses before creating anything an account id Google would refuse, suggesting a shorter one (exit 2)', async () => {
+    const env = await addEnv([`scheduler_service_account: ${account('convergence-scheduler-production')}`]);
+    const err = await withSetup(env, (setup) => expectExit(serviceAccountsStep.plan(setup), ExitCode.usage));
+    assert.match(err.message, /its id "convergence-scheduler-production" \(32 characters\)/);
+    assert.match(err.suggestion ?? '', new RegExp(`scheduler_service_account .* e\\.g\\. convergence-sched-${env}@`));
+  });
+
   it('refuses a missing Google-managed account it cannot create (exit 2)', async () => {
     const env = await addEnv(['scheduler_service_account: 123456789012-compute@developer.gserviceaccount.com']);
     const err = await withSetup(env, (setup) => expectExit(serviceAccountsStep.plan(setup), ExitCode.usage));

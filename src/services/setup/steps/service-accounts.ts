@@ -11,7 +11,9 @@ interface WantedAccount {
 }
 
 /** <id>@<project>.iam.gserviceaccount.com: the accounts a project's owner creates (not Google-managed ones). */
-const USER_MANAGED = /^([a-z][a-z0-9-]{4,28}[a-z0-9])@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$/;
+const USER_MANAGED = /^([^@]+)@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$/;
+/** What Google accepts before the @: 6-30 characters, a lowercase letter first, no "-" last. */
+const ACCOUNT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 
 function wantedAccounts(setup: SetupContext): WantedAccount[] {
   const { names, env } = setup;
@@ -56,6 +58,27 @@ function refuseElsewhere(setup: SetupContext, account: WantedAccount): never {
   );
 }
 
+const SHORT_ROLE: Record<WantedAccount['key'], string> = {
+  service_account: 'api',
+  job_service_account: 'job',
+  scheduler_service_account: 'sched',
+};
+
+/** convergence-<role>-<env>, cut to Google's 30 characters. */
+const shorterId = (setup: SetupContext, account: WantedAccount) =>
+  `convergence-${SHORT_ROLE[account.key]}-${setup.env.name}`.slice(0, 30).replace(/-+$/, '');
+
+/** An id Google would refuse, found before anything is created (a long environment name makes one). */
+function refuseInvalidId(setup: SetupContext, account: WantedAccount, id: string): never {
+  throw usageError(
+    `service account ${account.email} cannot be created: its id "${id}" (${id.length} characters) is not 6-30 lowercase letters, digits or "-" starting with a letter`,
+    {
+      suggestion: `set environments.${setup.env.name}.${account.key} in convergence.yaml to an account with a shorter id, e.g. ${shorterId(setup, account)}@${setup.project}.iam.gserviceaccount.com`,
+      data: { key: `environments.${setup.env.name}.${account.key}`, account: account.email },
+    },
+  );
+}
+
 async function withIamAdmin<T>(setup: SetupContext, work: (iam: IamAdmin) => Promise<T>): Promise<T> {
   const iam = await setup.ctx.backends.iamAdmin!();
   try {
@@ -71,6 +94,7 @@ async function plan(setup: SetupContext): Promise<PlannedChange[]> {
     for (const account of wantedAccounts(setup)) {
       const match = USER_MANAGED.exec(account.email);
       if (match && match[2] !== setup.project) refuseElsewhere(setup, account);
+      if (match && !ACCOUNT_ID.test(match[1]!)) refuseInvalidId(setup, account, match[1]!);
       if (await iam.getServiceAccount(account.email)) continue;
       // A Google-managed account (Compute's default, ...) that is missing: nothing here can make it.
       if (!match) refuseElsewhere(setup, account);
