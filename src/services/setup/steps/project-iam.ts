@@ -6,8 +6,8 @@ import type { PlannedChange, SetupContext, SetupStep } from '../step.ts';
 
 /** Google asks for the whole read-modify-write to be retried with backoff when the etag is stale. */
 const CONFLICT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 4000, jitter: 'equal' };
-/** An account created a moment ago can take up to a minute to be known to IAM policies. */
-const NEW_ACCOUNT_RETRY: RetryPolicy = { attempts: 7, baseDelayMs: 500, maxDelayMs: 16_000, jitter: 'equal' };
+/** An account created a moment ago can take a minute to be known to IAM policies: up to about 45s of waiting. */
+const NEW_ACCOUNT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 16_000, jitter: 'equal' };
 
 const describe = (grant: RoleGrant) => `${grant.role} to ${grant.member}`;
 
