@@ -12,11 +12,11 @@ const NAME = 'scheduler';
 export async function schedulerCheck(env: ResolvedEnv, backends: Backends, add: (c: Check) => void): Promise<void> {
   const cloud = cloudEnv(env);
   if (!cloud || !backends.runPlatform) return;
-  if (!cloud.settings.job || !cloud.settings.service_account) {
+  if (!cloud.settings.job || !(cloud.settings.scheduler_service_account ?? cloud.settings.service_account)) {
     add({
       name: NAME,
       status: 'skip',
-      detail: 'no job or service_account for this environment in convergence.yaml: no scheduler to check',
+      detail: 'no job or service_account (or scheduler_service_account) for this environment in convergence.yaml: no scheduler to check',
     });
     return;
   }
