@@ -14,6 +14,7 @@ import { runDoctor } from '../../src/services/doctor/index.ts';
 import { planSummary } from '../../src/services/setup/plan-table.ts';
 import { runSetup, type SetupRunResult } from '../../src/services/setup/run.ts';
 import { SETUP_ORDER, setupSteps } from '../../src/services/setup/steps/index.ts';
+import { REQUIRED_APIS } from '../../src/services/setup/steps/apis.ts';
 import { CLOUD_PROJECT, startCloudFakes, type CloudFakes } from '../fakes/cloud.ts';
 import { newWorkspace, withContext } from '../helpers/context.ts';
 import { cleanupAll } from '../helpers/tmp.ts';
@@ -118,6 +119,39 @@ describe(`setup --env ${ENV} on an empty project`, () => {
 
     const tenants = await withContext(root, async (ctx) => (await ctx.backends.warehouse()).datasetExists('tenants'), { env: ENV });
     assert.ok(tenants, 'the tenants dataset exists');
+
+    // What the other steps made, as the fakes of their APIs hold it.
+    for (const api of REQUIRED_APIS) assert.ok(fakes.serviceUsage.isEnabled(CLOUD_PROJECT, api), `${api} enabled`);
+    assert.equal(
+      fakes.artifactRegistry.repository(`projects/${CLOUD_PROJECT}/locations/us-central1/repositories/convergence`)?.format,
+      'DOCKER',
+    );
+    const account = (role: string) => `convergence-${role}-${ENV}@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
+    for (const role of ['api', 'job', 'scheduler']) assert.ok(fakes.iamAdmin.has(account(role)), `${account(role)} exists`);
+    const projectRoles = (member: string) =>
+      fakes.resourceManager
+        .policy(CLOUD_PROJECT)
+        .bindings.filter((b) => b.members.includes(member))
+        .map((b) => b.role)
+        .sort();
+    assert.deepEqual(projectRoles(`serviceAccount:${JOB_ACCOUNT}`), [
+      'roles/bigquery.dataEditor',
+      'roles/bigquery.jobUser',
+      'roles/logging.logWriter',
+      'roles/secretmanager.secretAccessor',
+    ]);
+    assert.deepEqual(projectRoles(`serviceAccount:${account('scheduler')}`), [], 'the scheduler holds no project role');
+    const key = fakes.kms.describeKey(String(settings.kms_key));
+    assert.equal(key['purpose'], 'ENCRYPT_DECRYPT');
+    assert.ok(key['rotationPeriod'], 'the key rotates');
+    assert.deepEqual(fakes.kms.policy(String(settings.kms_key)).members('roles/cloudkms.cryptoKeyEncrypterDecrypter').sort(), [
+      `serviceAccount:${account('api')}`,
+      `serviceAccount:${JOB_ACCOUNT}`,
+    ]);
+    const bucket = fakes.gcs.bucketState(String(settings.state_bucket));
+    assert.equal(bucket.uniformAccess, true);
+    assert.equal(bucket.versioning, true);
+    assert.equal(bucket.publicAccessPrevention, 'enforced');
   });
 
   it('a second run changes nothing and says so', async () => {
