@@ -6,7 +6,7 @@
  */
 
 /** A google.type.Expr: the condition of a conditional binding, kept exactly as read. */
-export interface BindingCondition {
+interface BindingCondition {
   expression: string;
   title: string;
   description: string;

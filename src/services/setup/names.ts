@@ -38,7 +38,7 @@ export function setupNames(env: CloudEnv, project: string): SetupNames {
 }
 
 /** The Cloud Run service and job names: the settings, else convergence-api-<env> and convergence-pipeline-<env>. */
-export function runNames(env: CloudEnv): { service: string; job: string } {
+function runNames(env: CloudEnv): { service: string; job: string } {
   return { service: env.settings.service ?? `convergence-api-${env.name}`, job: env.settings.job ?? `convergence-pipeline-${env.name}` };
 }
 

@@ -19,7 +19,7 @@ export function membersLacking(policy: IamPolicy, role: string, members: readonl
  * The policy with `members` added to the unconditional binding of `role`; every other binding,
  * conditional ones included, is kept as read. Undefined when nothing is missing.
  */
-export function withMembers(policy: IamPolicy, role: string, members: readonly string[]): IamPolicy | undefined {
+function withMembers(policy: IamPolicy, role: string, members: readonly string[]): IamPolicy | undefined {
   const lacking = membersLacking(policy, role, members);
   if (lacking.length === 0) return undefined;
   const bindings = policy.bindings.map((binding) => ({ ...binding, members: [...binding.members] }));

@@ -2,7 +2,7 @@ import { createAdminKey } from '../../keys.ts';
 import type { PlannedChange, SetupContext, SetupStep } from '../step.ts';
 
 /** How the operator reads the key setup made: it is never printed, in the plan or after apply. */
-export function adminKeyReadCommand(setup: SetupContext): string {
+function adminKeyReadCommand(setup: SetupContext): string {
   return `gcloud secrets versions access latest --secret ${setup.names.adminKeySecret} --project ${setup.project}`;
 }
 

@@ -8,7 +8,7 @@ import type { RegisteredStep } from './index.ts';
  * What Cloud Scheduler's account needs on the job: its ticks start it with container overrides
  * (run.jobs.runWithOverrides), and this predefined role holds that and run.jobs.run, nothing more.
  */
-export const SCHEDULER_JOB_ROLE = 'roles/run.jobsExecutorWithOverrides';
+const SCHEDULER_JOB_ROLE = 'roles/run.jobsExecutorWithOverrides';
 
 async function withPlatform<T>(setup: SetupContext, work: (platform: RunPlatform) => Promise<T>): Promise<T> {
   const platform = await setup.ctx.backends.runPlatform!();
@@ -23,7 +23,7 @@ const jobResource = (setup: SetupContext, job: string) => `projects/${setup.proj
 const schedulerMember = (setup: SetupContext) => `serviceAccount:${setup.names.schedulerAccount}`;
 
 /** Why setup leaves the job alone: without an image there is nothing to run yet. */
-export function jobSkipReason(setup: SetupContext): string | undefined {
+function jobSkipReason(setup: SetupContext): string | undefined {
   return setup.env.settings.image ? undefined : 'skipped: set image in convergence.yaml or run deploy';
 }
 
