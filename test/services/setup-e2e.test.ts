@@ -113,7 +113,7 @@ describe(`setup --env ${ENV} on an empty project`, () => {
     assert.deepEqual(policy.bindings, [
       {
         role: 'roles/run.jobsExecutorWithOverrides',
-        members: [`serviceAccount:convergence-scheduler-${ENV}@${CLOUD_PROJECT}.iam.gserviceaccount.com`],
+        members: [`serviceAccount:convergence-sched-${ENV}@${CLOUD_PROJECT}.iam.gserviceaccount.com`],
       },
     ]);
 
@@ -127,7 +127,7 @@ describe(`setup --env ${ENV} on an empty project`, () => {
       'DOCKER',
     );
     const account = (role: string) => `convergence-${role}-${ENV}@${CLOUD_PROJECT}.iam.gserviceaccount.com`;
-    for (const role of ['api', 'job', 'scheduler']) assert.ok(fakes.iamAdmin.has(account(role)), `${account(role)} exists`);
+    for (const role of ['api', 'job', 'sched']) assert.ok(fakes.iamAdmin.has(account(role)), `${account(role)} exists`);
     const projectRoles = (member: string) =>
       fakes.resourceManager
         .policy(CLOUD_PROJECT)
@@ -140,7 +140,7 @@ describe(`setup --env ${ENV} on an empty project`, () => {
       'roles/logging.logWriter',
       'roles/secretmanager.secretAccessor',
     ]);
-    assert.deepEqual(projectRoles(`serviceAccount:${account('scheduler')}`), [], 'the scheduler holds no project role');
+    assert.deepEqual(projectRoles(`serviceAccount:${account('sched')}`), [], 'the scheduler holds no project role');
     const key = fakes.kms.describeKey(String(settings.kms_key));
     assert.equal(key['purpose'], 'ENCRYPT_DECRYPT');
     assert.ok(key['rotationPeriod'], 'the key rotates');

@@ -39,7 +39,7 @@ function namesOf(setup: Omit<SetupContext, 'names'>): SetupNames {
   return {
     apiAccount: settings.service_account ?? account(`convergence-api-${name}`),
     jobAccount: settings.job_service_account ?? account(`convergence-job-${name}`),
-    schedulerAccount: settings.scheduler_service_account ?? account(`convergence-scheduler-${name}`),
+    schedulerAccount: settings.scheduler_service_account ?? account(`convergence-sched-${name}`),
     kmsKey: settings.kms_key ?? '',
     stateBucket: settings.state_bucket ?? '',
     registry: `projects/${CLOUD_PROJECT}/locations/us-central1/repositories/convergence`,
@@ -121,7 +121,7 @@ describe('setup: service accounts and project IAM', () => {
         `grant roles/logging.logWriter to ${job}`,
       ],
     );
-    const created = fakes.iamAdmin.accounts().find((a) => a.email === account(`convergence-scheduler-${env}`));
+    const created = fakes.iamAdmin.accounts().find((a) => a.email === account(`convergence-sched-${env}`));
     assert.equal(created?.displayName, `Convergence scheduler (${env})`);
     assert.ok(holders('roles/bigquery.jobUser').includes(api));
     assert.ok(holders('roles/logging.logWriter').includes(job));
@@ -254,7 +254,7 @@ describe('setup: service accounts and project IAM', () => {
     const plans = await withSetup(env, (setup) => runSteps(setup));
     assert.deepEqual(
       plans.service_accounts!.map((change) => change.resource.split('/').at(-1)),
-      [shared, account(`convergence-scheduler-${env}`)],
+      [shared, account(`convergence-sched-${env}`)],
     );
     const grants = plans.project_iam!.map((change) => change.detail);
     assert.equal(grants.length, 4, grants.join('\n'));

@@ -265,7 +265,7 @@ describe('names in convergence.yaml', () => {
     const settings = await envYaml(env);
     assert.equal(settings.service_account, 'api@demo-project.iam.gserviceaccount.com');
     assert.equal(settings.job_service_account, `convergence-job-${env}@${CLOUD_PROJECT}.iam.gserviceaccount.com`);
-    assert.equal(settings.scheduler_service_account, `convergence-scheduler-${env}@${CLOUD_PROJECT}.iam.gserviceaccount.com`);
+    assert.equal(settings.scheduler_service_account, `convergence-sched-${env}@${CLOUD_PROJECT}.iam.gserviceaccount.com`);
     assert.equal(settings.service, `convergence-api-${env}`);
     assert.equal(settings.job, `convergence-pipeline-${env}`);
 

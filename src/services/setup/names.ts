@@ -28,7 +28,7 @@ export function setupNames(env: CloudEnv, project: string): SetupNames {
   return {
     apiAccount: settings.service_account ?? accountEmail(`convergence-api-${name}`, project),
     jobAccount: settings.job_service_account ?? accountEmail(`convergence-job-${name}`, project),
-    schedulerAccount: settings.scheduler_service_account ?? accountEmail(`convergence-scheduler-${name}`, project),
+    schedulerAccount: settings.scheduler_service_account ?? accountEmail(`convergence-sched-${name}`, project),
     kmsKey:
       settings.kms_key ?? `projects/${project}/locations/${settings.region}/keyRings/convergence-${name}/cryptoKeys/api-key-encryption`,
     stateBucket: settings.state_bucket ?? `${project}-convergence-state-${name}`,

@@ -40,7 +40,7 @@ export interface SetupNames {
   apiAccount: string;
   /** The pipeline job's runtime account (`job_service_account`, default convergence-job-<env>@...). */
   jobAccount: string;
-  /** The account Cloud Scheduler calls the job with (`scheduler_service_account`, default convergence-scheduler-<env>@...). */
+  /** The account Cloud Scheduler calls the job with (`scheduler_service_account`, default convergence-sched-<env>@..., short enough for an environment named production). */
   schedulerAccount: string;
   /** projects/P/locations/L/keyRings/R/cryptoKeys/K (`kms_key`, default in `region`: keyRings/convergence-<env>/cryptoKeys/api-key-encryption). */
   kmsKey: string;
