@@ -103,7 +103,7 @@ describe('setup: service accounts and project IAM', () => {
     const plans = await withSetup(env, (setup) => runSteps(setup));
     assert.deepEqual(
       plans.service_accounts!.map((change) => [change.action, change.resource]),
-      ['api', 'job', 'scheduler'].map((kind) => [
+      ['api', 'job', 'sched'].map((kind) => [
         'create',
         `projects/${CLOUD_PROJECT}/serviceAccounts/${account(`convergence-${kind}-${env}`)}`,
       ]),
