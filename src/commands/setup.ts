@@ -12,7 +12,7 @@ export default class Setup extends BaseCommand<typeof Setup> {
     'Bring a Google Cloud project to what an environment needs, once: APIs, accounts, roles, key, bucket, registry, dataset, admin key, job.';
   static override description = `Reads the environment from convergence.yaml and plans, step by step (each step only reads):
   config            the names setup uses written into convergence.yaml when absent (kms_key, state_bucket, service, job and the three service accounts), comments kept
-  apis              run, cloudbuild, artifactregistry, secretmanager, bigquery, cloudkms, cloudscheduler, storage, logging, monitoring, pubsub and iam enabled
+  apis              run, cloudbuild, artifactregistry, secretmanager, bigquery, cloudkms, cloudscheduler, storage, logging, monitoring, pubsub, iam, iamcredentials, cloudresourcemanager and serviceusage enabled
   service_accounts  the API service's, the pipeline job's and the scheduler's accounts
   project_iam       their least-privilege roles, granted by read-modify-write of the project policy under its etag (bindings it did not add stay)
   kms               the key ring and key (with a rotation period)
