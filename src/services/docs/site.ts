@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { assertTenantId } from '../../domain/ids.ts';
+import { usageError } from '../../lib/errors.ts';
+import { isInside } from '../../lib/paths.ts';
+import type { ServiceContext } from '../context.ts';
+import { requireTenant } from '../tenants.ts';
+import { collectSiteModel } from './collect.ts';
+import type { SiteFiles, SiteModel } from './model.ts';
+import { renderSite } from './render/index.ts';
+
+/** Written into every generated site: a folder holding it may be replaced by the next generation. */
+export const SITE_MARKER = '.convergence-site';
+
+export interface GeneratedSite {
+  model: SiteModel;
+  files: SiteFiles;
+}
+
+/** The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere). */
+export async function generateSite(ctx: ServiceContext, tenantId: string): Promise<GeneratedSite> {
+  assertTenantId(tenantId);
+  await requireTenant(ctx, tenantId, { allowDeleted: true });
+  const model = await collectSiteModel(ctx, tenantId);
+  const files = await renderSite(model);
+  files.set(SITE_MARKER, `${JSON.stringify({ tenant_id: tenantId, env: model.env, generated_at: model.generatedAt })}\n`);
+  return { model, files };
+}
+
+/** `docs/<tenant>` under the workspace: where the site goes when --out is not given. */
+export const defaultSiteDir = (root: string, tenantId: string) => path.join(root, 'docs', tenantId);
+
+/**
+ * Writes the site to `outDir` whole or not at all: the files go to a fresh sibling folder that
+ * then takes the place of the old site. A folder that is not an earlier site (no marker) is
+ * never replaced, and the workspace's own folders are refused.
+ */
+export async function writeSite(root: string, outDir: string, files: SiteFiles): Promise<string> {
+  const out = path.resolve(outDir);
+  await refuseUnsafeTarget(root, out);
+  const parent = path.dirname(out);
+  await mkdir(parent, { recursive: true });
+  const suffix = randomBytes(4).toString('hex');
+  const fresh = path.join(parent, `.${path.basename(out)}.new-${suffix}`);
+  const old = path.join(parent, `.${path.basename(out)}.old-${suffix}`);
+  try {
+    for (const [relative, content] of files) {
+      const file = path.join(fresh, relative);
+      if (!isInside(file, fresh)) throw new Error(`site file ${relative} lies outside the site`);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, content);
+    }
+    const existed = await exists(out);
+    if (existed) await rename(out, old);
+    await rename(fresh, out);
+    if (existed) await rm(old, { recursive: true, force: true });
+  } catch (err) {
+    await rm(fresh, { recursive: true, force: true });
+    throw err;
+  }
+  return out;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return lstat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The target, its links resolved, must not be (or hold) the workspace, its configs or its state. */
+async function refuseUnsafeTarget(root: string, out: string): Promise<void> {
+  const workspace = await realpath(root);
+  const target = await resolveExisting(out);
+  const guarded = ['configs', 'data', '.convergence'].map((folder) => path.join(workspace, folder));
+  if (isInside(workspace, target) || guarded.some((folder) => isInside(target, folder))) {
+    throw usageError(`--out ${out} would overwrite the workspace or its configs, data or state`, {
+      suggestion: 'pass a folder of its own, e.g. --out docs/<tenant> (the default)',
+    });
+  }
+  if (!(await exists(out))) return;
+  const stat = await lstat(out);
+  const marked = stat.isDirectory() && (await readFile(path.join(out, SITE_MARKER), 'utf8').catch(() => null)) !== null;
+  if (!marked) {
+    throw usageError(`--out ${out} exists and is not a site made by \`convergence docs generate\`; it is left as it is`, {
+      suggestion: 'pass a new folder with --out, or remove that one',
+    });
+  }
+}
+
+/** The real path of `file`, or of its nearest existing ancestor with the rest appended. */
+async function resolveExisting(file: string): Promise<string> {
+  const missing: string[] = [];
+  let current = file;
+  for (;;) {
+    try {
+      return path.join(await realpath(current), ...missing.reverse());
+    } catch {
+      const parent = path.dirname(current);
+      if (parent === current) return file;
+      missing.push(path.basename(current));
+      current = parent;
+    }
+  }
+}
