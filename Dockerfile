@@ -34,6 +34,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin/ bin/
 COPY examples/ examples/
 COPY templates/ templates/
+COPY assets/ assets/
 COPY --from=build /src/dist/ dist/
 COPY --from=build /src/oclif.manifest.json ./
 # convergence.yam[l] matches nothing when the context has no workspace config; package.json keeps the COPY valid.

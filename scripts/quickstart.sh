@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default (DuckDB, local keyring, file secrets):
 # workspace with the demo tenant -> metadata bootstrap -> tenant -> API key -> pipeline runs
-# (usage export files, then the usage API) -> run history, quota, checks. No cloud account needed.
+# (usage export files, then the usage API) -> run history, quota, the tenant's site, checks. No cloud account needed.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 DEMO="${1:-$ROOT/demo}"
 cv() { echo "+ convergence $*" >&2; node "$ROOT/bin/run.js" "$@"; }
@@ -49,6 +49,9 @@ SERVE_PID=""
 
 cv pipeline runs --tenant acme_corp
 cv quota show --tenant acme_corp
+# The tenant's site: lineage graph, a page per table and pipeline, run and data-quality charts.
+cv docs generate --tenant acme_corp
 cv doctor
 echo >&2
 echo "Done. The workspace is in $DEMO; run the CLI there with $ROOT/bin/convergence (e.g. pipeline logs <run_id>)." >&2
+echo "The demo tenant's site: open $DEMO/docs/acme_corp/index.html in a browser." >&2

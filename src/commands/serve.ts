@@ -28,6 +28,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
   POST   /api/v1/admin/bootstrap | /admin/tenants | /admin/api-keys     admin (X-Admin-Key)
   GET    /api/v1/admin/tenants/{id} · DELETE /api/v1/admin/api-keys/{hash}
   POST   /api/v1/scheduler/reset-daily-quotas | /scheduler/cleanup-orphaned-pipelines
+  GET    /docs/{tenant}/                           the tenant's site of \`docs generate\` for a browser (admin key as the Basic auth password)
 
 On the local environment runs execute in this process; on cloud environments they start as Cloud Run Jobs executions of the pushed config. Tenant keys come from \`convergence keys create\`, the admin key from \`convergence keys admin create\`. Each tenant gets its plan's requests_per_minute; all API requests share --rate-limit per second.
 

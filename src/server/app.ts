@@ -12,6 +12,7 @@ import { RateLimiter } from '../lib/rate-limiter.ts';
 import { HttpError, toHttpFailure, type ApiErrorBody } from './http-errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { RouteMethods } from './route-methods.ts';
@@ -175,7 +176,7 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
     const failure = httpFailureOf(err);
     if (failure.unexpected) request.log.error({ err }, 'unexpected failure');
     if (failure.statusCode === 401)
-      metrics.authFailures.inc({ kind: request.url.includes('/admin/') || request.url.includes('/scheduler/') ? 'admin' : 'api' });
+      metrics.authFailures.inc({ kind: isAdminPath(request.url) ? 'admin' : 'api' });
     void reply
       .code(failure.statusCode)
       .headers(failure.headers)
@@ -216,6 +217,7 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
   await app.register(healthRoutes(parts));
   await app.register(pipelineRoutes(parts), { prefix: '/api/v1/pipelines' });
   await app.register(adminRoutes(parts), { prefix: '/api/v1' });
+  await app.register(docsRoutes(parts));
   return { app, parts };
 }
 
@@ -277,6 +279,9 @@ function plainError(err: Error): Record<string, unknown> {
     ...cause,
   };
 }
+
+/** Paths behind the admin key: their failed authentications count as admin ones. */
+const isAdminPath = (url: string) => url.includes('/admin/') || url.includes('/scheduler/') || url.startsWith('/docs/');
 
 /** Trusts the `hops` proxies nearest to the server (what proxy-addr makes of a number). */
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;

@@ -28,8 +28,54 @@ export async function generateSite(ctx: ServiceContext, tenantId: string): Promi
   return { model, files };
 }
 
+export interface PublishedSite {
+  tenantId: string;
+  env: string;
+  /** The site folder, absolute. */
+  dir: string;
+  /** Its index.html, absolute. */
+  index: string;
+  files: number;
+  pipelines: number;
+  tables: number;
+  lineageNodes: number;
+  lineageEdges: number;
+  /** Runs charted over all pipeline pages. */
+  runsCharted: number;
+  problems: string[];
+  ms: number;
+}
+
+/** `docs generate`: the tenant's site written to `outDir` (default docs/<tenant> of the workspace). */
+export async function publishSite(
+  ctx: ServiceContext,
+  tenantId: string,
+  options: { outDir?: string; onProgress?(message: string): void } = {},
+): Promise<PublishedSite> {
+  const started = Date.now();
+  options.onProgress?.(`reading configs and ${ctx.env.name} metadata`);
+  const { model, files } = await generateSite(ctx, tenantId);
+  const target = options.outDir ?? defaultSiteDir(ctx.workspace.root, tenantId);
+  options.onProgress?.(`writing ${files.size} files`);
+  const dir = await writeSite(ctx.workspace.root, target, files);
+  return {
+    tenantId,
+    env: model.env,
+    dir,
+    index: path.join(dir, 'index.html'),
+    files: files.size,
+    pipelines: model.pipelines.length,
+    tables: model.tables.length,
+    lineageNodes: model.lineage.nodes.length,
+    lineageEdges: model.lineage.edges.length,
+    runsCharted: model.pipelines.reduce((sum, p) => sum + p.runs.length, 0),
+    problems: model.problems,
+    ms: Date.now() - started,
+  };
+}
+
 /** `docs/<tenant>` under the workspace: where the site goes when --out is not given. */
-export const defaultSiteDir = (root: string, tenantId: string) => path.join(root, 'docs', tenantId);
+const defaultSiteDir = (root: string, tenantId: string) => path.join(root, 'docs', tenantId);
 
 /**
  * Writes the site to `outDir` whole or not at all: the files go to a fresh sibling folder that
