@@ -6,6 +6,7 @@
 //   npm run bench -- bigquery --rounds=3
 //   npm run bench -- sources --ndjson-rows=100000 --parquet-rows=200000 --rounds=1
 //   npm run bench -- backfill --dates=30 --runs=100000 --rounds=3
+//   npm run bench -- docs --pipelines=100 --runs=10000 --rounds=3
 const parts = {
   startup: () => import('./startup.mjs'),
   engine: () => import('./engine.mjs'),
@@ -13,6 +14,7 @@ const parts = {
   bigquery: () => import('./bigquery.mjs'),
   sources: () => import('./sources.mjs'),
   backfill: () => import('./backfill.mjs'),
+  docs: () => import('./docs.mjs'),
 };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length ? wanted : Object.keys(parts)) {

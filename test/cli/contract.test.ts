@@ -96,6 +96,8 @@ describe('help', () => {
       'monitoring:list',
       'notifications:test',
       'serve',
+      'docs:generate',
+      'docs:serve',
     ]) {
       assert.ok(ids.includes(id), `${id} is in oclif.manifest.json`);
     }
@@ -276,6 +278,16 @@ describe('--json on every command', () => {
     await ok('quota:reset', ['--tenant', 'json_co', '--yes']);
     await ok('maintenance:cleanup-orphans', ['--dry-run']);
     await ok('job', ['reset-quotas', '--tenant', 'json_co']);
+    const site = await ok<{ pipelines: number; dir: string }>('docs:generate', ['--tenant', 'json_co']);
+    assert.equal(site.dir, path.join(ws, 'docs', 'json_co'));
+    {
+      const server = await startServe(ws, ['--json'], undefined, ['docs', 'serve', '--tenant', 'json_co']);
+      assert.equal((await fetch(server.url)).status, 200);
+      const r = await server.stop();
+      assert.equal(r.exitCode, 0, show(r));
+      assert.equal((envelopeOf(r, 'docs serve --json').result as { url: string }).url, server.url);
+      covered.add('docs:serve');
+    }
     {
       // serve runs until a signal: its envelope is printed when SIGTERM has stopped it.
       const server = await startServe(ws, ['--json']);

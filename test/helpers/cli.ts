@@ -142,8 +142,19 @@ export interface ServeProcess {
 }
 
 /** Starts `convergence serve --port 0 ...args` and waits until it says where it listens. */
-export async function startServe(cwd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', ...args], { cwd, ...(env ? { env } : {}), timeoutMs: 300_000, keepFinalNewline: true });
+export async function startServe(
+  cwd: string,
+  args: string[] = [],
+  env?: Record<string, string | undefined>,
+  /** The serving command: `serve`, or e.g. `docs serve --tenant t`. */
+  command: string[] = ['serve'],
+): Promise<ServeProcess> {
+  const child = spawnCli([...command, '--port', '0', ...args], {
+    cwd,
+    ...(env ? { env } : {}),
+    timeoutMs: 300_000,
+    keepFinalNewline: true,
+  });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr?.on('data', (chunk: Buffer) => {

@@ -36,7 +36,9 @@ export default class DocsServe extends BaseCommand<typeof DocsServe> {
         process.stderr.write(`docs serve: site of ${site.model.tenantId} generated in ${ms} ms (${site.files.size} files)\n`),
       onError: (err) => process.stderr.write(`docs serve: ${err instanceof Error ? err.message : String(err)}\n`),
     });
-    process.stderr.write(`docs serve: ${this.flags.tenant} (${ctx.env.name}) on ${server.url}; Ctrl-C stops\n`);
+    process.stderr.write(
+      `docs serve: listening on ${server.url} (site of ${this.flags.tenant}, environment ${ctx.env.name}); Ctrl-C stops\n`,
+    );
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
