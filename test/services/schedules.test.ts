@@ -225,7 +225,7 @@ describe("the scheduler's permission to start the job with overrides", () => {
     assert.match(err.message, /run\.jobs\.runWithOverrides/);
     assert.ok(
       (err.suggestion ?? '').includes(
-        `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.developer`,
+        `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.jobsExecutorWithOverrides`,
       ),
       err.suggestion,
     );
@@ -248,7 +248,7 @@ describe("the scheduler's permission to start the job with overrides", () => {
     assert.equal(failed?.status, 'fail', failed?.detail);
     assert.equal(
       failed?.fix,
-      `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.developer`,
+      `gcloud run jobs add-iam-policy-binding convergence-job --region us-central1 --member serviceAccount:${invokerOnly} --role roles/run.jobsExecutorWithOverrides`,
     );
     grantRunWithOverrides(invokerOnly);
     assert.equal((await schedulerCheck())?.status, 'pass');

@@ -124,7 +124,8 @@ function desiredJobs(env: CloudEnv, parent: string): Array<{ plan: JobPlan; spec
 
 /**
  * Ticks start the job with container overrides, which Cloud Run allows only with this permission
- * on the job (roles/run.developer holds it; roles/run.invoker has run.jobs.run alone).
+ * on the job (roles/run.jobsExecutorWithOverrides holds it and no more, as `setup` grants it;
+ * roles/run.invoker has run.jobs.run alone).
  */
 const RUN_WITH_OVERRIDES = 'run.jobs.runWithOverrides';
 
@@ -150,7 +151,7 @@ export async function schedulerRunPermission(env: CloudEnv, platform: RunPlatfor
     job,
     serviceAccount,
     granted: held.includes(RUN_WITH_OVERRIDES),
-    grant: `gcloud run jobs add-iam-policy-binding ${job} --region ${env.settings.region} --member serviceAccount:${serviceAccount} --role roles/run.developer`,
+    grant: `gcloud run jobs add-iam-policy-binding ${job} --region ${env.settings.region} --member serviceAccount:${serviceAccount} --role roles/run.jobsExecutorWithOverrides`,
   };
 }
 
