@@ -173,6 +173,16 @@ export function templateNames(text: string): { variables: string[]; secrets: str
   return { variables: [...out.variables], secrets: [...out.secrets], refs: [...out.refs] };
 }
 
+/** The tables a transform's `{{ ref('x') }}` tags name, each once, in order of first mention. */
+export function sqlRefs(text: string): string[] {
+  const refs = new Set<string>();
+  replaceTags(text, (tag) => {
+    if (tag.fn === 'ref') refs.add(tag.arg!);
+    return '';
+  });
+  return [...refs];
+}
+
 /** The filters a text uses that do not exist, each with its tag, for validation. */
 export function unknownFilters(text: string): Array<{ tag: string; filter: string }> {
   return [...text.matchAll(TAG)]
