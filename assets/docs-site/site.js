@@ -178,6 +178,7 @@
         return STATUS_COLOURS[s] || PALETTE[i % PALETTE.length];
       }),
       points: true,
+      byDay: true,
       data: [days].concat(
         statuses.map(function (status) {
           return days.map(function (day) {
@@ -201,6 +202,7 @@
         return series.label;
       }),
       points: true,
+      byDay: true,
       data: [days.map(daySeconds)].concat(
         dq.map(function (series) {
           var byDay = {};
@@ -212,6 +214,22 @@
           });
         }),
       ),
+    };
+  }
+
+  /**
+   * The x range: at least `span` seconds wide and padded by `pad`, so a single day or two runs
+   * minutes apart do not leave uPlot guessing a range years wide.
+   */
+  function xRange(span, pad) {
+    return function (u, min, max) {
+      // With one point uPlot hands over a range a thousand days wide: centre on the point instead.
+      if (u.data[0].length === 1) min = max = u.data[0][0];
+      if (max - min < span) {
+        var mid = (min + max) / 2;
+        return [mid - span / 2, mid + span / 2];
+      }
+      return [min - pad, max + pad];
     };
   }
 
@@ -240,7 +258,7 @@
       {
         width: Math.max(320, target.clientWidth || 800),
         height: 220,
-        scales: { x: { time: true } },
+        scales: { x: { time: true, range: chart.byDay ? xRange(3 * DAY, DAY / 2) : xRange(3600, 0) } },
         series: series,
         hooks: {
           draw: [
