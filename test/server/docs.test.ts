@@ -61,7 +61,7 @@ describe('GET /docs/<tenant>/', () => {
     assert.equal((await h.call({ method: 'GET', url: '/docs/ACME;drop/', admin: h.keys.admin })).statusCode, 400);
     for (const url of [
       '/docs/acme_corp/..%2F..%2Fconvergence.yaml',
-      '/docs/acme_corp/%2e%2e/other_co/index.html',
+      '/docs/acme_corp/%2e%2e%2fother_co%2findex.html',
       '/docs/acme_corp/.convergence-site',
       '/docs/acme_corp/tables/no_such_table.html',
     ]) {

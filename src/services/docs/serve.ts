@@ -3,7 +3,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ServiceContext } from '../context.ts';
-import { requireTenant } from '../tenants.ts';
 import type { GeneratedSite } from './site.ts';
 import { SiteCache } from './site-cache.ts';
 import { siteFile, SITE_CONTENT_SECURITY_POLICY } from './site-files.ts';
@@ -37,8 +36,8 @@ export const SITE_HEADERS = {
  * naming another host are refused, so a web page cannot reach the site through DNS rebinding.
  */
 export async function serveSite(ctx: ServiceContext, options: SiteServerOptions): Promise<SiteServer> {
-  await requireTenant(ctx, options.tenantId, { allowDeleted: true });
   const cache = new SiteCache(ctx, options.tenantId, { maxAgeMs: options.maxAgeMs, onGenerated: options.onGenerated });
+  // Generated before listening: an unknown tenant or a broken config is reported, not served.
   await cache.files();
   const allowedHosts = new Set<string>();
   const server = http.createServer((request, response) => {

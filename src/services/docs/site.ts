@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assertTenantId } from '../../domain/ids.ts';
 import { usageError } from '../../lib/errors.ts';
 import { isInside } from '../../lib/paths.ts';
 import type { ServiceContext } from '../context.ts';
-import { requireTenant } from '../tenants.ts';
 import { collectSiteModel } from './collect.ts';
 import type { SiteFiles, SiteModel } from './model.ts';
 import { renderSite } from './render/index.ts';
@@ -18,10 +16,8 @@ export interface GeneratedSite {
   files: SiteFiles;
 }
 
-/** The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere). */
+/** The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere); exit 8 for an unknown tenant. */
 export async function generateSite(ctx: ServiceContext, tenantId: string): Promise<GeneratedSite> {
-  assertTenantId(tenantId);
-  await requireTenant(ctx, tenantId, { allowDeleted: true });
   const model = await collectSiteModel(ctx, tenantId);
   const files = await renderSite(model);
   files.set(SITE_MARKER, `${JSON.stringify({ tenant_id: tenantId, env: model.env, generated_at: model.generatedAt })}\n`);
