@@ -175,8 +175,7 @@ export async function buildServer(ctx: ServiceContext, options: ServerOptions): 
   app.setErrorHandler((err: FastifyError | HttpError | Error, request, reply) => {
     const failure = httpFailureOf(err);
     if (failure.unexpected) request.log.error({ err }, 'unexpected failure');
-    if (failure.statusCode === 401)
-      metrics.authFailures.inc({ kind: isAdminPath(request.url) ? 'admin' : 'api' });
+    if (failure.statusCode === 401) metrics.authFailures.inc({ kind: isAdminPath(request.url) ? 'admin' : 'api' });
     void reply
       .code(failure.statusCode)
       .headers(failure.headers)

@@ -32,8 +32,8 @@ export interface Lineage {
 }
 
 export const tableNode = (name: string) => `table:${name}`;
-export const sourceNode = (sourceId: string) => `source:${sourceId}`;
-export const checkNode = (pipelineId: string, step: string) => `check:${pipelineId}/${step}`;
+const sourceNode = (sourceId: string) => `source:${sourceId}`;
+const checkNode = (pipelineId: string, step: string) => `check:${pipelineId}/${step}`;
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -41,7 +41,7 @@ const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * Second line of a source's box. A REST endpoint shows method, origin and path only: user info,
  * query values and headers may hold credentials, and the site is for reading, not for calling.
  */
-export function sourceDetail(source: SourceConfig): string {
+function sourceDetail(source: SourceConfig): string {
   if (source.type === 'file') return `file ${source.format} ${source.path}`;
   try {
     const url = new URL(source.url);

@@ -23,7 +23,7 @@ export interface SiteModel {
 }
 
 /** `source`: a file glob or REST endpoint; `check`: a DQ step (its rules gate what comes after it). */
-export type LineageNodeKind = 'source' | 'table' | 'view' | 'check';
+type LineageNodeKind = 'source' | 'table' | 'view' | 'check';
 
 export interface LineageNode {
   /**
