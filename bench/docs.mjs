@@ -81,16 +81,16 @@ async function seedHistory(database, { runs, pipelines }) {
     await conn.run(
       `CREATE TEMP TABLE bench_runs AS
        SELECT CAST(uuid() AS VARCHAR) AS id, 'p_' || CAST(i % ${pipelines} AS VARCHAR) AS pipeline_id, i,
-         now() - to_minutes(i) AS at, CASE WHEN i % 50 = 0 THEN 'FAILED' ELSE 'COMPLETE' END AS status
+         now() - to_minutes(i) AS made_at, CASE WHEN i % 50 = 0 THEN 'FAILED' ELSE 'COMPLETE' END AS status
        FROM range(${runs}) AS t(i)`,
     );
     await conn.run(
       `INSERT INTO tenants.tenant_pipeline_runs BY NAME
        SELECT id AS pipeline_logging_id, '${TENANT}' AS tenant_id, pipeline_id, status, 'scheduled' AS trigger_type,
-         CAST(at AS DATE) AS run_date, at AS start_time, at + to_milliseconds(1000 + (i * 7919) % 60000) AS end_time,
+         CAST(made_at AS DATE) AS run_date, made_at AS start_time, made_at + to_milliseconds(1000 + (i * 7919) % 60000) AS end_time,
          1000 + (i * 7919) % 60000 AS duration_ms, i % 5000 AS rows_processed,
          CASE WHEN status = 'FAILED' THEN 'step check failed' END AS error_message,
-         CASE WHEN status = 'FAILED' THEN 4 ELSE 0 END AS exit_code, false AS cancel_requested, at AS created_at, at AS updated_at
+         CASE WHEN status = 'FAILED' THEN 4 ELSE 0 END AS exit_code, false AS cancel_requested, made_at AS created_at, made_at AS updated_at
        FROM bench_runs`,
     );
     await conn.run(
@@ -98,7 +98,7 @@ async function seedHistory(database, { runs, pipelines }) {
        SELECT CAST(uuid() AS VARCHAR) AS dq_result_id, r.id AS pipeline_logging_id, '${TENANT}' AS tenant_id, r.pipeline_id,
          'check' AS step_name, 't_' || substr(r.pipeline_id, 3) AS table_name, rule AS rule_name, rule AS check_type, 'id' AS column_name,
          'error' AS severity, NOT (r.status = 'FAILED' AND rule = 'unique_id') AS passed,
-         CASE WHEN r.status = 'FAILED' AND rule = 'unique_id' THEN 3 ELSE 0 END AS failing_count, 100 AS total_count, r.at AS checked_at
+         CASE WHEN r.status = 'FAILED' AND rule = 'unique_id' THEN 3 ELSE 0 END AS failing_count, 100 AS total_count, r.made_at AS checked_at
        FROM bench_runs AS r, (SELECT unnest(${JSON.stringify(RULES).replaceAll('"', "'")}) AS rule)`,
     );
   } finally {

@@ -111,6 +111,22 @@ export function warehouseContract(name: string, make: () => Promise<WarehouseFix
       assert.equal(await wh.getTableFields(ds, 'nope'), undefined);
     });
 
+    it('tells the columns of every table of a dataset: in one read where it offers one, else table by table', async () => {
+      const shape = (fields: FieldSpec[] | undefined) => fields?.map((f) => ({ name: f.name, type: f.type, mode: f.mode ?? 'NULLABLE' }));
+      const everyTable = async () =>
+        wh.getDatasetFields
+          ? wh.getDatasetFields(ds)
+          : new Map(await Promise.all((await wh.listTables(ds)).map(async (t) => [t, (await wh.getTableFields(ds, t))!] as const)));
+      await wh.createDataset(ds);
+      assert.equal((await everyTable()).size, 0);
+      await wh.createTable(ds, ALL_TYPES);
+      await wh.createTable(ds, PEOPLE);
+      const all = await everyTable();
+      assert.deepEqual([...all.keys()].sort(), ['all_types', 'people']);
+      assert.deepEqual(shape(all.get('all_types')), shape(ALL_TYPES.fields));
+      assert.deepEqual(shape(all.get('people')), shape(PEOPLE.fields));
+    });
+
     it('selects with =, !=, <, <=, >, >=, in, is null, is not null and bare values', async () => {
       await withPeople();
       const where = async (w: Parameters<Warehouse['select']>[2]) => ids(await wh.select(ds, 'people', { ...w, orderBy: [['id', 'asc']] }));

@@ -223,6 +223,11 @@ export interface Warehouse {
   dropTable(dataset: string, table: string): Promise<void>;
   /** Current columns, or undefined when the table does not exist. */
   getTableFields(dataset: string, table: string): Promise<FieldSpec[] | undefined>;
+  /**
+   * Current columns of every table and view of the dataset, in one read. Omitted where a lookup
+   * per table costs no more (BigQuery answers each from table metadata).
+   */
+  getDatasetFields?(dataset: string): Promise<Map<string, FieldSpec[]>>;
 
   insert(dataset: string, table: string, rows: Row[]): Promise<void>;
   select(dataset: string, table: string, options?: SelectOptions): Promise<Row[]>;

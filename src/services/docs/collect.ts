@@ -1,5 +1,6 @@
-import type { Warehouse } from '../../backends/warehouse/port.ts';
+import type { FieldSpec, Warehouse } from '../../backends/warehouse/port.ts';
 import { assertTenantId } from '../../domain/ids.ts';
+import { mapWithLimit } from '../../lib/concurrency.ts';
 import { redactCredentials } from '../../lib/redaction.ts';
 import type { ServiceContext } from '../context.ts';
 import { requireTenant } from '../tenants.ts';
@@ -8,7 +9,7 @@ import { buildLineage, tableNode, type Lineage, type TableFacts } from './lineag
 import { pipelineHref, tableHref, type ColumnInfo, type LineageGraph, type PipelinePage, type SiteModel, type TablePage } from './model.ts';
 import { readPipelines, type ReadPipeline } from './pipelines-read.ts';
 
-/** Column lookups in flight at once: one request each on BigQuery, a queued file open each on DuckDB. */
+/** Column lookups in flight at once where the warehouse looks tables up one by one (one request each on BigQuery). */
 const COLUMN_LOOKUPS = 8;
 
 /**
@@ -16,12 +17,17 @@ const COLUMN_LOOKUPS = 8;
  * they make, columns from the warehouse and run/DQ history from the metadata tables. Reads only:
  * a handful of SELECTs filtered by the tenant, plus one column lookup per table.
  */
-export async function collectSiteModel(ctx: ServiceContext, tenantId: string): Promise<SiteModel> {
+export async function collectSiteModel(
+  ctx: ServiceContext,
+  tenantId: string,
+  options: { onLineage?(graph: LineageGraph): void } = {},
+): Promise<SiteModel> {
   assertTenantId(tenantId);
   const profile = await requireTenant(ctx, tenantId, { allowDeleted: true });
   const warehouse = await ctx.backends.warehouse();
   const pipelines = await readPipelines(ctx, tenantId);
   const lineage = buildLineage(pipelines.flatMap((p) => (p.bundle ? [p.bundle] : [])));
+  options.onLineage?.(lineage.graph);
   // The tenant's tables live in the dataset named after it, as the run engine writes them.
   const [history, columns] = await Promise.all([
     readHistory(warehouse, tenantId),
@@ -49,16 +55,17 @@ function problemOf(pipeline: ReadPipeline): string[] {
 
 async function readColumns(warehouse: Warehouse, dataset: string, tables: string[]): Promise<Map<string, ColumnInfo[] | null>> {
   const columns = new Map<string, ColumnInfo[] | null>();
-  const queue = [...tables];
-  const worker = async () => {
-    for (let table = queue.shift(); table !== undefined; table = queue.shift()) {
-      const fields = await warehouse.getTableFields(dataset, table);
-      columns.set(table, fields ? fields.map((f) => ({ name: f.name, type: f.type, mode: f.mode ?? null })) : null);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(COLUMN_LOOKUPS, tables.length) }, worker));
+  if (warehouse.getDatasetFields) {
+    const all = await warehouse.getDatasetFields(dataset);
+    for (const table of tables) columns.set(table, all.get(table)?.map(columnInfo) ?? null);
+    return columns;
+  }
+  const found = await mapWithLimit(tables, COLUMN_LOOKUPS, (table) => warehouse.getTableFields(dataset, table));
+  tables.forEach((table, i) => columns.set(table, found[i]?.map(columnInfo) ?? null));
   return columns;
 }
+
+const columnInfo = (f: FieldSpec): ColumnInfo => ({ name: f.name, type: f.type, mode: f.mode ?? null });
 
 /** Node ids one edge away from each node, sorted. */
 function neighbours(graph: LineageGraph): { up: Map<string, Set<string>>; down: Map<string, Set<string>> } {

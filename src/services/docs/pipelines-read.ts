@@ -1,3 +1,4 @@
+import { mapWithLimit } from '../../lib/concurrency.ts';
 import { redactCredentials } from '../../lib/redaction.ts';
 import type { ServiceContext } from '../context.ts';
 import { loadBundle, loadPushedBundle, type PipelineBundle } from '../pipelines/bundle.ts';
@@ -18,6 +19,9 @@ export interface ReadPipeline {
   error: string | null;
 }
 
+/** Pipelines read at once. */
+const CONCURRENT_READS = 8;
+
 /** Lines of a failure kept on a page: enough for a validation report, not a whole stack of them. */
 const ERROR_LINES = 10;
 
@@ -33,13 +37,15 @@ function failureText(err: unknown): string {
  */
 export async function readPipelines(ctx: ServiceContext, tenantId: string): Promise<ReadPipeline[]> {
   const pushed = await activePushedConfigs(ctx, tenantId);
-  const read: ReadPipeline[] = [];
-  for (const relative of await listConfigFiles(ctx.workspace.root, tenantId, 'pipeline')) {
-    const pipelineId = pipelineIdOf(relative);
-    pushed.delete(pipelineId);
-    read.push(await readWorkspacePipeline(ctx.workspace.root, tenantId, relative, pipelineId));
-  }
-  for (const config of pushed.values()) read.push(await readPushedPipeline(tenantId, config));
+  const files = await listConfigFiles(ctx.workspace.root, tenantId, 'pipeline');
+  for (const relative of files) pushed.delete(pipelineIdOf(relative));
+  // Reading is mostly waiting on small files: a few at a time overlap the waits.
+  const read = [
+    ...(await mapWithLimit(files, CONCURRENT_READS, (relative) =>
+      readWorkspacePipeline(ctx.workspace.root, tenantId, relative, pipelineIdOf(relative)),
+    )),
+    ...(await mapWithLimit([...pushed.values()], CONCURRENT_READS, (config) => readPushedPipeline(tenantId, config))),
+  ];
   return read.sort((a, b) => (a.pipelineId < b.pipelineId ? -1 : a.pipelineId > b.pipelineId ? 1 : 0));
 }
 

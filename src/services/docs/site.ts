@@ -6,6 +6,7 @@ import { isInside } from '../../lib/paths.ts';
 import type { ServiceContext } from '../context.ts';
 import { collectSiteModel } from './collect.ts';
 import type { SiteFiles, SiteModel } from './model.ts';
+import { layoutLineage, type LaidOutGraph } from './render/graph.ts';
 import { renderSite } from './render/index.ts';
 
 /** Written into every generated site: a folder holding it may be replaced by the next generation. */
@@ -18,8 +19,16 @@ export interface GeneratedSite {
 
 /** The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere); exit 8 for an unknown tenant. */
 export async function generateSite(ctx: ServiceContext, tenantId: string): Promise<GeneratedSite> {
-  const model = await collectSiteModel(ctx, tenantId);
-  const files = await renderSite(model);
+  // Laying the lineage out is work for this thread while the metadata reads wait on the
+  // warehouse: started as soon as the graph is known, the two overlap.
+  let layout: Promise<LaidOutGraph> | undefined;
+  const model = await collectSiteModel(ctx, tenantId, {
+    onLineage: (graph) => {
+      layout = layoutLineage(graph);
+      layout.catch(() => undefined);
+    },
+  });
+  const files = await renderSite(model, layout);
   files.set(SITE_MARKER, `${JSON.stringify({ tenant_id: tenantId, env: model.env, generated_at: model.generatedAt })}\n`);
   return { model, files };
 }

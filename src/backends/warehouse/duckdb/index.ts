@@ -186,11 +186,26 @@ export class DuckDbWarehouse implements Warehouse {
         { d: dataset, t: table },
       );
       if (rows.length === 0) return undefined;
-      return rows.map((r) => ({
-        name: String(r['column_name']),
-        type: fieldType(String(r['data_type'])),
-        mode: r['is_nullable'] ? ('NULLABLE' as const) : ('REQUIRED' as const),
-      }));
+      return rows.map(fieldOfColumn);
+    });
+  }
+
+  async getDatasetFields(dataset: string): Promise<Map<string, FieldSpec[]>> {
+    assertIdentifier('dataset', dataset);
+    return this.#session(async (s) => {
+      const rows = await s.rows(
+        `SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns()
+         WHERE database_name = current_database() AND schema_name = $d ORDER BY table_name, column_index`,
+        { d: dataset },
+      );
+      const tables = new Map<string, FieldSpec[]>();
+      for (const r of rows) {
+        const table = String(r['table_name']);
+        const fields = tables.get(table) ?? [];
+        if (fields.length === 0) tables.set(table, fields);
+        fields.push(fieldOfColumn(r));
+      }
+      return tables;
     });
   }
 
@@ -340,4 +355,13 @@ export class DuckDbWarehouse implements Warehouse {
     await closeFile(this.#file);
     await this.#gate.close();
   }
+}
+
+/** A row of duckdb_columns() as the port's field. */
+function fieldOfColumn(r: Row): FieldSpec {
+  return {
+    name: String(r['column_name']),
+    type: fieldType(String(r['data_type'])),
+    mode: r['is_nullable'] ? 'NULLABLE' : 'REQUIRED',
+  };
 }

@@ -45,6 +45,13 @@ const LAYOUT_OPTIONS = {
   'elk.padding': `[top=${MARGIN},left=${MARGIN},bottom=${MARGIN},right=${MARGIN}]`,
 };
 
+/**
+ * Beyond this many nodes crossing minimisation makes one pass instead of ELK's default seven:
+ * a tenant of a hundred pipelines lays out in half the time, and a graph that large is read by
+ * following highlighted edges rather than by the last few crossings saved.
+ */
+const THOROUGH_LAYOUT_NODES = 150;
+
 export interface LaidOutGraph {
   width: number;
   height: number;
@@ -59,7 +66,7 @@ export async function layoutLineage(graph: LineageGraph): Promise<LaidOutGraph> 
   const ids = new Map(graph.nodes.map((node, i) => [node.id, `n${i}`]));
   const root: ElkNode = {
     id: 'root',
-    layoutOptions: LAYOUT_OPTIONS,
+    layoutOptions: { ...LAYOUT_OPTIONS, 'elk.layered.thoroughness': graph.nodes.length > THOROUGH_LAYOUT_NODES ? '1' : '7' },
     children: [...boxes.values()].map((box) => ({ id: ids.get(box.node.id)!, width: box.width, height: box.height })),
     edges: edges.map((edge, i): ElkExtendedEdge => ({ id: `e${i}`, sources: [ids.get(edge.from)!], targets: [ids.get(edge.to)!] })),
   };
