@@ -3,6 +3,7 @@ import { assertTenantId } from '../../domain/ids.ts';
 import { mapWithLimit } from '../../lib/concurrency.ts';
 import { redactCredentials } from '../../lib/redaction.ts';
 import type { ServiceContext } from '../context.ts';
+import { pipelineStats, type PipelineStats } from '../runs/stats.ts';
 import { requireTenant } from '../tenants.ts';
 import { readHistory, ruleKey, type TenantHistory } from './history.ts';
 import { buildLineage, tableNode, type Lineage, type TableFacts } from './lineage.ts';
@@ -29,10 +30,13 @@ export async function collectSiteModel(
   const lineage = buildLineage(pipelines.flatMap((p) => (p.bundle ? [p.bundle] : [])));
   options.onLineage?.(lineage.graph);
   // The tenant's tables live in the dataset named after it, as the run engine writes them.
-  const [history, columns] = await Promise.all([
+  const [history, stats, columns] = await Promise.all([
     readHistory(warehouse, tenantId),
+    // Summaries count what `pipeline runs --stats` counts, over every recorded run.
+    pipelineStats(ctx, { tenantId, since: new Date(0) }),
     readColumns(warehouse, tenantId, [...lineage.tables.keys()]),
   ]);
+  const summaries = new Map(stats.map((s) => [s.pipelineId, s]));
   return {
     tenantId,
     tenantName: typeof profile.company_name === 'string' ? profile.company_name : null,
@@ -41,7 +45,7 @@ export async function collectSiteModel(
     generatedAt: ctx.now().toISOString(),
     lineage: lineage.graph,
     tables: tablePages(lineage, columns, history),
-    pipelines: pipelines.map((p) => pipelinePage(p, lineage, history)),
+    pipelines: pipelines.map((p) => pipelinePage(p, lineage, history, summaries.get(p.pipelineId))),
     problems: [...pipelines.flatMap(problemOf), ...lineage.problems],
   };
 }
@@ -100,10 +104,9 @@ function tablePages(lineage: Lineage, columns: Map<string, ColumnInfo[] | null>,
     }));
 }
 
-function pipelinePage(pipeline: ReadPipeline, lineage: Lineage, history: TenantHistory): PipelinePage {
+function pipelinePage(pipeline: ReadPipeline, lineage: Lineage, history: TenantHistory, summary: PipelineStats | undefined): PipelinePage {
   const config = pipeline.bundle?.pipeline;
   const runs = history.runs.get(pipeline.pipelineId) ?? [];
-  const summary = history.summaries.get(pipeline.pipelineId);
   return {
     pipelineId: pipeline.pipelineId,
     href: pipelineHref(pipeline.pipelineId),

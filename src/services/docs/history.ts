@@ -1,17 +1,16 @@
 import type { Row, Warehouse } from '../../backends/warehouse/port.ts';
 import { METADATA_DATASET, T } from '../metadata/tables.ts';
-import { MAX_CHARTED_RUNS, type DqLastResult, type DqSeries, type PipelineSummary, type RunPoint } from './model.ts';
+import { MAX_CHARTED_RUNS, type DqLastResult, type DqSeries, type RunPoint } from './model.ts';
 
 /**
- * The run and DQ history of one tenant for its site, in four statements whatever the number of
- * pipelines: charted runs, run summaries, DQ results per rule per UTC day, last result per rule.
+ * The run and DQ history of one tenant for its site, in three statements whatever the number of
+ * pipelines: charted runs, DQ results per rule per UTC day, last result per rule (the run
+ * summaries are `pipeline runs --stats` over all time).
  * Every statement is a SELECT filtered by the tenant id, bound as a parameter.
  */
 export interface TenantHistory {
   /** The newest MAX_CHARTED_RUNS runs of each pipeline, oldest first. */
   runs: Map<string, RunPoint[]>;
-  /** Summaries without lastRun (the newest charted run is that). */
-  summaries: Map<string, Omit<PipelineSummary, 'lastRun'>>;
   /** By pipeline id. */
   dq: Map<string, DqSeries[]>;
   /** By `<pipeline_id>/<step>/<rule>`. */
@@ -20,18 +19,13 @@ export interface TenantHistory {
 
 export const ruleKey = (pipelineId: string, step: string, rule: string) => `${pipelineId}/${step}/${rule}`;
 
-/** A failure is a run the pipeline did not finish on its own terms; a cancel is someone's choice (as run stats count). */
-const FAILURE_STATES = ['FAILED', 'TIMEOUT'] as const;
-const FINISHED_STATES = ['COMPLETE', ...FAILURE_STATES, 'CANCELLED'] as const;
-
 export async function readHistory(warehouse: Warehouse, tenantId: string): Promise<TenantHistory> {
-  const [runs, summaries, dq, lastResults] = await Promise.all([
+  const [runs, dq, lastResults] = await Promise.all([
     chartedRuns(warehouse, tenantId),
-    runSummaries(warehouse, tenantId),
     dqSeries(warehouse, tenantId),
     lastRuleResults(warehouse, tenantId),
   ]);
-  return { runs, summaries, dq, lastResults };
+  return { runs, dq, lastResults };
 }
 
 const numberOrNull = (value: unknown) => (value === null || value === undefined ? null : Number(value));
@@ -74,48 +68,6 @@ ORDER BY pipeline_id, created_at, pipeline_logging_id`;
       trigger: String(r.trigger_type),
       durationMs: numberOrNull(r.duration_ms),
       rowsProcessed: numberOrNull(r.rows_processed),
-    }),
-  );
-}
-
-async function runSummaries(warehouse: Warehouse, tenantId: string): Promise<Map<string, Omit<PipelineSummary, 'lastRun'>>> {
-  const d = warehouse.dialect;
-  const p = d.params();
-  const within = (states: readonly string[]) => `status IN (${states.map((s) => p.add(s)).join(', ')})`;
-  const sql = `WITH runs AS (
-  SELECT pipeline_id, status,
-    ${d.percentileOver('duration_ms', 0.5, 'pipeline_id')} AS p50_ms,
-    ${d.percentileOver('duration_ms', 0.95, 'pipeline_id')} AS p95_ms
-  FROM ${warehouse.qualify(METADATA_DATASET, T.runs)}
-  WHERE tenant_id = ${p.add(tenantId)}
-)
-SELECT pipeline_id,
-  COUNT(*) AS runs,
-  ${d.countIf(within(FINISHED_STATES))} AS finished,
-  ${d.countIf(within(['COMPLETE']))} AS succeeded,
-  ${d.countIf(within(FAILURE_STATES))} AS failed,
-  MAX(p50_ms) AS p50_ms,
-  MAX(p95_ms) AS p95_ms
-FROM runs
-GROUP BY pipeline_id`;
-  const rows = await warehouse.query(sql, p.values);
-  return new Map(
-    rows.map((r) => {
-      const finished = count(r.finished);
-      const succeeded = count(r.succeeded);
-      const p50 = numberOrNull(r.p50_ms);
-      const p95 = numberOrNull(r.p95_ms);
-      return [
-        String(r.pipeline_id),
-        {
-          runs: count(r.runs),
-          succeeded,
-          failed: count(r.failed),
-          successRate: finished === 0 ? null : succeeded / finished,
-          p50DurationMs: p50 === null ? null : Math.round(p50),
-          p95DurationMs: p95 === null ? null : Math.round(p95),
-        },
-      ];
     }),
   );
 }

@@ -148,7 +148,7 @@ export interface DqSeries {
   days: Array<{ day: string; checks: number; passed: number }>;
 }
 
-export interface PipelineSummary {
+interface PipelineSummary {
   /** Runs recorded in this environment (all of them, not only those charted). */
   runs: number;
   succeeded: number;
