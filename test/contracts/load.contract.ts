@@ -77,6 +77,17 @@ export function loadContract(name: string, make: () => Promise<WarehouseFixture>
       assert.match(String(q?.['record']), /"model":\s*"b"/);
     });
 
+    it('quarantines a rejected row once: the same file, line, reason and values read again are not added again', async () => {
+      const rejected = (tokens: string) => row('2025-01-01', 'b', null, `tokens: '${tokens}' is not INT64`);
+      const first = await load({ source: await staged([row('2025-01-01', 'a', 1), rejected('x')]) });
+      const again = await load({ writeMode: 'replace', source: await staged([row('2025-01-01', 'a', 1), rejected('x')]) });
+      assert.deepEqual([first.rowsQuarantined, again.rowsQuarantined], [1, 0]);
+      assert.equal((await wh.select(ds, 'usage__quarantine')).length, 1);
+      const changed = await load({ writeMode: 'replace', source: await staged([row('2025-01-01', 'a', 1), rejected('y')]) });
+      assert.equal(changed.rowsQuarantined, 1, 'the line now says something else: a new rejection');
+      assert.equal((await wh.select(ds, 'usage__quarantine')).length, 2);
+    });
+
     it('appends, replaces, and merges on keys with the last staged occurrence winning', async () => {
       await load({ source: await staged([row('2025-01-01', 'a', 1), row('2025-01-01', 'b', 2)]) });
       await load({ source: await staged([row('2025-01-01', 'a', 1)]) });

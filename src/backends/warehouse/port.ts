@@ -241,7 +241,8 @@ export interface Warehouse {
   /**
    * Lands rows in a destination atomically: creates the table when missing, adds new columns,
    * refuses incompatible type changes (SCHEMA_INCOMPATIBLE, exit 3), applies the write mode,
-   * sends rejected staged rows to quarantine and applies `alsoWrite` — all or nothing.
+   * sends rejected staged rows to quarantine and applies `alsoWrite` — all or nothing. A rejected
+   * row already in quarantine (same file, line, reason and values) is not added or counted again.
    */
   load(request: LoadRequest): Promise<LoadResult>;
 

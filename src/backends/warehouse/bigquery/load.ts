@@ -476,7 +476,11 @@ function transactionScript(input: ScriptInput): string {
     lines.push(
       `INSERT INTO ${quarantine} (_run_id, _quarantined_at, _reason, _source_file, _source_row, record) ` +
         `SELECT ${bindTyped(params, request.runId, 'STRING')}, CURRENT_TIMESTAMP(), ${reason}, st.${bq(SOURCE_FILE_COLUMN)}, ` +
-        `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE ${reason} IS NOT NULL;`,
+        `CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64), ${record} FROM ${relation} AS st WHERE ${reason} IS NOT NULL ` +
+        // Each rejection once: an unchanged file read again adds no second copy (as the DuckDB adapter).
+        `AND NOT EXISTS (SELECT 1 FROM ${quarantine} AS seen WHERE seen._source_file = st.${bq(SOURCE_FILE_COLUMN)} ` +
+        `AND seen._source_row = CAST(st.${bq(SOURCE_ROW_COLUMN)} AS INT64) AND seen._reason = ${reason} ` +
+        `AND TO_JSON_STRING(seen.record) = TO_JSON_STRING(${record}));`,
       `SET ${VARS.quarantined} = @@row_count;`,
     );
   }

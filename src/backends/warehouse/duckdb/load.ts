@@ -66,16 +66,24 @@ async function applySchema(s: Session, table: string, plan: SchemaPlan): Promise
   for (const field of plan.add) await s.exec(`ALTER TABLE ${table} ADD COLUMN ${q(field.name)} ${SQL_TYPE[field.type]}`);
 }
 
+/**
+ * Rejected rows go to `<table>__quarantine`, each once: a row already there from the same file and
+ * line, for the same reason and with the same values (an unchanged file read again, as an
+ * incremental file source does every run) is not added again.
+ */
 async function quarantine(s: Session, request: LoadRequest, relation: Relation, plan: SchemaPlan): Promise<number> {
   const target = `${q(request.dataset)}.${q(quarantineTable(request.table))}`;
-  const record = `to_json(struct_pack(${plan.columns.map((c) => `${q(c.from)} := ${q(c.from)}`).join(', ')}))`;
+  const record = `to_json(struct_pack(${plan.columns.map((c) => `${q(c.from)} := st.${q(c.from)}`).join(', ')}))`;
+  const [reason, file, line] = [REASON_COLUMN, SOURCE_FILE_COLUMN, SOURCE_ROW_COLUMN].map((c) => `st.${q(c)}`);
   await s.exec(
     `CREATE TABLE IF NOT EXISTS ${target} (_run_id VARCHAR, _quarantined_at TIMESTAMPTZ, _reason VARCHAR,
        _source_file VARCHAR, _source_row BIGINT, record JSON)`,
   );
   return s.exec(
-    `INSERT INTO ${target} SELECT $__run, now(), ${q(REASON_COLUMN)}, ${q(SOURCE_FILE_COLUMN)}, CAST(${q(SOURCE_ROW_COLUMN)} AS BIGINT), ${record}
-     FROM ${relation.sql} WHERE ${q(REASON_COLUMN)} IS NOT NULL`,
+    `INSERT INTO ${target} SELECT $__run, now(), ${reason}, ${file}, CAST(${line} AS BIGINT), ${record}
+     FROM ${relation.sql} AS st WHERE ${reason} IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM ${target} AS seen WHERE seen._source_file = ${file} AND seen._source_row = CAST(${line} AS BIGINT)
+         AND seen._reason = ${reason} AND CAST(seen.record AS VARCHAR) = CAST(${record} AS VARCHAR))`,
     { ...relation.params, __run: request.runId },
   );
 }
