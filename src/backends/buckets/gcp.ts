@@ -3,8 +3,8 @@ import { ConvergenceError, ExitCode } from '../../lib/errors.ts';
 import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, toConvergenceError } from '../gcp/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
-import type { PolicyCondition } from '../kms-admin/port.ts';
-import type { BucketState, Buckets, IamPolicy } from './port.ts';
+import type { IamPolicy, PolicyCondition } from '../../domain/iam-policy.ts';
+import type { BucketState, Buckets } from './port.ts';
 
 const API = 'storage.googleapis.com';
 /** roles/storage.admin carries storage.buckets.create/get/update/getIamPolicy/setIamPolicy. */

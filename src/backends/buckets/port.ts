@@ -1,4 +1,4 @@
-import type { IamPolicy } from '../kms-admin/port.ts';
+import type { IamPolicy } from '../../domain/iam-policy.ts';
 
 /**
  * Buckets port: the Cloud Storage buckets `setup` creates (the state bucket) and their IAM
@@ -27,5 +27,3 @@ export type BucketState =
   | { kind: 'missing' }
   | { kind: 'unreadable'; detail: string }
   | { kind: 'ours'; location: string; uniformAccess: boolean; publicAccessPrevention: string; versioning: boolean };
-
-export type { IamPolicy };

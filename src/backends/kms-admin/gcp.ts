@@ -2,7 +2,8 @@ import type { KeyManagementServiceClient } from '@google-cloud/kms';
 import type { GcpClients } from '../gcp/clients.ts';
 import { GrpcCode, googleErrorFacts, toConvergenceError } from '../gcp/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
-import type { CryptoKeyInfo, IamPolicy, KeyRotation, KmsAdmin, PolicyCondition } from './port.ts';
+import type { IamPolicy, PolicyCondition } from '../../domain/iam-policy.ts';
+import type { CryptoKeyInfo, KeyRotation, KmsAdmin } from './port.ts';
 
 type GetIamPolicyRequest = Parameters<KeyManagementServiceClient['getIamPolicy']>[0];
 type SetIamPolicyRequest = Parameters<KeyManagementServiceClient['setIamPolicy']>[0];

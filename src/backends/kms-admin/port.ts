@@ -1,3 +1,5 @@
+import type { IamPolicy } from '../../domain/iam-policy.ts';
+
 /**
  * KmsAdmin port: the Cloud KMS resources `setup` creates (a key ring, one symmetric key with a
  * rotation schedule) and the key's IAM policy. Encrypting with the key is the KeyRing port's job.
@@ -31,21 +33,4 @@ export interface CryptoKeyInfo {
 export interface KeyRotation {
   periodSeconds: number;
   nextRotationTime: Date;
-}
-
-/** An IAM policy as read: its bindings and the etag a write must present. */
-export interface IamPolicy {
-  version: number;
-  /** A conditional binding keeps its condition exactly as read, so a write never drops or widens it. */
-  bindings: { role: string; members: string[]; condition?: PolicyCondition }[];
-  /** Opaque; base64 of the etag bytes. */
-  etag: string;
-}
-
-/** A google.type.Expr, as a conditional binding carries it. */
-export interface PolicyCondition {
-  expression: string;
-  title?: string;
-  description?: string;
-  location?: string;
 }

@@ -2,7 +2,8 @@ import type { protos } from '@google-cloud/resource-manager';
 import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
-import { PolicyConflict, UnknownMember, type PolicyBinding, type ProjectIam, type ProjectPolicy } from './port.ts';
+import type { IamPolicy, PolicyBinding } from '../../domain/iam-policy.ts';
+import { PolicyConflict, UnknownMember, type ProjectIam } from './port.ts';
 
 type IPolicy = protos.google.iam.v1.IPolicy;
 type IBinding = protos.google.iam.v1.IBinding;
@@ -37,11 +38,11 @@ function fromApiBinding(binding: IBinding): PolicyBinding {
   };
 }
 
-function fromApi(policy: IPolicy): ProjectPolicy {
+function fromApi(policy: IPolicy): IamPolicy {
   return { version: policy.version ?? 1, bindings: (policy.bindings ?? []).map(fromApiBinding), etag: etagText(policy.etag) };
 }
 
-function toApi(policy: ProjectPolicy): IPolicy {
+function toApi(policy: IamPolicy): IPolicy {
   return {
     // Written back at the version read with, so conditions are never dropped on the way.
     version: Math.max(policy.version, POLICY_VERSION),
@@ -66,7 +67,7 @@ export class GcpProjectIam implements ProjectIam {
     return this.#clients.target.project;
   }
 
-  async getPolicy(): Promise<ProjectPolicy> {
+  async getPolicy(): Promise<IamPolicy> {
     const client = await this.#clients.projects();
     try {
       const [policy] = await retryTransient(() =>
@@ -78,7 +79,7 @@ export class GcpProjectIam implements ProjectIam {
     }
   }
 
-  async setPolicy(policy: ProjectPolicy): Promise<ProjectPolicy> {
+  async setPolicy(policy: IamPolicy): Promise<IamPolicy> {
     const client = await this.#clients.projects();
     try {
       // No update mask: Google then writes bindings and etag only, so audit configs stay as they are.

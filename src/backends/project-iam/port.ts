@@ -1,3 +1,5 @@
+import type { IamPolicy } from '../../domain/iam-policy.ts';
+
 /**
  * A project's IAM policy (Resource Manager v3 projects.getIamPolicy / setIamPolicy). The policy is
  * one document shared with every other writer of the project, so it is only ever changed by a
@@ -5,46 +7,19 @@
  * whole cycle starts again from a fresh read.
  */
 
-/** A google.type.Expr: the condition of a conditional binding, kept exactly as read. */
-interface BindingCondition {
-  expression: string;
-  title: string;
-  description: string;
-  location: string;
-}
-
-export interface PolicyBinding {
-  role: string;
-  /** e.g. serviceAccount:x@p.iam.gserviceaccount.com, user:a@example.com, group:..., domain:... */
-  members: string[];
-  condition?: BindingCondition;
-}
-
-export interface ProjectPolicy {
-  /** 1 or 3; conditional bindings need 3. */
-  version: number;
-  bindings: PolicyBinding[];
-  /** Opaque token of the version read; setPolicy is refused when the policy changed since. */
-  etag: string;
-}
-
-/** One role for one member, unconditionally, on the whole project. */
-export interface RoleGrant {
-  role: string;
-  member: string;
-}
+export type { RoleGrant } from '../../domain/iam-policy.ts';
 
 export interface ProjectIam {
   /** The project whose policy this is. */
   readonly project: string;
   /** The policy, read at version 3 so conditional bindings come back whole. */
-  getPolicy(): Promise<ProjectPolicy>;
+  getPolicy(): Promise<IamPolicy>;
   /**
    * Writes the bindings of `policy` under its etag; only bindings and etag change (audit configs
    * stay as they are). Throws PolicyConflict when another writer changed the policy since it was
    * read, UnknownMember when a service account it names does not exist (yet).
    */
-  setPolicy(policy: ProjectPolicy): Promise<ProjectPolicy>;
+  setPolicy(policy: IamPolicy): Promise<IamPolicy>;
   close(): Promise<void>;
 }
 

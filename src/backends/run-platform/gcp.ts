@@ -1,5 +1,6 @@
 import type { GcpClients } from '../gcp/clients.ts';
 import { googleErrorFacts, GrpcCode, toConvergenceError } from '../gcp/errors.ts';
+import { grantUnderEtag, type RaceRetry } from '../../domain/iam-policy.ts';
 import { conflictError, notFoundError } from '../../lib/errors.ts';
 import { retryTransient } from '../gcp/retry.ts';
 import { applyTemplateSettings, jobStateOf, jobTemplate, serviceLevelFields, serviceSettingsOf } from './gcp-settings.ts';
@@ -60,8 +61,21 @@ interface JobPolicy {
   version?: number | null;
 }
 
-/** Read-modify-write cycles of a job's IAM policy before a run of concurrent changes is reported. */
-const POLICY_ATTEMPTS = 5;
+/**
+ * The policy as read, with the bindings in the shape the grant merge reads; the etag, version and
+ * every binding's other fields go back exactly as read.
+ */
+const grantable = (policy: JobPolicy) => ({
+  ...policy,
+  bindings: (policy.bindings ?? []).map((b) => ({ ...b, role: b.role ?? '', members: [...(b.members ?? [])] })),
+});
+
+/** Five read-modify-write cycles of a job's IAM policy, one right after the other, before a run of concurrent changes is reported. */
+const JOB_POLICY_RACE: RaceRetry = {
+  policy: { attempts: 5, baseDelayMs: 0, maxDelayMs: 0 },
+  // Someone else changed the policy since it was read: start again from a fresh read.
+  isConflict: (err) => googleErrorFacts(err).grpcCode === GrpcCode.ABORTED,
+};
 
 export class GcpRunPlatform implements RunPlatform {
   readonly #clients: GcpClients;
@@ -347,26 +361,19 @@ export class GcpRunPlatform implements RunPlatform {
 
   async grantJobRole(job: string, role: string, member: string): Promise<void> {
     const client = await this.#clients.runJobs();
-    for (let attempt = 1; ; attempt++) {
-      const policy = await this.#jobPolicy(job);
-      const bindings = (policy.bindings ?? []).map((b) => ({ ...b, members: [...(b.members ?? [])] }));
-      const binding = bindings.find((b) => b.role === role && !b.condition);
-      if (binding?.members.includes(member)) return;
-      if (binding) binding.members.push(member);
-      else bindings.push({ role, members: [member] });
-      try {
-        await client.setIamPolicy(
-          { resource: `${this.#location()}/jobs/${job}`, policy: { ...policy, bindings } } as never,
-          {
-            retry: null,
-          } as never,
-        );
-        return;
-      } catch (err) {
-        // Someone else changed the policy since it was read: start again from a fresh read.
-        if (googleErrorFacts(err).grpcCode === GrpcCode.ABORTED && attempt < POLICY_ATTEMPTS) continue;
-        this.#failIam(err, job, 'run.jobs.setIamPolicy');
-      }
+    const resource = `${this.#location()}/jobs/${job}`;
+    try {
+      await grantUnderEtag(
+        {
+          read: async () => grantable(await this.#jobPolicy(job)),
+          write: (policy) => client.setIamPolicy({ resource, policy } as never, { retry: null } as never),
+        },
+        [{ role, member }],
+        JOB_POLICY_RACE,
+      );
+    } catch (err) {
+      // A refused read is explained already (and passes through); a refused write is explained here.
+      this.#failIam(err, job, 'run.jobs.setIamPolicy');
     }
   }
 

@@ -1,36 +1,22 @@
-import { PolicyConflict, UnknownMember, type ProjectIam, type ProjectPolicy, type RoleGrant } from '../../../backends/project-iam/port.ts';
+import { PolicyConflict, UnknownMember, type ProjectIam } from '../../../backends/project-iam/port.ts';
+import { grantsLacking, grantUnderEtag, type RaceRetry, type RoleGrant } from '../../../domain/iam-policy.ts';
 import { conflictError, usageError } from '../../../lib/errors.ts';
 import { retry, type RetryPolicy } from '../../../lib/retry.ts';
 import { projectGrants } from '../roles.ts';
 import type { PlannedChange, SetupContext, SetupStep } from '../step.ts';
 
+/** The merge of grants into a policy, shared with every other resource setup grants roles on. */
+export { withGrants } from '../../../domain/iam-policy.ts';
+
 /** Google asks for the whole read-modify-write to be retried with backoff when the etag is stale. */
-const CONFLICT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 4000, jitter: 'equal' };
+const CONFLICT_RETRY: RaceRetry = {
+  policy: { attempts: 5, baseDelayMs: 250, maxDelayMs: 4000, jitter: 'equal' },
+  isConflict: (err) => err instanceof PolicyConflict,
+};
 /** An account created a moment ago can take a minute to be known to IAM policies: up to about 45s of waiting. */
 const NEW_ACCOUNT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 16_000, jitter: 'equal' };
 
 const describe = (grant: RoleGrant) => `${grant.role} to ${grant.member}`;
-
-/** Whether the member holds the role unconditionally (a conditional binding grants less). */
-const holds = (policy: ProjectPolicy, grant: RoleGrant) =>
-  policy.bindings.some((binding) => binding.role === grant.role && !binding.condition && binding.members.includes(grant.member));
-
-/**
- * The policy with `grants` added: each missing member joins the role's unconditional binding (or
- * a new one at the end). Nothing the policy has is removed or reordered; conditions stay as read.
- */
-export function withGrants(policy: ProjectPolicy, grants: readonly RoleGrant[]): { policy: ProjectPolicy; added: RoleGrant[] } {
-  const bindings = policy.bindings.map((binding) => ({ ...binding, members: [...binding.members] }));
-  const added: RoleGrant[] = [];
-  for (const grant of grants) {
-    const binding = bindings.find((candidate) => candidate.role === grant.role && !candidate.condition);
-    if (binding?.members.includes(grant.member)) continue;
-    if (binding) binding.members.push(grant.member);
-    else bindings.push({ role: grant.role, members: [grant.member] });
-    added.push(grant);
-  }
-  return { policy: { ...policy, bindings }, added };
-}
 
 async function withProjectIam<T>(setup: SetupContext, work: (iam: ProjectIam) => Promise<T>): Promise<T> {
   const iam = await setup.ctx.backends.projectIam!();
@@ -43,26 +29,21 @@ async function withProjectIam<T>(setup: SetupContext, work: (iam: ProjectIam) =>
 
 async function plan(setup: SetupContext): Promise<PlannedChange[]> {
   const policy = await withProjectIam(setup, (iam) => iam.getPolicy());
-  return projectGrants(setup.names)
-    .filter((grant) => !holds(policy, grant))
-    .map((grant) => ({ action: 'grant', resource: `projects/${setup.project}`, detail: describe(grant) }));
+  return grantsLacking(policy, projectGrants(setup.names)).map((grant) => ({
+    action: 'grant',
+    resource: `projects/${setup.project}`,
+    detail: describe(grant),
+  }));
 }
 
 /** One read-modify-write, started again from a fresh read while another writer keeps winning. */
 async function grantOnce(setup: SetupContext, iam: ProjectIam, grants: readonly RoleGrant[]): Promise<void> {
   try {
-    await retry(
-      async () => {
-        const { policy, added } = withGrants(await iam.getPolicy(), grants);
-        if (added.length > 0) await iam.setPolicy(policy);
-      },
-      CONFLICT_RETRY,
-      { retryable: (err) => err instanceof PolicyConflict },
-    );
+    await grantUnderEtag({ read: () => iam.getPolicy(), write: (policy) => iam.setPolicy(policy) }, grants, CONFLICT_RETRY);
   } catch (err) {
     if (!(err instanceof PolicyConflict)) throw err;
     throw conflictError(
-      `the IAM policy of project ${setup.project} kept changing while setup added its grants (${CONFLICT_RETRY.attempts} attempts): ${err.message}`,
+      `the IAM policy of project ${setup.project} kept changing while setup added its grants (${CONFLICT_RETRY.policy.attempts} attempts): ${err.message}`,
       { suggestion: 'run setup again once the other change to the project policy has finished', cause: err },
     );
   }
