@@ -157,6 +157,9 @@ describe('pipeline runs --stats (built CLI)', () => {
     assert.match(bad.stderr, /--since: "soon" is not a duration/);
     const both = await cli(['pipeline', 'runs', '--tenant', TENANT, '--stats', '--status', 'FAILED']);
     assert.equal(both.exitCode, 2, show(both));
+    const limited = await cli(['pipeline', 'runs', '--tenant', TENANT, '--stats', '--limit', '5']);
+    assert.equal(limited.exitCode, 2, show(limited));
+    assert.match(limited.stderr, /cannot also be provided when using --limit/);
     const none = await cli(['pipeline', 'runs', '--tenant', 'nobody_co', '--stats']);
     assert.equal(none.exitCode, 8, show(none));
   });

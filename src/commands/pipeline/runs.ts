@@ -7,6 +7,8 @@ import { firstLine, formatDuration, runStatus } from '../../cli/display.ts';
 import { listRuns, MAX_LIST_LIMIT, type RunRecord } from '../../services/runs/store.ts';
 import type { PipelineStats } from '../../services/runs/stats.ts';
 
+/** Runs listed when --limit is not given. */
+const DEFAULT_LIMIT = 20;
 /** The window of --stats when --since is not given. */
 const DEFAULT_STATS_WINDOW = '7d';
 
@@ -27,7 +29,13 @@ With --stats, one line per pipeline over the runs created within --since (defaul
     pipeline: Flags.string({ description: 'Only runs of this pipeline' }),
     status: Flags.string({ description: 'Only runs in this status', options: [...RUN_STATES], exclusive: ['stats'] }),
     since: Flags.string({ description: `Only runs created within this long, e.g. 24h or 7d (--stats: default ${DEFAULT_STATS_WINDOW})` }),
-    limit: Flags.integer({ description: `At most this many runs (1-${MAX_LIST_LIMIT})`, default: 20, min: 1, max: MAX_LIST_LIMIT }),
+    // No flag default: a default would count as given and make every --stats call clash with it.
+    limit: Flags.integer({
+      description: `At most this many runs (1-${MAX_LIST_LIMIT}, default ${DEFAULT_LIMIT}); --stats answers every pipeline`,
+      min: 1,
+      max: MAX_LIST_LIMIT,
+      exclusive: ['stats'],
+    }),
     stats: Flags.boolean({ description: 'Per pipeline: runs, success rate, p50/p95 duration, rows and the last failure' }),
   };
 
@@ -37,7 +45,7 @@ With --stats, one line per pipeline over the runs created within --since (defaul
     const ctx = await this.context();
     const runs = await listRuns(ctx, {
       tenantId: this.flags.tenant,
-      limit: this.flags.limit,
+      limit: this.flags.limit ?? DEFAULT_LIMIT,
       ...(this.flags.pipeline ? { pipelineId: this.flags.pipeline } : {}),
       ...(this.flags.status ? { status: this.flags.status as RunState } : {}),
       ...(sinceMs !== undefined ? { since: new Date(ctx.now().getTime() - sinceMs) } : {}),
