@@ -9,7 +9,14 @@
 
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#9333ea', '#ea580c'];
-  var STATUS_COLOURS = { COMPLETE: '#16a34a', FAILED: '#dc2626', RUNNING: '#2563eb', PENDING: '#6b7280', CANCELLED: '#d97706' };
+  var STATUS_COLOURS = {
+    COMPLETE: '#16a34a',
+    FAILED: '#dc2626',
+    TIMEOUT: '#9f1239',
+    RUNNING: '#2563eb',
+    PENDING: '#6b7280',
+    CANCELLED: '#d97706',
+  };
 
   // ---- lineage graph -------------------------------------------------------------------------
 

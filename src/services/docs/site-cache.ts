@@ -42,7 +42,7 @@ export class SiteCache {
   async #generate(): Promise<SiteFiles> {
     this.#stale = false;
     const started = Date.now();
-    const generated = await generateSite(this.#ctx, this.#tenantId);
+    const generated = await generateSite(this.#ctx, this.#tenantId, { offThread: true });
     this.#site = { files: generated.files, at: Date.now() };
     this.#options.onGenerated?.(generated, Date.now() - started);
     return generated.files;

@@ -7,6 +7,7 @@ import type { ServiceContext } from '../context.ts';
 import { collectSiteModel } from './collect.ts';
 import type { SiteFiles, SiteModel } from './model.ts';
 import { layoutLineage, type LaidOutGraph } from './render/graph.ts';
+import { layoutLineageOffThread } from './render/layout-thread.ts';
 import { renderSite } from './render/index.ts';
 
 /** Written into every generated site: a folder holding it may be replaced by the next generation. */
@@ -17,14 +18,17 @@ export interface GeneratedSite {
   files: SiteFiles;
 }
 
-/** The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere); exit 8 for an unknown tenant. */
-export async function generateSite(ctx: ServiceContext, tenantId: string): Promise<GeneratedSite> {
-  // Laying the lineage out is work for this thread while the metadata reads wait on the
-  // warehouse: started as soon as the graph is known, the two overlap.
+/**
+ * The site of one tenant, in memory: read from configs and metadata (nothing is written anywhere);
+ * exit 8 for an unknown tenant. The lineage is laid out as soon as it is known, beside the
+ * metadata reads: on this thread for a one-off generation, or (`offThread`, for servers) on a
+ * kept worker thread, so requests meanwhile are not stalled and later layouts start warm.
+ */
+export async function generateSite(ctx: ServiceContext, tenantId: string, options: { offThread?: boolean } = {}): Promise<GeneratedSite> {
   let layout: Promise<LaidOutGraph> | undefined;
   const model = await collectSiteModel(ctx, tenantId, {
     onLineage: (graph) => {
-      layout = layoutLineage(graph);
+      layout = options.offThread ? layoutLineageOffThread(graph) : layoutLineage(graph);
       layout.catch(() => undefined);
     },
   });
