@@ -2,11 +2,13 @@ import path from 'node:path';
 import type { SiteFiles } from './model.ts';
 
 /**
- * What a browser may run on a site page: its own scripts and styles, nothing fetched, framed or
- * posted. Pages carry the same policy in a meta tag, so it holds from disk too.
+ * What a browser may run on a site page: its own scripts and styles, nothing fetched or posted.
+ * Every page carries it in a meta tag, so it holds from disk too.
  */
-export const SITE_CONTENT_SECURITY_POLICY =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const PAGE_CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'";
+/** The header a server sends with the pages: the page policy, and no framing (a meta tag cannot say that). */
+export const SITE_CONTENT_SECURITY_POLICY = `${PAGE_CONTENT_SECURITY_POLICY}; frame-ancestors 'none'`;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

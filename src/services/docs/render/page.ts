@@ -1,13 +1,6 @@
 import type { SiteModel } from '../model.ts';
+import { PAGE_CONTENT_SECURITY_POLICY } from '../site-files.ts';
 import { assetFrom, esc, hrefFrom, type PageDepth } from './html.ts';
-
-/**
- * The policy every page carries: scripts and styles only from the site's own files, no requests
- * anywhere. `frame-ancestors` is left out because a <meta> policy may not carry it (a host that
- * serves the site adds it in its header).
- */
-const PAGE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; base-uri 'none'; form-action 'none'";
 
 export interface PageShell {
   title: string;
@@ -28,7 +21,7 @@ export function renderPage(model: SiteModel, shell: PageShell): string {
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${esc(PAGE_CSP)}">
+<meta http-equiv="Content-Security-Policy" content="${esc(PAGE_CONTENT_SECURITY_POLICY)}">
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(shell.title)} · ${esc(model.tenantName ?? model.tenantId)}</title>
